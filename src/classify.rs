@@ -1,0 +1,732 @@
+//! Classification: the category and severity of each change, and the cause behind it.
+//!
+//! Severity rules are JSON Pointer patterns (see [`crate::diff::ignore::PathPattern`]) per
+//! group/kind, first match wins; rules from the config come before the built-in table
+//! ([`BUILTIN_RULES`], printed in the README). Whole resources (missing, unmanaged) get a
+//! severity by kind.
+//!
+//! Causes come from the field manager that last wrote a drifted field: the configurable
+//! lists of manual, controller and GitOps managers ([`ManagerClasses`]).
+
+use serde::{Deserialize, Serialize};
+
+use crate::diff::ignore::{ObjectSelector, PathPattern, SegView, wildcard};
+use crate::model::{Category, Cause, DriftType, ResourceKey, Severity};
+
+/// A severity rule as written in the config file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeverityRule {
+    /// API group (`apps`; `""` for core). Default: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Kind glob. Default: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Namespace glob. Default: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Name glob. Default: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// JSON Pointer pattern of the field (`/spec/replicas`, `**/image`). Either `path` or
+    /// `drift` must be set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// `missing` or `unmanaged`: the rule grades whole resources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftType>,
+    /// Category to report (default: the built-in category of that path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<Category>,
+    pub severity: Severity,
+}
+
+/// One built-in rule: (group, kind) globs, path pattern, category, severity.
+pub type BuiltinRule = (&'static str, &'static str, &'static str, Category, Severity);
+
+use Category as C;
+use Severity as S;
+
+/// The built-in field rules, in order; the first match wins.
+pub const BUILTIN_RULES: &[BuiltinRule] = &[
+    ("", "Secret", "/data", C::SecretData, S::High),
+    ("", "Secret", "/stringData", C::SecretData, S::High),
+    ("", "Secret", "/type", C::SecretData, S::High),
+    ("", "ConfigMap", "/data", C::ConfigData, S::Medium),
+    ("", "ConfigMap", "/binaryData", C::ConfigData, S::Medium),
+    (
+        "rbac.authorization.k8s.io",
+        "*Role",
+        "/rules",
+        C::Rbac,
+        S::Critical,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "ClusterRole",
+        "/aggregationRule",
+        C::Rbac,
+        S::Critical,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "*RoleBinding",
+        "/subjects",
+        C::Rbac,
+        S::Critical,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "*RoleBinding",
+        "/roleRef",
+        C::Rbac,
+        S::Critical,
+    ),
+    (
+        "*",
+        "*",
+        "**/securityContext/privileged",
+        C::SecurityContext,
+        S::Critical,
+    ),
+    (
+        "*",
+        "*",
+        "**/securityContext/allowPrivilegeEscalation",
+        C::SecurityContext,
+        S::Critical,
+    ),
+    (
+        "*",
+        "*",
+        "**/securityContext/capabilities",
+        C::SecurityContext,
+        S::Critical,
+    ),
+    (
+        "*",
+        "*",
+        "**/securityContext/runAsUser",
+        C::SecurityContext,
+        S::High,
+    ),
+    (
+        "*",
+        "*",
+        "**/securityContext/runAsNonRoot",
+        C::SecurityContext,
+        S::High,
+    ),
+    ("*", "*", "**/securityContext", C::SecurityContext, S::High),
+    (
+        "*",
+        "*",
+        "**/spec/hostNetwork",
+        C::SecurityContext,
+        S::Critical,
+    ),
+    ("*", "*", "**/spec/hostPID", C::SecurityContext, S::Critical),
+    ("*", "*", "**/spec/hostIPC", C::SecurityContext, S::Critical),
+    (
+        "*",
+        "*",
+        "**/volumes/*/hostPath",
+        C::SecurityContext,
+        S::Critical,
+    ),
+    (
+        "*",
+        "*",
+        "**/spec/serviceAccountName",
+        C::SecurityContext,
+        S::High,
+    ),
+    (
+        "*",
+        "*",
+        "**/spec/serviceAccount",
+        C::SecurityContext,
+        S::High,
+    ),
+    (
+        "*",
+        "*",
+        "**/automountServiceAccountToken",
+        C::SecurityContext,
+        S::Medium,
+    ),
+    ("*", "*", "**/containers/*/image", C::Image, S::High),
+    ("*", "*", "**/initContainers/*/image", C::Image, S::High),
+    (
+        "*",
+        "*",
+        "**/ephemeralContainers/*/image",
+        C::Image,
+        S::High,
+    ),
+    ("*", "*", "**/containers/*/env", C::ConfigData, S::Medium),
+    (
+        "*",
+        "*",
+        "**/containers/*/envFrom",
+        C::ConfigData,
+        S::Medium,
+    ),
+    (
+        "*",
+        "*",
+        "**/initContainers/*/env",
+        C::ConfigData,
+        S::Medium,
+    ),
+    (
+        "*",
+        "*",
+        "**/containers/*/resources",
+        C::Resources,
+        S::Medium,
+    ),
+    (
+        "*",
+        "*",
+        "**/initContainers/*/resources",
+        C::Resources,
+        S::Medium,
+    ),
+    ("*", "*", "**/spec/resources", C::Resources, S::Medium),
+    ("*", "*", "**/containers/*/ports", C::Networking, S::Medium),
+    ("*", "*", "**/*Probe", C::Other, S::Medium),
+    ("*", "*", "**/volumeMounts", C::Other, S::Medium),
+    ("*", "*", "**/lifecycle", C::Other, S::Medium),
+    ("*", "*", "**/command", C::Other, S::Medium),
+    ("*", "*", "**/args", C::Other, S::Medium),
+    ("*", "*", "**/containers/*", C::Other, S::High),
+    ("*", "*", "**/initContainers/*", C::Other, S::High),
+    ("apps", "*", "/spec/replicas", C::Scaling, S::Medium),
+    (
+        "",
+        "ReplicationController",
+        "/spec/replicas",
+        C::Scaling,
+        S::Medium,
+    ),
+    (
+        "autoscaling",
+        "HorizontalPodAutoscaler",
+        "/spec",
+        C::Scaling,
+        S::Medium,
+    ),
+    (
+        "policy",
+        "PodDisruptionBudget",
+        "/spec",
+        C::Scaling,
+        S::Medium,
+    ),
+    ("", "Service", "/spec", C::Networking, S::High),
+    (
+        "networking.k8s.io",
+        "Ingress",
+        "/spec",
+        C::Networking,
+        S::High,
+    ),
+    (
+        "networking.k8s.io",
+        "NetworkPolicy",
+        "/spec",
+        C::Networking,
+        S::High,
+    ),
+    ("*", "*", "**/spec/hostAliases", C::Networking, S::Medium),
+    ("*", "*", "**/spec/dnsPolicy", C::Networking, S::Medium),
+    ("*", "*", "**/spec/dnsConfig", C::Networking, S::Medium),
+    ("*", "*", "**/spec/nodeSelector", C::Scheduling, S::Medium),
+    ("*", "*", "**/spec/affinity", C::Scheduling, S::Medium),
+    ("*", "*", "**/spec/tolerations", C::Scheduling, S::Medium),
+    (
+        "*",
+        "*",
+        "**/spec/topologySpreadConstraints",
+        C::Scheduling,
+        S::Medium,
+    ),
+    (
+        "*",
+        "*",
+        "**/spec/priorityClassName",
+        C::Scheduling,
+        S::Medium,
+    ),
+    ("*", "*", "**/spec/nodeName", C::Scheduling, S::Medium),
+    ("*", "*", "**/spec/schedulerName", C::Scheduling, S::Medium),
+    (
+        "*",
+        "*",
+        "**/spec/runtimeClassName",
+        C::Scheduling,
+        S::Medium,
+    ),
+    ("*", "*", "**/volumes", C::Other, S::Medium),
+    ("*", "*", "/spec/selector", C::Other, S::High),
+    ("*", "*", "/metadata/labels", C::Metadata, S::Low),
+    ("*", "*", "/metadata/annotations", C::Metadata, S::Low),
+    ("*", "*", "**/template/metadata", C::Metadata, S::Low),
+    ("*", "*", "/metadata", C::Metadata, S::Low),
+];
+
+/// Severity of a whole missing resource, by kind (first match; default medium).
+const MISSING: &[(&str, &str, Severity)] = &[
+    ("networking.k8s.io", "NetworkPolicy", S::High),
+    ("rbac.authorization.k8s.io", "*", S::High),
+    ("apps", "*", S::High),
+    ("batch", "*", S::High),
+    ("", "Service", S::High),
+    ("", "Secret", S::High),
+    ("", "ConfigMap", S::High),
+    ("", "ServiceAccount", S::High),
+    ("", "PersistentVolumeClaim", S::High),
+    ("networking.k8s.io", "Ingress", S::High),
+];
+
+/// Severity of a whole unmanaged resource, by kind (first match; default low).
+const UNMANAGED: &[(&str, &str, Severity)] = &[
+    ("rbac.authorization.k8s.io", "*", S::High),
+    ("admissionregistration.k8s.io", "*", S::High),
+    ("networking.k8s.io", "NetworkPolicy", S::Medium),
+    ("apps", "*", S::Medium),
+    ("batch", "*", S::Medium),
+    ("", "Pod", S::Medium),
+    ("", "Service", S::Medium),
+    ("networking.k8s.io", "Ingress", S::Medium),
+    ("", "Secret", S::Medium),
+];
+
+/// Field managers by what they are. Names are globs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManagerClasses {
+    /// People: `kubectl edit/patch/set/scale/label/annotate`, dashboards (browser user agents).
+    #[serde(default = "default_manual")]
+    pub manual: Vec<String>,
+    /// Controllers whose fields are theirs to own: a field present only live and owned
+    /// only by these is not drift (an HPA's `spec.replicas`).
+    #[serde(default = "default_controllers")]
+    pub controller: Vec<String>,
+    /// GitOps appliers: what they own was applied from the desired state.
+    #[serde(default = "default_gitops")]
+    pub gitops: Vec<String>,
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn default_manual() -> Vec<String> {
+    strings(&[
+        "kubectl-edit",
+        "kubectl-patch",
+        "kubectl-set",
+        "kubectl-scale",
+        "kubectl-label",
+        "kubectl-annotate",
+        "kubectl-replace",
+        "kubectl-create",
+        "kubectl-run",
+        "kubectl-expose",
+        "kubectl-rollout",
+        "kubectl",
+        "Mozilla*",
+        "dashboard",
+        "k9s",
+        "Lens*",
+    ])
+}
+
+fn default_controllers() -> Vec<String> {
+    strings(&[
+        "kube-controller-manager",
+        "kube-scheduler",
+        "horizontal-pod-autoscaler",
+        "vpa-updater",
+        "vpa-recommender",
+        "cluster-autoscaler",
+        "keda-operator",
+        "cert-manager*",
+        "linkerd*",
+        "istio*",
+    ])
+}
+
+fn default_gitops() -> Vec<String> {
+    strings(&[
+        "argocd-controller",
+        "argocd-application-controller",
+        "kustomize-controller",
+        "helm-controller",
+        "kubectl-client-side-apply",
+        "helm",
+        "envdrift",
+    ])
+}
+
+impl Default for ManagerClasses {
+    fn default() -> Self {
+        ManagerClasses {
+            manual: default_manual(),
+            controller: default_controllers(),
+            gitops: default_gitops(),
+        }
+    }
+}
+
+impl ManagerClasses {
+    pub fn is_manual(&self, m: &str) -> bool {
+        self.manual.iter().any(|p| wildcard(p, m))
+    }
+    pub fn is_controller(&self, m: &str) -> bool {
+        self.controller.iter().any(|p| wildcard(p, m))
+    }
+    pub fn is_gitops(&self, m: &str) -> bool {
+        self.gitops.iter().any(|p| wildcard(p, m))
+    }
+    /// The cause a manager stands for.
+    pub fn cause_of(&self, m: &str) -> Cause {
+        if self.is_gitops(m) {
+            Cause::Gitops
+        } else if self.is_manual(m) {
+            Cause::Manual
+        } else if self.is_controller(m) {
+            Cause::Controller
+        } else {
+            Cause::Unknown
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct FieldRule {
+    select: ObjectSelector,
+    path: PathPattern,
+    category: Option<Category>,
+    severity: Severity,
+}
+
+#[derive(Debug, Clone)]
+struct KindRule {
+    select: ObjectSelector,
+    drift: DriftType,
+    severity: Severity,
+}
+
+/// Compiled classification rules.
+#[derive(Debug, Clone)]
+pub struct Classifier {
+    fields: Vec<FieldRule>,
+    kinds: Vec<KindRule>,
+    pub managers: ManagerClasses,
+}
+
+/// A rule that cannot be used; names the rule's index in `severity_rules`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    #[error("severity_rules[{index}]: {source}")]
+    BadPath {
+        index: usize,
+        source: crate::diff::ignore::BadPattern,
+    },
+    #[error("severity_rules[{index}]: set exactly one of `path` or `drift`")]
+    PathOrDrift { index: usize },
+    #[error("severity_rules[{index}]: `drift` must be `missing` or `unmanaged`")]
+    BadDrift { index: usize },
+}
+
+fn selector(group: &str, kind: &str) -> ObjectSelector {
+    ObjectSelector {
+        group: (group != "*").then(|| group.to_string()),
+        kind: (kind != "*").then(|| kind.to_string()),
+        ..Default::default()
+    }
+}
+
+impl SeverityRule {
+    fn selector(&self) -> ObjectSelector {
+        ObjectSelector {
+            group: self.group.clone(),
+            kind: self.kind.clone(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+impl Default for Classifier {
+    fn default() -> Self {
+        match Classifier::new(&[], ManagerClasses::default()) {
+            Ok(c) => c,
+            Err(e) => unreachable!("built-in rules are valid: {e}"),
+        }
+    }
+}
+
+impl Classifier {
+    /// User rules first, then the built-in table.
+    pub fn new(user: &[SeverityRule], managers: ManagerClasses) -> Result<Classifier, RuleError> {
+        let mut fields = Vec::new();
+        let mut kinds = Vec::new();
+        for (index, r) in user.iter().enumerate() {
+            match (&r.path, r.drift) {
+                (Some(p), None) => fields.push(FieldRule {
+                    select: r.selector(),
+                    path: PathPattern::parse(p)
+                        .map_err(|source| RuleError::BadPath { index, source })?,
+                    category: r.category,
+                    severity: r.severity,
+                }),
+                (None, Some(DriftType::Modified)) => return Err(RuleError::BadDrift { index }),
+                (None, Some(drift)) => kinds.push(KindRule {
+                    select: r.selector(),
+                    drift,
+                    severity: r.severity,
+                }),
+                _ => return Err(RuleError::PathOrDrift { index }),
+            }
+        }
+        for (g, k, p, c, s) in BUILTIN_RULES {
+            fields.push(FieldRule {
+                select: selector(g, k),
+                path: PathPattern::parse(p).map_err(|source| RuleError::BadPath {
+                    index: usize::MAX,
+                    source,
+                })?,
+                category: Some(*c),
+                severity: *s,
+            });
+        }
+        for (list, drift) in [
+            (MISSING, DriftType::Missing),
+            (UNMANAGED, DriftType::Unmanaged),
+        ] {
+            for (g, k, s) in list {
+                kinds.push(KindRule {
+                    select: selector(g, k),
+                    drift,
+                    severity: *s,
+                });
+            }
+        }
+        Ok(Classifier {
+            fields,
+            kinds,
+            managers,
+        })
+    }
+
+    /// Category and severity of a change at `path` of the object `key`.
+    pub fn classify(&self, key: &ResourceKey, path: &[SegView<'_>]) -> (Category, Severity) {
+        let mut category = None;
+        let mut severity = None;
+        for r in &self.fields {
+            if r.select.selects(key) && r.path.covers(path) {
+                if severity.is_none() {
+                    severity = Some(r.severity);
+                }
+                if category.is_none() {
+                    category = r.category;
+                }
+                if category.is_some() {
+                    break;
+                }
+            }
+        }
+        (
+            category.unwrap_or(Category::Other),
+            severity.unwrap_or(Severity::Low),
+        )
+    }
+
+    /// Severity of a whole missing or unmanaged resource.
+    pub fn resource_severity(&self, key: &ResourceKey, drift: DriftType) -> Severity {
+        self.kinds
+            .iter()
+            .find(|r| r.drift == drift && r.select.selects(key))
+            .map(|r| r.severity)
+            .unwrap_or(match drift {
+                DriftType::Unmanaged => Severity::Low,
+                _ => Severity::Medium,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(group: &str, kind: &str) -> ResourceKey {
+        ResourceKey {
+            group: group.into(),
+            kind: kind.into(),
+            namespace: Some("ns".into()),
+            name: "x".into(),
+        }
+    }
+
+    fn path(p: &str) -> Vec<SegView<'_>> {
+        p.split('/')
+            .skip(1)
+            .map(|t| SegView {
+                token: t,
+                alias: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn builtin_table() {
+        let c = Classifier::default();
+        let dep = key("apps", "Deployment");
+        let cases = [
+            (
+                &dep,
+                "/spec/template/spec/containers/0/image",
+                C::Image,
+                S::High,
+            ),
+            (
+                &dep,
+                "/spec/template/spec/containers/0/securityContext/privileged",
+                C::SecurityContext,
+                S::Critical,
+            ),
+            (
+                &dep,
+                "/spec/template/spec/containers/0/securityContext/readOnlyRootFilesystem",
+                C::SecurityContext,
+                S::High,
+            ),
+            (&dep, "/spec/replicas", C::Scaling, S::Medium),
+            (
+                &dep,
+                "/spec/template/spec/containers/0/env/3",
+                C::ConfigData,
+                S::Medium,
+            ),
+            (
+                &dep,
+                "/spec/template/spec/containers/0/resources/limits/cpu",
+                C::Resources,
+                S::Medium,
+            ),
+            (&dep, "/metadata/labels/owner", C::Metadata, S::Low),
+            (
+                &dep,
+                "/spec/template/spec/nodeSelector/zone",
+                C::Scheduling,
+                S::Medium,
+            ),
+            (&dep, "/spec/template/spec/containers/1", C::Other, S::High),
+            (
+                &dep,
+                "/spec/template/spec/hostNetwork",
+                C::SecurityContext,
+                S::Critical,
+            ),
+            (&dep, "/spec/paused", C::Other, S::Low),
+        ];
+        for (k, p, cat, sev) in cases {
+            assert_eq!(c.classify(k, &path(p)), (cat, sev), "{p}");
+        }
+        let role = key("rbac.authorization.k8s.io", "Role");
+        assert_eq!(
+            c.classify(&role, &path("/rules/0/verbs")),
+            (C::Rbac, S::Critical)
+        );
+        let crb = key("rbac.authorization.k8s.io", "ClusterRoleBinding");
+        assert_eq!(
+            c.classify(&crb, &path("/subjects/0")),
+            (C::Rbac, S::Critical)
+        );
+        let secret = key("", "Secret");
+        assert_eq!(
+            c.classify(&secret, &path("/data/pw")),
+            (C::SecretData, S::High)
+        );
+        let cm = key("", "ConfigMap");
+        assert_eq!(
+            c.classify(&cm, &path("/data/LOG_LEVEL")),
+            (C::ConfigData, S::Medium)
+        );
+        let svc = key("", "Service");
+        assert_eq!(
+            c.classify(&svc, &path("/spec/ports/0/port")),
+            (C::Networking, S::High)
+        );
+        assert_eq!(c.resource_severity(&dep, DriftType::Missing), S::High);
+        assert_eq!(c.resource_severity(&svc, DriftType::Missing), S::High);
+        assert_eq!(c.resource_severity(&cm, DriftType::Unmanaged), S::Low);
+        assert_eq!(c.resource_severity(&crb, DriftType::Unmanaged), S::High);
+    }
+
+    #[test]
+    fn user_rules_come_first() {
+        let user = vec![
+            SeverityRule {
+                group: None,
+                kind: Some("Deployment".into()),
+                namespace: None,
+                name: None,
+                path: Some("/spec/replicas".into()),
+                drift: None,
+                category: None,
+                severity: S::Info,
+            },
+            SeverityRule {
+                group: None,
+                kind: None,
+                namespace: None,
+                name: None,
+                path: None,
+                drift: Some(DriftType::Unmanaged),
+                category: None,
+                severity: S::Critical,
+            },
+        ];
+        let c = Classifier::new(&user, ManagerClasses::default()).unwrap();
+        let dep = key("apps", "Deployment");
+        assert_eq!(
+            c.classify(&dep, &path("/spec/replicas")),
+            (C::Scaling, S::Info)
+        );
+        assert_eq!(
+            c.resource_severity(&key("", "ConfigMap"), DriftType::Unmanaged),
+            S::Critical
+        );
+        let bad = SeverityRule {
+            group: None,
+            kind: None,
+            namespace: None,
+            name: None,
+            path: None,
+            drift: None,
+            category: None,
+            severity: S::Low,
+        };
+        assert!(matches!(
+            Classifier::new(&[bad], ManagerClasses::default()),
+            Err(RuleError::PathOrDrift { index: 0 })
+        ));
+    }
+
+    #[test]
+    fn causes() {
+        let m = ManagerClasses::default();
+        assert_eq!(m.cause_of("kubectl-edit"), Cause::Manual);
+        assert_eq!(m.cause_of("Mozilla/5.0 (X11)"), Cause::Manual);
+        assert_eq!(m.cause_of("kube-controller-manager"), Cause::Controller);
+        assert_eq!(m.cause_of("argocd-controller"), Cause::Gitops);
+        assert_eq!(m.cause_of("kubectl-client-side-apply"), Cause::Gitops);
+        assert_eq!(m.cause_of("some-operator"), Cause::Unknown);
+    }
+}

@@ -1,0 +1,239 @@
+//! The config file: ignore rules, severity overrides, field-manager classes, the
+//! unmanaged scope. Strict (`deny_unknown_fields`): a misspelt key is an error naming the
+//! file, line and key, never silently ignored.
+//!
+//! ```yaml
+//! # envdrift.yaml
+//! default_namespace: default        # namespace for desired objects that have none
+//! three_way: true                    # use last-applied / GitOps managedFields
+//! cluster_scoped_kinds: [Tenant.example.com]
+//! managers:
+//!   gitops: [argocd-controller, kubectl-client-side-apply]
+//! ignore:
+//!   - kind: Deployment
+//!     name: "web-*"
+//!     paths: [/spec/replicas]
+//!     reason: scaled by KEDA
+//! severity_rules:
+//!   - kind: ConfigMap
+//!     name: feature-flags
+//!     path: /data
+//!     severity: low
+//! unmanaged:
+//!   namespaces: ["shop-*"]
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::classify::{Classifier, ManagerClasses, RuleError, SeverityRule};
+use crate::diff::ignore::{IgnoreRule, IgnoreSet};
+use crate::diff::{Options, UnmanagedScope};
+
+/// The config file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Namespace given to namespaced desired objects without one. Default: `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_namespace: Option<String>,
+    /// Use three-way knowledge (last-applied-configuration, GitOps managers' managedFields).
+    /// Default: true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub three_way: Option<bool>,
+    /// Extra cluster-scoped kinds (`Kind` or `Kind.group`), for CRDs. Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cluster_scoped_kinds: Vec<String>,
+    /// Field-manager classes (each list replaces the built-in one when given).
+    #[serde(default)]
+    pub managers: ManagerClasses,
+    /// Differences to ignore.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore: Vec<IgnoreRule>,
+    /// Severity/category overrides, checked before the built-in table.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub severity_rules: Vec<SeverityRule>,
+    /// Which live objects may be reported as unmanaged.
+    #[serde(default)]
+    pub unmanaged: UnmanagedScope,
+}
+
+/// A config problem; every variant names the file and the key or line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    ///
+    /// # Errors
+    /// [`ConfigError::Read`] when the file cannot be read, [`ConfigError::Parse`] with line
+    /// and column for bad YAML or an unknown key, [`ConfigError::Invalid`] naming the key for
+    /// a bad value (a path pattern that is not a JSON Pointer, a rule with neither `path`
+    /// nor `drift`).
+    pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+        let text = std::fs::read_to_string(path).map_err(|source| {
+            vec![ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            }]
+        })?;
+        let cfg = Config::parse(&text, path).map_err(|e| vec![e])?;
+        let problems = cfg.validate(path);
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Parses config text (no validation beyond the schema).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let opts = serde_saphyr::options! { with_snippet: false, strict_booleans: true };
+        serde_saphyr::from_str_with_options::<Config>(text, opts).map_err(|e| {
+            let loc = e.without_snippet().location();
+            let rendered = e.without_snippet().to_string();
+            let first = rendered.lines().next().unwrap_or("").to_string();
+            let message = first
+                .find(" at line ")
+                .map_or(first.clone(), |i| first[..i].to_string());
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                line: loc.map_or(0, |l| l.line() as usize),
+                column: loc.map_or(0, |l| l.column() as usize),
+                message,
+            }
+        })
+    }
+
+    /// Every semantic problem, each naming its key path.
+    pub fn validate(&self, path: &Path) -> Vec<ConfigError> {
+        let mut out = Vec::new();
+        let invalid = |key: String, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            message,
+        };
+        for (i, r) in self.ignore.iter().enumerate() {
+            for (j, p) in r.paths.iter().enumerate() {
+                if let Err(e) = crate::diff::ignore::PathPattern::parse(p) {
+                    out.push(invalid(format!("ignore[{i}].paths[{j}]"), e.to_string()));
+                }
+            }
+        }
+        if let Err(e) = Classifier::new(&self.severity_rules, self.managers.clone()) {
+            let key = match &e {
+                RuleError::BadPath { index, .. } => format!("severity_rules[{index}].path"),
+                RuleError::PathOrDrift { index } | RuleError::BadDrift { index } => {
+                    format!("severity_rules[{index}]")
+                }
+            };
+            out.push(invalid(key, e.to_string()));
+        }
+        if let Some(ns) = &self.default_namespace
+            && !is_dns_label(ns)
+        {
+            out.push(invalid(
+                "default_namespace".into(),
+                format!("`{ns}` is not a valid namespace name (RFC 1123 label)"),
+            ));
+        }
+        out
+    }
+
+    /// Engine options for a comparison between two named sides.
+    ///
+    /// # Errors
+    /// The same problems as [`Config::validate`], as text naming the key.
+    pub fn engine_options(&self, pair: (&str, &str)) -> Result<Options, String> {
+        let ignore =
+            IgnoreSet::new(&self.ignore).map_err(|(i, e)| format!("ignore[{i}].paths: {e}"))?;
+        let classifier = Classifier::new(&self.severity_rules, self.managers.clone())
+            .map_err(|e| e.to_string())?;
+        Ok(Options {
+            pair: (pair.0.to_string(), pair.1.to_string()),
+            ignore,
+            classifier,
+            three_way: self.three_way.unwrap_or(true),
+            unmanaged: self.unmanaged.clone(),
+            verify_patches: true,
+        })
+    }
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_name_the_line() {
+        let err = Config::parse(
+            "ignore:\n  - kind: Deployment\n    pathz: [/spec/replicas]\n",
+            Path::new("c.yaml"),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("c.yaml:3:"), "{text}");
+        assert!(text.contains("pathz"), "{text}");
+    }
+
+    #[test]
+    fn semantic_problems_name_the_key() {
+        let cfg = Config::parse(
+            "default_namespace: Bad_NS\nignore:\n  - paths: [spec/replicas]\nseverity_rules:\n  - kind: X\n    severity: low\n",
+            Path::new("c.yaml"),
+        )
+        .unwrap();
+        let problems: Vec<String> = cfg
+            .validate(Path::new("c.yaml"))
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("ignore[0].paths[0]")));
+        assert!(problems.iter().any(|p| p.contains("severity_rules[0]")));
+        assert!(problems.iter().any(|p| p.contains("default_namespace")));
+    }
+
+    #[test]
+    fn full_example_parses() {
+        let text = "default_namespace: shop\nthree_way: true\ncluster_scoped_kinds: [Tenant.example.com]\nmanagers:\n  gitops: [argocd-controller]\nignore:\n  - kind: Deployment\n    name: \"web-*\"\n    paths: [/spec/replicas]\n    reason: KEDA\nseverity_rules:\n  - kind: ConfigMap\n    path: /data\n    severity: low\n  - kind: ConfigMap\n    drift: unmanaged\n    severity: info\nunmanaged:\n  namespaces: [\"shop-*\"]\n";
+        let cfg = Config::parse(text, Path::new("c.yaml")).unwrap();
+        assert!(cfg.validate(Path::new("c.yaml")).is_empty());
+        assert_eq!(cfg.managers.gitops, vec!["argocd-controller".to_string()]);
+        assert!(
+            !cfg.managers.manual.is_empty(),
+            "unset lists keep their defaults"
+        );
+        let opts = cfg.engine_options(("desired", "live")).unwrap();
+        assert!(opts.three_way);
+    }
+}

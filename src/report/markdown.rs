@@ -1,0 +1,94 @@
+//! Markdown output: for pull-request comments, CI job summaries and tickets.
+
+use std::fmt::Write as _;
+
+use super::{Report, inline_value};
+use crate::model::{DriftType, Severity};
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// Renders the report as GitHub-flavoured Markdown.
+pub fn render(rep: &Report<'_>) -> String {
+    let (l, r) = rep.mode.side_names();
+    let s = rep.summary();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "## envdrift: {} drift{}\n",
+        s.drifts,
+        if s.drifts == 1 { "" } else { "s" }
+    );
+    let _ = writeln!(out, "- **{l}**: `{}`", rep.left.source);
+    let _ = writeln!(out, "- **{r}**: `{}`", rep.right.source);
+    let _ = writeln!(out, "- compared: {} objects\n", rep.result.compared);
+    let _ = writeln!(out, "| severity | count |\n| --- | ---: |");
+    for sev in Severity::ALL {
+        let _ = writeln!(out, "| {sev} | {} |", s.by_severity[&sev]);
+    }
+    let _ = writeln!(out);
+    for d in &rep.result.drifts {
+        let _ = writeln!(
+            out,
+            "### {} `{}` — {} ({})\n",
+            d.severity.as_str().to_ascii_uppercase(),
+            d.resource,
+            d.drift_type.as_str(),
+            d.cause
+        );
+        if let Some(o) = &d.desired_origin {
+            let _ = writeln!(out, "Desired: `{o}`\n");
+        }
+        if !d.changes.is_empty() {
+            let _ = writeln!(
+                out,
+                "| field | change | {l} | {r} | category | severity | by |\n| --- | --- | --- | --- | --- | --- | --- |"
+            );
+            for c in &d.changes {
+                let by = c
+                    .attribution
+                    .as_ref()
+                    .map(|a| format!("{} ({})", a.manager, c.cause))
+                    .unwrap_or_else(|| c.cause.to_string());
+                let _ = writeln!(
+                    out,
+                    "| `{}` | {} | {} | {} | {} | {} | {} |",
+                    cell(&c.field),
+                    c.op.as_str(),
+                    cell(&inline_value(&c.desired, 60)),
+                    cell(&inline_value(&c.live, 60)),
+                    c.category,
+                    c.severity,
+                    cell(&by)
+                );
+            }
+            let _ = writeln!(out);
+        }
+        if let Some(n) = &d.remedy.note {
+            let _ = writeln!(out, "{n}\n");
+        }
+        let label = match d.drift_type {
+            DriftType::Modified if d.remedy.verified => "Fix (patch verified by re-comparison):",
+            DriftType::Modified => "No verified patch:",
+            DriftType::Missing => "Fix:",
+            DriftType::Unmanaged => "Or delete it:",
+        };
+        let _ = writeln!(out, "{label}\n\n```sh\n{}\n```\n", d.remedy.kubectl);
+    }
+    if !rep.errors.is_empty() {
+        let _ = writeln!(out, "### Input errors\n");
+        for e in &rep.errors {
+            let _ = writeln!(out, "- `{}`", cell(&e.to_string()));
+        }
+        let _ = writeln!(out);
+    }
+    if !rep.result.unknown.is_empty() {
+        let _ = writeln!(
+            out,
+            "### Not checked\n\n{} desired object(s): the {r} side could not read their kind.\n",
+            rep.result.unknown.len()
+        );
+    }
+    out
+}

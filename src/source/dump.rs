@@ -1,0 +1,373 @@
+//! Snapshots from files and directories: manifests in Git checkouts, `kubectl get -o yaml`
+//! dumps, `envdrift snapshot` output.
+//!
+//! Entry point: [`load_paths`]. Directories are walked recursively (`.yaml`, `.yml`,
+//! `.json`; hidden entries skipped); files named explicitly are read whatever their
+//! extension. Files are parsed in parallel. Every problem becomes an
+//! [`InputError`](crate::model::InputError) naming the file and line; the rest is still read.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde_json::Value;
+
+use crate::kinds::is_cluster_scoped;
+use crate::model::{InputError, Object, Origin, ResourceKey, SkippedInput, Snapshot, SourceRef};
+use crate::redact::redact_secret;
+use crate::source::manifest::{ParsedText, parse_manifest_text};
+
+/// How to read one side.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Name of the side in messages: `desired`, `live`, `from`, `to`.
+    pub side: String,
+    /// Namespace given to namespaced objects that have none. `None` leaves them without
+    /// (live dumps always carry their namespace). Default for desired: `default`, as kubectl.
+    pub default_namespace: Option<String>,
+    /// Extra cluster-scoped kinds (`Kind` or `Kind.group`), e.g. cluster-scoped CRDs.
+    pub cluster_scoped_kinds: Vec<String>,
+    /// Drop `status` while loading (it is never compared; saves memory on big dumps).
+    pub drop_status: bool,
+    /// Git commit the files were read at, recorded on every object's origin.
+    pub commit: Option<String>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            side: "desired".into(),
+            default_namespace: Some("default".into()),
+            cluster_scoped_kinds: Vec::new(),
+            drop_status: true,
+            commit: None,
+        }
+    }
+}
+
+/// Upper bound on one input file; larger files are refused with an error (not read).
+pub const MAX_FILE_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Collects the manifest files under `paths`, in a stable order.
+pub fn collect_files(paths: &[PathBuf], side: &str, errors: &mut Vec<InputError>) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for p in paths {
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => walk_dir(p, side, &mut files, errors),
+            Ok(_) => files.push(p.clone()),
+            Err(e) => errors.push(InputError {
+                side: side.to_string(),
+                source: p.display().to_string(),
+                line: None,
+                column: None,
+                message: format!("cannot read: {e}"),
+            }),
+        }
+    }
+    files
+}
+
+fn walk_dir(dir: &Path, side: &str, files: &mut Vec<PathBuf>, errors: &mut Vec<InputError>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            errors.push(InputError {
+                side: side.to_string(),
+                source: dir.display().to_string(),
+                line: None,
+                column: None,
+                message: format!("cannot read directory: {e}"),
+            });
+            return;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for p in paths {
+        let hidden = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
+        if hidden {
+            continue;
+        }
+        if p.is_dir() {
+            walk_dir(&p, side, files, errors);
+        } else if matches!(
+            p.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml" | "json")
+        ) {
+            files.push(p);
+        }
+    }
+}
+
+/// What reading one file produced.
+struct FileResult {
+    path: PathBuf,
+    parsed: ParsedText,
+    read_error: Option<String>,
+}
+
+fn read_file(path: &Path) -> FileResult {
+    let fail = |msg: String| FileResult {
+        path: path.to_path_buf(),
+        parsed: ParsedText::default(),
+        read_error: Some(msg),
+    };
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() > MAX_FILE_BYTES => {
+            return fail(format!(
+                "file is {} bytes, over the {} byte limit",
+                m.len(),
+                MAX_FILE_BYTES
+            ));
+        }
+        Err(e) => return fail(format!("cannot read: {e}")),
+        _ => {}
+    }
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => return fail(format!("cannot read: {e}")),
+    };
+    if bytes.contains(&0) {
+        return fail("binary data (NUL bytes), not YAML or JSON".to_string());
+    }
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            return fail(format!(
+                "not UTF-8 text (invalid byte at offset {}): binary file?",
+                e.utf8_error().valid_up_to()
+            ));
+        }
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let json = path.extension().and_then(|e| e.to_str()) == Some("json");
+    FileResult {
+        path: path.to_path_buf(),
+        parsed: parse_manifest_text(text, json),
+        read_error: None,
+    }
+}
+
+/// Reads all objects under `paths` into a [`Snapshot`]. `on_file` is called once per
+/// file read (for progress bars).
+pub fn load_paths(
+    paths: &[PathBuf],
+    opts: &LoadOptions,
+    on_file: &(dyn Fn(&Path) + Sync),
+) -> Snapshot {
+    let mut snap = Snapshot {
+        source: Some(SourceRef {
+            env: opts.side.clone(),
+            description: paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            commit: opts.commit.clone(),
+        }),
+        ..Snapshot::default()
+    };
+    let files = collect_files(paths, &opts.side, &mut snap.errors);
+    let results: Vec<FileResult> = files
+        .par_iter()
+        .map(|f| {
+            let r = read_file(f);
+            on_file(f);
+            r
+        })
+        .collect();
+    let mut origins: BTreeMap<ResourceKey, Origin> = BTreeMap::new();
+    for r in results {
+        add_file_result(&mut snap, &mut origins, r, opts);
+    }
+    snap
+}
+
+/// Builds a snapshot from text that is not in a file (stdin, a renderer's output).
+pub fn load_text(text: &str, source_name: &str, opts: &LoadOptions) -> Snapshot {
+    let mut snap = Snapshot {
+        source: Some(SourceRef {
+            env: opts.side.clone(),
+            description: source_name.to_string(),
+            commit: opts.commit.clone(),
+        }),
+        ..Snapshot::default()
+    };
+    let mut origins = BTreeMap::new();
+    let r = FileResult {
+        path: PathBuf::from(source_name),
+        parsed: parse_manifest_text(text, false),
+        read_error: None,
+    };
+    add_file_result(&mut snap, &mut origins, r, opts);
+    snap
+}
+
+fn add_file_result(
+    snap: &mut Snapshot,
+    origins: &mut BTreeMap<ResourceKey, Origin>,
+    r: FileResult,
+    opts: &LoadOptions,
+) {
+    let source = r.path.display().to_string();
+    let err = |line: Option<usize>, column: Option<usize>, message: String| InputError {
+        side: opts.side.clone(),
+        source: source.clone(),
+        line,
+        column,
+        message,
+    };
+    if let Some(msg) = r.read_error {
+        snap.errors.push(err(None, None, msg));
+        return;
+    }
+    for p in r.parsed.problems {
+        snap.errors.push(err(p.line, p.column, p.message));
+    }
+    if r.parsed.objects.is_empty() && !r.parsed.non_objects.is_empty() {
+        snap.skipped.push(SkippedInput {
+            source: source.clone(),
+            reason: "not a Kubernetes object (no apiVersion/kind, or a Kustomize file)".into(),
+        });
+    }
+    for obj in r.parsed.objects {
+        let mut value = obj.value;
+        let key = match object_key(&value, opts) {
+            Ok(k) => k,
+            Err(msg) => {
+                snap.errors.push(err(Some(obj.line), None, msg));
+                continue;
+            }
+        };
+        if key.namespace.is_some()
+            && let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut)
+            && !meta.contains_key("namespace")
+            && let Some(ns) = &key.namespace
+        {
+            meta.insert("namespace".into(), Value::String(ns.clone()));
+        }
+        redact_secret(&mut value);
+        if opts.drop_status
+            && let Some(m) = value.as_object_mut()
+        {
+            m.remove("status");
+        }
+        let origin = Origin::File {
+            path: r.path.clone(),
+            line: obj.line,
+            commit: opts.commit.clone(),
+        };
+        if let Some(first) = origins.get(&key) {
+            snap.errors.push(err(
+                Some(obj.line),
+                None,
+                format!("duplicate object {key}: already defined at {first}"),
+            ));
+            continue;
+        }
+        origins.insert(key.clone(), origin.clone());
+        snap.objects.insert(key, Object { value, origin });
+    }
+}
+
+/// The key of an object value, or why it has none.
+pub fn object_key(value: &Value, opts: &LoadOptions) -> Result<ResourceKey, String> {
+    let api_version = value
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
+    let meta = value.get("metadata");
+    let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str);
+    let name = match name {
+        Some(n) if !n.is_empty() => n,
+        _ => {
+            let hint = if meta.and_then(|m| m.get("generateName")).is_some() {
+                " (generateName objects cannot be compared)"
+            } else {
+                ""
+            };
+            return Err(format!("{kind} object has no metadata.name{hint}"));
+        }
+    };
+    let group = ResourceKey::group_of(api_version).to_string();
+    let namespace = match meta
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+    {
+        Some(ns) if !ns.is_empty() => Some(ns.to_string()),
+        _ if is_cluster_scoped(&group, kind, &opts.cluster_scoped_kinds) => None,
+        _ => opts.default_namespace.clone(),
+    };
+    Ok(ResourceKey {
+        group,
+        kind: kind.to_string(),
+        namespace,
+        name: name.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_names_both_places() {
+        let dir = tempfile::tempdir().unwrap();
+        let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n";
+        std::fs::write(dir.path().join("a.yaml"), cm).unwrap();
+        std::fs::write(dir.path().join("b.yaml"), format!("# x\n---\n{cm}")).unwrap();
+        let snap = load_paths(
+            &[dir.path().to_path_buf()],
+            &LoadOptions::default(),
+            &|_| {},
+        );
+        assert_eq!(snap.objects.len(), 1);
+        assert_eq!(snap.errors.len(), 1);
+        let e = snap.errors[0].to_string();
+        assert!(e.contains("b.yaml:2") && e.contains("a.yaml:1"), "{e}");
+    }
+
+    #[test]
+    fn default_namespace_only_for_namespaced_kinds() {
+        let snap = load_text(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: r\n",
+            "stdin",
+            &LoadOptions::default(),
+        );
+        let keys: Vec<String> = snap.objects.keys().map(|k| k.to_string()).collect();
+        assert_eq!(
+            keys,
+            [
+                "ConfigMap default/a",
+                "ClusterRole.rbac.authorization.k8s.io r"
+            ]
+        );
+    }
+
+    #[test]
+    fn binary_and_nameless_inputs_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("bin.yaml"), [0u8, 159, 146, 150]).unwrap();
+        std::fs::write(
+            dir.path().join("noname.yaml"),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("kustomization.yaml"),
+            "resources:\n- a.yaml\n",
+        )
+        .unwrap();
+        let snap = load_paths(
+            &[dir.path().to_path_buf()],
+            &LoadOptions::default(),
+            &|_| {},
+        );
+        assert_eq!(snap.errors.len(), 2, "{:?}", snap.errors);
+        assert_eq!(snap.skipped.len(), 1);
+    }
+}
