@@ -147,7 +147,12 @@ impl Config {
                     format!("severity_rules[{index}]")
                 }
             };
-            out.push(invalid(key, e.to_string()));
+            let text = e.to_string();
+            let message = text
+                .split_once(": ")
+                .map_or(text.as_str(), |(_, m)| m)
+                .to_string();
+            out.push(invalid(key, message));
         }
         if let Some(ns) = &self.default_namespace
             && !is_dns_label(ns)

@@ -23,6 +23,7 @@ pub mod config;
 pub mod diff;
 pub mod kinds;
 pub mod model;
+pub mod pipeline;
 pub mod redact;
 pub mod report;
 pub mod source;

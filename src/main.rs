@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use envdrift::config::Config;
-use envdrift::diff::{self, DiffResult};
+use envdrift::diff::DiffResult;
 use envdrift::model::{Severity, Snapshot};
 use envdrift::report::{self, Mode, Report, Side};
 use envdrift::source::dump::{LoadOptions, collect_files, load_paths};
@@ -332,15 +332,42 @@ fn cmd_diff(args: DiffArgs) -> Result<u8> {
         .clone()
         .or_else(|| config.default_namespace.clone())
         .unwrap_or_else(|| "default".to_string());
-    let desired = load_side(
+    let load = |side: &str, ns: Option<String>| LoadOptions {
+        side: side.to_string(),
+        default_namespace: ns,
+        cluster_scoped_kinds: config.cluster_scoped_kinds.clone(),
+        drop_status: true,
+        commit: None,
+    };
+    let mut scratch = Vec::new();
+    let files = collect_files(&args.desired, "desired", &mut scratch).len()
+        + collect_files(&args.live, "live", &mut scratch).len();
+    let pb = progress(files as u64);
+    if let Some(pb) = &pb {
+        pb.set_message("comparing");
+    }
+    let out = envdrift::pipeline::diff_paths(
         &args.desired,
-        "desired",
-        Some(default_ns),
-        &config.cluster_scoped_kinds,
+        &load("desired", Some(default_ns)),
+        &args.live,
+        &load("live", None),
+        &opts,
+        &|_| {
+            if let Some(pb) = &pb {
+                pb.inc(1);
+            }
+        },
     );
-    let live = load_side(&args.live, "live", None, &config.cluster_scoped_kinds);
-    let result = diff::compare(&desired, &live, &opts);
-    let rep = build_report(Mode::DesiredVsLive, &desired, &live, &result);
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    let mut rep = build_report(
+        Mode::DesiredVsLive,
+        &out.desired,
+        &out.live_meta,
+        &out.result,
+    );
+    rep.right.objects = out.live_objects;
     emit(&rep, args.format, args.color)?;
     Ok(exit_code(&rep, args.fail_on))
 }

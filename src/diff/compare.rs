@@ -178,7 +178,7 @@ impl<'a> Walker<'a> {
             match lm.get(k) {
                 Some(lv) if !is_empty(lv, user, cs) => {
                     if is_empty(dv, user, cs) {
-                        self.live_only(lv, cs, la_child, Some(lm), user);
+                        self.live_only(lv, cs, la_child, Some(lm));
                     } else {
                         self.walk(dv, lv, cs, la_child, user);
                     }
@@ -200,7 +200,7 @@ impl<'a> Walker<'a> {
                 continue;
             }
             self.segs.push(Seg::Key(k));
-            self.live_only(lv, cs, la.and_then(|v| v.get(k)), Some(lm), user);
+            self.live_only(lv, cs, la.and_then(|v| v.get(k)), Some(lm));
             self.segs.pop();
         }
     }
@@ -351,7 +351,6 @@ impl<'a> Walker<'a> {
         s: Option<&'static SchemaNode>,
         la: Option<&'a Value>,
         parent: Option<&'a Map<String, Value>>,
-        user: bool,
     ) -> bool {
         if self.path_ignored() {
             self.out.suppressed.ignored += 1;
@@ -374,7 +373,7 @@ impl<'a> Walker<'a> {
                         continue;
                     }
                     self.segs.push(Seg::Key(k));
-                    all &= self.live_only(cv, cs, la.and_then(|v| v.get(k)), Some(m), user_here);
+                    all &= self.live_only(cv, cs, la.and_then(|v| v.get(k)), Some(m));
                     self.segs.pop();
                 }
                 all
@@ -398,10 +397,7 @@ impl<'a> Walker<'a> {
                 }
                 all
             }
-            _ => {
-                let _ = user;
-                return self.live_only_unit(lv, la.is_some());
-            }
+            _ => return self.live_only_unit(lv, la.is_some()),
         };
         if all && self.out.changes.len() - start > 1 && !self.segs.is_empty() {
             self.coalesce(start, lv);
@@ -442,16 +438,14 @@ impl<'a> Walker<'a> {
             return false;
         }
         let managers = &self.opts.classifier.managers;
-        let (owners, latest_manual) = match &self.managed {
-            Some(m) => {
-                let path = self.field_path();
-                let owners: Vec<ManagedEntry> =
-                    m.owners(&path, true).into_iter().cloned().collect();
-                (owners, None::<()>)
-            }
-            None => (Vec::new(), None),
+        let owners: Vec<ManagedEntry> = match &self.managed {
+            Some(m) => m
+                .owners(&self.field_path(), true)
+                .into_iter()
+                .cloned()
+                .collect(),
+            None => Vec::new(),
         };
-        let _ = latest_manual;
         let not_pruned = "removed from desired but still live (not pruned)";
         if self.opts.three_way {
             if in_last_applied {

@@ -139,51 +139,111 @@ pub struct DiffResult {
 
 /// Compares desired with live (see the module doc).
 pub fn compare(desired: &Snapshot, live: &Snapshot, opts: &Options) -> DiffResult {
-    let pairs: Vec<(&ResourceKey, &Object, Option<&Object>)> = desired
-        .objects
-        .iter()
-        .filter(|(k, _)| !opts.ignore.ignores_object(k))
-        .map(|(k, d)| (k, d, live.objects.get(k)))
-        .collect();
-    let per_object: Vec<(Option<Drift>, Suppressed, bool)> = pairs
-        .par_iter()
-        .map(|(key, d, l)| match l {
-            Some(l) => {
-                let (drift, sup) = modified_drift(key, d, l, opts);
-                (drift, sup, true)
-            }
-            None => (None, Suppressed::default(), false),
-        })
-        .collect();
-    let mut result = DiffResult::default();
-    for ((key, d, _), (drift, sup, compared)) in pairs.iter().zip(per_object) {
-        result.suppressed.add(&sup);
-        if compared {
-            result.compared += 1;
-            if let Some(dr) = drift {
-                result.drifts.push(dr);
-            }
-        } else if live.is_unknown(key) {
-            result.unknown.push((*key).clone());
-        } else {
-            result.drifts.push(missing_drift(key, d, opts));
+    let c = Comparison::new(desired, opts);
+    let items: Vec<(&ResourceKey, &Object)> = live.objects.iter().collect();
+    let partial = c.batch(&items);
+    c.finish(vec![partial], &live.unknown)
+}
+
+/// What one batch of live objects yielded (see [`Comparison`]).
+#[derive(Debug, Default)]
+pub struct Partial {
+    drifts: Vec<Drift>,
+    suppressed: Suppressed,
+    compared: usize,
+    seen: Vec<ResourceKey>,
+}
+
+/// A comparison fed with live objects in batches, so that a large live side never has to
+/// be held in memory at once: `new`, then [`Comparison::batch`] for each batch (from any
+/// thread), then [`Comparison::finish`].
+pub struct Comparison<'a> {
+    desired: &'a Snapshot,
+    opts: &'a Options,
+    scope: WatchedScope<'a>,
+}
+
+impl<'a> Comparison<'a> {
+    pub fn new(desired: &'a Snapshot, opts: &'a Options) -> Self {
+        Comparison {
+            desired,
+            opts,
+            scope: WatchedScope::new(desired, &opts.unmanaged),
         }
     }
-    if opts.unmanaged.enabled {
-        let scope = WatchedScope::new(desired, &opts.unmanaged);
-        for (key, l) in &live.objects {
-            if desired.objects.contains_key(key)
-                || l.is_owned()
-                || !scope.watches(key, &l.value)
-                || opts.ignore.ignores_object(key)
-            {
+
+    /// Compares a batch of live objects with their desired counterparts.
+    pub fn batch<K, O>(&self, live: &[(K, O)]) -> Partial
+    where
+        K: std::borrow::Borrow<ResourceKey> + Sync,
+        O: std::borrow::Borrow<Object> + Sync,
+    {
+        let opts = self.opts;
+        let per_object: Vec<(Option<Drift>, Suppressed, bool)> = live
+            .par_iter()
+            .map(|(k, l)| {
+                let (key, l) = (k.borrow(), l.borrow());
+                if opts.ignore.ignores_object(key) {
+                    return (None, Suppressed::default(), false);
+                }
+                match self.desired.objects.get(key) {
+                    Some(d) => {
+                        let (drift, sup) = modified_drift(key, d, l, opts);
+                        (drift, sup, true)
+                    }
+                    None => {
+                        let unmanaged = opts.unmanaged.enabled
+                            && !l.is_owned()
+                            && self.scope.watches(key, &l.value);
+                        (
+                            unmanaged.then(|| unmanaged_drift(key, l, opts)),
+                            Suppressed::default(),
+                            false,
+                        )
+                    }
+                }
+            })
+            .collect();
+        let mut p = Partial {
+            seen: live.iter().map(|(k, _)| k.borrow().clone()).collect(),
+            ..Partial::default()
+        };
+        for (drift, sup, compared) in per_object {
+            p.suppressed.add(&sup);
+            p.compared += usize::from(compared);
+            p.drifts.extend(drift);
+        }
+        p
+    }
+
+    /// Merges the batches and reports desired objects never seen live as missing (or as
+    /// unknown when the live side could not read their kind).
+    pub fn finish(
+        &self,
+        partials: Vec<Partial>,
+        live_unknown: &[crate::model::UnknownScope],
+    ) -> DiffResult {
+        let mut result = DiffResult::default();
+        let mut seen = std::collections::HashSet::new();
+        for p in partials {
+            result.drifts.extend(p.drifts);
+            result.suppressed.add(&p.suppressed);
+            result.compared += p.compared;
+            seen.extend(p.seen);
+        }
+        for (key, d) in &self.desired.objects {
+            if seen.contains(key) || self.opts.ignore.ignores_object(key) {
                 continue;
             }
-            result.drifts.push(unmanaged_drift(key, l, opts));
+            if live_unknown.iter().any(|u| u.covers(key)) {
+                result.unknown.push(key.clone());
+            } else {
+                result.drifts.push(missing_drift(key, d, self.opts));
+            }
         }
+        sort_drifts(&mut result.drifts);
+        result
     }
-    sort_drifts(&mut result.drifts);
-    result
 }
 
 /// Highest severity first, then by resource.

@@ -6,7 +6,6 @@
 //! extension. Files are parsed in parallel. Every problem becomes an
 //! [`InputError`](crate::model::InputError) naming the file and line; the rest is still read.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -151,6 +150,26 @@ fn read_file(path: &Path) -> FileResult {
     }
 }
 
+/// The objects, problems and skip note of one file, before merging into a snapshot.
+#[derive(Debug, Default)]
+pub struct FileObjects {
+    pub objects: Vec<(ResourceKey, Object)>,
+    pub errors: Vec<InputError>,
+    pub skipped: Option<SkippedInput>,
+}
+
+fn source_ref(paths: &[PathBuf], opts: &LoadOptions) -> SourceRef {
+    SourceRef {
+        env: opts.side.clone(),
+        description: paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        commit: opts.commit.clone(),
+    }
+}
+
 /// Reads all objects under `paths` into a [`Snapshot`]. `on_file` is called once per
 /// file read (for progress bars).
 pub fn load_paths(
@@ -159,31 +178,121 @@ pub fn load_paths(
     on_file: &(dyn Fn(&Path) + Sync),
 ) -> Snapshot {
     let mut snap = Snapshot {
-        source: Some(SourceRef {
-            env: opts.side.clone(),
-            description: paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-            commit: opts.commit.clone(),
-        }),
+        source: Some(source_ref(paths, opts)),
         ..Snapshot::default()
     };
     let files = collect_files(paths, &opts.side, &mut snap.errors);
-    let results: Vec<FileResult> = files
+    let results: Vec<FileObjects> = files
         .par_iter()
         .map(|f| {
-            let r = read_file(f);
+            let r = file_objects(read_file(f), opts);
             on_file(f);
             r
         })
         .collect();
-    let mut origins: BTreeMap<ResourceKey, Origin> = BTreeMap::new();
     for r in results {
-        add_file_result(&mut snap, &mut origins, r, opts);
+        merge_meta(&mut snap, r.errors, r.skipped);
+        for (key, obj) in r.objects {
+            if let Some(first) = snap.objects.get(&key) {
+                snap.errors
+                    .push(duplicate_error(opts, &key, &obj.origin, &first.origin));
+                continue;
+            }
+            snap.objects.insert(key, obj);
+        }
     }
     snap
+}
+
+/// What [`stream_paths`] returns: the consumer's results (one per file, in file order)
+/// and the snapshot's metadata without its objects (source, errors, skipped files).
+#[derive(Debug)]
+pub struct Streamed<R> {
+    pub results: Vec<R>,
+    pub meta: Snapshot,
+    /// Objects read (duplicates included).
+    pub objects: usize,
+}
+
+/// Reads the files under `paths` one at a time (in parallel) and hands each file's objects
+/// to `consume`, then drops them: memory holds a few files, never the whole side. Used to
+/// compare a large live dump against desired without holding the dump.
+///
+/// # Caveats
+/// A duplicate object is reported as an input error, but both copies were already
+/// handed to `consume`.
+pub fn stream_paths<R: Send>(
+    paths: &[PathBuf],
+    opts: &LoadOptions,
+    on_file: &(dyn Fn(&Path) + Sync),
+    consume: &(dyn Fn(&[(ResourceKey, Object)]) -> R + Sync),
+) -> Streamed<R> {
+    let mut meta = Snapshot {
+        source: Some(source_ref(paths, opts)),
+        ..Snapshot::default()
+    };
+    let files = collect_files(paths, &opts.side, &mut meta.errors);
+    type PerFile<R> = (
+        R,
+        Vec<(ResourceKey, Origin)>,
+        Vec<InputError>,
+        Option<SkippedInput>,
+    );
+    let per_file: Vec<PerFile<R>> = files
+        .par_iter()
+        .map(|f| {
+            let fo = file_objects(read_file(f), opts);
+            on_file(f);
+            let r = consume(&fo.objects);
+            let keys = fo.objects.into_iter().map(|(k, o)| (k, o.origin)).collect();
+            (r, keys, fo.errors, fo.skipped)
+        })
+        .collect();
+    let mut results = Vec::with_capacity(per_file.len());
+    let mut seen: std::collections::HashMap<ResourceKey, Origin> = std::collections::HashMap::new();
+    let mut objects = 0;
+    for (r, keys, errors, skipped) in per_file {
+        results.push(r);
+        merge_meta(&mut meta, errors, skipped);
+        for (key, origin) in keys {
+            objects += 1;
+            if let Some(first) = seen.get(&key) {
+                meta.errors
+                    .push(duplicate_error(opts, &key, &origin, first));
+            } else {
+                seen.insert(key, origin);
+            }
+        }
+    }
+    Streamed {
+        results,
+        meta,
+        objects,
+    }
+}
+
+fn merge_meta(snap: &mut Snapshot, errors: Vec<InputError>, skipped: Option<SkippedInput>) {
+    snap.errors.extend(errors);
+    snap.skipped.extend(skipped);
+}
+
+fn duplicate_error(
+    opts: &LoadOptions,
+    key: &ResourceKey,
+    at: &Origin,
+    first: &Origin,
+) -> InputError {
+    let (source, line) = match at {
+        Origin::File { path, line, .. } => (path.display().to_string(), Some(*line)),
+        Origin::Live { .. } => (opts.side.clone(), None),
+    };
+    InputError {
+        side: opts.side.clone(),
+        source,
+        line,
+        column: None,
+        message: format!("duplicate object {key}: already defined at {first}"),
+    }
 }
 
 /// Builds a snapshot from text that is not in a file (stdin, a renderer's output).
@@ -196,22 +305,27 @@ pub fn load_text(text: &str, source_name: &str, opts: &LoadOptions) -> Snapshot 
         }),
         ..Snapshot::default()
     };
-    let mut origins = BTreeMap::new();
     let r = FileResult {
         path: PathBuf::from(source_name),
         parsed: parse_manifest_text(text, false),
         read_error: None,
     };
-    add_file_result(&mut snap, &mut origins, r, opts);
+    let fo = file_objects(r, opts);
+    merge_meta(&mut snap, fo.errors, fo.skipped);
+    for (key, obj) in fo.objects {
+        if let Some(first) = snap.objects.get(&key) {
+            snap.errors
+                .push(duplicate_error(opts, &key, &obj.origin, &first.origin));
+            continue;
+        }
+        snap.objects.insert(key, obj);
+    }
     snap
 }
 
-fn add_file_result(
-    snap: &mut Snapshot,
-    origins: &mut BTreeMap<ResourceKey, Origin>,
-    r: FileResult,
-    opts: &LoadOptions,
-) {
+/// Turns one file's parse result into keyed, redacted objects (pure).
+fn file_objects(r: FileResult, opts: &LoadOptions) -> FileObjects {
+    let mut out = FileObjects::default();
     let source = r.path.display().to_string();
     let err = |line: Option<usize>, column: Option<usize>, message: String| InputError {
         side: opts.side.clone(),
@@ -221,14 +335,14 @@ fn add_file_result(
         message,
     };
     if let Some(msg) = r.read_error {
-        snap.errors.push(err(None, None, msg));
-        return;
+        out.errors.push(err(None, None, msg));
+        return out;
     }
     for p in r.parsed.problems {
-        snap.errors.push(err(p.line, p.column, p.message));
+        out.errors.push(err(p.line, p.column, p.message));
     }
     if r.parsed.objects.is_empty() && !r.parsed.non_objects.is_empty() {
-        snap.skipped.push(SkippedInput {
+        out.skipped = Some(SkippedInput {
             source: source.clone(),
             reason: "not a Kubernetes object (no apiVersion/kind, or a Kustomize file)".into(),
         });
@@ -238,14 +352,13 @@ fn add_file_result(
         let key = match object_key(&value, opts) {
             Ok(k) => k,
             Err(msg) => {
-                snap.errors.push(err(Some(obj.line), None, msg));
+                out.errors.push(err(Some(obj.line), None, msg));
                 continue;
             }
         };
-        if key.namespace.is_some()
+        if let Some(ns) = &key.namespace
             && let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut)
             && !meta.contains_key("namespace")
-            && let Some(ns) = &key.namespace
         {
             meta.insert("namespace".into(), Value::String(ns.clone()));
         }
@@ -260,17 +373,9 @@ fn add_file_result(
             line: obj.line,
             commit: opts.commit.clone(),
         };
-        if let Some(first) = origins.get(&key) {
-            snap.errors.push(err(
-                Some(obj.line),
-                None,
-                format!("duplicate object {key}: already defined at {first}"),
-            ));
-            continue;
-        }
-        origins.insert(key.clone(), origin.clone());
-        snap.objects.insert(key, Object { value, origin });
+        out.objects.push((key, Object { value, origin }));
     }
+    out
 }
 
 /// The key of an object value, or why it has none.

@@ -123,8 +123,7 @@ pub fn split_documents(text: &str) -> Vec<(&str, usize)> {
     let mut start = 0usize; // byte offset of the current document
     let mut start_line = 1usize;
     let mut offset = 0usize;
-    let mut line_no = 1usize;
-    for line in text.split_inclusive('\n') {
+    for (line_no, line) in (1usize..).zip(text.split_inclusive('\n')) {
         let trimmed = line.trim_end_matches(['\n', '\r']);
         let is_start = is_marker(trimmed, "---");
         let is_end = is_marker(trimmed, "...");
@@ -142,7 +141,6 @@ pub fn split_documents(text: &str) -> Vec<(&str, usize)> {
             }
         }
         offset += line.len();
-        line_no += 1;
     }
     if start < text.len() {
         docs.push((&text[start..], start_line));

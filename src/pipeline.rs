@@ -1,0 +1,45 @@
+//! Runs sources into the engine: the I/O-doing glue between [`crate::source`] and the pure
+//! [`crate::diff`].
+//!
+//! [`diff_paths`] holds the desired side in memory and streams the live side file by file
+//! through a [`Comparison`], so that comparing a large dump costs about one copy of the
+//! desired state plus a few live files.
+
+use std::path::{Path, PathBuf};
+
+use crate::diff::{Comparison, DiffResult, Options};
+use crate::model::Snapshot;
+use crate::source::dump::{LoadOptions, load_paths, stream_paths};
+
+/// The outcome of [`diff_paths`]: the result, the desired snapshot and the live side's
+/// metadata (source, errors, skipped files; its objects were not kept).
+pub struct PathDiff {
+    pub result: DiffResult,
+    pub desired: Snapshot,
+    pub live_meta: Snapshot,
+    pub live_objects: usize,
+}
+
+/// Compares manifests under `desired` with dumps under `live`. `on_file` is called after
+/// each file is read (for progress bars).
+pub fn diff_paths(
+    desired: &[PathBuf],
+    desired_opts: &LoadOptions,
+    live: &[PathBuf],
+    live_opts: &LoadOptions,
+    opts: &Options,
+    on_file: &(dyn Fn(&Path) + Sync),
+) -> PathDiff {
+    let desired_snap = load_paths(desired, desired_opts, on_file);
+    let comparison = Comparison::new(&desired_snap, opts);
+    let streamed = stream_paths(live, live_opts, on_file, &|objects| {
+        comparison.batch(objects)
+    });
+    let result = comparison.finish(streamed.results, &streamed.meta.unknown);
+    PathDiff {
+        result,
+        live_meta: streamed.meta,
+        live_objects: streamed.objects,
+        desired: desired_snap,
+    }
+}

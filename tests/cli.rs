@@ -1,0 +1,353 @@
+//! End-to-end tests of the `envdrift` binary: the bundled demo (pinned with insta), exit
+//! codes, and bad input that must give clear errors and never a panic.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn envdrift(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_envdrift"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run envdrift")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn demo(env: &str, format: &str) -> Output {
+    let desired = format!("config/demo/git/{env}");
+    let live = format!("config/demo/live/{env}");
+    envdrift(&[
+        "diff",
+        "--desired",
+        &desired,
+        "--live",
+        &live,
+        "--format",
+        format,
+    ])
+}
+
+#[test]
+fn demo_production_table() {
+    let out = demo("production", "table");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    insta::assert_snapshot!(text(&out.stdout));
+}
+
+#[test]
+fn demo_staging_table() {
+    let out = demo("staging", "table");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    insta::assert_snapshot!(text(&out.stdout));
+}
+
+#[test]
+fn demo_production_json() {
+    let out = demo("production", "json");
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(v["schema"], "envdrift.diff/v1");
+    assert_eq!(v["summary"]["drifts"], 6);
+    assert_eq!(v["summary"]["by_type"]["missing"], 1);
+    assert_eq!(v["summary"]["by_type"]["unmanaged"], 1);
+    assert_eq!(v["summary"]["suppressed"]["controller"], 1);
+    for d in v["drifts"].as_array().unwrap() {
+        for field in [
+            "type",
+            "severity",
+            "resource",
+            "changes",
+            "patch",
+            "kubectl",
+            "fingerprint",
+        ] {
+            assert!(d.get(field).is_some(), "drift lacks {field}: {d}");
+        }
+        for c in d["changes"].as_array().unwrap() {
+            for field in [
+                "path", "op", "desired", "live", "category", "severity", "manager", "cause",
+            ] {
+                assert!(c.get(field).is_some(), "change lacks {field}: {c}");
+            }
+        }
+    }
+    insta::assert_json_snapshot!(v);
+}
+
+#[test]
+fn demo_production_markdown() {
+    let out = demo("production", "markdown");
+    insta::assert_snapshot!(text(&out.stdout));
+}
+
+#[test]
+fn fail_on_threshold_and_never() {
+    let args = |fail: &'static str| {
+        vec![
+            "diff",
+            "--desired",
+            "config/demo/git/staging",
+            "--live",
+            "config/demo/live/staging",
+            "-f",
+            "json",
+            "--fail-on",
+            fail,
+        ]
+    };
+    assert_eq!(envdrift(&args("critical")).status.code(), Some(0));
+    assert_eq!(envdrift(&args("medium")).status.code(), Some(1));
+    assert_eq!(envdrift(&args("never")).status.code(), Some(0));
+}
+
+#[test]
+fn no_drift_exits_zero() {
+    let out = envdrift(&[
+        "diff",
+        "--desired",
+        "tests/fixtures/realistic/desired.yaml",
+        "--live",
+        "tests/fixtures/realistic/live.yaml",
+        "-f",
+        "table",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("No drift."));
+}
+
+const CM: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n  namespace: default\ndata:\n  A: \"1\"\n";
+
+fn write(dir: &Path, name: &str, content: &[u8]) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, content).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn malformed_yaml_names_file_line_column_and_the_rest_is_compared() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("desired");
+    let l = dir.path().join("live");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::create_dir_all(&l).unwrap();
+    write(&d, "good.yaml", CM.as_bytes());
+    write(
+        &d,
+        "bad.yaml",
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [broken\n",
+    );
+    write(&l, "live.yaml", CM.replace("\"1\"", "\"2\"").as_bytes());
+    let out = envdrift(&[
+        "diff",
+        "--desired",
+        d.to_str().unwrap(),
+        "--live",
+        l.to_str().unwrap(),
+        "-f",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let e = &v["errors"][0];
+    assert!(e["source"].as_str().unwrap().ends_with("bad.yaml"), "{e}");
+    assert!(e["line"].as_u64().unwrap() >= 4, "{e}");
+    assert!(e["column"].as_u64().is_some(), "{e}");
+    assert!(
+        e["message"].as_str().unwrap().starts_with("invalid YAML"),
+        "{e}"
+    );
+    // The good file was still compared.
+    assert_eq!(v["summary"]["drifts"], 1);
+    assert_eq!(v["drifts"][0]["changes"][0]["path"], "/data/A");
+}
+
+#[test]
+fn duplicates_and_nameless_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = write(dir.path(), "a.yaml", CM.as_bytes());
+    let b = write(
+        dir.path(),
+        "b.yaml",
+        format!("# comment\n---\n{CM}").as_bytes(),
+    );
+    let c = write(
+        dir.path(),
+        "c.yaml",
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  labels: {a: b}\n",
+    );
+    let out = envdrift(&[
+        "diff",
+        "--desired",
+        &a,
+        &b,
+        &c,
+        "--live",
+        &a,
+        "-f",
+        "table",
+        "--color",
+        "never",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let s = text(&out.stdout);
+    assert!(
+        s.contains(&format!(
+            "{b}:2: duplicate object ConfigMap default/app: already defined at {a}:1"
+        )),
+        "{s}"
+    );
+    assert!(
+        s.contains(&format!("{c}:1: ConfigMap object has no metadata.name")),
+        "{s}"
+    );
+}
+
+#[test]
+fn binary_garbage_and_missing_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut garbage = Vec::new();
+    let mut x: u32 = 12345;
+    for _ in 0..4096 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        garbage.push((x >> 16) as u8);
+    }
+    let g = write(dir.path(), "garbage.yaml", &garbage);
+    let out = envdrift(&[
+        "diff",
+        "--desired",
+        &g,
+        "/nonexistent/envdrift",
+        "--live",
+        &g,
+        "-f",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).is_empty(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let msgs: Vec<&str> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("binary") || m.contains("UTF-8")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter().any(|m| m.starts_with("cannot read")),
+        "{msgs:?}"
+    );
+}
+
+#[test]
+fn a_50_mb_file_is_handled() {
+    let dir = tempfile::tempdir().unwrap();
+    // 50 MB of one YAML mapping: read, parsed within the budget, skipped as no object.
+    let mut big = String::with_capacity(52 * 1024 * 1024);
+    let mut i = 0u64;
+    while big.len() < 50 * 1024 * 1024 {
+        big.push_str(&format!("key{i:08}: some value that fills the line {i}\n"));
+        i += 1;
+    }
+    let f = write(dir.path(), "big.yaml", big.as_bytes());
+    let out = envdrift(&["diff", "--desired", &f, "--live", &f, "-f", "json"]);
+    assert!(out.status.code().is_some(), "killed by a signal");
+    assert!(
+        !text(&out.stderr).contains("panicked"),
+        "{}",
+        text(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["skipped"].as_array().unwrap().len(), 2, "{}", v["errors"]);
+}
+
+#[test]
+fn secret_values_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = |v: &str| {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: default\nstringData:\n  password: {v}\n"
+        )
+    };
+    let d = write(dir.path(), "d.yaml", secret("hunter2-desired").as_bytes());
+    let l = write(dir.path(), "l.yaml", secret("hunter2-live").as_bytes());
+    let missing = write(
+        dir.path(),
+        "m.yaml",
+        b"apiVersion: v1\nkind: Secret\nmetadata:\n  name: other\n  namespace: default\ndata:\n  token: aHVudGVyMi1taXNzaW5n\n",
+    );
+    // A malformed Secret: the error must not quote the value.
+    let bad = write(
+        dir.path(),
+        "bad.yaml",
+        b"apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\nstringData:\n  password: \"hunter2-broken\n",
+    );
+    for format in ["table", "json", "markdown"] {
+        let out = envdrift(&[
+            "diff",
+            "--desired",
+            &d,
+            &missing,
+            &bad,
+            "--live",
+            &l,
+            "-f",
+            format,
+        ]);
+        let all = text(&out.stdout) + &text(&out.stderr);
+        for needle in ["hunter2", "aHVudGVyMi", "aHVudGVy"] {
+            assert!(
+                !all.contains(needle),
+                "{format} output leaks {needle}:\n{all}"
+            );
+        }
+        assert!(all.contains("sha256:"), "{format}: {all}");
+    }
+}
+
+#[test]
+fn config_check_reports_every_problem_with_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(
+        dir.path(),
+        "good.yaml",
+        b"ignore:\n  - kind: Deployment\n    paths: [/spec/replicas]\n",
+    );
+    let out = envdrift(&["config", "check", &good]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let bad = write(
+        dir.path(),
+        "bad.yaml",
+        b"ignore:\n  - paths: [spec/replicas]\nseverity_rules:\n  - kind: X\n    severity: low\n",
+    );
+    let out = envdrift(&["config", "check", &bad]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr).replace(&bad, "bad.yaml");
+    insta::assert_snapshot!(err);
+    let typo = write(dir.path(), "typo.yaml", b"ignores:\n  - kind: X\n");
+    let out = envdrift(&["config", "check", &typo]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("typo.yaml:1:"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn unknown_flag_is_a_usage_error() {
+    let out = envdrift(&["diff", "--nope"]);
+    assert_eq!(out.status.code(), Some(2));
+}
