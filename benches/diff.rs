@@ -1,1 +1,147 @@
-fn main() {}
+//! Benchmark of `envdrift diff` against the cost of only parsing both sides.
+//!
+//! For each size (default 1k, 10k and 50k objects; override with
+//! `ENVDRIFT_BENCH_SIZES=1000,5000`) it writes a synthetic desired/live pair with 2 %
+//! injected drift (`envdrift dev generate`, [`envdrift::synth`]), then runs, in the same process run and alternating,
+//! the binary's `dev parse` (read and parse both sides into memory, nothing else) and the
+//! full `diff --format json`, `ENVDRIFT_BENCH_RUNS` times each (default 3). It reports the
+//! median wall time of each, their ratio, and the peak resident memory of each child
+//! (from `wait4`), against the input size; and it checks that the diff found exactly the
+//! injected drifts.
+//!
+//! Run: `cargo bench --bench diff` (results go to stdout as a Markdown table; the figures
+//! in docs/performance.md come from it).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Run {
+    wall: Duration,
+    max_rss_kb: i64,
+    stdout: Vec<u8>,
+}
+
+fn run(args: &[&str]) -> Run {
+    let start = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_envdrift"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn envdrift");
+    let mut stdout = Vec::new();
+    if let Some(mut out) = child.stdout.take() {
+        std::io::Read::read_to_end(&mut out, &mut stdout).expect("read stdout");
+    }
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: rusage is plain data that wait4 fills in; pid is our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(rc, pid, "wait4 failed");
+    Run {
+        wall: start.elapsed(),
+        max_rss_kb: usage.ru_maxrss,
+        stdout,
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing we need.
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let sizes: Vec<usize> = std::env::var("ENVDRIFT_BENCH_SIZES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1_000, 10_000, 50_000]);
+    let runs: usize = std::env::var("ENVDRIFT_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    println!(
+        "| objects | input (desired + live) | parse only (median) | full diff (median) | diff / parse | peak RSS parse | peak RSS diff | diff RSS / input |"
+    );
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for n in sizes {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // Generated in a child process: a child's peak RSS counts its parent's pages at
+        // fork time, so the benchmark process itself must stay small.
+        let out = path(dir.path());
+        run(&[
+            "dev",
+            "generate",
+            "--objects",
+            &n.to_string(),
+            "--out",
+            &out,
+        ]);
+        let injected_json = std::fs::read(dir.path().join("injected.json")).expect("injected.json");
+        let injected = serde_json::from_slice::<Vec<serde_json::Value>>(&injected_json)
+            .expect("injected list")
+            .len();
+        let (db, lb) = (
+            dir_bytes(&dir.path().join("desired")),
+            dir_bytes(&dir.path().join("live")),
+        );
+        let d = dir.path().join("desired");
+        let l = dir.path().join("live");
+        let (d, l) = (path(&d), path(&l));
+        let mut parse = Vec::new();
+        let mut diff = Vec::new();
+        let (mut rss_parse, mut rss_diff) = (0, 0);
+        for _ in 0..runs {
+            let p = run(&["dev", "parse", "--desired", &d, "--live", &l]);
+            parse.push(p.wall);
+            rss_parse = rss_parse.max(p.max_rss_kb);
+            let r = run(&[
+                "diff",
+                "--desired",
+                &d,
+                "--live",
+                &l,
+                "--format",
+                "json",
+                "--fail-on",
+                "never",
+            ]);
+            diff.push(r.wall);
+            rss_diff = rss_diff.max(r.max_rss_kb);
+            let v: serde_json::Value = serde_json::from_slice(&r.stdout).expect("diff JSON");
+            let found = v["summary"]["drifts"].as_u64().unwrap_or(0) as usize;
+            assert_eq!(
+                found, injected,
+                "diff found {found} drifts, {injected} were injected"
+            );
+        }
+        let (mp, md) = (median(parse), median(diff));
+        let input_mb = (db + lb) as f64 / 1e6;
+        println!(
+            "| {n} | {input_mb:.1} MB | {:.2} s | {:.2} s | {:.2}× | {:.0} MB | {:.0} MB | {:.2}× |",
+            mp.as_secs_f64(),
+            md.as_secs_f64(),
+            md.as_secs_f64() / mp.as_secs_f64(),
+            rss_parse as f64 / 1024.0,
+            rss_diff as f64 / 1024.0,
+            (rss_diff as f64 * 1024.0) / (db + lb) as f64,
+        );
+    }
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .expect("read dir")
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+fn path(p: &Path) -> String {
+    p.display().to_string()
+}

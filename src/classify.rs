@@ -277,6 +277,31 @@ pub const BUILTIN_RULES: &[BuiltinRule] = &[
     ("*", "*", "/metadata", C::Metadata, S::Low),
 ];
 
+/// The built-in tables as Markdown (the README embeds this; a test keeps them equal).
+pub fn rules_markdown() -> String {
+    let mut out = String::from(
+        "| group | kind | path | category | severity |\n| --- | --- | --- | --- | --- |\n",
+    );
+    for (g, k, p, c, s) in BUILTIN_RULES {
+        let g = if g.is_empty() { "(core)" } else { g };
+        out.push_str(&format!("| {g} | {k} | `{p}` | {c} | {s} |\n"));
+    }
+    out.push_str("\n| drift | group | kind | severity |\n| --- | --- | --- | --- |\n");
+    for (list, name, fallback) in [
+        (MISSING, "missing", Severity::Medium),
+        (UNMANAGED, "unmanaged", Severity::Low),
+    ] {
+        for (g, k, s) in list {
+            let g = if g.is_empty() { "(core)" } else { g };
+            out.push_str(&format!("| {name} | {g} | {k} | {s} |\n"));
+        }
+        out.push_str(&format!(
+            "| {name} | * | * (anything else) | {fallback} |\n"
+        ));
+    }
+    out
+}
+
 /// Severity of a whole missing resource, by kind (first match; default medium).
 const MISSING: &[(&str, &str, Severity)] = &[
     ("networking.k8s.io", "NetworkPolicy", S::High),

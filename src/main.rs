@@ -80,6 +80,8 @@ enum DevCmd {
         #[arg(long, short)]
         out: PathBuf,
     },
+    /// Print the built-in severity tables as Markdown (embedded in the README).
+    RulesTable,
     /// Parse both sides only (the baseline the diff benchmark is measured against).
     Parse {
         #[arg(long, required = true, num_args = 1..)]
@@ -218,6 +220,10 @@ fn run(cli: Cli) -> Result<u8> {
                 out.display(),
                 pair.injected.len()
             );
+            Ok(0)
+        }
+        Command::Dev(DevCmd::RulesTable) => {
+            print!("{}", envdrift::classify::rules_markdown());
             Ok(0)
         }
         Command::Dev(DevCmd::Parse { desired, live }) => {
