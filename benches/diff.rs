@@ -22,6 +22,8 @@ struct Run {
     stdout: Vec<u8>,
 }
 
+// The child is reaped with wait4 (for its rusage), not Child::wait.
+#[allow(clippy::zombie_processes)]
 fn run(args: &[&str]) -> Run {
     let start = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_envdrift"))
@@ -130,6 +132,71 @@ fn main() {
             rss_parse as f64 / 1024.0,
             rss_diff as f64 / 1024.0,
             (rss_diff as f64 * 1024.0) / (db + lb) as f64,
+        );
+    }
+    bench_compare(runs);
+}
+
+/// `envdrift compare` of two generated environments with the same objects: `from` without
+/// drift, `to` with 2 % injected drift (sizes: `ENVDRIFT_BENCH_COMPARE_SIZES`, default 20k).
+fn bench_compare(runs: usize) {
+    let sizes: Vec<usize> = std::env::var("ENVDRIFT_BENCH_COMPARE_SIZES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![20_000]);
+    println!();
+    println!(
+        "| objects per side | input (from + to) | compare (median) | peak RSS | RSS / input | differences reported / injected |"
+    );
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: |");
+    for n in sizes {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let objects = n.to_string();
+        run(&[
+            "dev",
+            "generate",
+            "--objects",
+            &objects,
+            "--drift-percent",
+            "0",
+            "--out",
+            &path(&a),
+        ]);
+        run(&["dev", "generate", "--objects", &objects, "--out", &path(&b)]);
+        let injected = serde_json::from_slice::<Vec<serde_json::Value>>(
+            &std::fs::read(b.join("injected.json")).expect("injected.json"),
+        )
+        .expect("injected list")
+        .len();
+        let (from, to) = (path(&a.join("live")), path(&b.join("live")));
+        let bytes = dir_bytes(&a.join("live")) + dir_bytes(&b.join("live"));
+        let mut times = Vec::new();
+        let mut rss = 0;
+        let mut found = 0;
+        for _ in 0..runs {
+            let r = run(&[
+                "compare",
+                "--from",
+                &from,
+                "--to",
+                &to,
+                "--format",
+                "json",
+                "--fail-on",
+                "never",
+            ]);
+            times.push(r.wall);
+            rss = rss.max(r.max_rss_kb);
+            let v: serde_json::Value = serde_json::from_slice(&r.stdout).expect("compare JSON");
+            found = v["summary"]["drifts"].as_u64().unwrap_or(0) as usize;
+        }
+        println!(
+            "| {n} | {:.1} MB | {:.2} s | {:.0} MB | {:.2}× | {found} / {injected} |",
+            bytes as f64 / 1e6,
+            median(times).as_secs_f64(),
+            rss as f64 / 1024.0,
+            (rss as f64 * 1024.0) / bytes as f64,
         );
     }
 }

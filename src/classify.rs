@@ -585,6 +585,120 @@ impl Classifier {
     }
 }
 
+/// An image reference split into repository and version (tag or digest).
+fn split_image(image: &str) -> (&str, &str) {
+    if let Some((repo, digest)) = image.split_once('@') {
+        return (repo, digest);
+    }
+    let slash = image.rfind('/').map_or(0, |i| i + 1);
+    match image[slash..].rfind(':') {
+        Some(i) => (&image[..slash + i], &image[slash + i + 1..]),
+        None => (image, "latest"),
+    }
+}
+
+/// Semantic version: (major, minor, patch, pre-release). `v` prefix allowed; build metadata
+/// ignored.
+fn semver(tag: &str) -> Option<(u64, u64, u64, Option<&str>)> {
+    let t = tag.strip_prefix('v').unwrap_or(tag);
+    let t = t.split('+').next().unwrap_or(t);
+    let (core, pre) = match t.split_once('-') {
+        Some((c, p)) => (c, Some(p)),
+        None => (t, None),
+    };
+    let mut it = core.split('.');
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next().map_or(Some(0), |m| m.parse().ok())?;
+    let patch = it.next().map_or(Some(0), |m| m.parse().ok())?;
+    if it.next().is_some() {
+        return None;
+    }
+    Some((major, minor, patch, pre))
+}
+
+fn semver_cmp(a: &str, b: &str) -> Option<std::cmp::Ordering> {
+    let (x, y) = (semver(a)?, semver(b)?);
+    let core = (x.0, x.1, x.2).cmp(&(y.0, y.1, y.2));
+    if core != std::cmp::Ordering::Equal {
+        return Some(core);
+    }
+    // A release is newer than its pre-releases.
+    Some(match (x.3, y.3) {
+        (None, None) => std::cmp::Ordering::Equal,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (Some(p), Some(q)) => p.cmp(q),
+    })
+}
+
+/// Environment comparisons: refines a change by what it means for a promotion from
+/// `from` (e.g. staging) to `to` (production).
+///
+/// - Images: same repository, `to` older → `promotion-pending` (medium); `to` newer →
+///   `hotfix-not-in-from` (high); not comparable as semver → `differs` (medium); different
+///   repositories → `repository-differs` (high).
+/// - ConfigMap/Secret keys on one side only → high (`key-missing-in-to`: a release would
+///   break; `key-only-in-to`).
+pub fn promotion(key: &ResourceKey, c: &mut crate::model::FieldChange, from: &str, to: &str) {
+    use crate::model::ChangeOp;
+    if c.category == Category::Image
+        && c.op == ChangeOp::Changed
+        && let (Some(a), Some(b)) = (c.desired.as_str(), c.live.as_str())
+    {
+        let ((ra, ta), (rb, tb)) = (split_image(a), split_image(b));
+        let (finding, sev, note) = if ra != rb {
+            (
+                "repository-differs",
+                S::High,
+                format!("{from} runs {ra}, {to} runs {rb}"),
+            )
+        } else {
+            match semver_cmp(tb, ta) {
+                Some(std::cmp::Ordering::Less) => (
+                    "promotion-pending",
+                    S::Medium,
+                    format!("promotion pending: {to} runs {tb}, older than {from}'s {ta}"),
+                ),
+                Some(std::cmp::Ordering::Greater) => (
+                    "hotfix-not-in-from",
+                    S::High,
+                    format!("hotfix not in {from}: {to} runs {tb}, newer than {from}'s {ta}"),
+                ),
+                _ => (
+                    "differs",
+                    S::Medium,
+                    format!("promotion pending: {from} runs {ta}, {to} runs {tb}"),
+                ),
+            }
+        };
+        c.finding = Some(finding.to_string());
+        c.severity = sev;
+        c.note = Some(note);
+        return;
+    }
+    let data_key = key.group.is_empty()
+        && matches!(key.kind.as_str(), "ConfigMap" | "Secret")
+        && (c.path.starts_with("/data/") || c.path.starts_with("/binaryData/"))
+        && c.path.matches('/').count() == 2;
+    if data_key {
+        match c.op {
+            ChangeOp::Removed => {
+                c.finding = Some("key-missing-in-to".into());
+                c.severity = c.severity.max(S::High);
+                c.note = Some(format!(
+                    "key only in {from}: missing in {to}, a release from {from} would break"
+                ));
+            }
+            ChangeOp::Added => {
+                c.finding = Some("key-only-in-to".into());
+                c.severity = c.severity.max(S::High);
+                c.note = Some(format!("key only in {to}: not in {from}"));
+            }
+            ChangeOp::Changed => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -742,6 +856,95 @@ mod tests {
             Classifier::new(&[bad], ManagerClasses::default()),
             Err(RuleError::PathOrDrift { index: 0 })
         ));
+    }
+
+    fn change(
+        path: &str,
+        op: crate::model::ChangeOp,
+        d: serde_json::Value,
+        l: serde_json::Value,
+        cat: Category,
+    ) -> crate::model::FieldChange {
+        crate::model::FieldChange {
+            path: path.into(),
+            field: String::new(),
+            op,
+            desired: d,
+            live: l,
+            category: cat,
+            severity: S::High,
+            cause: Cause::Unknown,
+            attribution: None,
+            note: None,
+            expected: false,
+            finding: None,
+        }
+    }
+
+    #[test]
+    fn promotion_findings() {
+        use crate::model::ChangeOp::*;
+        use serde_json::json;
+        let dep = key("apps", "Deployment");
+        let p = "/spec/template/spec/containers/0/image";
+        let cases = [
+            ("r/app:1.5.0", "r/app:1.4.2", "promotion-pending", S::Medium),
+            (
+                "r/app:1.4.2",
+                "r/app:1.4.3-hotfix",
+                "hotfix-not-in-from",
+                S::High,
+            ),
+            ("r/app:v2", "r/app:v1.9.9", "promotion-pending", S::Medium),
+            (
+                "r/app:1.4.2-rc1",
+                "r/app:1.4.2",
+                "hotfix-not-in-from",
+                S::High,
+            ),
+            ("r/app:main-abc", "r/app:main-def", "differs", S::Medium),
+            ("r/app@sha256:aa", "r/app@sha256:bb", "differs", S::Medium),
+            ("r/app:1", "other/app:1", "repository-differs", S::High),
+            (
+                "registry:5000/app:1.0",
+                "registry:5000/app:2.0",
+                "hotfix-not-in-from",
+                S::High,
+            ),
+        ];
+        for (from, to, finding, sev) in cases {
+            let mut c = change(p, Changed, json!(from), json!(to), Category::Image);
+            promotion(&dep, &mut c, "staging", "production");
+            assert_eq!(
+                (c.finding.as_deref(), c.severity),
+                (Some(finding), sev),
+                "{from} → {to}"
+            );
+        }
+        let cm = key("", "ConfigMap");
+        let mut c = change(
+            "/data/NEW_FLAG",
+            Removed,
+            json!("1"),
+            json!(null),
+            Category::ConfigData,
+        );
+        c.severity = S::Medium;
+        promotion(&cm, &mut c, "staging", "production");
+        assert_eq!(
+            (c.finding.as_deref(), c.severity),
+            (Some("key-missing-in-to"), S::High)
+        );
+        let mut c = change(
+            "/data/A",
+            Changed,
+            json!("1"),
+            json!("2"),
+            Category::ConfigData,
+        );
+        c.severity = S::Medium;
+        promotion(&cm, &mut c, "staging", "production");
+        assert_eq!((c.finding, c.severity), (None, S::Medium));
     }
 
     #[test]

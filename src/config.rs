@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::classify::{Classifier, ManagerClasses, RuleError, SeverityRule};
+use crate::diff::envmap::{Mapping, MappingConfig};
 use crate::diff::ignore::{IgnoreRule, IgnoreSet};
 use crate::diff::{Options, UnmanagedScope};
 
@@ -57,6 +58,94 @@ pub struct Config {
     /// Which live objects may be reported as unmanaged.
     #[serde(default)]
     pub unmanaged: UnmanagedScope,
+    /// Environment comparisons (`envdrift compare`): mapping and expected divergence.
+    #[serde(default)]
+    pub compare: CompareConfig,
+}
+
+/// The `compare` section.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompareConfig {
+    /// How `from` objects are renamed into `to`'s namespaces, names and values.
+    #[serde(default)]
+    pub mapping: MappingConfig,
+    /// Differences that are expected between environments: reported only with
+    /// `--show-expected`, never alerted.
+    #[serde(default)]
+    pub expected: ExpectedConfig,
+}
+
+/// Expected-divergence rules (same shape as ignore rules).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedConfig {
+    /// Use the built-in rules ([`builtin_expected`]): replicas, container resources, HPA
+    /// bounds and metrics, PDB numbers, storage sizes. Default: true.
+    #[serde(default = "yes")]
+    pub defaults: bool,
+    /// More rules, checked with the built-in ones.
+    #[serde(default)]
+    pub rules: Vec<IgnoreRule>,
+}
+
+impl Default for ExpectedConfig {
+    fn default() -> Self {
+        ExpectedConfig {
+            defaults: true,
+            rules: Vec::new(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn rule(group: &str, kind: &str, paths: &[&str]) -> IgnoreRule {
+    IgnoreRule {
+        group: (group != "*").then(|| group.to_string()),
+        kind: (kind != "*").then(|| kind.to_string()),
+        paths: paths.iter().map(|p| p.to_string()).collect(),
+        reason: Some("differs by design between environments".into()),
+        ..IgnoreRule::default()
+    }
+}
+
+/// The built-in expected divergences between environments.
+pub fn builtin_expected() -> Vec<IgnoreRule> {
+    vec![
+        rule("apps", "*", &["/spec/replicas"]),
+        rule(
+            "*",
+            "*",
+            &["**/containers/*/resources", "**/initContainers/*/resources"],
+        ),
+        rule(
+            "autoscaling",
+            "HorizontalPodAutoscaler",
+            &[
+                "/spec/minReplicas",
+                "/spec/maxReplicas",
+                "/spec/metrics/*/resource/target",
+            ],
+        ),
+        rule(
+            "policy",
+            "PodDisruptionBudget",
+            &["/spec/minAvailable", "/spec/maxUnavailable"],
+        ),
+        rule(
+            "",
+            "PersistentVolumeClaim",
+            &["/spec/resources/requests/storage"],
+        ),
+        rule(
+            "apps",
+            "StatefulSet",
+            &["/spec/volumeClaimTemplates/*/spec/resources/requests/storage"],
+        ),
+    ]
 }
 
 /// A config problem; every variant names the file and the key or line.
@@ -154,6 +243,21 @@ impl Config {
                 .to_string();
             out.push(invalid(key, message));
         }
+        if let Err(errs) = Mapping::new(&self.compare.mapping) {
+            for e in errs {
+                out.push(invalid("compare.mapping".into(), e.to_string()));
+            }
+        }
+        for (i, r) in self.compare.expected.rules.iter().enumerate() {
+            for (j, p) in r.paths.iter().enumerate() {
+                if let Err(e) = crate::diff::ignore::PathPattern::parse(p) {
+                    out.push(invalid(
+                        format!("compare.expected.rules[{i}].paths[{j}]"),
+                        e.to_string(),
+                    ));
+                }
+            }
+        }
         if let Some(ns) = &self.default_namespace
             && !is_dns_label(ns)
         {
@@ -180,8 +284,36 @@ impl Config {
             classifier,
             three_way: self.three_way.unwrap_or(true),
             unmanaged: self.unmanaged.clone(),
-            verify_patches: true,
+            ..Options::default()
         })
+    }
+}
+
+impl Config {
+    /// Engine options for an environment comparison `from` → `to`: symmetric, no
+    /// three-way, expected-divergence rules and the mapping.
+    ///
+    /// # Errors
+    /// A bad mapping or pattern, as text naming the key.
+    pub fn compare_options(&self, from: &str, to: &str) -> Result<Options, String> {
+        let mut opts = self.engine_options((from, to))?;
+        let mut rules = if self.compare.expected.defaults {
+            builtin_expected()
+        } else {
+            Vec::new()
+        };
+        rules.extend(self.compare.expected.rules.iter().cloned());
+        opts.expected =
+            IgnoreSet::new(&rules).map_err(|(i, e)| format!("compare.expected.rules[{i}]: {e}"))?;
+        opts.mapping = Some(Mapping::new(&self.compare.mapping).map_err(|errs| {
+            errs.iter()
+                .map(|e| format!("compare.mapping: {e}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?);
+        opts.symmetric = true;
+        opts.three_way = false;
+        Ok(opts)
     }
 }
 

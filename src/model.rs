@@ -99,6 +99,28 @@ impl fmt::Display for Origin {
 pub struct Object {
     pub value: Value,
     pub origin: Origin,
+    /// Set when an environment mapping rewrote the object (see [`crate::diff::envmap`]).
+    pub mapped: Option<Box<MappedFrom>>,
+}
+
+/// What an environment mapping changed in an object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MappedFrom {
+    /// The key before the mapping.
+    pub key: ResourceKey,
+    /// JSON Pointers of the string values the mapping rewrote.
+    pub rewritten: std::collections::BTreeSet<String>,
+}
+
+impl Object {
+    /// An object that was not renamed by a mapping.
+    pub fn new(value: Value, origin: Origin) -> Object {
+        Object {
+            value,
+            origin,
+            mapped: None,
+        }
+    }
 }
 
 impl Object {
@@ -428,6 +450,14 @@ pub struct FieldChange {
     /// Extra explanation (`removed from desired but still live (not pruned)`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Matched an expected-divergence rule (shown only with `--show-expected`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub expected: bool,
+    /// Environment comparisons: what the difference means for a promotion
+    /// (`promotion-pending`, `hotfix-not-in-from`, `repository-differs`, `differs`,
+    /// `key-missing-in-to`, `key-only-in-to`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finding: Option<String>,
 }
 
 /// The type of a resource-level drift.
@@ -476,6 +506,19 @@ pub struct Remedy {
     /// True when the patch or manifest holds placeholders instead of Secret values.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub redacted: bool,
+    /// Environment comparisons: the patch the other way (make `from` match `to`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reverse: Option<ReverseFix>,
+}
+
+/// The patch that makes the `from` side match the `to` side (environment comparisons).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReverseFix {
+    pub patch: Value,
+    pub verified: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification_error: Option<String>,
+    pub kubectl: String,
 }
 
 /// One resource's difference.
@@ -490,6 +533,9 @@ pub struct Drift {
     pub fingerprint: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub desired_origin: Option<Origin>,
+    /// Every change is an expected divergence (only kept with `--show-expected`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub expected: bool,
     pub changes: Vec<FieldChange>,
     #[serde(flatten)]
     pub remedy: Remedy,
@@ -526,6 +572,8 @@ pub struct Suppressed {
     pub ignored: usize,
     /// Live-only fields nobody applied (three-way knowledge says the server set them).
     pub server_set: usize,
+    /// Differences matched by expected-divergence rules (environment comparisons).
+    pub expected: usize,
 }
 
 impl Suppressed {
@@ -534,5 +582,6 @@ impl Suppressed {
         self.controller += other.controller;
         self.ignored += other.ignored;
         self.server_set += other.server_set;
+        self.expected += other.expected;
     }
 }

@@ -43,3 +43,37 @@ pub fn diff_paths(
         desired: desired_snap,
     }
 }
+
+/// The outcome of [`compare_paths`].
+pub struct EnvDiff {
+    pub result: DiffResult,
+    /// The `from` side, after mapping into the `to` side's names.
+    pub from: Snapshot,
+    pub to_meta: Snapshot,
+    pub to_objects: usize,
+}
+
+/// Compares two environments given as dumps: `from` is read whole and mapped
+/// (`opts.mapping`) into `to`'s names, `to` is streamed through the comparison.
+pub fn compare_paths(
+    from: &[PathBuf],
+    from_opts: &LoadOptions,
+    to: &[PathBuf],
+    to_opts: &LoadOptions,
+    opts: &Options,
+    on_file: &(dyn Fn(&Path) + Sync),
+) -> EnvDiff {
+    let mut from_snap = load_paths(from, from_opts, on_file);
+    if let Some(m) = &opts.mapping {
+        from_snap = m.map_snapshot(from_snap, &from_opts.side);
+    }
+    let comparison = Comparison::new(&from_snap, opts);
+    let streamed = stream_paths(to, to_opts, on_file, &|objects| comparison.batch(objects));
+    let result = comparison.finish(streamed.results, &streamed.meta.unknown);
+    EnvDiff {
+        result,
+        to_meta: streamed.meta,
+        to_objects: streamed.objects,
+        from: from_snap,
+    }
+}

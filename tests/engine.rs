@@ -429,13 +429,13 @@ fn deleted_service_is_missing_and_new_configmap_unmanaged() {
     let extra = key("", "ConfigMap", "debug-flags");
     live.objects.insert(
         extra.clone(),
-        envdrift::model::Object {
-            value: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "debug-flags",
+        envdrift::model::Object::new(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "debug-flags",
                 "namespace": "shop", "managedFields": [{"manager": "kubectl-create", "operation": "Update",
                 "time": "2026-11-20T02:00:00Z", "fieldsV1": {"f:data": {".": {}, "f:X": {}}}}]},
                 "data": {"X": "1"}}),
-            origin: envdrift::model::Origin::Live { resource_version: None },
-        },
+            envdrift::model::Origin::Live { resource_version: None },
+        ),
     );
     let result = run(&desired, &live);
     assert_eq!(result.drifts.len(), 2, "{:#?}", result.drifts);

@@ -18,12 +18,12 @@ fn snapshot(v: Value) -> Snapshot {
     let mut objects = BTreeMap::new();
     objects.insert(
         key,
-        Object {
-            value: v,
-            origin: Origin::Live {
+        Object::new(
+            v,
+            Origin::Live {
                 resource_version: None,
             },
-        },
+        ),
     );
     Snapshot {
         objects,

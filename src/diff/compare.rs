@@ -12,6 +12,7 @@
 use serde_json::{Map, Value};
 
 use super::Options;
+use super::defaults::DefaultValue;
 use super::ignore::SegView;
 use super::managed::{FieldElem, ManagedEntry, ManagedIndex, field_elem, key_elem, value_elem};
 use super::normalize::{
@@ -63,6 +64,8 @@ pub struct RawChange {
     pub attribution: Option<Attribution>,
     pub note: Option<String>,
     pub patch: PatchOp,
+    /// Matched an expected-divergence rule (environment comparisons).
+    pub expected: bool,
 }
 
 /// The differences of one object pair.
@@ -84,10 +87,21 @@ enum Seg<'a> {
     },
 }
 
+/// Which side a one-sided subtree is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OneSide {
+    /// Present live (or in `to`) only.
+    Live,
+    /// Present in `from` only (environment comparisons).
+    From,
+}
+
 struct Walker<'a> {
     opts: &'a Options,
     key: &'a ResourceKey,
     managed: Option<ManagedIndex>,
+    /// Comparing environments: the `from` object's managedFields.
+    managed_from: Option<ManagedIndex>,
     /// Live knows what was applied: a last-applied annotation or a GitOps applier's entry.
     three_way: bool,
     ignore_here: bool,
@@ -121,6 +135,11 @@ pub fn compare_objects(
         opts,
         key,
         managed,
+        managed_from: if opts.symmetric {
+            ManagedIndex::from_object(desired)
+        } else {
+            None
+        },
         three_way,
         ignore_here: opts.ignore.applies_to(key),
         segs: Vec::with_capacity(16),
@@ -145,6 +164,15 @@ impl<'a> Walker<'a> {
         la: Option<&'a Value>,
         user: bool,
     ) {
+        if self.opts.symmetric
+            && matches!(s.and_then(|n| n.default.as_ref()), Some(DefaultValue::Any))
+        {
+            // Server-computed on each side (a Service's clusterIP): never comparable.
+            if d != l {
+                self.out.suppressed.defaults += 1;
+            }
+            return;
+        }
         match (d, l) {
             (Value::Object(dm), Value::Object(lm)) => self.walk_map(dm, lm, s, la),
             (Value::Array(da), Value::Array(lar)) => self.walk_list(da, lar, s, la),
@@ -178,14 +206,18 @@ impl<'a> Walker<'a> {
             match lm.get(k) {
                 Some(lv) if !is_empty(lv, user, cs) => {
                     if is_empty(dv, user, cs) {
-                        self.live_only(lv, cs, la_child, Some(lm));
+                        self.one_side(lv, cs, la_child, Some(lm), OneSide::Live);
                     } else {
                         self.walk(dv, lv, cs, la_child, user);
                     }
                 }
                 _ => {
                     if !is_empty(dv, user, cs) {
-                        self.removed(dv, la_child.is_some());
+                        if self.opts.symmetric {
+                            self.one_side(dv, cs, None, Some(dm), OneSide::From);
+                        } else {
+                            self.removed(dv, la_child.is_some());
+                        }
                     }
                 }
             }
@@ -200,7 +232,7 @@ impl<'a> Walker<'a> {
                 continue;
             }
             self.segs.push(Seg::Key(k));
-            self.live_only(lv, cs, la.and_then(|v| v.get(k)), Some(lm));
+            self.one_side(lv, cs, la.and_then(|v| v.get(k)), Some(lm), OneSide::Live);
             self.segs.pop();
         }
     }
@@ -241,7 +273,11 @@ impl<'a> Walker<'a> {
                                     value: ditem,
                                     list,
                                 });
-                                self.removed(ditem, la_item.is_some());
+                                if self.opts.symmetric {
+                                    self.only_in_from_unit(ditem);
+                                } else {
+                                    self.removed(ditem, la_item.is_some());
+                                }
                             }
                         }
                         self.segs.pop();
@@ -327,7 +363,11 @@ impl<'a> Walker<'a> {
                 value: ditem,
                 list: &ATOMIC,
             });
-            self.removed(ditem, false);
+            if self.opts.symmetric {
+                self.only_in_from_unit(ditem);
+            } else {
+                self.removed(ditem, false);
+            }
             self.segs.pop();
         }
         for (i, litem) in lar.iter().enumerate().skip(common) {
@@ -343,27 +383,31 @@ impl<'a> Walker<'a> {
         }
     }
 
-    /// A live-only subtree: checked field by field, reported as one change when every
-    /// field in it is drift. Returns true when everything under it was reported.
-    fn live_only(
+    /// A one-sided subtree (present live only, or — comparing two environments — present
+    /// in `from` only): checked field by field against defaults, ignore rules and owners.
+    /// Live-only subtrees are reported as one change when every field in them is drift;
+    /// from-only subtrees always as one change (the patch must add the whole subtree).
+    /// Returns true when everything under it was reported.
+    fn one_side(
         &mut self,
-        lv: &'a Value,
+        v: &'a Value,
         s: Option<&'static SchemaNode>,
         la: Option<&'a Value>,
         parent: Option<&'a Map<String, Value>>,
+        side: OneSide,
     ) -> bool {
         if self.path_ignored() {
             self.out.suppressed.ignored += 1;
             return false;
         }
         if let Some(def) = s.and_then(|n| n.default.as_ref())
-            && def.matches(lv, parent)
+            && def.matches(v, parent)
         {
             self.out.suppressed.defaults += 1;
             return false;
         }
         let start = self.out.changes.len();
-        let all = match (lv, s.map_or(&ATOMIC, |n| &n.list)) {
+        let all = match (v, s.map_or(&ATOMIC, |n| &n.list)) {
             (Value::Object(m), _) => {
                 let user_here = s.is_some_and(|n| n.user_map);
                 let mut all = true;
@@ -373,7 +417,7 @@ impl<'a> Walker<'a> {
                         continue;
                     }
                     self.segs.push(Seg::Key(k));
-                    all &= self.live_only(cv, cs, la.and_then(|v| v.get(k)), Some(m));
+                    all &= self.one_side(cv, cs, la.and_then(|v| v.get(k)), Some(m), side);
                     self.segs.pop();
                 }
                 all
@@ -381,33 +425,89 @@ impl<'a> Walker<'a> {
             (Value::Array(items), list @ ListType::Map(keys)) => {
                 let la_items = la.and_then(Value::as_array);
                 let mut all = true;
-                for (li, item) in items.iter().enumerate() {
+                for (i, item) in items.iter().enumerate() {
                     let in_la = la_items.is_some_and(|a| {
                         let k = item_key(item, keys);
                         a.iter().any(|i| item_key(i, keys) == k)
                     });
+                    let (live, desired) = match side {
+                        OneSide::Live => (Some(i), None),
+                        OneSide::From => (None, Some(i)),
+                    };
                     self.segs.push(Seg::Item {
-                        live: Some(li),
-                        desired: None,
+                        live,
+                        desired,
                         value: item,
                         list,
                     });
-                    all &= self.live_only_unit(item, in_la);
+                    all &= self.one_side_unit(item, in_la, side);
                     self.segs.pop();
                 }
                 all
             }
-            _ => return self.live_only_unit(lv, la.is_some()),
+            _ => return self.one_side_unit(v, la.is_some(), side),
         };
-        if all && self.out.changes.len() - start > 1 && !self.segs.is_empty() {
-            self.coalesce(start, lv);
+        let added = self.out.changes.len() - start;
+        let coalesce = match side {
+            OneSide::Live => all && added > 1,
+            OneSide::From => added > 0,
+        };
+        if coalesce && !self.segs.is_empty() {
+            self.coalesce(start, v, side);
         }
         all
     }
 
+    fn one_side_unit(&mut self, v: &'a Value, in_last_applied: bool, side: OneSide) -> bool {
+        match side {
+            OneSide::Live => self.live_only_unit(v, in_last_applied),
+            OneSide::From => self.only_in_from_unit(v),
+        }
+    }
+
+    /// Comparing environments: a field present in `from` only. Suppressed when `from`'s
+    /// managedFields say only a controller set it; otherwise a `removed` change.
+    fn only_in_from_unit(&mut self, v: &'a Value) -> bool {
+        if self.path_ignored() {
+            self.out.suppressed.ignored += 1;
+            return false;
+        }
+        let owners: Vec<ManagedEntry> = match &self.managed_from {
+            Some(m) => m
+                .owners(&self.field_path(), true)
+                .into_iter()
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        };
+        let managers = &self.opts.classifier.managers;
+        if !owners.is_empty() && owners.iter().all(|e| managers.is_controller(&e.manager)) {
+            self.out.suppressed.controller += 1;
+            return false;
+        }
+        let from = &self.opts.pair.0;
+        let (cause, att, note) = match owners.first() {
+            Some(e) => (
+                managers.cause_of(&e.manager),
+                Some(attribution(e)),
+                Some(format!("set in {from} by {}", e.manager)),
+            ),
+            None => (Cause::Unknown, None, None),
+        };
+        if let Some(a) = &att
+            && self.ignore_here
+            && self.opts.ignore.ignores_manager(self.key, &a.manager)
+        {
+            self.out.suppressed.ignored += 1;
+            return false;
+        }
+        self.push_change(ChangeOp::Removed, v.clone(), Value::Null, cause, att, note);
+        true
+    }
+
     /// Replaces the changes from `start` on (all under the current path) by one change
     /// for the whole subtree.
-    fn coalesce(&mut self, start: usize, lv: &'a Value) {
+    fn coalesce(&mut self, start: usize, v: &'a Value, side: OneSide) {
         let parts: Vec<RawChange> = self.out.changes.drain(start..).collect();
         let best = parts
             .iter()
@@ -421,14 +521,24 @@ impl<'a> Walker<'a> {
             Some(b) => (b.cause, b.attribution, b.note),
             None => (Cause::Unknown, None, None),
         };
-        self.push_change(
-            ChangeOp::Added,
-            Value::Null,
-            lv.clone(),
-            cause,
-            attribution,
-            note,
-        );
+        match side {
+            OneSide::Live => self.push_change(
+                ChangeOp::Added,
+                Value::Null,
+                v.clone(),
+                cause,
+                attribution,
+                note,
+            ),
+            OneSide::From => self.push_change(
+                ChangeOp::Removed,
+                v.clone(),
+                Value::Null,
+                cause,
+                attribution,
+                note,
+            ),
+        }
     }
 
     /// Decides a live-only leaf or whole list item. Returns true when it is reported.
@@ -475,6 +585,17 @@ impl<'a> Walker<'a> {
         }
         if let Some(e) = owners.iter().find(|e| managers.is_manual(&e.manager)) {
             return self.report_added(lv, Cause::Manual, Some(attribution(e)), None);
+        }
+        if self.opts.symmetric {
+            // Both sides are live objects: what one side has and the other lacks is a
+            // difference, whoever wrote it (controllers aside, above).
+            return match owners.first() {
+                Some(e) => {
+                    let cause = managers.cause_of(&e.manager);
+                    self.report_added(lv, cause, Some(attribution(e)), None)
+                }
+                None => self.report_added(lv, Cause::Unknown, None, None),
+            };
         }
         if self.three_way && owners.iter().all(|e| managers.is_gitops(&e.manager)) {
             // Applied objects list what was applied; a field only the applier's Update
@@ -543,6 +664,14 @@ impl<'a> Walker<'a> {
             return;
         }
         let (cause, att, note) = match owners.first() {
+            Some(e) if managers.is_gitops(&e.manager) && self.opts.symmetric => (
+                Cause::Gitops,
+                Some(attribution(e)),
+                Some(format!(
+                    "set by the GitOps applier in {}: the desired states differ",
+                    self.opts.pair.1
+                )),
+            ),
             Some(e) if managers.is_gitops(&e.manager) => (
                 Cause::Gitops,
                 Some(attribution(e)),
@@ -615,6 +744,17 @@ impl<'a> Walker<'a> {
             self.opts.classifier.classify(self.key, &views)
         };
         let patch = self.patch_op(op, &desired, &live_path);
+        let expected = !self.opts.expected.is_empty() && {
+            let tokens = self.tokens(op == ChangeOp::Removed);
+            let views: Vec<SegView<'_>> = tokens
+                .iter()
+                .map(|(t, a)| SegView {
+                    token: t,
+                    alias: a.as_deref(),
+                })
+                .collect();
+            self.opts.expected.ignores_path(self.key, &views)
+        };
         self.out.changes.push(RawChange {
             op,
             live_path,
@@ -628,6 +768,7 @@ impl<'a> Walker<'a> {
             attribution,
             note,
             patch,
+            expected,
         });
     }
 

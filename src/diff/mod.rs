@@ -21,6 +21,7 @@
 
 pub mod compare;
 pub mod defaults;
+pub mod envmap;
 pub mod ignore;
 pub mod managed;
 pub mod normalize;
@@ -36,7 +37,7 @@ use sha2::{Digest, Sha256};
 use crate::classify::Classifier;
 use crate::model::{
     Cause, ChangeOp, Drift, DriftType, FieldChange, Object, Origin, Remedy, ResourceKey,
-    ResourceRef, Severity, Snapshot, Suppressed,
+    ResourceRef, ReverseFix, Severity, Snapshot, Suppressed,
 };
 use crate::redact::short_hash;
 use compare::{RawChange, compare_objects};
@@ -109,6 +110,16 @@ pub struct Options {
     pub unmanaged: UnmanagedScope,
     /// Verify every patch by applying it and comparing again (default true).
     pub verify_patches: bool,
+    /// Both sides are complete live objects (environment vs environment): a field present
+    /// on one side only is a difference after defaults, whichever side it is on.
+    pub symmetric: bool,
+    /// Expected-divergence rules (environment comparisons): matching differences are
+    /// expected, never drift.
+    pub expected: IgnoreSet,
+    /// Keep expected differences in the result, marked `expected` (`--show-expected`).
+    pub show_expected: bool,
+    /// The environment mapping the `from` side went through (to map reverse patches back).
+    pub mapping: Option<envmap::Mapping>,
 }
 
 impl Default for Options {
@@ -120,6 +131,10 @@ impl Default for Options {
             three_way: true,
             unmanaged: UnmanagedScope::default(),
             verify_patches: true,
+            symmetric: false,
+            expected: IgnoreSet::default(),
+            show_expected: false,
+            mapping: None,
         }
     }
 }
@@ -187,6 +202,11 @@ impl<'a> Comparison<'a> {
                     return (None, Suppressed::default(), false);
                 }
                 match self.desired.objects.get(key) {
+                    // Comparing environments, objects owned by a controller (a CronJob's
+                    // Jobs, ReplicaSets) follow their owner: compare the owners only.
+                    Some(d) if opts.symmetric && (d.is_owned() || l.is_owned()) => {
+                        (None, Suppressed::default(), false)
+                    }
                     Some(d) => {
                         let (drift, sup) = modified_drift(key, d, l, opts);
                         (drift, sup, true)
@@ -233,6 +253,11 @@ impl<'a> Comparison<'a> {
         }
         for (key, d) in &self.desired.objects {
             if seen.contains(key) || self.opts.ignore.ignores_object(key) {
+                continue;
+            }
+            // Comparing environments, `from` is a live dump too: objects owned by others
+            // (ReplicaSets, Pods) and system objects are not expected elsewhere.
+            if self.opts.symmetric && (d.is_owned() || self.scope.excluded(key, &d.value)) {
                 continue;
             }
             if live_unknown.iter().any(|u| u.covers(key)) {
@@ -287,15 +312,17 @@ impl<'a> WatchedScope<'a> {
         }
     }
 
+    /// System objects never reported as present on one side only.
+    fn excluded(&self, key: &ResourceKey, value: &Value) -> bool {
+        self.exclude.iter().any(|s| s.selects(key))
+            || (key.group.is_empty()
+                && key.kind == "Secret"
+                && value.get("type").and_then(Value::as_str)
+                    == Some("kubernetes.io/service-account-token"))
+    }
+
     fn watches(&self, key: &ResourceKey, value: &Value) -> bool {
-        if self.exclude.iter().any(|s| s.selects(key)) {
-            return false;
-        }
-        if key.group.is_empty()
-            && key.kind == "Secret"
-            && value.get("type").and_then(Value::as_str)
-                == Some("kubernetes.io/service-account-token")
-        {
+        if self.excluded(key, value) {
             return false;
         }
         match &key.namespace {
@@ -364,43 +391,123 @@ pub fn fingerprint(
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A verified patch: the operations, whether verification passed, and the command.
+struct Fix {
+    ops: Vec<Value>,
+    verified: bool,
+    error: Option<String>,
+    kubectl: String,
+    redacted: bool,
+}
+
+/// Builds, verifies and renders the patch that turns `live` into `desired` for the
+/// non-expected changes. `target` is the object the kubectl command addresses.
+fn make_fix(
+    key: &ResourceKey,
+    target: &ResourceKey,
+    desired: &Value,
+    live: &Value,
+    changes: &[RawChange],
+    opts: &Options,
+) -> Fix {
+    let real: Vec<RawChange> = changes.iter().filter(|c| !c.expected).cloned().collect();
+    let mut ops = patch::assemble(&real);
+    let (verified, error) = if !opts.verify_patches {
+        (false, Some("verification disabled".to_string()))
+    } else {
+        match verify(key, desired, live, &ops, opts) {
+            Ok(()) => (true, None),
+            Err(e) => (false, Some(e)),
+        }
+    };
+    let redacted = patch::redact_ops(key, &mut ops);
+    let kubectl = if verified {
+        patch::kubectl_patch(target, &ops)
+    } else {
+        format!(
+            "# no verified patch: {}",
+            error.as_deref().unwrap_or("unknown reason")
+        )
+    };
+    Fix {
+        ops,
+        verified,
+        error,
+        kubectl,
+        redacted,
+    }
+}
+
 fn modified_drift(
     key: &ResourceKey,
     d: &Object,
     l: &Object,
     opts: &Options,
 ) -> (Option<Drift>, Suppressed) {
-    let diff = compare_objects(key, &d.value, &l.value, opts);
+    let mut diff = compare_objects(key, &d.value, &l.value, opts);
+    let expected = diff.changes.iter().filter(|c| c.expected).count();
+    if !opts.show_expected {
+        diff.suppressed.expected += expected;
+        diff.changes.retain(|c| !c.expected);
+    }
     if diff.changes.is_empty() {
         return (None, diff.suppressed);
     }
-    let mut ops = patch::assemble(&diff.changes);
-    let (verified, verification_error) = if opts.verify_patches {
-        match verify(key, &d.value, &l.value, &ops, opts) {
-            Ok(()) => (true, None),
-            Err(e) => (false, Some(e)),
+    let fix = make_fix(key, key, &d.value, &l.value, &diff.changes, opts);
+    let reverse = opts.symmetric.then(|| {
+        // Make `from` match `to`: compare the other way round, map values back.
+        let back = compare_objects(key, &l.value, &d.value, opts);
+        let target = d.mapped.as_ref().map_or(key, |m| &m.key);
+        let mut f = make_fix(key, target, &l.value, &d.value, &back.changes, opts);
+        if let (Some(m), Some(mf)) = (&opts.mapping, &d.mapped) {
+            for op in &mut f.ops {
+                let path = op
+                    .get("path")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                if let Some(v) = op.get_mut("value") {
+                    m.reverse_at(v, &path, &mf.rewritten);
+                }
+            }
+            if f.verified {
+                f.kubectl = patch::kubectl_patch(target, &f.ops);
+            }
         }
-    } else {
-        (false, Some("verification disabled".to_string()))
-    };
-    let redacted = patch::redact_ops(key, &mut ops);
-    let kubectl = if verified {
-        patch::kubectl_patch(key, &ops)
-    } else {
-        format!(
-            "# no verified patch: {}",
-            verification_error.as_deref().unwrap_or("unknown reason")
-        )
-    };
-    let changes: Vec<FieldChange> = diff
+        (!f.ops.is_empty()).then_some(ReverseFix {
+            patch: Value::Array(f.ops),
+            verified: f.verified,
+            verification_error: f.error,
+            kubectl: f.kubectl,
+        })
+    });
+    let mut changes: Vec<FieldChange> = diff
         .changes
         .into_iter()
         .map(|c| field_change(key, c))
         .collect();
-    let top = changes.iter().max_by_key(|c| c.severity);
+    if opts.symmetric {
+        for c in &mut changes {
+            crate::classify::promotion(key, c, &opts.pair.0, &opts.pair.1);
+        }
+    }
+    let top = top_change(&changes);
     let severity = top.map_or(Severity::Info, |c| c.severity);
     let cause = top.map_or(Cause::Unknown, |c| c.cause);
     let fp = fingerprint(opts, key, DriftType::Modified, &changes);
+    let (fix, reverse) = if top.is_none() {
+        // Only expected divergences (kept for --show-expected): nothing to fix.
+        let nothing = Fix {
+            ops: Vec::new(),
+            verified: true,
+            error: None,
+            kubectl: "# expected divergence only: nothing to fix".to_string(),
+            redacted: false,
+        };
+        (nothing, None)
+    } else {
+        (fix, reverse.flatten())
+    };
     let drift = Drift {
         drift_type: DriftType::Modified,
         severity,
@@ -408,21 +515,40 @@ fn modified_drift(
         resource: resource_ref(key, l),
         fingerprint: fp,
         desired_origin: file_origin(d),
+        expected: top.is_none(),
         changes,
         remedy: Remedy {
-            patch: Some(Value::Array(ops)),
-            verified,
-            verification_error,
-            kubectl,
+            patch: Some(Value::Array(fix.ops)),
+            verified: fix.verified,
+            verification_error: fix.error,
+            kubectl: fix.kubectl,
             manifest: None,
             note: None,
-            redacted,
+            redacted: fix.redacted,
+            reverse,
         },
     };
     (Some(drift), diff.suppressed)
 }
 
-/// Applies the patch to live and compares again; any remaining change is a failure.
+/// The change that speaks for a drift: the most severe non-expected one; among equals a
+/// person's change first, then a controller's, then an unknown writer, then the applier's.
+pub fn top_change(changes: &[FieldChange]) -> Option<&FieldChange> {
+    let rank = |c: &Cause| match c {
+        Cause::Manual => 0,
+        Cause::Controller => 1,
+        Cause::Unknown | Cause::Deleted | Cause::Unmanaged => 2,
+        Cause::Gitops => 3,
+    };
+    changes.iter().filter(|c| !c.expected).min_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(rank(&a.cause).cmp(&rank(&b.cause)))
+    })
+}
+
+/// Applies the patch to live and compares again; any remaining (non-expected) change is a
+/// failure.
 fn verify(
     key: &ResourceKey,
     desired: &Value,
@@ -432,7 +558,7 @@ fn verify(
 ) -> Result<(), String> {
     let patched = patch::apply(live, ops)?;
     let again = compare_objects(key, desired, &patched, opts);
-    match again.changes.first() {
+    match again.changes.iter().find(|c| !c.expected) {
         None => Ok(()),
         Some(c) => Err(format!(
             "after applying the patch {} still differs ({})",
@@ -473,28 +599,81 @@ fn field_change(key: &ResourceKey, c: RawChange) -> FieldChange {
         cause: c.cause,
         attribution: c.attribution,
         note: c.note,
+        expected: c.expected,
+        finding: None,
     }
 }
 
+/// A live object as a manifest to create elsewhere: server-written metadata removed.
+fn as_manifest(v: &Value) -> Value {
+    let mut m = v.clone();
+    if let Some(obj) = m.as_object_mut() {
+        obj.remove("status");
+        if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+            for f in [
+                "uid",
+                "resourceVersion",
+                "generation",
+                "creationTimestamp",
+                "managedFields",
+                "selfLink",
+                "ownerReferences",
+            ] {
+                meta.remove(f);
+            }
+            if let Some(ann) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+                ann.remove(crate::redact::LAST_APPLIED);
+                ann.remove("deployment.kubernetes.io/revision");
+            }
+        }
+    }
+    m
+}
+
 fn missing_drift(key: &ResourceKey, d: &Object, opts: &Options) -> Drift {
-    let mut manifest = d.value.clone();
+    let (from, to) = (&opts.pair.0, &opts.pair.1);
+    let mut manifest = if opts.symmetric {
+        as_manifest(&d.value)
+    } else {
+        d.value.clone()
+    };
     let redacted = patch::redact_manifest(key, &mut manifest);
-    let kubectl = match &d.origin {
-        Origin::File { path, .. } => format!(
-            "kubectl apply -f {}",
-            patch::shell_quote(&path.display().to_string())
-        ),
-        Origin::Live { .. } => "kubectl apply -f - # with the manifest".to_string(),
+    let (kubectl, note) = if opts.symmetric {
+        let orig = d.mapped.as_ref().map_or(key, |m| &m.key);
+        (
+            format!(
+                "# create it in {to} from `manifest`, or remove it from {from}: {}",
+                patch::kubectl_delete(orig)
+            ),
+            format!("{key} exists in {from} only"),
+        )
+    } else {
+        let kubectl = match &d.origin {
+            Origin::File { path, .. } => format!(
+                "kubectl apply -f {}",
+                patch::shell_quote(&path.display().to_string())
+            ),
+            Origin::Live { .. } => "kubectl apply -f - # with the manifest".to_string(),
+        };
+        (
+            kubectl,
+            format!("{key} is in the desired state but not live (deleted, or never synced)"),
+        )
     };
     let severity = opts.classifier.resource_severity(key, DriftType::Missing);
     let fp = fingerprint(opts, key, DriftType::Missing, &[]);
     Drift {
         drift_type: DriftType::Missing,
         severity,
-        cause: Cause::Deleted,
+        cause: if opts.symmetric {
+            Cause::Unknown
+        } else {
+            Cause::Deleted
+        },
         resource: resource_ref(key, d),
         fingerprint: fp,
         desired_origin: file_origin(d),
+        expected: false,
         changes: Vec::new(),
         remedy: Remedy {
             patch: None,
@@ -502,36 +681,48 @@ fn missing_drift(key: &ResourceKey, d: &Object, opts: &Options) -> Drift {
             verification_error: None,
             kubectl,
             manifest: Some(manifest),
-            note: Some(format!(
-                "{key} is in the desired state but not live (deleted, or never synced)"
-            )),
+            note: Some(note),
             redacted,
+            reverse: None,
         },
     }
 }
 
 fn unmanaged_drift(key: &ResourceKey, l: &Object, opts: &Options) -> Drift {
-    let severity = opts.classifier.resource_severity(key, DriftType::Unmanaged);
+    // Comparing environments, both directions are graded alike (by kind).
+    let graded_as = if opts.symmetric {
+        DriftType::Missing
+    } else {
+        DriftType::Unmanaged
+    };
+    let severity = opts.classifier.resource_severity(key, graded_as);
     let creator = managed::ManagedIndex::from_object(&l.value).and_then(|m| {
         m.entries
             .iter()
             .min_by(|a, b| a.time.cmp(&b.time))
             .map(|e| e.manager.clone())
     });
-    let note = match &creator {
-        Some(m) => {
-            format!("not in the desired state (created by {m}): adopt it into Git, or delete it")
-        }
-        None => "not in the desired state: adopt it into Git, or delete it".to_string(),
+    let by = creator
+        .map(|m| format!(" (created by {m})"))
+        .unwrap_or_default();
+    let note = if opts.symmetric {
+        format!("{key} exists in {} only{by}", opts.pair.1)
+    } else {
+        format!("not in the desired state{by}: adopt it into Git, or delete it")
     };
     let fp = fingerprint(opts, key, DriftType::Unmanaged, &[]);
     Drift {
         drift_type: DriftType::Unmanaged,
         severity,
-        cause: Cause::Unmanaged,
+        cause: if opts.symmetric {
+            Cause::Unknown
+        } else {
+            Cause::Unmanaged
+        },
         resource: resource_ref(key, l),
         fingerprint: fp,
         desired_origin: None,
+        expected: false,
         changes: Vec::new(),
         remedy: Remedy {
             patch: None,
@@ -541,6 +732,7 @@ fn unmanaged_drift(key: &ResourceKey, l: &Object, opts: &Options) -> Drift {
             manifest: None,
             note: Some(note),
             redacted: false,
+            reverse: None,
         },
     }
 }

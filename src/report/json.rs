@@ -3,14 +3,14 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Report, Side};
+use super::{Mode, Report, Side};
 use crate::model::{Drift, FieldChange, Origin};
 
 /// Schema identifier written in every document.
 pub const SCHEMA: &str = "envdrift.diff/v1";
 
 fn side(s: &Side) -> Value {
-    json!({"source": s.source, "commit": s.commit, "objects": s.objects})
+    json!({"name": s.name, "source": s.source, "commit": s.commit, "objects": s.objects})
 }
 
 fn origin(o: &Origin) -> Value {
@@ -38,14 +38,17 @@ fn change(c: &FieldChange) -> Value {
         "time": a.and_then(|a| a.time.clone()),
         "subresource": a.and_then(|a| a.subresource.clone()),
         "note": c.note,
+        "expected": c.expected,
+        "finding": c.finding,
     })
 }
 
 /// One drift as JSON (also used by other outputs that embed drifts).
-pub fn drift(d: &Drift) -> Value {
+pub fn drift(d: &Drift, mode: Mode) -> Value {
     let r = &d.remedy;
+    let rev = r.reverse.as_ref();
     json!({
-        "type": d.drift_type.as_str(),
+        "type": mode.type_name(d.drift_type),
         "severity": d.severity.as_str(),
         "cause": d.cause.as_str(),
         "fingerprint": d.fingerprint,
@@ -64,6 +67,10 @@ pub fn drift(d: &Drift) -> Value {
         "manifest": r.manifest,
         "note": r.note,
         "redacted": r.redacted,
+        "expected": d.expected,
+        "patch_reverse": rev.map(|x| x.patch.clone()),
+        "patch_reverse_verified": rev.map(|x| x.verified),
+        "kubectl_reverse": rev.map(|x| x.kubectl.clone()),
     })
 }
 
@@ -100,6 +107,7 @@ pub fn to_value(rep: &Report<'_>) -> Value {
                 "controller": sup.controller,
                 "ignored": sup.ignored,
                 "server_set": sup.server_set,
+                "expected": sup.expected,
             },
             "unknown": rep.result.unknown.len(),
             "errors": rep.errors.len(),
@@ -107,7 +115,11 @@ pub fn to_value(rep: &Report<'_>) -> Value {
     );
     doc.insert(
         "drifts".into(),
-        rep.result.drifts.iter().map(drift).collect(),
+        rep.result
+            .drifts
+            .iter()
+            .map(|d| drift(d, rep.mode))
+            .collect(),
     );
     doc.insert(
         "errors".into(),

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Report, inline_value};
+use super::{Mode, Report, inline_value};
 use crate::model::{DriftType, Severity};
 
 fn cell(s: &str) -> String {
@@ -25,7 +25,11 @@ pub fn render(rep: &Report<'_>) -> String {
     let _ = writeln!(out, "- compared: {} objects\n", rep.result.compared);
     let _ = writeln!(out, "| severity | count |\n| --- | ---: |");
     for sev in Severity::ALL {
-        let _ = writeln!(out, "| {sev} | {} |", s.by_severity[&sev]);
+        let _ = writeln!(
+            out,
+            "| {sev} | {} |",
+            s.by_severity.get(&sev).copied().unwrap_or(0)
+        );
     }
     let _ = writeln!(out);
     for d in &rep.result.drifts {
@@ -34,11 +38,11 @@ pub fn render(rep: &Report<'_>) -> String {
             "### {} `{}` — {} ({})\n",
             d.severity.as_str().to_ascii_uppercase(),
             d.resource,
-            d.drift_type.as_str(),
+            rep.mode.type_name(d.drift_type),
             d.cause
         );
         if let Some(o) = &d.desired_origin {
-            let _ = writeln!(out, "Desired: `{o}`\n");
+            let _ = writeln!(out, "{}: `{o}`\n", rep.left.name);
         }
         if !d.changes.is_empty() {
             let _ = writeln!(
@@ -68,13 +72,25 @@ pub fn render(rep: &Report<'_>) -> String {
         if let Some(n) = &d.remedy.note {
             let _ = writeln!(out, "{n}\n");
         }
-        let label = match d.drift_type {
-            DriftType::Modified if d.remedy.verified => "Fix (patch verified by re-comparison):",
-            DriftType::Modified => "No verified patch:",
-            DriftType::Missing => "Fix:",
-            DriftType::Unmanaged => "Or delete it:",
+        let label = match (rep.mode, d.drift_type) {
+            (Mode::EnvVsEnv, DriftType::Modified) => {
+                format!("Make {} match {}:", rep.right.name, rep.left.name)
+            }
+            (_, DriftType::Modified) if d.remedy.verified => {
+                "Fix (patch verified by re-comparison):".to_string()
+            }
+            (_, DriftType::Modified) => "No verified patch:".to_string(),
+            (_, DriftType::Missing) => "Fix:".to_string(),
+            (_, DriftType::Unmanaged) => "Or delete it:".to_string(),
         };
         let _ = writeln!(out, "{label}\n\n```sh\n{}\n```\n", d.remedy.kubectl);
+        if let Some(rev) = &d.remedy.reverse {
+            let _ = writeln!(
+                out,
+                "Make {} match {}:\n\n```sh\n{}\n```\n",
+                rep.left.name, rep.right.name, rev.kubectl
+            );
+        }
     }
     if !rep.errors.is_empty() {
         let _ = writeln!(out, "### Input errors\n");

@@ -30,6 +30,16 @@ impl Mode {
             Mode::EnvVsEnv => ("from", "to"),
         }
     }
+
+    /// How a drift type is named in this mode: comparing environments, `missing` is
+    /// `only-in-from` and `unmanaged` is `only-in-to`.
+    pub fn type_name(self, t: DriftType) -> &'static str {
+        match (self, t) {
+            (Mode::EnvVsEnv, DriftType::Missing) => "only-in-from",
+            (Mode::EnvVsEnv, DriftType::Unmanaged) => "only-in-to",
+            (_, t) => t.as_str(),
+        }
+    }
 }
 
 /// One side's description.
@@ -84,7 +94,7 @@ impl Report<'_> {
             DriftType::Unmanaged,
             DriftType::Modified,
         ] {
-            s.by_type.insert(t.as_str(), 0);
+            s.by_type.insert(self.mode.type_name(t), 0);
         }
         for sev in Severity::ALL {
             s.by_severity.insert(sev, 0);
@@ -92,7 +102,9 @@ impl Report<'_> {
         for d in &self.result.drifts {
             s.drifts += 1;
             s.changes += d.changes.len();
-            *s.by_type.entry(d.drift_type.as_str()).or_default() += 1;
+            *s.by_type
+                .entry(self.mode.type_name(d.drift_type))
+                .or_default() += 1;
             *s.by_severity.entry(d.severity).or_default() += 1;
         }
         s

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use anstyle::{AnsiColor, Style};
 
-use super::{Report, inline_value, truncate};
+use super::{Mode, Report, inline_value, truncate};
 use crate::model::{ChangeOp, Drift, DriftType, Severity};
 
 /// Rendering options.
@@ -51,7 +51,7 @@ fn summary_line(rep: &Report<'_>) -> String {
     let sev: Vec<String> = Severity::ALL
         .iter()
         .filter(|v| s.by_severity.get(v).copied().unwrap_or(0) > 0)
-        .map(|v| format!("{} {}", s.by_severity[v], v))
+        .map(|v| format!("{} {}", s.by_severity.get(v).copied().unwrap_or(0), v))
         .collect();
     let mut line = format!(
         "{} compared · {} drift{}",
@@ -62,10 +62,15 @@ fn summary_line(rep: &Report<'_>) -> String {
     if !sev.is_empty() {
         line.push_str(&format!(" ({})", sev.join(", ")));
     }
-    let t = &s.by_type;
+    let t = |d: &str| s.by_type.get(d).copied().unwrap_or(0);
+    let name = |d| rep.mode.type_name(d);
     line.push_str(&format!(
-        " · {} modified, {} missing, {} unmanaged",
-        t["modified"], t["missing"], t["unmanaged"]
+        " · {} modified, {} {}, {} {}",
+        t("modified"),
+        t(name(DriftType::Missing)),
+        name(DriftType::Missing),
+        t(name(DriftType::Unmanaged)),
+        name(DriftType::Unmanaged)
     ));
     line
 }
@@ -78,6 +83,7 @@ fn suppressed_line(rep: &Report<'_>) -> Option<String> {
         (s.server_set, "server-set fields"),
         (s.controller, "controller-owned"),
         (s.ignored, "ignored by rules"),
+        (s.expected, "expected divergences (--show-expected)"),
     ] {
         if n > 0 {
             parts.push(format!("{n} {what}"));
@@ -87,11 +93,7 @@ fn suppressed_line(rep: &Report<'_>) -> Option<String> {
 }
 
 fn who(d: &Drift) -> String {
-    let att = d
-        .changes
-        .iter()
-        .filter(|c| c.severity == d.severity)
-        .find_map(|c| c.attribution.as_ref());
+    let att = envdrift_top(d).and_then(|c| c.attribution.as_ref());
     match att {
         Some(a) => match &a.time {
             Some(t) => format!("{} by {} at {t}", d.cause, a.manager),
@@ -99,6 +101,10 @@ fn who(d: &Drift) -> String {
         },
         None => d.cause.to_string(),
     }
+}
+
+fn envdrift_top(d: &Drift) -> Option<&crate::model::FieldChange> {
+    crate::diff::top_change(&d.changes)
 }
 
 /// Renders the report as text.
@@ -139,13 +145,14 @@ pub fn render(rep: &Report<'_>, opts: TableOptions) -> String {
         for d in group {
             let _ = writeln!(
                 out,
-                "  {}  {} · {}",
+                "  {}  {} · {}{}",
                 p.bold(&d.resource.to_string()),
-                d.drift_type.as_str(),
-                who(d)
+                rep.mode.type_name(d.drift_type),
+                who(d),
+                if d.expected { " · expected" } else { "" }
             );
             if let Some(o) = &d.desired_origin {
-                let _ = writeln!(out, "    {}", p.dim(&format!("desired: {o}")));
+                let _ = writeln!(out, "    {}", p.dim(&format!("{l}: {o}")));
             }
             for c in &d.changes {
                 let mark = match c.op {
@@ -153,16 +160,21 @@ pub fn render(rep: &Report<'_>, opts: TableOptions) -> String {
                     ChangeOp::Added => "+",
                     ChangeOp::Removed => "-",
                 };
+                let (only_r, only_l) = match rep.mode {
+                    Mode::DesiredVsLive => ("live only".to_string(), "missing live".to_string()),
+                    Mode::EnvVsEnv => (
+                        format!("only in {}", rep.right.name),
+                        format!("only in {}", rep.left.name),
+                    ),
+                };
                 let values = match c.op {
                     ChangeOp::Changed => format!(
                         "{} → {}",
                         inline_value(&c.desired, width),
                         inline_value(&c.live, width)
                     ),
-                    ChangeOp::Added => format!("live only: {}", inline_value(&c.live, width)),
-                    ChangeOp::Removed => {
-                        format!("missing live: {}", inline_value(&c.desired, width))
-                    }
+                    ChangeOp::Added => format!("{only_r}: {}", inline_value(&c.live, width)),
+                    ChangeOp::Removed => format!("{only_l}: {}", inline_value(&c.desired, width)),
                 };
                 let by = c
                     .attribution
@@ -179,6 +191,9 @@ pub fn render(rep: &Report<'_>, opts: TableOptions) -> String {
                         c.category, c.severity, c.cause, by
                     ))
                 );
+                if c.expected {
+                    let _ = writeln!(out, "      {}", p.dim("expected divergence"));
+                }
                 if let Some(n) = &c.note {
                     let _ = writeln!(out, "      {}", p.dim(n));
                 }
@@ -186,18 +201,29 @@ pub fn render(rep: &Report<'_>, opts: TableOptions) -> String {
             if let Some(n) = &d.remedy.note {
                 let _ = writeln!(out, "    {}", p.dim(n));
             }
-            let label = match d.drift_type {
-                DriftType::Modified if d.remedy.verified => "fix (verified):",
-                DriftType::Modified => "fix:",
-                DriftType::Missing => "fix:",
-                DriftType::Unmanaged => "or delete:",
+            let (l_name, r_name) = (&rep.left.name, &rep.right.name);
+            let label = match (rep.mode, d.drift_type) {
+                (Mode::EnvVsEnv, DriftType::Modified) => format!("make {r_name} match {l_name}:"),
+                (_, DriftType::Modified) if d.remedy.verified => "fix (verified):".to_string(),
+                (_, DriftType::Modified) | (_, DriftType::Missing) => "fix:".to_string(),
+                (Mode::EnvVsEnv, DriftType::Unmanaged) => format!("or delete from {r_name}:"),
+                (_, DriftType::Unmanaged) => "or delete:".to_string(),
             };
             let _ = writeln!(
                 out,
                 "    {} {}",
-                p.dim(label),
+                p.dim(&label),
                 truncate(&d.remedy.kubectl, 4000)
             );
+            if let Some(rev) = &d.remedy.reverse {
+                let label = format!("make {l_name} match {r_name}:");
+                let _ = writeln!(
+                    out,
+                    "    {} {}",
+                    p.dim(&label),
+                    truncate(&rev.kubectl, 4000)
+                );
+            }
             if d.remedy.redacted {
                 let _ = writeln!(
                     out,

@@ -204,6 +204,9 @@ pub fn load_paths(
     snap
 }
 
+/// A consumer of one file's objects (see [`stream_paths`]).
+pub type Consumer<'a, R> = dyn Fn(&[(ResourceKey, Object)]) -> R + Sync + 'a;
+
 /// What [`stream_paths`] returns: the consumer's results (one per file, in file order)
 /// and the snapshot's metadata without its objects (source, errors, skipped files).
 #[derive(Debug)]
@@ -225,7 +228,7 @@ pub fn stream_paths<R: Send>(
     paths: &[PathBuf],
     opts: &LoadOptions,
     on_file: &(dyn Fn(&Path) + Sync),
-    consume: &(dyn Fn(&[(ResourceKey, Object)]) -> R + Sync),
+    consume: &Consumer<'_, R>,
 ) -> Streamed<R> {
     let mut meta = Snapshot {
         source: Some(source_ref(paths, opts)),
@@ -373,7 +376,7 @@ fn file_objects(r: FileResult, opts: &LoadOptions) -> FileObjects {
             line: obj.line,
             commit: opts.commit.clone(),
         };
-        out.objects.push((key, Object { value, origin }));
+        out.objects.push((key, Object::new(value, origin)));
     }
     out
 }
