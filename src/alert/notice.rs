@@ -1,0 +1,122 @@
+//! [`Notice`]: what one alert says, independent of where it goes. The daemon builds
+//! notices from drift lifecycle events (new, escalated, resolved, reminder, scan failed)
+//! and scheduled reports; every sink renders the same notice through its templates
+//! (`alerts/`). Notices hold no Secret value: drift values are already hashed.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::model::Severity;
+
+/// Why a notice is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    /// New drifts found by a scan (one notice per scan per environment).
+    Drift,
+    /// Open drifts whose severity rose.
+    Escalated,
+    /// Drifts gone in a later successful scan.
+    Resolved,
+    /// Drifts still open after the configured time.
+    Reminder,
+    /// A scan failed or was partial: nothing was resolved or reported missing because of it.
+    ScanFailed,
+    /// A scheduled or on-demand drift report.
+    Report,
+}
+
+impl NoticeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeKind::Drift => "drift",
+            NoticeKind::Escalated => "escalated",
+            NoticeKind::Resolved => "resolved",
+            NoticeKind::Reminder => "reminder",
+            NoticeKind::ScanFailed => "scan_failed",
+            NoticeKind::Report => "report",
+        }
+    }
+}
+
+/// One field change inside a notice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NoticeChange {
+    /// Readable path: `spec.template.spec.containers[name=web].image`.
+    pub field: String,
+    /// JSON Pointer into the live object.
+    pub path: String,
+    /// `changed`, `added` (live only), `removed` (missing live).
+    pub op: String,
+    /// Desired value as short text (`(absent)`, Secret values as `sha256:ab12…`).
+    pub desired: String,
+    /// Live value as short text.
+    pub live: String,
+    pub severity: Severity,
+    pub category: String,
+    /// `manual`, `controller`, `gitops`, `unknown`, …
+    pub cause: String,
+    /// Field manager that wrote the live value, when known.
+    pub manager: Option<String>,
+    /// RFC 3339 time of that write, when known.
+    pub time: Option<String>,
+}
+
+/// One drift inside a notice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NoticeDrift {
+    pub fingerprint: String,
+    /// `Deployment shop/web`.
+    pub resource: String,
+    /// `modified`, `missing`, `unmanaged` (`only-in-from`/`only-in-to` for comparisons).
+    pub drift_type: String,
+    pub severity: Severity,
+    /// The previous severity, for escalations.
+    pub previous_severity: Option<Severity>,
+    pub cause: String,
+    pub changes: Vec<NoticeChange>,
+    /// The suggested command (`kubectl patch …`); empty when there is none.
+    pub kubectl: String,
+    /// RFC 3339: when the drift was first seen.
+    pub first_seen: String,
+    /// Human age: `3h`, `2d`.
+    pub age: String,
+}
+
+/// Counts and lists of a drift report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ReportSection {
+    /// Environment or comparison name.
+    pub name: String,
+    pub open_by_severity: Vec<(Severity, usize)>,
+    pub open_by_category: Vec<(String, usize)>,
+    pub new_since_last: usize,
+    pub resolved_since_last: usize,
+    /// The oldest open drifts, oldest first.
+    pub oldest: Vec<NoticeDrift>,
+    /// Failed or partial scans since the last report: `when: reason`.
+    pub failed_scans: Vec<String>,
+}
+
+/// What one alert says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notice {
+    /// Stable id (the outbox key): sinks use it as an idempotency key where they can.
+    pub id: String,
+    pub kind: NoticeKind,
+    /// Environment or comparison name (`production`, `staging→production`).
+    pub env: String,
+    /// One line: `production: 3 new drifts (1 critical)`.
+    pub title: String,
+    /// Highest severity in the notice (`info` for resolved notices and reports without drift).
+    pub severity: Severity,
+    /// RFC 3339 time the notice was created.
+    pub created_at: String,
+    pub drifts: Vec<NoticeDrift>,
+    /// For `scan_failed`: the reason (no credentials in it).
+    pub error: Option<String>,
+    /// For reports.
+    pub report: Vec<ReportSection>,
+    /// Links or extra context for templates (e.g. the API URL of each drift).
+    pub extra: Value,
+}
