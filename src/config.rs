@@ -23,6 +23,7 @@
 //!   namespaces: ["shop-*"]
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -61,6 +62,128 @@ pub struct Config {
     /// Environment comparisons (`envdrift compare`): mapping and expected divergence.
     #[serde(default)]
     pub compare: CompareConfig,
+    /// Daemon: directory of the SQLite store (`envdrift.db`). Default: `.envdrift`, relative
+    /// to the config file's directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Daemon: HTTP listen address. Default: `127.0.0.1:8080`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// Daemon: IANA time zone for report schedules (`Europe/Paris`). Default: `UTC`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// Daemon: the environments to scan, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environments: BTreeMap<String, EnvironmentConfig>,
+    /// Daemon: environment comparisons to run on a schedule.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub comparisons: Vec<ComparisonConfig>,
+    /// Daemon: alerting.
+    #[serde(default)]
+    pub alerts: AlertsConfig,
+    /// Daemon: scheduled drift reports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reports: Vec<ReportConfig>,
+    /// Daemon: how long scans and their snapshot hashes are kept. Default: `30d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<String>,
+}
+
+/// Where a side of an environment comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SourceSpec {
+    /// A directory (or file) of plain manifests: a Git checkout, rendered output.
+    Dir {
+        /// Path, relative to the config file's directory.
+        path: PathBuf,
+    },
+    /// A directory (or file) of live objects: `kubectl get -o yaml` or `envdrift snapshot`
+    /// output.
+    Dump {
+        /// Path, relative to the config file's directory.
+        path: PathBuf,
+    },
+}
+
+impl SourceSpec {
+    /// A one-line description for logs and reports.
+    pub fn describe(&self) -> String {
+        match self {
+            SourceSpec::Dir { path } => format!("dir:{}", path.display()),
+            SourceSpec::Dump { path } => format!("dump:{}", path.display()),
+        }
+    }
+}
+
+/// One environment the daemon scans.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentConfig {
+    /// The desired state (Git or a manifest directory).
+    pub desired: SourceSpec,
+    /// The live state (a cluster or a dump).
+    pub live: SourceSpec,
+    /// Time between scans (`5m`, `30s`, `1h`). Default: `5m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+}
+
+/// A scheduled comparison between two environments' live sides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComparisonConfig {
+    /// Name in alerts and the API. Default: `FROM-vs-TO`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Reference environment (usually staging).
+    pub from: String,
+    /// Environment checked against it (usually production).
+    pub to: String,
+    /// Time between comparisons. Default: `15m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+}
+
+impl ComparisonConfig {
+    pub fn name(&self) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("{}-vs-{}", self.from, self.to))
+    }
+}
+
+/// The `alerts` section.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Remind about drift still open after this long (`24h`). Default: no reminders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reminder_after: Option<String>,
+    /// A directory whose templates override the built-in ones (by file name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub templates_dir: Option<PathBuf>,
+}
+
+/// A scheduled drift report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportConfig {
+    pub name: String,
+    /// Cron expression with seconds (`0 0 9 * * Mon-Fri`), in `timezone`.
+    pub cron: String,
+    /// Environments and comparisons covered (names). Default: all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
+    /// Sink names to send it to. Default: every sink whose route accepts reports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sinks: Vec<String>,
+}
+
+/// Parses a duration like `5m`, `30s`, `1h30m`, `2d`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("`{s}` is not a duration (e.g. 30s, 5m, 1h): {e}"))
 }
 
 /// The `compare` section.
@@ -243,6 +366,7 @@ impl Config {
                 .to_string();
             out.push(invalid(key, message));
         }
+        self.validate_daemon(&mut out, path);
         if let Err(errs) = Mapping::new(&self.compare.mapping) {
             for e in errs {
                 out.push(invalid("compare.mapping".into(), e.to_string()));
@@ -290,6 +414,105 @@ impl Config {
 }
 
 impl Config {
+    fn validate_daemon(&self, out: &mut Vec<ConfigError>, path: &Path) {
+        let mut invalid = |key: String, message: String| {
+            out.push(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                key,
+                message,
+            })
+        };
+        for (name, env) in &self.environments {
+            if !is_dns_label(name) {
+                invalid(
+                    format!("environments.{name}"),
+                    "environment names are lowercase letters, digits and `-`".into(),
+                );
+            }
+            if let Some(i) = &env.interval
+                && let Err(e) = parse_duration(i)
+            {
+                invalid(format!("environments.{name}.interval"), e);
+            }
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, c) in self.comparisons.iter().enumerate() {
+            for (side, env) in [("from", &c.from), ("to", &c.to)] {
+                if !self.environments.contains_key(env) {
+                    let known: Vec<&str> = self.environments.keys().map(String::as_str).collect();
+                    invalid(
+                        format!("comparisons[{i}].{side}"),
+                        format!(
+                            "unknown environment `{env}` (configured: {})",
+                            known.join(", ")
+                        ),
+                    );
+                }
+            }
+            if !names.insert(c.name()) || self.environments.contains_key(&c.name()) {
+                invalid(
+                    format!("comparisons[{i}].name"),
+                    format!(
+                        "`{}` is used twice (environments and comparisons share names)",
+                        c.name()
+                    ),
+                );
+            }
+            if let Some(iv) = &c.interval
+                && let Err(e) = parse_duration(iv)
+            {
+                invalid(format!("comparisons[{i}].interval"), e);
+            }
+        }
+        if let Some(tz) = &self.timezone
+            && tz.parse::<chrono_tz::Tz>().is_err()
+        {
+            invalid(
+                "timezone".into(),
+                format!("`{tz}` is not an IANA time zone (e.g. Europe/Paris, UTC)"),
+            );
+        }
+        for (key, v) in [
+            ("retention", &self.retention),
+            ("alerts.reminder_after", &self.alerts.reminder_after),
+        ] {
+            if let Some(v) = v
+                && let Err(e) = parse_duration(v)
+            {
+                invalid(key.into(), e);
+            }
+        }
+        for (i, r) in self.reports.iter().enumerate() {
+            if let Err(e) = r.cron.parse::<cron::Schedule>() {
+                invalid(
+                    format!("reports[{i}].cron"),
+                    format!(
+                        "`{}` is not a cron expression with seconds (e.g. `0 0 9 * * Mon-Fri`): {e}",
+                        r.cron
+                    ),
+                );
+            }
+            for t in &r.targets {
+                if !self.environments.contains_key(t)
+                    && !self.comparisons.iter().any(|c| &c.name() == t)
+                {
+                    invalid(
+                        format!("reports[{i}].targets"),
+                        format!("unknown environment or comparison `{t}`"),
+                    );
+                }
+            }
+        }
+        if let Some(l) = &self.listen
+            && l.parse::<std::net::SocketAddr>().is_err()
+        {
+            invalid(
+                "listen".into(),
+                format!("`{l}` is not an address:port (e.g. 127.0.0.1:8080)"),
+            );
+        }
+    }
+
     /// Engine options for an environment comparison `from` → `to`: symmetric, no
     /// three-way, expected-divergence rules and the mapping.
     ///

@@ -21,6 +21,7 @@
 pub mod alert;
 pub mod classify;
 pub mod config;
+pub mod daemon;
 pub mod diff;
 pub mod kinds;
 pub mod model;
@@ -28,6 +29,7 @@ pub mod pipeline;
 pub mod redact;
 pub mod report;
 pub mod source;
+pub mod store;
 pub mod synth;
 
 pub use diff::{DiffResult, Options, compare};

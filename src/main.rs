@@ -54,6 +54,15 @@ enum Command {
     /// values first (config `compare.mapping`); expected divergences (replicas, resources,
     /// HPA bounds, … and config `compare.expected`) are shown only with --show-expected.
     Compare(CompareArgs),
+    /// Run the daemon: scheduled scans and comparisons, drift lifecycle, alerts, reports.
+    ///
+    /// With --once: one full cycle (every scan and comparison, due reports, alert delivery),
+    /// then exit with the same codes as `diff`.
+    Daemon(DaemonArgs),
+    /// Scan one environment of a config file now and print its drift (no state is kept).
+    Scan(ScanArgs),
+    /// Render the drift report from the daemon's store, or send it (--send).
+    Report(ReportArgs),
     /// Validate a config file and print every problem with its key path.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -162,6 +171,61 @@ struct DiffArgs {
 }
 
 #[derive(Args, Debug)]
+struct DaemonArgs {
+    /// The config file (see config/envdrift.example.yaml).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Run one full cycle and exit (0 no drift, 1 drift at or above --fail-on, 2 errors).
+    #[arg(long)]
+    once: bool,
+    /// With --once: exit 1 when open drift at or above this severity exists.
+    #[arg(long, value_enum, default_value_t = FailOn::Any)]
+    fail_on: FailOn,
+}
+
+#[derive(Args, Debug)]
+struct ScanArgs {
+    /// The config file.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// The environment to scan.
+    #[arg(long)]
+    env: String,
+    /// Output format [default: table on a terminal, else json].
+    #[arg(long, short, value_enum)]
+    format: Option<Format>,
+    /// Exit 1 when a drift at or above this severity is found.
+    #[arg(long, value_enum, default_value_t = FailOn::Any)]
+    fail_on: FailOn,
+    /// Colors in the table: auto, always, never.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum ReportFormat {
+    Text,
+    Markdown,
+    Json,
+}
+
+#[derive(Args, Debug)]
+struct ReportArgs {
+    /// The config file.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// The configured report to render or send [default: all targets since yesterday; with
+    /// --send: every configured report].
+    #[arg(long)]
+    name: Option<String>,
+    /// Queue the report for its sinks and deliver it now.
+    #[arg(long)]
+    send: bool,
+    #[arg(long, short, value_enum, default_value_t = ReportFormat::Text)]
+    format: ReportFormat,
+}
+
+#[derive(Args, Debug)]
 struct CompareArgs {
     /// The reference environment: `dump:PATH` or a file/directory of `kubectl get -o yaml`
     /// dumps (`live:ENV` and `git:ENV` need the environments config, not available yet).
@@ -242,6 +306,9 @@ fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Diff(args) => cmd_diff(args),
         Command::Compare(args) => cmd_compare(args),
+        Command::Daemon(args) => cmd_daemon(args),
+        Command::Scan(args) => cmd_scan(args),
+        Command::Report(args) => cmd_report(args),
         Command::Config(ConfigCmd::Check { file }) => cmd_config_check(&file),
         Command::Dev(DevCmd::Generate {
             objects,
@@ -419,6 +486,225 @@ fn cmd_diff(args: DiffArgs) -> Result<u8> {
     rep.right.objects = out.live_objects;
     emit(&rep, args.format, args.color)?;
     Ok(exit_code(&rep, args.fail_on))
+}
+
+/// Loads a config file, printing every problem; `None` when it is invalid.
+fn load_config(path: &Path) -> Option<Config> {
+    match Config::load(path) {
+        Ok(c) => Some(c),
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("envdrift: config: {p}");
+            }
+            None
+        }
+    }
+}
+
+fn config_base(path: &Path) -> PathBuf {
+    path.parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn open_daemon(path: &Path, cfg: Config) -> Result<std::sync::Arc<envdrift::daemon::Daemon>> {
+    let base = config_base(path);
+    let data_dir = base.join(
+        cfg.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(".envdrift")),
+    );
+    let store = envdrift::store::Store::open(&data_dir.join("envdrift.db"))?;
+    let deliver = std::sync::Arc::new(NoSinks);
+    let daemon = envdrift::daemon::Daemon::new(cfg, base, std::sync::Arc::new(store), deliver)?;
+    Ok(std::sync::Arc::new(daemon))
+}
+
+/// The alert registry for a config without sinks.
+struct NoSinks;
+
+impl envdrift::daemon::Deliver for NoSinks {
+    fn sinks(&self) -> Vec<String> {
+        Vec::new()
+    }
+    fn route(
+        &self,
+        _: &str,
+        _: &envdrift::alert::notice::Notice,
+    ) -> Option<envdrift::alert::notice::Notice> {
+        None
+    }
+    fn deliver<'a>(
+        &'a self,
+        sink: &'a str,
+        _: &'a envdrift::alert::notice::Notice,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<(), envdrift::alert::DeliveryError>>
+                + Send
+                + 'a,
+        >,
+    > {
+        Box::pin(async move {
+            Err(envdrift::alert::DeliveryError {
+                sink: sink.to_string(),
+                message: "no such sink".into(),
+                retryable: false,
+                retry_after: None,
+            })
+        })
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn cmd_daemon(args: DaemonArgs) -> Result<u8> {
+    let Some(cfg) = load_config(&args.config) else {
+        return Ok(2);
+    };
+    let daemon = open_daemon(&args.config, cfg)?;
+    let rt = runtime()?;
+    rt.block_on(async move {
+        if args.once {
+            return Ok(daemon.run_once(args.fail_on.threshold()).await?);
+        }
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            let _ = tx.send(true);
+        });
+        tracing::info!(targets = daemon.targets().len(), store = %daemon.store.path().display(), "daemon started");
+        daemon.run(rx).await;
+        Ok(0)
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn cmd_scan(args: ScanArgs) -> Result<u8> {
+    let Some(cfg) = load_config(&args.config) else {
+        return Ok(2);
+    };
+    let Some(env) = cfg.environments.get(&args.env) else {
+        let known: Vec<&str> = cfg.environments.keys().map(String::as_str).collect();
+        anyhow::bail!(
+            "--env {}: not in {} (configured: {})",
+            args.env,
+            args.config.display(),
+            known.join(", ")
+        );
+    };
+    let base = config_base(&args.config);
+    let out = envdrift::daemon::scan::scan_environment(&cfg, &base, &args.env, env);
+    let Some(result) = out.result else {
+        eprintln!("envdrift: scan failed: {}", out.error.unwrap_or_default());
+        return Ok(2);
+    };
+    let left = Snapshot {
+        source: Some(envdrift::model::SourceRef {
+            env: "desired".into(),
+            description: env.desired.describe(),
+            commit: out.revision.clone(),
+        }),
+        ..Snapshot::default()
+    };
+    let right = Snapshot {
+        source: Some(envdrift::model::SourceRef {
+            env: args.env.clone(),
+            description: env.live.describe(),
+            commit: None,
+        }),
+        ..Snapshot::default()
+    };
+    let mut rep = build_report(Mode::DesiredVsLive, &left, &right, &result);
+    rep.right.objects = out.objects;
+    if let Some(e) = &out.error {
+        rep.errors.push(envdrift::model::InputError {
+            side: args.env.clone(),
+            source: env.live.describe(),
+            line: None,
+            column: None,
+            message: e.clone(),
+        });
+    }
+    emit(&rep, args.format, args.color)?;
+    Ok(exit_code(&rep, args.fail_on))
+}
+
+fn cmd_report(args: ReportArgs) -> Result<u8> {
+    let Some(cfg) = load_config(&args.config) else {
+        return Ok(2);
+    };
+    let selected: Vec<envdrift::config::ReportConfig> = match &args.name {
+        Some(n) => match cfg.reports.iter().find(|r| &r.name == n) {
+            Some(r) => vec![r.clone()],
+            None => anyhow::bail!("--name {n}: no such report in {}", args.config.display()),
+        },
+        None => cfg.reports.clone(),
+    };
+    let daemon = open_daemon(&args.config, cfg)?;
+    if args.send {
+        if selected.is_empty() {
+            anyhow::bail!("--send: {} configures no reports", args.config.display());
+        }
+        let rt = runtime()?;
+        return rt.block_on(async move {
+            for r in &selected {
+                let n = daemon.send_report(r)?;
+                println!("report {}: queued for {n} sink(s)", r.name);
+            }
+            daemon
+                .drain_outbox(std::time::Duration::from_secs(60))
+                .await?;
+            Ok(0)
+        });
+    }
+    let (title, sections) =
+        daemon.build_report(selected.first().filter(|_| args.name.is_some()))?;
+    let text = match args.format {
+        ReportFormat::Text => envdrift::daemon::report::render_text(&title, &sections),
+        ReportFormat::Markdown => envdrift::daemon::report::render_markdown(&title, &sections),
+        ReportFormat::Json => {
+            let mut s = serde_json::to_string_pretty(
+                &serde_json::json!({"title": title, "sections": sections}),
+            )?;
+            s.push('\n');
+            s
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .context("writing the report")?;
+    Ok(0)
 }
 
 /// A `--from`/`--to` source: a dump path. Environment forms need the daemon's config.

@@ -1,0 +1,721 @@
+//! The daemon: scheduled scans and comparisons, drift lifecycle in the store, alerts through
+//! the outbox, scheduled reports.
+//!
+//! Entry points: [`Daemon::new`], then [`Daemon::run`] (until shutdown) or
+//! [`Daemon::run_once`] (one full cycle: every scan and comparison, due reports, alert
+//! delivery; returns the exit code).
+//!
+//! Each target (environment or comparison) has its own task and lock: scans of one target
+//! never overlap, and a slow or failing target never delays another. Scans run on blocking
+//! threads (the engine is CPU-bound and synchronous). Alerts are written to the outbox in the
+//! scan's transaction and delivered by a separate task with retries and backoff.
+
+pub mod lifecycle;
+pub mod report;
+pub mod scan;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{Mutex as AsyncMutex, Notify, watch};
+
+use crate::alert::DeliveryError;
+use crate::alert::notice::{Notice, NoticeDrift, NoticeKind, ReportSection};
+use crate::config::{Config, ReportConfig, parse_duration};
+use crate::model::Severity;
+use crate::report::Mode;
+use crate::store::{OutboxWrite, ScanEnd, Store, StoreError, fmt_time, now_rfc3339};
+use lifecycle::Visibility;
+use scan::ScanOutput;
+
+/// Where notices go: the configured sinks (the registry in [`crate::alert`]), or a test
+/// double.
+pub trait Deliver: Send + Sync + 'static {
+    /// Names of the sinks.
+    fn sinks(&self) -> Vec<String>;
+    /// The notice as this sink should get it (its route applied), or `None` when the sink
+    /// does not want it.
+    fn route(&self, sink: &str, notice: &Notice) -> Option<Notice>;
+    /// Sends a notice through one sink.
+    fn deliver<'a>(
+        &'a self,
+        sink: &'a str,
+        notice: &'a Notice,
+    ) -> Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + Send + 'a>>;
+}
+
+/// What the daemon scans.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Target {
+    Environment(String),
+    Comparison(String),
+}
+
+impl Target {
+    pub fn name(&self) -> &str {
+        match self {
+            Target::Environment(n) | Target::Comparison(n) => n,
+        }
+    }
+    fn kind(&self) -> &'static str {
+        match self {
+            Target::Environment(_) => "environment",
+            Target::Comparison(_) => "comparison",
+        }
+    }
+}
+
+/// The outcome of one scan, as the API and `--once` see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScanSummary {
+    pub scan_id: i64,
+    pub target: String,
+    pub outcome: String,
+    pub error: Option<String>,
+    pub drifts: usize,
+    pub max_severity: Option<Severity>,
+    pub duration_ms: u64,
+}
+
+/// Errors that stop the daemon from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("config: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The daemon.
+pub struct Daemon {
+    pub cfg: Arc<Config>,
+    /// Directory relative paths in the config are resolved against.
+    pub base: PathBuf,
+    pub store: Arc<Store>,
+    deliver: Arc<dyn Deliver>,
+    reminder_after: Option<chrono::Duration>,
+    tz: chrono_tz::Tz,
+    locks: BTreeMap<Target, Arc<AsyncMutex<()>>>,
+    outbox_wake: Arc<Notify>,
+    /// Maximum delivery attempts before an alert is marked failed. Default 10.
+    pub max_attempts: i64,
+    /// First retry delay; doubles per attempt up to an hour. Default 5 s.
+    pub base_backoff: Duration,
+}
+
+fn interval_of(s: &Option<String>, default: Duration) -> Duration {
+    s.as_deref()
+        .and_then(|s| parse_duration(s).ok())
+        .unwrap_or(default)
+}
+
+impl Daemon {
+    /// Builds a daemon from a validated config.
+    ///
+    /// # Errors
+    /// [`DaemonError::Config`] for values the config check would also reject.
+    pub fn new(
+        cfg: Config,
+        base: PathBuf,
+        store: Arc<Store>,
+        deliver: Arc<dyn Deliver>,
+    ) -> Result<Daemon, DaemonError> {
+        let reminder_after = match &cfg.alerts.reminder_after {
+            Some(s) => Some(
+                chrono::Duration::from_std(parse_duration(s).map_err(DaemonError::Config)?)
+                    .map_err(|e| DaemonError::Config(format!("alerts.reminder_after: {e}")))?,
+            ),
+            None => None,
+        };
+        let tz = cfg
+            .timezone
+            .as_deref()
+            .unwrap_or("UTC")
+            .parse::<chrono_tz::Tz>()
+            .map_err(|e| DaemonError::Config(format!("timezone: {e}")))?;
+        let mut locks = BTreeMap::new();
+        for name in cfg.environments.keys() {
+            locks.insert(Target::Environment(name.clone()), Arc::default());
+        }
+        for c in &cfg.comparisons {
+            locks.insert(Target::Comparison(c.name()), Arc::default());
+        }
+        Ok(Daemon {
+            cfg: Arc::new(cfg),
+            base,
+            store,
+            deliver,
+            reminder_after,
+            tz,
+            locks,
+            outbox_wake: Arc::new(Notify::new()),
+            max_attempts: 10,
+            base_backoff: Duration::from_secs(5),
+        })
+    }
+
+    /// Every configured target.
+    pub fn targets(&self) -> Vec<Target> {
+        self.locks.keys().cloned().collect()
+    }
+
+    /// The target of a name (environment or comparison).
+    pub fn target(&self, name: &str) -> Option<Target> {
+        self.locks.keys().find(|t| t.name() == name).cloned()
+    }
+
+    /// Scans a target now (waits if a scan of it is running).
+    pub async fn scan(self: &Arc<Self>, target: &Target) -> Result<ScanSummary, StoreError> {
+        let lock = self.locks.get(target).cloned().unwrap_or_default();
+        let _guard = lock.lock().await;
+        let me = Arc::clone(self);
+        let t = target.clone();
+        let joined = tokio::task::spawn_blocking(move || me.scan_blocking(&t)).await;
+        let summary = match joined {
+            Ok(r) => r?,
+            Err(e) => {
+                // A panic inside the engine: record the scan as failed, keep the daemon up.
+                let id = self.store.start_scan(target.name(), target.kind())?;
+                let end = ScanEnd {
+                    outcome: "failed".into(),
+                    error: Some(format!("internal error: {e}")),
+                    ..ScanEnd::default()
+                };
+                self.store.record_scan(id, target.name(), &end, &[], &[])?;
+                ScanSummary {
+                    scan_id: id,
+                    target: target.name().to_string(),
+                    outcome: "failed".into(),
+                    error: end.error,
+                    drifts: 0,
+                    max_severity: None,
+                    duration_ms: 0,
+                }
+            }
+        };
+        self.outbox_wake.notify_one();
+        Ok(summary)
+    }
+
+    /// Runs one scan of a target and records everything (blocking).
+    pub fn scan_blocking(&self, target: &Target) -> Result<ScanSummary, StoreError> {
+        let name = target.name().to_string();
+        let scan_id = self.store.start_scan(&name, target.kind())?;
+        let started = std::time::Instant::now();
+        let (out, mode) = match target {
+            Target::Environment(n) => match self.cfg.environments.get(n) {
+                Some(env) => (
+                    scan::scan_environment(&self.cfg, &self.base, n, env),
+                    Mode::DesiredVsLive,
+                ),
+                None => (
+                    fail(format!("unknown environment {n}")),
+                    Mode::DesiredVsLive,
+                ),
+            },
+            Target::Comparison(n) => match self.cfg.comparisons.iter().find(|c| &c.name() == n) {
+                Some(c) => (
+                    scan::scan_comparison(&self.cfg, &self.base, c),
+                    Mode::EnvVsEnv,
+                ),
+                None => (fail(format!("unknown comparison {n}")), Mode::EnvVsEnv),
+            },
+        };
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let now = chrono::Utc::now();
+        let drifts: Vec<_> = out
+            .result
+            .as_ref()
+            .map(|r| r.drifts.iter().filter(|d| !d.expected).cloned().collect())
+            .unwrap_or_default();
+        let mut end = ScanEnd {
+            outcome: out.outcome.to_string(),
+            error: out.error.clone(),
+            revision: out.revision.clone(),
+            objects: out.objects as i64,
+            drifts: drifts.len() as i64,
+            duration_ms: duration_ms as i64,
+            snapshot: out.snapshot.clone(),
+        };
+        let mut outbox = Vec::new();
+        let mut writes = Vec::new();
+        if out.outcome == "failed" {
+            // Never resolve or report anything from a failed scan; tell people once per
+            // failure streak (or when the reason changes).
+            let previous = self.store.scans(Some(&name), 2)?;
+            let repeated = previous
+                .get(1)
+                .is_some_and(|p| p.outcome == "failed" && p.error == out.error);
+            if !repeated {
+                let n = self.notice(
+                    NoticeKind::ScanFailed,
+                    &name,
+                    scan_id,
+                    Vec::new(),
+                    now,
+                    out.error.clone(),
+                );
+                outbox.extend(self.route(&n));
+            }
+        } else {
+            let prev = self.store.open_drifts(&name)?;
+            // Identities start with the drift type (`missing|…`): drifts of a type this scan
+            // could not trust are neither resolved nor reported.
+            let untrusted: Vec<String> = out
+                .untrusted_types
+                .iter()
+                .map(|t| format!("{}|", t.as_str()))
+                .collect();
+            let visible =
+                |identity: &str| !untrusted.iter().any(|p| identity.starts_with(p.as_str()));
+            let vis = Visibility {
+                complete: out.untrusted_types.is_empty(),
+                visible: &visible,
+            };
+            let plan = lifecycle::plan(&prev, &drifts, mode, &vis, self.reminder_after, now);
+            writes = plan.writes;
+            for (kind, list) in [
+                (NoticeKind::Drift, plan.announce),
+                (NoticeKind::Escalated, plan.escalated),
+                (NoticeKind::Resolved, plan.resolved),
+                (NoticeKind::Reminder, plan.reminders),
+            ] {
+                if !list.is_empty() {
+                    let n = self.notice(kind, &name, scan_id, list, now, None);
+                    outbox.extend(self.route(&n));
+                }
+            }
+            if out.outcome == "partial" {
+                let n = self.notice(
+                    NoticeKind::ScanFailed,
+                    &name,
+                    scan_id,
+                    Vec::new(),
+                    now,
+                    out.error.clone(),
+                );
+                outbox.extend(self.route(&n));
+            }
+        }
+        end.drifts = drifts.len() as i64;
+        self.store
+            .record_scan(scan_id, &name, &end, &writes, &outbox)?;
+        let max = drifts.iter().map(|d| d.severity).max();
+        tracing::info!(target = %name, scan_id, outcome = out.outcome, drifts = drifts.len(), duration_ms, "scan finished");
+        if let Some(e) = &out.error {
+            tracing::warn!(target = %name, scan_id, error = %e, "scan {}", out.outcome);
+        }
+        Ok(ScanSummary {
+            scan_id,
+            target: name,
+            outcome: out.outcome.to_string(),
+            error: out.error,
+            drifts: drifts.len(),
+            max_severity: max,
+            duration_ms,
+        })
+    }
+
+    fn notice(
+        &self,
+        kind: NoticeKind,
+        target: &str,
+        scan_id: i64,
+        drifts: Vec<NoticeDrift>,
+        now: chrono::DateTime<chrono::Utc>,
+        error: Option<String>,
+    ) -> Notice {
+        let severity = drifts
+            .iter()
+            .map(|d| d.severity)
+            .max()
+            .unwrap_or(Severity::Info);
+        let n = drifts.len();
+        let s = if n == 1 { "" } else { "s" };
+        let by_sev: Vec<String> = Severity::ALL
+            .iter()
+            .filter_map(|sev| {
+                let c = drifts.iter().filter(|d| d.severity == *sev).count();
+                (c > 0).then(|| format!("{c} {sev}"))
+            })
+            .collect();
+        let title = match kind {
+            NoticeKind::Drift => format!("{target}: {n} new drift{s} ({})", by_sev.join(", ")),
+            NoticeKind::Escalated => {
+                format!("{target}: {n} drift{s} escalated ({})", by_sev.join(", "))
+            }
+            NoticeKind::Resolved => format!("{target}: {n} drift{s} resolved"),
+            NoticeKind::Reminder => format!("{target}: {n} drift{s} still open"),
+            NoticeKind::ScanFailed => format!("{target}: scan failed or incomplete"),
+            NoticeKind::Report => format!("drift report: {target}"),
+        };
+        Notice {
+            id: format!("{target}/scan-{scan_id}/{}", kind.as_str()),
+            kind,
+            env: target.to_string(),
+            title,
+            severity: if kind == NoticeKind::Resolved {
+                Severity::Info
+            } else {
+                severity
+            },
+            created_at: fmt_time(now),
+            drifts,
+            error,
+            report: Vec::new(),
+            extra: serde_json::Value::Null,
+        }
+    }
+
+    /// One outbox row per sink that wants the notice.
+    fn route(&self, n: &Notice) -> Vec<OutboxWrite> {
+        self.deliver
+            .sinks()
+            .into_iter()
+            .filter_map(|sink| {
+                let routed = self.deliver.route(&sink, n)?;
+                Some(OutboxWrite {
+                    notice_id: n.id.clone(),
+                    kind: n.kind.as_str().to_string(),
+                    target: n.env.clone(),
+                    body: serde_json::to_value(&routed).ok()?,
+                    sink,
+                })
+            })
+            .collect()
+    }
+
+    /// Delivers every alert that is due. Returns how many were sent.
+    pub async fn deliver_due(&self) -> Result<usize, StoreError> {
+        let mut sent = 0;
+        loop {
+            let due = self.store.due_outbox(&now_rfc3339(), 50)?;
+            if due.is_empty() {
+                return Ok(sent);
+            }
+            for row in due {
+                let notice: Notice = match serde_json::from_value(row.body.clone()) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        self.store
+                            .mark_failed(row.id, &format!("unreadable alert: {e}"), None)?;
+                        continue;
+                    }
+                };
+                match self.deliver.deliver(&row.sink, &notice).await {
+                    Ok(()) => {
+                        self.store.mark_sent(row.id)?;
+                        sent += 1;
+                        tracing::info!(sink = %row.sink, notice = %row.notice_id, "alert sent");
+                    }
+                    Err(e) => {
+                        let attempts = row.attempts + 1;
+                        let next = (e.retryable && attempts < self.max_attempts).then(|| {
+                            let backoff = self
+                                .base_backoff
+                                .saturating_mul(1u32 << (attempts.min(10) as u32 - 1))
+                                .min(Duration::from_secs(3600));
+                            let wait = e
+                                .retry_after
+                                .map_or(backoff, |r| r.max(Duration::from_millis(100)));
+                            fmt_time(
+                                chrono::Utc::now()
+                                    + chrono::Duration::from_std(wait).unwrap_or_default(),
+                            )
+                        });
+                        tracing::warn!(sink = %row.sink, notice = %row.notice_id, attempts, retry_at = next.as_deref().unwrap_or("never"), error = %e, "alert delivery failed");
+                        self.store
+                            .mark_failed(row.id, &e.to_string(), next.as_deref())?;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Delivers until nothing is due, waiting for retries up to `budget`.
+    pub async fn drain_outbox(&self, budget: Duration) -> Result<(), StoreError> {
+        let deadline = tokio::time::Instant::now() + budget;
+        loop {
+            self.deliver_due().await?;
+            let Some(next) = self.store.next_due()? else {
+                return Ok(());
+            };
+            let wait = chrono::DateTime::parse_from_rfc3339(&next)
+                .map(|t| {
+                    (t.with_timezone(&chrono::Utc) - chrono::Utc::now())
+                        .to_std()
+                        .unwrap_or_default()
+                })
+                .unwrap_or_default();
+            if tokio::time::Instant::now() + wait > deadline {
+                tracing::warn!(next_attempt = %next, "alerts still pending; they are retried by the daemon");
+                return Ok(());
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// The report of `report` (or of every target) since its last run.
+    pub fn build_report(
+        &self,
+        report: Option<&ReportConfig>,
+    ) -> Result<(String, Vec<ReportSection>), StoreError> {
+        let targets: Vec<String> = match report {
+            Some(r) if !r.targets.is_empty() => r.targets.clone(),
+            _ => self
+                .targets()
+                .iter()
+                .map(|t| t.name().to_string())
+                .collect(),
+        };
+        let since = match report {
+            Some(r) => self.store.report_last_run(&r.name)?,
+            None => None,
+        }
+        .unwrap_or_else(|| fmt_time(chrono::Utc::now() - chrono::Duration::days(1)));
+        let title = format!(
+            "envdrift report{} since {since}",
+            report.map(|r| format!(" `{}`", r.name)).unwrap_or_default()
+        );
+        Ok((
+            title,
+            report::build(&self.store, &targets, &since, chrono::Utc::now())?,
+        ))
+    }
+
+    /// Builds a report and queues it for its sinks; records the run.
+    pub fn send_report(&self, r: &ReportConfig) -> Result<usize, StoreError> {
+        let (title, sections) = self.build_report(Some(r))?;
+        let now = chrono::Utc::now();
+        let severity = sections
+            .iter()
+            .flat_map(|s| s.open_by_severity.iter())
+            .filter(|(_, n)| *n > 0)
+            .map(|(s, _)| *s)
+            .max()
+            .unwrap_or(Severity::Info);
+        let at = fmt_time(now);
+        let n = Notice {
+            id: format!("report/{}/{at}", r.name),
+            kind: NoticeKind::Report,
+            env: r.name.clone(),
+            title,
+            severity,
+            created_at: at.clone(),
+            drifts: Vec::new(),
+            error: None,
+            report: sections,
+            extra: serde_json::Value::Null,
+        };
+        let rows: Vec<OutboxWrite> = self
+            .route(&n)
+            .into_iter()
+            .filter(|w| r.sinks.is_empty() || r.sinks.contains(&w.sink))
+            .collect();
+        let count = rows.len();
+        self.store.record_report(&r.name, &at, &rows)?;
+        self.outbox_wake.notify_one();
+        Ok(count)
+    }
+
+    /// The next time a report's cron fires after `after`.
+    pub fn next_fire(
+        &self,
+        r: &ReportConfig,
+        after: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        let schedule: cron::Schedule = r.cron.parse().ok()?;
+        schedule
+            .after(&after.with_timezone(&self.tz))
+            .next()
+            .map(|t| t.with_timezone(&chrono::Utc))
+    }
+
+    /// Whether a report is due now (never ran, or its schedule fired since the last run).
+    pub fn report_due(&self, r: &ReportConfig) -> Result<bool, StoreError> {
+        let Some(last) = self.store.report_last_run(&r.name)? else {
+            return Ok(true);
+        };
+        let Ok(last) = chrono::DateTime::parse_from_rfc3339(&last) else {
+            return Ok(true);
+        };
+        Ok(self
+            .next_fire(r, last.with_timezone(&chrono::Utc))
+            .is_some_and(|t| t <= chrono::Utc::now()))
+    }
+
+    /// One full cycle: every scan and comparison, due reports, delivery. Returns the exit
+    /// code of `envdrift diff`: 2 when a scan failed or was partial, 1 when open drift at or
+    /// above `fail_on` exists, else 0.
+    pub async fn run_once(self: &Arc<Self>, fail_on: Option<Severity>) -> Result<u8, StoreError> {
+        let mut summaries = Vec::new();
+        for t in self.targets() {
+            summaries.push(self.scan(&t).await?);
+        }
+        for r in &self.cfg.reports {
+            if self.report_due(r)? {
+                self.send_report(r)?;
+            }
+        }
+        self.drain_outbox(Duration::from_secs(60)).await?;
+        let retention = interval_of(&self.cfg.retention, Duration::from_secs(30 * 86_400));
+        self.store.prune(&fmt_time(
+            chrono::Utc::now() - chrono::Duration::from_std(retention).unwrap_or_default(),
+        ))?;
+        if summaries.iter().any(|s| s.outcome != "ok") {
+            return Ok(2);
+        }
+        let open = self.store.open_counts()?;
+        let code = match fail_on {
+            Some(t)
+                if open
+                    .iter()
+                    .any(|(_, sev, _)| sev.parse::<Severity>().is_ok_and(|s| s >= t)) =>
+            {
+                1
+            }
+            _ => 0,
+        };
+        Ok(code)
+    }
+
+    /// Runs until `shutdown` turns true: one task per target, the outbox driver, the report
+    /// scheduler. On shutdown, running scans finish (their results are committed) and the
+    /// store is left consistent.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for t in self.targets() {
+            let me = Arc::clone(&self);
+            let mut stop = shutdown.clone();
+            let every = match &t {
+                Target::Environment(n) => interval_of(
+                    &self
+                        .cfg
+                        .environments
+                        .get(n)
+                        .and_then(|e| e.interval.clone()),
+                    Duration::from_secs(300),
+                ),
+                Target::Comparison(n) => interval_of(
+                    &self
+                        .cfg
+                        .comparisons
+                        .iter()
+                        .find(|c| &c.name() == n)
+                        .and_then(|c| c.interval.clone()),
+                    Duration::from_secs(900),
+                ),
+            };
+            tasks.spawn(async move {
+                // Spread the first scans over a tenth of the interval.
+                let mut delay = jitter(every / 10);
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = stop.changed() => break,
+                    }
+                    if *stop.borrow() {
+                        break;
+                    }
+                    if let Err(e) = me.scan(&t).await {
+                        tracing::error!(target = %t.name(), error = %e, "could not record the scan");
+                    }
+                    // Interval ± 10 % jitter so that targets do not scan in lockstep.
+                    delay = every.mul_f64(0.9) + jitter(every / 5);
+                }
+            });
+        }
+        {
+            let me = Arc::clone(&self);
+            let mut stop = shutdown.clone();
+            tasks.spawn(async move {
+                loop {
+                    if let Err(e) = me.deliver_due().await {
+                        tracing::error!(error = %e, "outbox");
+                    }
+                    let wait = me
+                        .store
+                        .next_due()
+                        .ok()
+                        .flatten()
+                        .and_then(|n| chrono::DateTime::parse_from_rfc3339(&n).ok())
+                        .map(|t| {
+                            (t.with_timezone(&chrono::Utc) - chrono::Utc::now())
+                                .to_std()
+                                .unwrap_or_default()
+                        })
+                        .unwrap_or(Duration::from_secs(60))
+                        .min(Duration::from_secs(60));
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = me.outbox_wake.notified() => {}
+                        _ = stop.changed() => break,
+                    }
+                }
+            });
+        }
+        for r in self.cfg.reports.clone() {
+            let me = Arc::clone(&self);
+            let mut stop = shutdown.clone();
+            tasks.spawn(async move {
+                while let Some(next) = me.next_fire(&r, chrono::Utc::now()) {
+                    let wait = (next - chrono::Utc::now()).to_std().unwrap_or_default();
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = stop.changed() => break,
+                    }
+                    match me.send_report(&r) {
+                        Ok(n) => tracing::info!(report = %r.name, sinks = n, "report queued"),
+                        Err(e) => tracing::error!(report = %r.name, error = %e, "report failed"),
+                    }
+                }
+            });
+        }
+        {
+            let me = Arc::clone(&self);
+            let mut stop = shutdown.clone();
+            tasks.spawn(async move {
+                let retention = interval_of(&me.cfg.retention, Duration::from_secs(30 * 86_400));
+                loop {
+                    let cutoff = chrono::Utc::now()
+                        - chrono::Duration::from_std(retention).unwrap_or_default();
+                    if let Err(e) = me.store.prune(&fmt_time(cutoff)) {
+                        tracing::error!(error = %e, "pruning the store");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                        _ = stop.changed() => break,
+                    }
+                }
+            });
+        }
+        let _ = shutdown.changed().await;
+        tracing::info!("shutting down: waiting for running scans to finish");
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+fn fail(e: String) -> ScanOutput {
+    ScanOutput {
+        outcome: "failed",
+        error: Some(e),
+        result: None,
+        revision: None,
+        objects: 0,
+        snapshot: None,
+        untrusted_types: Vec::new(),
+        unknown_kinds: Vec::new(),
+    }
+}
+
+fn jitter(max: Duration) -> Duration {
+    if max.is_zero() {
+        return max;
+    }
+    max.mul_f64(fastrand::f64())
+}
