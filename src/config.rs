@@ -87,6 +87,108 @@ pub struct Config {
     /// Daemon: how long scans and their snapshot hashes are kept. Default: `30d`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<String>,
+    /// Daemon: the HTTP API.
+    #[serde(default)]
+    pub api: ApiConfig,
+}
+
+/// The `api` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Bearer tokens. Without any, the API only listens on loopback and is open there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tokens: Vec<TokenConfig>,
+    /// Serve `/metrics` without a token. Default: true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_public: Option<bool>,
+    /// How old cached snapshots may be for `/api/v1/compare`. Default: `30s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare_max_age: Option<String>,
+    /// Comparisons run at once; more requests wait (up to the timeout). Default: 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare_concurrency: Option<usize>,
+    /// Per-request timeout. Default: `30s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_timeout: Option<String>,
+    /// Largest request body accepted, in bytes. Default: 65536.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<usize>,
+    /// Serve HTTPS with these PEM files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+}
+
+/// An API token: its secret comes from an environment variable or a file, never inline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Who holds it (shown in acknowledgements and logs; the token itself never is).
+    pub name: String,
+    /// `read` (GET endpoints) or `operate` (also ack, silence, trigger scans).
+    pub role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Read,
+    Operate,
+}
+
+/// TLS files for the API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+impl TokenConfig {
+    /// Reads the token's secret.
+    ///
+    /// # Errors
+    /// Text naming the token and the variable or file (never the value).
+    pub fn secret(&self, base: &Path) -> Result<String, String> {
+        match (&self.token_env, &self.token_file) {
+            (Some(var), None) => match std::env::var(var) {
+                Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+                _ => Err(format!(
+                    "api.tokens `{}`: environment variable {var} is not set",
+                    self.name
+                )),
+            },
+            (None, Some(file)) => {
+                let p = if file.is_absolute() {
+                    file.clone()
+                } else {
+                    base.join(file)
+                };
+                match std::fs::read_to_string(&p) {
+                    Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+                    Ok(_) => Err(format!(
+                        "api.tokens `{}`: {} is empty",
+                        self.name,
+                        p.display()
+                    )),
+                    Err(e) => Err(format!(
+                        "api.tokens `{}`: cannot read {}: {e}",
+                        self.name,
+                        p.display()
+                    )),
+                }
+            }
+            _ => Err(format!(
+                "api.tokens `{}`: set exactly one of token_env or token_file",
+                self.name
+            )),
+        }
+    }
 }
 
 /// Where a side of an environment comes from.

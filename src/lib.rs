@@ -19,6 +19,7 @@
 //! Secret values never leave the process in clear: [`redact`] hashes them as they are read.
 
 pub mod alert;
+pub mod api;
 pub mod classify;
 pub mod config;
 pub mod daemon;

@@ -568,20 +568,38 @@ fn cmd_daemon(args: DaemonArgs) -> Result<u8> {
     let Some(cfg) = load_config(&args.config) else {
         return Ok(2);
     };
+    let listen = cfg
+        .listen
+        .clone()
+        .unwrap_or_else(|| "127.0.0.1:8080".to_string());
+    let api_cfg = cfg.api.clone();
+    let addr: std::net::SocketAddr = listen
+        .parse()
+        .with_context(|| format!("listen: `{listen}` is not an address:port"))?;
+    if !args.once && !addr.ip().is_loopback() && api_cfg.tokens.is_empty() {
+        anyhow::bail!("{}", envdrift::api::ApiError::OpenOnNetwork { addr });
+    }
+    let base = config_base(&args.config);
     let daemon = open_daemon(&args.config, cfg)?;
     let rt = runtime()?;
     rt.block_on(async move {
         if args.once {
             return Ok(daemon.run_once(args.fail_on.threshold()).await?);
         }
+        let state = std::sync::Arc::new(envdrift::api::ApiState::new(std::sync::Arc::clone(&daemon), &api_cfg, &base)?);
         let (tx, rx) = tokio::sync::watch::channel(false);
+        let api_rx = rx.clone();
+        let api = tokio::spawn(async move { envdrift::api::serve(state, &api_cfg, addr, &base, api_rx, None).await });
         tokio::spawn(async move {
             wait_for_signal().await;
             let _ = tx.send(true);
         });
-        tracing::info!(targets = daemon.targets().len(), store = %daemon.store.path().display(), "daemon started");
+        tracing::info!(targets = daemon.targets().len(), store = %daemon.store.path().display(), api = %addr, "daemon started");
         daemon.run(rx).await;
-        Ok(0)
+        match api.await {
+            Ok(Err(e)) => Err(anyhow::Error::new(e)),
+            _ => Ok(0),
+        }
     })
 }
 

@@ -11,6 +11,7 @@
 //! scan's transaction and delivered by a separate task with retries and backoff.
 
 pub mod lifecycle;
+pub mod metrics;
 pub mod report;
 pub mod scan;
 
@@ -106,6 +107,9 @@ pub struct Daemon {
     pub max_attempts: i64,
     /// First retry delay; doubles per attempt up to an hour. Default 5 s.
     pub base_backoff: Duration,
+    pub metrics: Arc<metrics::Metrics>,
+    /// When the daemon started (readiness: "still starting").
+    pub started: std::time::Instant,
 }
 
 fn interval_of(s: &Option<String>, default: Duration) -> Duration {
@@ -156,6 +160,8 @@ impl Daemon {
             outbox_wake: Arc::new(Notify::new()),
             max_attempts: 10,
             base_backoff: Duration::from_secs(5),
+            metrics: Arc::default(),
+            started: std::time::Instant::now(),
         })
     }
 
@@ -171,16 +177,33 @@ impl Daemon {
 
     /// Scans a target now (waits if a scan of it is running).
     pub async fn scan(self: &Arc<Self>, target: &Target) -> Result<ScanSummary, StoreError> {
+        self.scan_with_id(target, None).await
+    }
+
+    /// Records a scan as started and returns its id; run it with [`Daemon::scan_with_id`].
+    pub fn reserve_scan(&self, target: &Target) -> Result<i64, StoreError> {
+        self.store.start_scan(target.name(), target.kind())
+    }
+
+    /// Scans a target, under an id from [`Daemon::reserve_scan`] when given.
+    pub async fn scan_with_id(
+        self: &Arc<Self>,
+        target: &Target,
+        id: Option<i64>,
+    ) -> Result<ScanSummary, StoreError> {
         let lock = self.locks.get(target).cloned().unwrap_or_default();
         let _guard = lock.lock().await;
         let me = Arc::clone(self);
         let t = target.clone();
-        let joined = tokio::task::spawn_blocking(move || me.scan_blocking(&t)).await;
+        let joined = tokio::task::spawn_blocking(move || me.scan_blocking_with(&t, id)).await;
         let summary = match joined {
             Ok(r) => r?,
             Err(e) => {
                 // A panic inside the engine: record the scan as failed, keep the daemon up.
-                let id = self.store.start_scan(target.name(), target.kind())?;
+                let id = match id {
+                    Some(id) => id,
+                    None => self.store.start_scan(target.name(), target.kind())?,
+                };
                 let end = ScanEnd {
                     outcome: "failed".into(),
                     error: Some(format!("internal error: {e}")),
@@ -198,14 +221,43 @@ impl Daemon {
                 }
             }
         };
+        self.metrics
+            .scans
+            .get_or_create(&metrics::ScanLabels {
+                target: summary.target.clone(),
+                outcome: summary.outcome.clone(),
+            })
+            .inc();
+        self.metrics
+            .scan_duration
+            .get_or_create(&metrics::TargetLabels {
+                target: summary.target.clone(),
+            })
+            .observe(summary.duration_ms as f64 / 1000.0);
         self.outbox_wake.notify_one();
         Ok(summary)
     }
 
+    /// Wakes the outbox driver (after alerts were queued outside a scan).
+    pub fn wake_outbox(&self) {
+        self.outbox_wake.notify_one();
+    }
+
     /// Runs one scan of a target and records everything (blocking).
     pub fn scan_blocking(&self, target: &Target) -> Result<ScanSummary, StoreError> {
+        self.scan_blocking_with(target, None)
+    }
+
+    fn scan_blocking_with(
+        &self,
+        target: &Target,
+        id: Option<i64>,
+    ) -> Result<ScanSummary, StoreError> {
         let name = target.name().to_string();
-        let scan_id = self.store.start_scan(&name, target.kind())?;
+        let scan_id = match id {
+            Some(id) => id,
+            None => self.store.start_scan(&name, target.kind())?,
+        };
         let started = std::time::Instant::now();
         let (out, mode) = match target {
             Target::Environment(n) => match self.cfg.environments.get(n) {
@@ -409,6 +461,7 @@ impl Daemon {
                 };
                 match self.deliver.deliver(&row.sink, &notice).await {
                     Ok(()) => {
+                        self.count_delivery(&row.sink, "sent");
                         self.store.mark_sent(row.id)?;
                         sent += 1;
                         tracing::info!(sink = %row.sink, notice = %row.notice_id, "alert sent");
@@ -428,6 +481,10 @@ impl Daemon {
                                     + chrono::Duration::from_std(wait).unwrap_or_default(),
                             )
                         });
+                        self.count_delivery(
+                            &row.sink,
+                            if next.is_some() { "retry" } else { "failed" },
+                        );
                         tracing::warn!(sink = %row.sink, notice = %row.notice_id, attempts, retry_at = next.as_deref().unwrap_or("never"), error = %e, "alert delivery failed");
                         self.store
                             .mark_failed(row.id, &e.to_string(), next.as_deref())?;
@@ -435,6 +492,16 @@ impl Daemon {
                 }
             }
         }
+    }
+
+    fn count_delivery(&self, sink: &str, result: &str) {
+        self.metrics
+            .deliveries
+            .get_or_create(&metrics::DeliveryLabels {
+                sink: sink.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
     }
 
     /// Delivers until nothing is due, waiting for retries up to `budget`.

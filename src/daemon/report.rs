@@ -160,3 +160,61 @@ pub fn render_markdown(title: &str, sections: &[ReportSection]) -> String {
     }
     out
 }
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The report as a standalone HTML page (API `format=html`).
+pub fn render_html(title: &str, sections: &[ReportSection]) -> String {
+    let mut out = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title></head><body><h1>{t}</h1>\n<table border=\"1\" cellpadding=\"4\"><tr><th>target</th><th>critical</th><th>high</th><th>medium</th><th>low</th><th>info</th><th>new</th><th>resolved</th></tr>\n",
+        t = esc(title)
+    );
+    for s in sections {
+        let n = |sev: Severity| {
+            s.open_by_severity
+                .iter()
+                .find(|(x, _)| *x == sev)
+                .map_or(0, |(_, n)| *n)
+        };
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&s.name),
+            n(Severity::Critical),
+            n(Severity::High),
+            n(Severity::Medium),
+            n(Severity::Low),
+            n(Severity::Info),
+            s.new_since_last,
+            s.resolved_since_last
+        );
+    }
+    out.push_str("</table>\n");
+    for s in sections {
+        if s.oldest.is_empty() && s.failed_scans.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "<h2>{}</h2><ul>", esc(&s.name));
+        for d in &s.oldest {
+            let _ = writeln!(
+                out,
+                "<li><code>{}</code> {} <b>{}</b>, open for {}</li>",
+                esc(&d.resource),
+                esc(&d.drift_type),
+                d.severity,
+                esc(&d.age)
+            );
+        }
+        for f in &s.failed_scans {
+            let _ = writeln!(out, "<li>failed scan: {}</li>", esc(f));
+        }
+        out.push_str("</ul>\n");
+    }
+    out.push_str("</body></html>\n");
+    out
+}

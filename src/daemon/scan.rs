@@ -58,7 +58,11 @@ fn resolve(base: &Path, p: &Path) -> PathBuf {
     }
 }
 
-fn load(spec: &SourceSpec, base: &Path, side: &str, cfg: &Config) -> Result<Snapshot, String> {
+/// Reads one source into a snapshot.
+///
+/// # Errors
+/// A message naming the side and the source when nothing could be read.
+pub fn load(spec: &SourceSpec, base: &Path, side: &str, cfg: &Config) -> Result<Snapshot, String> {
     let (path, default_ns) = match spec {
         SourceSpec::Dir { path } => (
             resolve(base, path),
