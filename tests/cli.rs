@@ -351,3 +351,43 @@ fn unknown_flag_is_a_usage_error() {
     let out = envdrift(&["diff", "--nope"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn daemon_once_scan_and_report_on_the_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = std::fs::read_to_string(root().join("config/demo.yaml"))
+        .unwrap()
+        .replace(
+            "data_dir: ../.envdrift-demo",
+            &format!("data_dir: {}", dir.path().join("state").display()),
+        );
+    let cfg_path = root()
+        .join("config")
+        .join(format!("test-demo-{}.yaml", std::process::id()));
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let c = cfg_path.display().to_string();
+    let once = envdrift(&["daemon", "--config", &c, "--once"]);
+    let scan = envdrift(&["scan", "--config", &c, "--env", "staging", "-f", "json"]);
+    let report = envdrift(&["report", "--config", &c]);
+    let md = envdrift(&["report", "--config", &c, "--format", "markdown"]);
+    let bad = envdrift(&["scan", "--config", &c, "--env", "mars"]);
+    std::fs::remove_file(&cfg_path).unwrap();
+    assert_eq!(once.status.code(), Some(1), "{}", text(&once.stderr));
+    assert_eq!(scan.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&scan.stdout).unwrap();
+    assert_eq!(v["summary"]["drifts"], 2);
+    assert_eq!(report.status.code(), Some(0));
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[time]");
+    settings.add_filter(r"open for \d+[mhd]", "open for [age]");
+    settings.bind(|| {
+        insta::assert_snapshot!("demo_report_text", text(&report.stdout));
+        insta::assert_snapshot!("demo_report_markdown", text(&md.stdout));
+    });
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("--env mars"),
+        "{}",
+        text(&bad.stderr)
+    );
+}

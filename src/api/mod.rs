@@ -353,8 +353,43 @@ async fn metrics(State(st): State<Shared>) -> Response {
     resp
 }
 
-async fn openapi() -> Response {
-    let mut resp = OPENAPI.into_response();
+/// The OpenAPI document with this daemon's environment and comparison names filled in as
+/// enums (schemas marked `x-envdrift-enum`), so that it describes exactly what is accepted.
+pub fn openapi_document(d: &Daemon) -> Value {
+    let mut doc: Value = serde_json::from_str(OPENAPI).unwrap_or(Value::Null);
+    let targets: Vec<Value> = d.targets().iter().map(|t| json!(t.name())).collect();
+    let mut sources = Vec::new();
+    for e in d.cfg.environments.keys() {
+        sources.extend([
+            json!(e),
+            json!(format!("live:{e}")),
+            json!(format!("git:{e}")),
+        ]);
+    }
+    fn fill(v: &mut Value, targets: &[Value], sources: &[Value]) {
+        match v {
+            Value::Object(m) => {
+                let which = m
+                    .get("x-envdrift-enum")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                if let Some(w) = which {
+                    m.remove("x-envdrift-enum");
+                    let list = if w == "targets" { targets } else { sources };
+                    m.insert("enum".into(), Value::Array(list.to_vec()));
+                }
+                m.values_mut().for_each(|x| fill(x, targets, sources));
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| fill(x, targets, sources)),
+            _ => {}
+        }
+    }
+    fill(&mut doc, &targets, &sources);
+    doc
+}
+
+async fn openapi(State(st): State<Shared>) -> Response {
+    let mut resp = openapi_document(&st.daemon).to_string().into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -590,10 +625,8 @@ async fn silence(
         .ok_or_else(|| HttpError::bad("until", "`until` (RFC 3339 time) is required"))?;
     let t = chrono::DateTime::parse_from_rfc3339(&until)
         .map_err(|e| HttpError::bad("until", format!("`{until}` is not an RFC 3339 time: {e}")))?;
+    // A time in the past is accepted: it ends a silence.
     let t = t.with_timezone(&chrono::Utc);
-    if t <= chrono::Utc::now() {
-        return Err(HttpError::bad("until", format!("`{until}` is in the past")));
-    }
     let reason = b.reason.unwrap_or_default();
     st.daemon
         .store
