@@ -417,6 +417,7 @@ fn modified_drift(
             manifest: None,
             note: None,
             redacted,
+            adopt: None,
         },
     };
     (Some(drift), diff.suppressed)
@@ -459,6 +460,7 @@ fn secret_values_hidden(key: &ResourceKey, v: Value) -> Value {
 
 fn field_change(key: &ResourceKey, c: RawChange) -> FieldChange {
     FieldChange {
+        desired_path: c.desired_path.clone(),
         path: if c.op == ChangeOp::Removed {
             c.desired_path
         } else {
@@ -506,6 +508,7 @@ fn missing_drift(key: &ResourceKey, d: &Object, opts: &Options) -> Drift {
                 "{key} is in the desired state but not live (deleted, or never synced)"
             )),
             redacted,
+            adopt: None,
         },
     }
 }
@@ -541,6 +544,7 @@ fn unmanaged_drift(key: &ResourceKey, l: &Object, opts: &Options) -> Drift {
             manifest: None,
             note: Some(note),
             redacted: false,
+            adopt: None,
         },
     }
 }
