@@ -10,7 +10,7 @@ use crate::model::{Drift, FieldChange, Origin};
 pub const SCHEMA: &str = "envdrift.diff/v1";
 
 fn side(s: &Side) -> Value {
-    json!({"source": s.source, "commit": s.commit, "objects": s.objects})
+    json!({"source": s.source, "commit": s.commit, "stale": s.stale, "objects": s.objects})
 }
 
 fn origin(o: &Origin) -> Value {
@@ -64,6 +64,11 @@ pub fn drift(d: &Drift) -> Value {
         "manifest": r.manifest,
         "note": r.note,
         "redacted": r.redacted,
+        "adopt": r.adopt.as_ref().map(|a| json!({
+            "file": a.file,
+            "diff": a.diff,
+            "notes": a.notes,
+        })),
     })
 }
 

@@ -60,6 +60,19 @@ fn field_level(d: &Drift, reason: Option<String>) -> Adopt {
     }
 }
 
+/// Secret values are only known as hashes: name the fields, never a value.
+fn secret_fields(d: &Drift) -> Adopt {
+    let fields: Vec<&str> = d.changes.iter().map(|c| c.field.as_str()).collect();
+    Adopt {
+        file: None,
+        diff: None,
+        notes: vec![format!(
+            "Secret values are compared by hash: copy the live values of {} into Git (or your secret manager) by hand",
+            fields.join(", ")
+        )],
+    }
+}
+
 fn describe(c: &FieldChange) -> String {
     match c.op {
         ChangeOp::Changed => format!("set {} to {}", c.field, c.live),
@@ -84,10 +97,7 @@ struct Edit {
 /// document starting at 1-based `line`).
 pub fn adopt_plain(path: &str, text: &str, line: usize, d: &Drift) -> Adopt {
     if is_secret(d) {
-        return field_level(
-            d,
-            Some("Secret values are compared by hash: copy the live values by hand".into()),
-        );
+        return secret_fields(d);
     }
     let lines: Vec<&str> = text.split('\n').collect();
     let doc = Doc::new(&lines, line.saturating_sub(1));
@@ -408,6 +418,10 @@ fn edit_for(doc: &Doc<'_>, c: &FieldChange) -> Result<Edit, String> {
                 .ok_or_else(|| format!("key `{last}` not found"))?;
             let t = doc.from(line, node.col);
             let old = value_text(t).unwrap_or("");
+            if let Some(flow) = flow_value(old, &c.live) {
+                let key_len = t.len() - t[t.find(':').map_or(0, |i| i + 1)..].len();
+                return Ok(replace_text(doc, line, node.col + key_len, old, &flow));
+            }
             if is_scalar(&c.live) && !old.is_empty() {
                 if old.starts_with(['|', '>', '&', '*', '{', '[']) {
                     return Err(format!("value `{old}` is not a plain scalar"));
@@ -469,6 +483,31 @@ fn edit_for(doc: &Doc<'_>, c: &FieldChange) -> Result<Edit, String> {
     }
 }
 
+/// A flow collection (`["get", "list"]`, `{a: 1}`) replaced by another of scalars, in the
+/// same style: quoted items stay quoted.
+fn flow_value(old: &str, new: &Value) -> Option<String> {
+    let quoted = old.contains('"');
+    let item = |v: &Value| match v {
+        Value::String(s) if quoted => Some(Value::String(s.clone()).to_string()),
+        v if is_scalar(v) => Some(scalar(v)),
+        _ => None,
+    };
+    match new {
+        Value::Array(a) if old.starts_with('[') && old.ends_with(']') => {
+            let items: Option<Vec<String>> = a.iter().map(item).collect();
+            Some(format!("[{}]", items?.join(", ")))
+        }
+        Value::Object(m) if old.starts_with('{') && old.ends_with('}') => {
+            let items: Option<Vec<String>> = m
+                .iter()
+                .map(|(k, v)| item(v).map(|v| format!("{}: {v}", key_text(k))))
+                .collect();
+            Some(format!("{{{}}}", items?.join(", ")))
+        }
+        _ => None,
+    }
+}
+
 fn is_scalar(v: &Value) -> bool {
     !v.is_object() && !v.is_array()
 }
@@ -476,10 +515,6 @@ fn is_scalar(v: &Value) -> bool {
 /// Replaces the scalar `old` found after column `from` on `line` with `new`, keeping the
 /// quoting style and everything else on the line.
 fn replace_inline(doc: &Doc<'_>, line: usize, from: usize, new: &Value, old: &str) -> Edit {
-    let l = doc.lines[line];
-    let pos = l[from.min(l.len())..]
-        .find(old)
-        .map_or(l.len(), |p| p + from.min(l.len()));
     let quoted = old.starts_with('"') || old.starts_with('\'');
     let text = match (new, quoted) {
         (Value::String(s), true) if old.starts_with('\'') => {
@@ -488,9 +523,18 @@ fn replace_inline(doc: &Doc<'_>, line: usize, from: usize, new: &Value, old: &st
         (Value::String(s), true) => Value::String(s.clone()).to_string(),
         (v, _) => scalar(v),
     };
+    replace_text(doc, line, from, old, &text)
+}
+
+/// Replaces the first `old` at or after column `from` on `line` with `text`.
+fn replace_text(doc: &Doc<'_>, line: usize, from: usize, old: &str, text: &str) -> Edit {
+    let l = doc.lines[line];
+    let pos = l[from.min(l.len())..]
+        .find(old)
+        .map_or(l.len(), |p| p + from.min(l.len()));
     let mut s = String::with_capacity(l.len() + text.len());
     s.push_str(&l[..pos]);
-    s.push_str(&text);
+    s.push_str(text);
     s.push_str(&l[(pos + old.len()).min(l.len())..]);
     Edit {
         start: line,
@@ -514,25 +558,23 @@ pub fn scalar(v: &Value) -> String {
     }
 }
 
+/// True when `s` written plain reads back as the same string, the way kubectl reads YAML
+/// (YAML 1.1: `yes`/`on` are booleans, `0644` is octal).
 fn plain_ok(s: &str) -> bool {
-    if s.is_empty() || s.trim() != s {
-        return false;
-    }
-    let lower = s.to_ascii_lowercase();
-    let special = [
-        "y", "n", "yes", "no", "on", "off", "true", "false", "null", "~",
-    ];
-    if special.contains(&lower.as_str()) {
-        return false;
-    }
-    if s.parse::<f64>().is_ok() || s.starts_with(|c: char| c.is_ascii_digit()) && s.chars().all(|c| c.is_ascii_digit() || "_:.-+eExXoObB".contains(c)) {
+    if s.is_empty() || s.trim() != s || s.contains(['\n', '\t']) {
         return false;
     }
     let first = s.chars().next().unwrap_or(' ');
-    if "-?:,[]{}#&*!|>'\"%@`".contains(first) {
+    if "-?:,[]{}#&*!|>'\"%@`".contains(first) || s.contains(": ") || s.contains(" #") {
         return false;
     }
-    !(s.contains(": ") || s.contains(" #") || s.ends_with(':') || s.contains('\n'))
+    let opts = serde_saphyr::options! {
+        strict_booleans: false,
+        legacy_octal_numbers: true,
+        with_snippet: false,
+    };
+    serde_saphyr::from_str_with_options::<Value>(&format!("k: {s}\n"), opts)
+        .is_ok_and(|v| v.get("k").and_then(Value::as_str) == Some(s))
 }
 
 fn key_text(k: &str) -> String {
@@ -602,7 +644,7 @@ fn emit_item(v: &Value, col: usize, out: &mut Vec<String>) {
 /// the first candidate is patched.
 pub fn trace_rendered(d: &Drift, files: &BTreeMap<String, String>) -> Adopt {
     if is_secret(d) {
-        return field_level(d, Some("Secret values are compared by hash".into()));
+        return secret_fields(d);
     }
     let mut notes = Vec::new();
     let mut edits: BTreeMap<String, Vec<Edit>> = BTreeMap::new();
@@ -711,10 +753,11 @@ mod tests {
 
     #[test]
     fn scalars_read_back() {
-        for s in ["1.4.3", "yes", "on", "", " x", "a: b", "0644", "true", "-x", "1e3"] {
+        for s in ["1.4", "yes", "on", "", " x", "a: b", "0644", "true", "-x", "1e3", "null", "~"] {
             assert!(scalar(&json!(s)).starts_with('"'), "{s}");
         }
         assert_eq!(scalar(&json!("registry/api:1.4.3")), "registry/api:1.4.3");
+        assert_eq!(scalar(&json!("1.4.3")), "1.4.3");
         assert_eq!(scalar(&json!(3)), "3");
     }
 
