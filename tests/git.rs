@@ -688,3 +688,287 @@ fn adopt_patches_apply_with_git_and_clear_the_drift() {
     assert!(api.contains("image: registry.example.com/shop/api:1.4.3-hotfix\n"), "{api}");
     assert!(api.contains("cpu: 0.5 # the API server prints 500m"), "{api}");
 }
+
+// ---- https token auth against a local smart-HTTP server (TLS + git http-backend) ----
+
+/// A minimal smart-HTTP Git server over TLS on loopback: answers 401 until the request
+/// carries HTTP Basic credentials `user:token`, then runs `git http-backend` as CGI.
+/// Serves at most `max` connections, then stops. Returns the port and the CA file (PEM)
+/// that the client must trust.
+fn https_git_server(root: PathBuf, user: &str, token: &str, max: usize, dir: &Path) -> (u16, PathBuf) {
+    use base64::Engine as _;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, cert.cert.pem()).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let config = std::sync::Arc::new(
+        rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.cert.der().clone()], key)
+            .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let want = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{token}"))
+    );
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().take(max) {
+            let Ok(tcp) = tcp else { return };
+            let Ok(conn) = rustls::ServerConnection::new(config.clone()) else {
+                continue;
+            };
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            serve_one(&mut tls, &root, &want);
+        }
+    });
+    (port, ca)
+}
+
+fn serve_one<S: std::io::Read + std::io::Write>(stream: &mut S, root: &Path, want: &str) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let (request, headers, body) = {
+        let mut reader = BufReader::new(&mut *stream);
+        let mut request = String::new();
+        if reader.read_line(&mut request).is_err() {
+            return;
+        }
+        let mut headers = Vec::new();
+        loop {
+            let mut l = String::new();
+            if reader.read_line(&mut l).unwrap_or(0) == 0 || l == "\r\n" {
+                break;
+            }
+            if let Some((k, v)) = l.trim_end().split_once(": ") {
+                headers.push((k.to_ascii_lowercase(), v.to_string()));
+            }
+        }
+        let find = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v): &(String, String)| v.clone())
+        };
+        let mut body = Vec::new();
+        if let Some(len) = find("content-length").and_then(|l| l.parse::<usize>().ok()) {
+            body.resize(len, 0);
+            if reader.read_exact(&mut body).is_err() {
+                return;
+            }
+        } else if find("transfer-encoding").is_some_and(|t| t.contains("chunked")) {
+            loop {
+                let mut size = String::new();
+                if reader.read_line(&mut size).is_err() {
+                    return;
+                }
+                let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+                let mut chunk = vec![0; n + 2];
+                if reader.read_exact(&mut chunk).is_err() {
+                    return;
+                }
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..n]);
+            }
+        }
+        (request, headers, body)
+    };
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    if header("authorization").as_deref() != Some(want) {
+        let _ = stream.write_all(
+            b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+        let _ = stream.flush();
+        return;
+    }
+    let mut parts = request.split_whitespace();
+    let method = parts.next().unwrap_or("GET").to_string();
+    let target = parts.next().unwrap_or("/").to_string();
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let mut cgi = Command::new("git")
+        .arg("http-backend")
+        .env("GIT_PROJECT_ROOT", root)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("REQUEST_METHOD", &method)
+        .env("PATH_INFO", path)
+        .env("QUERY_STRING", query)
+        .env("CONTENT_TYPE", header("content-type").unwrap_or_default())
+        .env("GIT_PROTOCOL", header("git-protocol").unwrap_or_default())
+        .env("HTTP_CONTENT_ENCODING", header("content-encoding").unwrap_or_default())
+        .env("CONTENT_LENGTH", body.len().to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    cgi.stdin.take().unwrap().write_all(&body).unwrap();
+    let out = cgi.wait_with_output().unwrap().stdout;
+    let Some((at, sep)) = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, 4))
+        .or_else(|| out.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)))
+    else {
+        return;
+    };
+    let head = String::from_utf8_lossy(&out[..at]).to_string();
+    let payload = &out[at + sep..];
+    let status = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Status: "))
+        .unwrap_or("200 OK")
+        .to_string();
+    let mut resp = format!("HTTP/1.1 {status}\r\n");
+    for l in head.lines().filter(|l| !l.starts_with("Status:")) {
+        resp.push_str(l.trim_end());
+        resp.push_str("\r\n");
+    }
+    resp.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        payload.len()
+    ));
+    let _ = stream.write_all(resp.as_bytes());
+    let _ = stream.write_all(payload);
+    let _ = stream.flush();
+}
+
+#[test]
+fn token_auth_over_https_and_the_token_is_never_shown() {
+    let tmp = tempfile::tempdir().unwrap();
+    let served = tmp.path().join("served");
+    let work = tmp.path().join("work");
+    new_repo(&work);
+    write(&work, "app/a.yaml", &cm("a", "info"));
+    let c = commit_all(&work, "first");
+    std::fs::create_dir_all(&served).unwrap();
+    git(
+        tmp.path(),
+        &["clone", "-q", "--bare", work.to_str().unwrap(), served.join("deploy.git").to_str().unwrap()],
+    );
+    let token = "tok-9f8e7d-s3cr3t";
+    let (port, ca) = https_git_server(served, "bot", token, 60, tmp.path());
+    let spec = format!("git:https://127.0.0.1:{port}/deploy.git@main:app");
+    let cache = tmp.path().join("cache");
+    let run = |spec: &str, extra: &[&str], env: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_envdrift"));
+        cmd.args(["--log-level", "trace", "render", "--desired", spec, "--git-cache"])
+            .arg(&cache)
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .env("SSL_CERT_FILE", &ca)
+            .env("GIT_SSL_CAINFO", &ca);
+        if let Some(t) = env {
+            cmd.env("DEPLOY_TOKEN", t);
+        }
+        let out = cmd.output().unwrap();
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        (out.status.code(), all)
+    };
+    // no token: a clear authentication error
+    let (code, all) = run(&spec, &[], None);
+    assert_eq!(code, Some(2));
+    assert!(all.contains("authentication required"), "{all}");
+    // a wrong token: refused, and not printed
+    let (code, all) = run(&spec, &["--git-token-env", "DEPLOY_TOKEN", "--git-username", "bot"], Some("wrong-s3cr3t"));
+    assert_eq!(code, Some(2));
+    assert!(all.contains("refused") || all.contains("401"), "{all}");
+    assert!(!all.contains("wrong-s3cr3t"), "{all}");
+    // the right token from an environment variable, then from a file
+    let (code, all) = run(&spec, &["--git-token-env", "DEPLOY_TOKEN", "--git-username", "bot"], Some(token));
+    assert_eq!(code, Some(0), "{all}");
+    assert!(all.contains(&format!("app/a.yaml:1 @ {}", &c[..12])), "{all}");
+    assert!(!all.contains(token), "{all}");
+    let file = tmp.path().join("token");
+    std::fs::write(&file, format!("{token}\n")).unwrap();
+    let (code, all) = run(&spec, &["--git-token-file", file.to_str().unwrap(), "--git-username", "bot"], None);
+    assert_eq!(code, Some(0), "{all}");
+    assert!(!all.contains(token), "{all}");
+    // credentials in the URL work and are never shown either
+    let spec_url = format!("git:https://bot:{token}@127.0.0.1:{port}/deploy.git@nope");
+    let (code, all) = run(&spec_url, &[], None);
+    assert_eq!(code, Some(2));
+    assert!(all.contains("ref `nope` not found"), "{all}");
+    assert!(all.contains(&format!("https://bot:***@127.0.0.1:{port}/deploy.git")) || all.contains(&format!("https://127.0.0.1:{port}/deploy.git")), "{all}");
+    assert!(!all.contains(token), "{all}");
+}
+
+#[test]
+fn ssh_remotes_use_the_ssh_program_with_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = tmp.path().join("origin");
+    new_repo(&origin);
+    write(&origin, "a.yaml", &cm("a", "info"));
+    commit_all(&origin, "first");
+    // A stand-in for `ssh` (no ssh server can run here): it logs its arguments and runs
+    // the remote command locally, the way sshd would.
+    let bin = tmp.path().join("bin");
+    let log = tmp.path().join("ssh.log");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = format!(
+        "#!/bin/sh\necho \"$@\" >> '{}'\nwhile [ $# -gt 0 ]; do\n  case \"$1\" in\n    -G) exit 0 ;;\n    -o|-i|-p|-l) shift 2 ;;\n    -*) shift ;;\n    *) shift; break ;;\n  esac\ndone\nexec sh -c \"$*\"\n",
+        log.display()
+    );
+    std::fs::write(bin.join("ssh"), script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("ssh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let key = tmp.path().join("deploy key");
+    std::fs::write(&key, "not really a key").unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let spec = format!("git:git@git.example.invalid:{}@main", origin.display());
+    let out = envdrift(
+        &[
+            "render",
+            "--desired",
+            &spec,
+            "--git-ssh-key",
+            key.to_str().unwrap(),
+            "--git-cache",
+            tmp.path().join("cache").to_str().unwrap(),
+        ],
+        Some(&path),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("name: a"));
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains(&format!("-i {} -o IdentitiesOnly=yes", key.display()))
+            && logged.contains("git@git.example.invalid git-upload-pack"),
+        "{logged}"
+    );
+
+    // the server refuses the key: a clear error
+    std::fs::write(
+        bin.join("ssh"),
+        "#!/bin/sh\necho 'git@git.example.invalid: Permission denied (publickey).' >&2\nexit 255\n",
+    )
+    .unwrap();
+    let out = envdrift(
+        &[
+            "render",
+            "--desired",
+            &spec,
+            "--git-ssh-key",
+            key.to_str().unwrap(),
+            "--git-cache",
+            tmp.path().join("cache2").to_str().unwrap(),
+        ],
+        Some(&path),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("permission denied by the server: check the ssh key"),
+        "{err}"
+    );
+}

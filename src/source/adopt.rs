@@ -99,6 +99,27 @@ pub fn adopt_plain(path: &str, text: &str, line: usize, d: &Drift) -> Adopt {
     if is_secret(d) {
         return secret_fields(d);
     }
+    match adopt_text(text, line, d) {
+        Ok((new_text, notes)) if new_text != text => Adopt {
+            file: Some(path.to_string()),
+            diff: Some(unified(path, text, &new_text)),
+            notes,
+        },
+        Ok((_, notes)) => Adopt {
+            file: Some(path.to_string()),
+            diff: None,
+            notes,
+        },
+        Err(why) => field_level(d, Some(why)),
+    }
+}
+
+/// The new file text that adopts `d`'s live values, and notes for the changes that could
+/// not be edited (those are left out of the text).
+///
+/// # Errors
+/// When two edits overlap (then no edit is made).
+pub fn adopt_text(text: &str, line: usize, d: &Drift) -> Result<(String, Vec<String>), String> {
     let lines: Vec<&str> = text.split('\n').collect();
     let doc = Doc::new(&lines, line.saturating_sub(1));
     let mut edits = Vec::new();
@@ -110,20 +131,9 @@ pub fn adopt_plain(path: &str, text: &str, line: usize, d: &Drift) -> Adopt {
         }
     }
     if edits.is_empty() {
-        return Adopt {
-            file: Some(path.to_string()),
-            diff: None,
-            notes,
-        };
+        return Ok((text.to_string(), notes));
     }
-    match apply_edits(&lines, edits) {
-        Ok(new_text) => Adopt {
-            file: Some(path.to_string()),
-            diff: Some(unified(path, text, &new_text)),
-            notes,
-        },
-        Err(why) => field_level(d, Some(why)),
-    }
+    Ok((apply_edits(&lines, edits)?, notes))
 }
 
 fn apply_edits(lines: &[&str], mut edits: Vec<Edit>) -> Result<String, String> {

@@ -469,12 +469,17 @@ fn fetch(
         .with_fetch_tags(gix::remote::fetch::Tags::None);
     let connection = remote
         .connect(gix::remote::Direction::Fetch)
-        .map_err(|e| format!("{e:#}"))?;
+        .map_err(|e| chain(&e))?;
     let mut asked = false;
+    let denied = if url.starts_with("http://") || url.starts_with("https://") {
+        "authentication required: give a token (--git-token-file / --git-token-env)"
+    } else {
+        "permission denied by the server: check the ssh key (--git-ssh-key) and its access to the repository"
+    };
     let connection = connection.with_credentials(move |action| match action {
         gix::credentials::helper::Action::Get(ctx) => {
             let Some(pw) = password.clone() else {
-                return Err(gix::Error::from_error(NoCredentials));
+                return Err(gix::Error::from_error(NoCredentials(denied)));
             };
             if asked {
                 // Asked again: the credentials were refused.
@@ -495,16 +500,16 @@ fn fetch(
     let interrupt = AtomicBool::new(false);
     let outcome = connection
         .prepare_fetch(gix::progress::Discard, Default::default())
-        .map_err(|e| one_line(&format!("{e:#}")))?
+        .map_err(|e| chain(&e))?
         .receive(gix::progress::Discard, &interrupt)
-        .map_err(|e| one_line(&format!("{e:#}")))?;
+        .map_err(|e| chain(&e))?;
     prune(repo, &outcome.ref_map);
     Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("authentication required: give a token (--git-token-file / --git-token-env) or an ssh key")]
-struct NoCredentials;
+#[error("{0}")]
+struct NoCredentials(&'static str);
 
 #[derive(Debug, thiserror::Error)]
 #[error("the credentials were refused")]
@@ -512,6 +517,20 @@ struct CredentialsRefused;
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// An error and its causes on one line (`a: b: c`), repeated messages dropped.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let msg = one_line(&err.to_string());
+        if !msg.is_empty() && !parts.iter().any(|p| p.contains(&msg)) {
+            parts.push(msg);
+        }
+        cur = err.source();
+    }
+    parts.join(": ")
 }
 
 /// Deletes local branches and tags the remote no longer has (a deleted branch must not
