@@ -270,10 +270,12 @@ enum DesiredArg {
 fn desired_arg(values: &[String]) -> Result<DesiredArg> {
     let git: Vec<&String> = values.iter().filter(|v| v.starts_with("git:")).collect();
     match git.as_slice() {
-        [] => Ok(DesiredArg::Paths(values.iter().map(PathBuf::from).collect())),
-        [one] if values.len() == 1 => Ok(DesiredArg::Git(envdrift::source::git::GitSpec::parse(
-            one,
-        )?)),
+        [] => Ok(DesiredArg::Paths(
+            values.iter().map(PathBuf::from).collect(),
+        )),
+        [one] if values.len() == 1 => {
+            Ok(DesiredArg::Git(envdrift::source::git::GitSpec::parse(one)?))
+        }
         _ => anyhow::bail!(
             "--desired takes either one git: source or files and directories, not both"
         ),

@@ -90,14 +90,18 @@ fn live_deploy(edit: impl Fn(&mut serde_json::Value)) -> String {
 fn scalars_keep_quotes_and_comments() {
     let live = live_deploy(|v| {
         v["spec"]["replicas"] = 5.into();
-        v["spec"]["template"]["spec"]["containers"][0]["image"] = "registry.example.com/web:1.1".into();
+        v["spec"]["template"]["spec"]["containers"][0]["image"] =
+            "registry.example.com/web:1.1".into();
         v["metadata"]["labels"]["example.com/owner"] = "team-b".into();
     });
     let (new, changed, notes) = adopt(DEPLOY, &live);
     assert!(notes.is_empty(), "{notes:?}");
     assert_eq!(changed, 6, "{new}");
     assert!(new.contains("  replicas: 5 # scaled by hand\n"), "{new}");
-    assert!(new.contains("image: \"registry.example.com/web:1.1\"\n"), "{new}");
+    assert!(
+        new.contains("image: \"registry.example.com/web:1.1\"\n"),
+        "{new}"
+    );
     assert!(new.contains("example.com/owner: 'team-b'\n"), "{new}");
     assert!(new.starts_with("# web deployment\n"));
 }
@@ -123,7 +127,10 @@ fn list_items_added_and_removed() {
 #[test]
 fn keys_added_and_removed() {
     let live = live_deploy(|v| {
-        v["metadata"]["labels"].as_object_mut().unwrap().remove("app");
+        v["metadata"]["labels"]
+            .as_object_mut()
+            .unwrap()
+            .remove("app");
         v["metadata"]["labels"]["tier"] = "frontend".into();
         v["spec"]["template"]["spec"]["containers"][0]["securityContext"] =
             serde_json::json!({"privileged": true, "capabilities": {"add": ["NET_ADMIN"]}});
@@ -131,7 +138,10 @@ fn keys_added_and_removed() {
     let (new, _, notes) = adopt(DEPLOY, &live);
     assert!(notes.is_empty(), "{notes:?}");
     assert!(!new.contains("app: web # keep me"), "{new}");
-    assert!(new.contains("    example.com/owner: 'team-a'\n    tier: frontend\nspec:"), "{new}");
+    assert!(
+        new.contains("    example.com/owner: 'team-a'\n    tier: frontend\nspec:"),
+        "{new}"
+    );
     assert!(
         new.contains("          value: two\n        securityContext:\n          capabilities:\n            add:\n              - NET_ADMIN\n          privileged: true\n"),
         "{new}"
@@ -145,7 +155,12 @@ fn second_document_of_a_file() {
     let live = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n  namespace: default\ndata:\n  K: v2\n  PORT: \"8080\"\n";
     let (new, changed, _) = adopt(text, live);
     assert_eq!(changed, 4);
-    assert!(new.starts_with("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  K: v1\n---\n"), "{new}");
+    assert!(
+        new.starts_with(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  K: v1\n---\n"
+        ),
+        "{new}"
+    );
     assert!(new.ends_with("  K: v2\n  PORT: \"8080\"\n"), "{new}");
 }
 
@@ -157,7 +172,10 @@ fn block_scalars_are_not_edited_but_named() {
     assert_eq!(changed, 0);
     assert_eq!(new, text);
     assert_eq!(notes.len(), 1);
-    assert!(notes[0].contains("data.conf") && notes[0].contains("not edited"), "{notes:?}");
+    assert!(
+        notes[0].contains("data.conf") && notes[0].contains("not edited"),
+        "{notes:?}"
+    );
 }
 
 #[test]

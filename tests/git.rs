@@ -126,10 +126,7 @@ fn branches_tags_commits_changes_force_push_and_deletions() {
     let source = g.snapshot.source.as_ref().unwrap();
     assert_eq!(source.commit.as_deref(), Some(c1.as_str()));
     assert!(source.stale.is_none());
-    eprintln!(
-        "clone of a 2-commit repo: {} ms",
-        g.fetch_time.as_millis()
-    );
+    eprintln!("clone of a 2-commit repo: {} ms", g.fetch_time.as_millis());
 
     // a tag, an annotated tag, a branch, a full and an abbreviated commit
     for (r, want) in [
@@ -204,10 +201,17 @@ fn local_path_bad_ref_and_bad_path() {
             && msg.contains("tags: v1"),
         "{msg}"
     );
-    let e = load(&format!("git:{}@main:missing/dir", origin.display()), &cache, None)
-        .err()
-        .expect("bad path");
-    assert!(e.to_string().contains("path `missing/dir` not found"), "{e}");
+    let e = load(
+        &format!("git:{}@main:missing/dir", origin.display()),
+        &cache,
+        None,
+    )
+    .err()
+    .expect("bad path");
+    assert!(
+        e.to_string().contains("path `missing/dir` not found"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -243,7 +247,7 @@ fn unreachable_remote_with_and_without_previous_fetch() {
 
     // the CLI says so in the table and in JSON
     let live = tmp.path().join("live.yaml");
-    std::fs::write(&live, cm("a", "info").replace("app\n", "app\n")).unwrap();
+    std::fs::write(&live, cm("a", "info")).unwrap();
     let out = envdrift(
         &[
             "diff",
@@ -259,7 +263,10 @@ fn unreachable_remote_with_and_without_previous_fetch() {
         None,
     );
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("STALE desired side is stale: fetch failed"), "{stdout}");
+    assert!(
+        stdout.contains("STALE desired side is stale: fetch failed"),
+        "{stdout}"
+    );
     assert!(text(&out.stderr).contains("STALE"), "{}", text(&out.stderr));
     let out = envdrift(
         &[
@@ -276,7 +283,12 @@ fn unreachable_remote_with_and_without_previous_fetch() {
         None,
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(v["desired"]["stale"].as_str().unwrap().starts_with("fetch failed"));
+    assert!(
+        v["desired"]["stale"]
+            .as_str()
+            .unwrap()
+            .starts_with("fetch failed")
+    );
     assert_eq!(v["desired"]["commit"], c1.as_str());
 }
 
@@ -353,7 +365,10 @@ fn credentials_never_appear_in_errors_or_logs() {
     assert_eq!(out.status.code(), Some(2));
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert!(!all.contains("s3cr3t"), "{all}");
-    assert!(all.contains("fetching https://127.0.0.1:9/acme/deploy.git"), "{all}");
+    assert!(
+        all.contains("fetching https://127.0.0.1:9/acme/deploy.git"),
+        "{all}"
+    );
 }
 
 // ---- the CLI and real renderers ----
@@ -407,7 +422,11 @@ fn kustomize_repo(dir: &Path) -> String {
         "base/deployment.yaml",
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: registry.example.com/web:1.0.0\n",
     );
-    write(dir, "base/config.yaml", &cm("web-config", "info").replace("  namespace: app\n", ""));
+    write(
+        dir,
+        "base/config.yaml",
+        &cm("web-config", "info").replace("  namespace: app\n", ""),
+    );
     write(
         dir,
         "overlays/prod/kustomization.yaml",
@@ -430,7 +449,13 @@ fn kustomize_overlay_rendered_with_the_real_binary() {
     let spec = format!("git:{}@main:overlays/prod", origin.display());
     let cache = tmp.path().join("cache");
     let out = envdrift(
-        &["render", "--desired", &spec, "--git-cache", cache.to_str().unwrap()],
+        &[
+            "render",
+            "--desired",
+            &spec,
+            "--git-cache",
+            cache.to_str().unwrap(),
+        ],
         None,
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -472,7 +497,10 @@ fn kustomize_overlay_rendered_with_the_real_binary() {
     let adopt = &d["adopt"];
     assert_eq!(adopt["file"], "overlays/prod/kustomization.yaml", "{adopt}");
     let diff = adopt["diff"].as_str().unwrap();
-    assert!(diff.contains("-  newTag: 1.2.0\n+  newTag: 1.2.1\n"), "{diff}");
+    assert!(
+        diff.contains("-  newTag: 1.2.0\n+  newTag: 1.2.1\n"),
+        "{diff}"
+    );
 }
 
 #[test]
@@ -524,10 +552,7 @@ fn helm_chart_rendered_with_the_real_binary() {
     args.extend(helm_args);
     let out = envdrift(&args, None);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    insta::assert_snapshot!(
-        "helm_render",
-        stable(&text(&out.stdout), tmp.path(), &[&c])
-    );
+    insta::assert_snapshot!("helm_render", stable(&text(&out.stdout), tmp.path(), &[&c]));
 
     // the live image tag moved: traced to the prod values file
     let live = tmp.path().join("live.yaml");
@@ -537,7 +562,15 @@ fn helm_chart_rendered_with_the_real_binary() {
     )
     .unwrap();
     let live_s = live.to_str().unwrap();
-    let mut args = vec!["diff", "--desired", &spec, "--live", live_s, "--format", "json"];
+    let mut args = vec![
+        "diff",
+        "--desired",
+        &spec,
+        "--live",
+        live_s,
+        "--format",
+        "json",
+    ];
     args.extend(["--no-unmanaged", "--git-cache", cache_s]);
     args.extend(helm_args);
     let out = envdrift(&args, None);
@@ -549,7 +582,11 @@ fn helm_chart_rendered_with_the_real_binary() {
         .find(|d| d["type"] == "modified")
         .expect("modified");
     assert_eq!(d["origin"]["file"], "charts/web/templates/deployment.yaml");
-    assert_eq!(d["adopt"]["file"], "charts/web/values-prod.yaml", "{}", d["adopt"]);
+    assert_eq!(
+        d["adopt"]["file"], "charts/web/values-prod.yaml",
+        "{}",
+        d["adopt"]
+    );
     let diff = d["adopt"]["diff"].as_str().unwrap();
     assert!(
         diff.contains("-  tag: \"1.2.0\" # prod pin\n+  tag: \"1.2.1\" # prod pin\n"),
@@ -568,14 +605,20 @@ fn helm_chart_rendered_with_the_real_binary() {
     let out = envdrift(&args, None);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
-    assert!(err.contains("helm template shop") && err.contains("broken.yaml"), "{err}");
+    assert!(
+        err.contains("helm template shop") && err.contains("broken.yaml"),
+        "{err}"
+    );
     assert!(!err.contains("envdrift-render-"), "temp dir leaked: {err}");
 
     // no helm on PATH: an error naming it and how to install it
     let out = envdrift(&args, Some("/usr/local/bin:/usr/bin:/bin"));
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
-    assert!(err.contains("`helm` not found on PATH") && err.contains("install Helm"), "{err}");
+    assert!(
+        err.contains("`helm` not found on PATH") && err.contains("install Helm"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -605,7 +648,8 @@ fn adopt_patches_apply_with_git_and_clear_the_drift() {
         .collect();
     let spec = format!("git:{}@main:prod", origin.display());
     let cache = tmp.path().join("cache");
-    let live = root().join("config/demo/live/production");
+    // relative to the repository root (the tests' working directory): stable snapshots
+    let live = "config/demo/live/production";
     let run = |format: &str| {
         envdrift(
             &[
@@ -613,7 +657,7 @@ fn adopt_patches_apply_with_git_and_clear_the_drift() {
                 "--desired",
                 &spec,
                 "--live",
-                live.to_str().unwrap(),
+                live,
                 "--renderer",
                 "plain",
                 "--git-cache",
@@ -624,6 +668,12 @@ fn adopt_patches_apply_with_git_and_clear_the_drift() {
             None,
         )
     };
+    let out = run("table");
+    let commit = git(&origin, &["rev-parse", "HEAD"]);
+    insta::assert_snapshot!(
+        "adopt_demo_production_table",
+        stable(&text(&out.stdout), tmp.path(), &[&commit])
+    );
     let out = run("json");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let modified: Vec<&serde_json::Value> = v["drifts"]
@@ -641,7 +691,9 @@ fn adopt_patches_apply_with_git_and_clear_the_drift() {
             assert!(adopt["notes"][0].as_str().unwrap().contains("hash"));
             continue;
         }
-        let diff = adopt["diff"].as_str().unwrap_or_else(|| panic!("no diff: {d}"));
+        let diff = adopt["diff"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no diff: {d}"));
         let patch = tmp.path().join("adopt.patch");
         std::fs::write(&patch, diff).unwrap();
         git(&origin, &["apply", "--check", patch.to_str().unwrap()]);
@@ -650,9 +702,15 @@ fn adopt_patches_apply_with_git_and_clear_the_drift() {
     }
     // the table and markdown show the adopt diff
     let table = text(&run("table").stdout);
-    assert!(table.contains("adopt into Git (prod/api-deployment.yaml):"), "{table}");
+    assert!(
+        table.contains("adopt into Git (prod/api-deployment.yaml):"),
+        "{table}"
+    );
     let md = text(&run("markdown").stdout);
-    assert!(md.contains("```diff\n--- a/prod/api-deployment.yaml"), "{md}");
+    assert!(
+        md.contains("```diff\n--- a/prod/api-deployment.yaml"),
+        "{md}"
+    );
 
     commit_all(&origin, "adopt live");
     let out = run("json");
@@ -685,8 +743,14 @@ fn adopt_patches_apply_with_git_and_clear_the_drift() {
         assert!(changed <= 12, "{name}: {changed} changed lines");
     }
     let api = std::fs::read_to_string(origin.join("prod/api-deployment.yaml")).unwrap();
-    assert!(api.contains("image: registry.example.com/shop/api:1.4.3-hotfix\n"), "{api}");
-    assert!(api.contains("cpu: 0.5 # the API server prints 500m"), "{api}");
+    assert!(
+        api.contains("image: registry.example.com/shop/api:1.4.3-hotfix\n"),
+        "{api}"
+    );
+    assert!(
+        api.contains("cpu: 0.5 # the API server prints 500m"),
+        "{api}"
+    );
 }
 
 // ---- https token auth against a local smart-HTTP server (TLS + git http-backend) ----
@@ -695,7 +759,13 @@ fn adopt_patches_apply_with_git_and_clear_the_drift() {
 /// carries HTTP Basic credentials `user:token`, then runs `git http-backend` as CGI.
 /// Serves at most `max` connections, then stops. Returns the port and the CA file (PEM)
 /// that the client must trust.
-fn https_git_server(root: PathBuf, user: &str, token: &str, max: usize, dir: &Path) -> (u16, PathBuf) {
+fn https_git_server(
+    root: PathBuf,
+    user: &str,
+    token: &str,
+    max: usize,
+    dir: &Path,
+) -> (u16, PathBuf) {
     use base64::Engine as _;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
@@ -802,7 +872,10 @@ fn serve_one<S: std::io::Read + std::io::Write>(stream: &mut S, root: &Path, wan
         .env("QUERY_STRING", query)
         .env("CONTENT_TYPE", header("content-type").unwrap_or_default())
         .env("GIT_PROTOCOL", header("git-protocol").unwrap_or_default())
-        .env("HTTP_CONTENT_ENCODING", header("content-encoding").unwrap_or_default())
+        .env(
+            "HTTP_CONTENT_ENCODING",
+            header("content-encoding").unwrap_or_default(),
+        )
         .env("CONTENT_LENGTH", body.len().to_string())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -850,7 +923,13 @@ fn token_auth_over_https_and_the_token_is_never_shown() {
     std::fs::create_dir_all(&served).unwrap();
     git(
         tmp.path(),
-        &["clone", "-q", "--bare", work.to_str().unwrap(), served.join("deploy.git").to_str().unwrap()],
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.to_str().unwrap(),
+            served.join("deploy.git").to_str().unwrap(),
+        ],
     );
     let token = "tok-9f8e7d-s3cr3t";
     let (port, ca) = https_git_server(served, "bot", token, 60, tmp.path());
@@ -858,12 +937,19 @@ fn token_auth_over_https_and_the_token_is_never_shown() {
     let cache = tmp.path().join("cache");
     let run = |spec: &str, extra: &[&str], env: Option<&str>| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_envdrift"));
-        cmd.args(["--log-level", "trace", "render", "--desired", spec, "--git-cache"])
-            .arg(&cache)
-            .args(extra)
-            .env_remove("RUST_LOG")
-            .env("SSL_CERT_FILE", &ca)
-            .env("GIT_SSL_CAINFO", &ca);
+        cmd.args([
+            "--log-level",
+            "trace",
+            "render",
+            "--desired",
+            spec,
+            "--git-cache",
+        ])
+        .arg(&cache)
+        .args(extra)
+        .env_remove("RUST_LOG")
+        .env("SSL_CERT_FILE", &ca)
+        .env("GIT_SSL_CAINFO", &ca);
         if let Some(t) = env {
             cmd.env("DEPLOY_TOKEN", t);
         }
@@ -876,18 +962,38 @@ fn token_auth_over_https_and_the_token_is_never_shown() {
     assert_eq!(code, Some(2));
     assert!(all.contains("authentication required"), "{all}");
     // a wrong token: refused, and not printed
-    let (code, all) = run(&spec, &["--git-token-env", "DEPLOY_TOKEN", "--git-username", "bot"], Some("wrong-s3cr3t"));
+    let (code, all) = run(
+        &spec,
+        &["--git-token-env", "DEPLOY_TOKEN", "--git-username", "bot"],
+        Some("wrong-s3cr3t"),
+    );
     assert_eq!(code, Some(2));
     assert!(all.contains("refused") || all.contains("401"), "{all}");
     assert!(!all.contains("wrong-s3cr3t"), "{all}");
     // the right token from an environment variable, then from a file
-    let (code, all) = run(&spec, &["--git-token-env", "DEPLOY_TOKEN", "--git-username", "bot"], Some(token));
+    let (code, all) = run(
+        &spec,
+        &["--git-token-env", "DEPLOY_TOKEN", "--git-username", "bot"],
+        Some(token),
+    );
     assert_eq!(code, Some(0), "{all}");
-    assert!(all.contains(&format!("app/a.yaml:1 @ {}", &c[..12])), "{all}");
+    assert!(
+        all.contains(&format!("app/a.yaml:1 @ {}", &c[..12])),
+        "{all}"
+    );
     assert!(!all.contains(token), "{all}");
     let file = tmp.path().join("token");
     std::fs::write(&file, format!("{token}\n")).unwrap();
-    let (code, all) = run(&spec, &["--git-token-file", file.to_str().unwrap(), "--git-username", "bot"], None);
+    let (code, all) = run(
+        &spec,
+        &[
+            "--git-token-file",
+            file.to_str().unwrap(),
+            "--git-username",
+            "bot",
+        ],
+        None,
+    );
     assert_eq!(code, Some(0), "{all}");
     assert!(!all.contains(token), "{all}");
     // credentials in the URL work and are never shown either
@@ -895,7 +1001,11 @@ fn token_auth_over_https_and_the_token_is_never_shown() {
     let (code, all) = run(&spec_url, &[], None);
     assert_eq!(code, Some(2));
     assert!(all.contains("ref `nope` not found"), "{all}");
-    assert!(all.contains(&format!("https://bot:***@127.0.0.1:{port}/deploy.git")) || all.contains(&format!("https://127.0.0.1:{port}/deploy.git")), "{all}");
+    assert!(
+        all.contains(&format!("https://bot:***@127.0.0.1:{port}/deploy.git"))
+            || all.contains(&format!("https://127.0.0.1:{port}/deploy.git")),
+        "{all}"
+    );
     assert!(!all.contains(token), "{all}");
 }
 
@@ -969,6 +1079,123 @@ fn ssh_remotes_use_the_ssh_program_with_the_key() {
     let err = text(&out.stderr);
     assert!(
         err.contains("permission denied by the server: check the ssh key"),
+        "{err}"
+    );
+}
+
+#[test]
+fn renderers_run_without_a_shell_in_a_clean_environment_with_a_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = tmp.path().join("origin");
+    new_repo(&origin);
+    write(
+        &origin,
+        "chart/Chart.yaml",
+        "apiVersion: v2\nname: c\nversion: 0.1.0\n",
+    );
+    write(&origin, "chart/values.yaml", "a: 1\n");
+    write(&origin, "elsewhere/big.yaml", &cm("not-needed", "x"));
+    commit_all(&origin, "chart");
+    // A stand-in `helm` that prints what it sees: its arguments, environment and files.
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helm = bin.join("helm");
+    std::fs::write(
+        &helm,
+        "#!/bin/sh\nif [ \"$SLEEP\" ]; then sleep \"$SLEEP\"; fi\nprintf 'apiVersion: v1\\nkind: ConfigMap\\nmetadata:\\n  name: seen\\ndata:\\n'\nprintf '  args: \"%s\"\\n' \"$*\"\nprintf '  env: \"%s\"\\n' \"$(env | cut -d= -f1 | sort | tr '\\n' ' ')\"\nprintf '  files: \"%s\"\\n' \"$(cd .. && find . -type f | sort | tr '\\n' ' ')\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helm, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let spec = format!("git:{}@main:chart", origin.display());
+    let cache = tmp.path().join("cache");
+    let out = Command::new(env!("CARGO_BIN_EXE_envdrift"))
+        .args(["render", "--desired", &spec, "--git-cache"])
+        .arg(&cache)
+        .args([
+            "--helm-set",
+            "x=$(touch /tmp/pwned)",
+            "--helm-values",
+            "values.yaml",
+        ])
+        .env("PATH", &path)
+        .env("SECRET_TOKEN", "must-not-leak")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    // no shell: the argument arrives verbatim
+    assert!(
+        stdout.contains("args: template chart . --values values.yaml --set x=$(touch /tmp/pwned)"),
+        "{stdout}"
+    );
+    // a clean environment
+    assert!(stdout.contains("env: \"HOME LANG PATH PWD \""), "{stdout}");
+    // only the chart's tree, not the rest of the repository
+    assert!(
+        stdout.contains("files: \"./chart/Chart.yaml ./chart/values.yaml \""),
+        "{stdout}"
+    );
+
+    // a timeout
+    let out = Command::new(env!("CARGO_BIN_EXE_envdrift"))
+        .args([
+            "render",
+            "--desired",
+            &spec,
+            "--render-timeout",
+            "1",
+            "--git-cache",
+        ])
+        .arg(&cache)
+        .env("PATH", &path)
+        .env("SLEEP", "5")
+        .output()
+        .unwrap();
+    // SLEEP is not passed through (clean environment), so the stand-in does not sleep.
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    std::fs::write(&helm, "#!/bin/sh\nsleep 5\n").unwrap();
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_envdrift"))
+        .args([
+            "render",
+            "--desired",
+            &spec,
+            "--render-timeout",
+            "1",
+            "--git-cache",
+        ])
+        .arg(&cache)
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("was killed after 1 s (timeout)"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
+
+    // the kustomize program is configurable; a missing one is named
+    write(&origin, "k/kustomization.yaml", "resources: []\n");
+    commit_all(&origin, "k");
+    let out = Command::new(env!("CARGO_BIN_EXE_envdrift"))
+        .args([
+            "render",
+            "--desired",
+            &format!("git:{}@main:k", origin.display()),
+        ])
+        .args(["--kustomize-command", "kustomize", "--git-cache"])
+        .arg(&cache)
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("`kustomize` not found on PATH") && err.contains("kubectl kustomize"),
         "{err}"
     );
 }

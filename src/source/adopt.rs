@@ -341,7 +341,9 @@ fn key_of(t: &str) -> Option<String> {
         let rest = &t[close + 1..];
         return rest.starts_with(':').then(|| k.to_string());
     }
-    let i = t.find(": ").or_else(|| t.ends_with(':').then(|| t.len() - 1))?;
+    let i = t
+        .find(": ")
+        .or_else(|| t.ends_with(':').then(|| t.len() - 1))?;
     Some(t[..i].to_string())
 }
 
@@ -352,7 +354,8 @@ fn value_text(t: &str) -> Option<&str> {
         let close = t[1..].find(q)? + 1;
         close + 1
     } else {
-        t.find(": ").or_else(|| t.trim_end().ends_with(':').then(|| t.trim_end().len() - 1))?
+        t.find(": ")
+            .or_else(|| t.trim_end().ends_with(':').then(|| t.trim_end().len() - 1))?
     };
     let rest = &t[i + 1..];
     Some(strip_comment(rest).trim())
@@ -395,7 +398,9 @@ fn edit_for(doc: &Doc<'_>, c: &FieldChange) -> Result<Edit, String> {
     let mut node = doc.root()?;
     for t in parents {
         node = if node.seq {
-            let i: usize = t.parse().map_err(|_| format!("`{t}` is not a list index"))?;
+            let i: usize = t
+                .parse()
+                .map_err(|_| format!("`{t}` is not a list index"))?;
             doc.item(node, i)?.2
         } else {
             let line = doc
@@ -680,7 +685,8 @@ pub fn trace_rendered(d: &Drift, files: &BTreeMap<String, String>) -> Adopt {
                 if v_un.is_empty() || v.starts_with(['|', '>', '&', '*', '{', '[']) {
                     continue;
                 }
-                let new = if v_un == want && (k == last || files.len() < 2 || path_is_values(path)) {
+                let new = if v_un == want && (k == last || files.len() < 2 || path_is_values(path))
+                {
                     Some(live.clone())
                 } else if v_un.len() >= 3 && want.contains(v_un) && want != v_un {
                     // the changed part: same prefix and suffix on both sides
@@ -763,7 +769,9 @@ mod tests {
 
     #[test]
     fn scalars_read_back() {
-        for s in ["1.4", "yes", "on", "", " x", "a: b", "0644", "true", "-x", "1e3", "null", "~"] {
+        for s in [
+            "1.4", "yes", "on", "", " x", "a: b", "0644", "true", "-x", "1e3", "null", "~",
+        ] {
             assert!(scalar(&json!(s)).starts_with('"'), "{s}");
         }
         assert_eq!(scalar(&json!("registry/api:1.4.3")), "registry/api:1.4.3");

@@ -224,6 +224,9 @@ pub struct Streamed<R> {
     pub objects: usize,
 }
 
+/// What [`stream_paths`] hands each file's objects to.
+pub type Consumer<'a, R> = dyn Fn(&[(ResourceKey, Object)]) -> R + Sync + 'a;
+
 /// Reads the files under `paths` one at a time (in parallel) and hands each file's objects
 /// to `consume`, then drops them: memory holds a few files, never the whole side. Used to
 /// compare a large live dump against desired without holding the dump.
@@ -235,7 +238,7 @@ pub fn stream_paths<R: Send>(
     paths: &[PathBuf],
     opts: &LoadOptions,
     on_file: &(dyn Fn(&Path) + Sync),
-    consume: &(dyn Fn(&[(ResourceKey, Object)]) -> R + Sync),
+    consume: &Consumer<'_, R>,
 ) -> Streamed<R> {
     let mut meta = Snapshot {
         source: Some(source_ref(paths, opts)),

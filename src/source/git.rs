@@ -134,6 +134,14 @@ impl GitSpec {
         if repo.is_empty() {
             return Err(bad("the repository is empty"));
         }
+        // `https://user:token@host/repo` without `@REF`: the last `@` is the credentials'.
+        if let Some(i) = repo.find("://")
+            && !repo[i + 3..].contains('/')
+        {
+            return Err(bad(
+                "the ref is missing (the last `@` belongs to the URL): add @BRANCH, @TAG or @COMMIT",
+            ));
+        }
         if reference.is_empty() {
             return Err(bad("the ref after `@` is empty"));
         }
@@ -194,12 +202,7 @@ pub fn redact_url(url: &str) -> String {
         None if url.starts_with("http") => "***".to_string(),
         None => userinfo.to_string(),
     };
-    format!(
-        "{}://{}@{}",
-        &url[..scheme_end],
-        user,
-        &after[at + 1..]
-    )
+    format!("{}://{}@{}", &url[..scheme_end], user, &after[at + 1..])
 }
 
 /// Splits credentials out of an http(s) URL: (URL without user info, user, password).
@@ -354,8 +357,8 @@ fn open_or_init(path: &Path, url: &str) -> Result<(gix::Repository, bool), GitEr
         std::fs::create_dir_all(path).map_err(|e| err(e.to_string()))?;
         gix::init_bare(path).map_err(|e| err(format!("{e:#}")))?;
     }
-    let repo = gix::open_opts(path, gix::open::Options::isolated())
-        .map_err(|e| err(format!("{e:#}")))?;
+    let repo =
+        gix::open_opts(path, gix::open::Options::isolated()).map_err(|e| err(format!("{e:#}")))?;
     Ok((repo, fresh))
 }
 
@@ -404,7 +407,9 @@ pub fn sync(spec: &GitSpec, auth: &GitAuth, opts: &SyncOptions) -> Result<Synced
             let reason = clean(reason);
             if had_fetch {
                 tracing::warn!(url = %shown, %reason, "fetch failed; using the last fetched commit");
-                Some(format!("fetch failed, using the last fetched state: {reason}"))
+                Some(format!(
+                    "fetch failed, using the last fetched state: {reason}"
+                ))
             } else {
                 if fresh {
                     // Leave no empty cache behind: the next attempt starts clean.
@@ -651,19 +656,15 @@ pub struct TreeFile {
 /// # Errors
 /// [`GitError::PathNotFound`] when `path` is not in the tree; [`GitError::Read`] when an
 /// object cannot be read.
-pub fn read_files(
-    synced: &Synced,
-    reference: &str,
-    path: &str,
-) -> Result<Vec<TreeFile>, GitError> {
+pub fn read_files(synced: &Synced, reference: &str, path: &str) -> Result<Vec<TreeFile>, GitError> {
     let repo = &synced.repo;
     let read_err = |reason: String| GitError::Read {
         url: synced.url.clone(),
         commit: synced.commit.clone(),
         reason,
     };
-    let id = gix::ObjectId::from_hex(synced.commit.as_bytes())
-        .map_err(|e| read_err(e.to_string()))?;
+    let id =
+        gix::ObjectId::from_hex(synced.commit.as_bytes()).map_err(|e| read_err(e.to_string()))?;
     let tree = repo
         .find_commit(id)
         .and_then(|c| c.tree())
@@ -728,7 +729,8 @@ mod tests {
 
     #[test]
     fn parse_syntax() {
-        let s = GitSpec::parse("git:https://github.com/acme/deploy.git@main:overlays/prod").unwrap();
+        let s =
+            GitSpec::parse("git:https://github.com/acme/deploy.git@main:overlays/prod").unwrap();
         assert_eq!(s.repo, "https://github.com/acme/deploy.git");
         assert_eq!(s.reference, "main");
         assert_eq!(s.path, "overlays/prod");
@@ -738,7 +740,13 @@ mod tests {
         assert_eq!(s.path, "");
         let s = GitSpec::parse("git:./repo@0123abc:/apps//web/").unwrap();
         assert_eq!((s.repo.as_str(), s.path.as_str()), ("./repo", "apps/web"));
-        for bad in ["git:repo", "repo@main", "git:@main", "git:repo@", "git:r@m:a/../b"] {
+        for bad in [
+            "git:repo",
+            "repo@main",
+            "git:@main",
+            "git:repo@",
+            "git:r@m:a/../b",
+        ] {
             assert!(GitSpec::parse(bad).is_err(), "{bad}");
         }
     }

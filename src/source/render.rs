@@ -458,9 +458,7 @@ fn run_renderer(
     std::fs::create_dir_all(&home).map_err(|e| io(e.to_string()))?;
     let mut written = 0usize;
     for f in all {
-        let inside = root.is_empty()
-            || f.path == root
-            || f.path.starts_with(&format!("{root}/"));
+        let inside = root.is_empty() || f.path == root || f.path.starts_with(&format!("{root}/"));
         if !inside {
             continue;
         }
@@ -515,9 +513,13 @@ fn run_renderer(
             renderer: renderer.as_str(),
             path: spec.describe(),
             hint: match binary {
-                "helm" => "install Helm 3 or 4 (https://helm.sh/docs/intro/install/) and put it on PATH",
+                "helm" => {
+                    "install Helm 3 or 4 (https://helm.sh/docs/intro/install/) and put it on PATH"
+                }
                 "kustomize" => "install kustomize, or use `kubectl kustomize` (kubectl 1.14+)",
-                _ => "install kubectl (it includes Kustomize as `kubectl kustomize`) and put it on PATH",
+                _ => {
+                    "install kubectl (it includes Kustomize as `kubectl kustomize`) and put it on PATH"
+                }
             },
         });
     };
@@ -542,7 +544,10 @@ fn run_renderer(
 /// The temp dir is meaningless to people: show repository-relative paths.
 fn strip_tmp(s: &str, tree: &Path) -> String {
     let t = tree.display().to_string();
-    s.replace(&format!("{t}/"), "").replace(&t, ".").trim_end().to_string()
+    s.replace(&format!("{t}/"), "")
+        .replace(&t, ".")
+        .trim_end()
+        .to_string()
 }
 
 enum RunError {
@@ -748,7 +753,7 @@ mod tests {
 
     #[test]
     fn kustomize_tree_needs() {
-        let files = vec![
+        let files = [
             tf(
                 "overlays/prod/kustomization.yaml",
                 "resources:\n- ../../base\n- https://example.com/x.yaml\npatches:\n- path: patch.yaml\n",
@@ -763,10 +768,7 @@ mod tests {
         kustomize_needs(&by, "overlays/prod", &mut need);
         assert_eq!(need, ["overlays/prod", "base"]);
         assert_eq!(common_ancestor(&need), "");
-        assert_eq!(
-            common_ancestor(&["env/a/b".into(), "env/c".into()]),
-            "env"
-        );
+        assert_eq!(common_ancestor(&["env/a/b".into(), "env/c".into()]), "env");
         assert_eq!(resolve_rel("a/b", "../../.."), None);
     }
 
@@ -778,7 +780,11 @@ mod tests {
             path: "charts/web".into(),
         };
         assert_eq!(
-            helm_source("# Source: web/templates/deploy.yaml\napiVersion: v1\n", &spec).as_deref(),
+            helm_source(
+                "# Source: web/templates/deploy.yaml\napiVersion: v1\n",
+                &spec
+            )
+            .as_deref(),
             Some("charts/web/templates/deploy.yaml")
         );
     }
