@@ -524,15 +524,22 @@ fn cmd_diff(args: DiffArgs) -> Result<u8> {
         }
     };
     let out = match (&desired, git_load) {
-        (DesiredArg::Git(_), Some(g)) => {
+        (DesiredArg::Git(_), Some(mut g)) => {
+            let snapshot = std::mem::take(&mut g.snapshot);
             let mut out = envdrift::pipeline::diff_snapshot(
-                g.snapshot,
+                snapshot,
                 &args.live,
                 &load("live", None),
                 &opts,
                 &tick,
             );
-            envdrift::source::adopt::attach(&mut out.result, &g.files, g.renderer);
+            let sources = envdrift::source::adopt::Sources {
+                files: &g.files,
+                renderer: g.renderer,
+                trace_order: &g.trace_order,
+                set_values: &g.set_values,
+            };
+            envdrift::source::adopt::attach(&mut out.result, &sources);
             out
         }
         (DesiredArg::Paths(paths), _) => envdrift::pipeline::diff_paths(

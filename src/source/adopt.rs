@@ -25,9 +25,22 @@ use crate::model::{Adopt, ChangeOp, Drift, DriftType, FieldChange, Origin};
 use crate::redact::is_hashed;
 use crate::source::render::Renderer;
 
-/// Fills `remedy.adopt` for every modified drift whose desired object came from `files`
-/// (repository-relative path → text). `renderer` says how the objects were made.
-pub fn attach(result: &mut DiffResult, files: &BTreeMap<String, String>, renderer: Renderer) {
+/// What the desired side was made from (see [`crate::source::render::GitLoad`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Sources<'a> {
+    /// Repository-relative path → text.
+    pub files: &'a BTreeMap<String, String>,
+    pub renderer: Renderer,
+    /// Rendered sources: files to search for a value, most specific first.
+    pub trace_order: &'a [String],
+    /// Helm `--set` values (`key=value`).
+    pub set_values: &'a [String],
+}
+
+/// Fills `remedy.adopt` for every modified drift whose desired object came from the
+/// source files.
+pub fn attach(result: &mut DiffResult, src: &Sources<'_>) {
+    let (files, renderer) = (src.files, src.renderer);
     for d in &mut result.drifts {
         if d.drift_type != DriftType::Modified {
             continue;
@@ -41,7 +54,7 @@ pub fn attach(result: &mut DiffResult, files: &BTreeMap<String, String>, rendere
                 Some(text) => adopt_plain(&path, text, *line, d),
                 None => field_level(d, None),
             },
-            _ => trace_rendered(d, files),
+            _ => trace_rendered(d, files, src.trace_order, src.set_values),
         };
         d.remedy.adopt = Some(adopt);
     }
@@ -653,11 +666,17 @@ fn emit_item(v: &Value, col: usize, out: &mut Vec<String>) {
 }
 
 /// For a rendered object: the file each changed value most likely comes from. A value in
-/// a non-template YAML file (values files, kustomizations, patches) whose key is the
-/// field's last segment (or any key, for image tags) and whose value equals the desired
-/// value, or is the part of it that changed (`tag: 1.4.2` in `api:1.4.2`), is a candidate;
-/// the first candidate is patched.
-pub fn trace_rendered(d: &Drift, files: &BTreeMap<String, String>) -> Adopt {
+/// a non-template YAML file of `order` (values files, kustomizations, patches; most
+/// specific first) whose key is the field's last segment and whose value equals the desired
+/// value, or whose value is the part of the desired value that changed (`tag: 1.4.2` in
+/// `api:1.4.2`), is the candidate; the first one found is patched. A value that comes from
+/// a Helm `--set` is named as such.
+pub fn trace_rendered(
+    d: &Drift,
+    files: &BTreeMap<String, String>,
+    order: &[String],
+    set_values: &[String],
+) -> Adopt {
     if is_secret(d) {
         return secret_fields(d);
     }
@@ -671,8 +690,22 @@ pub fn trace_rendered(d: &Drift, files: &BTreeMap<String, String>) -> Adopt {
         let want = text_of(&c.desired);
         let live = text_of(&c.live);
         let last = tokens(&c.desired_path).pop().unwrap_or_default();
+        if let Some(set) = set_values.iter().find(|kv| {
+            kv.split_once('=').is_some_and(|(_, v)| {
+                !v.is_empty() && (v == want || (v.len() >= 3 && want.contains(v)))
+            })
+        }) {
+            notes.push(format!(
+                "{}: most likely from the Helm value --set {set} (configuration, not a file): set it to match {live}",
+                c.field
+            ));
+            continue;
+        }
         let mut found: Option<(String, usize, String, String)> = None;
-        'files: for (path, text) in files {
+        'files: for path in order {
+            let Some(text) = files.get(path) else {
+                continue;
+            };
             if path.contains("/templates/") || path.ends_with("Chart.yaml") {
                 continue;
             }
@@ -685,8 +718,7 @@ pub fn trace_rendered(d: &Drift, files: &BTreeMap<String, String>) -> Adopt {
                 if v_un.is_empty() || v.starts_with(['|', '>', '&', '*', '{', '[']) {
                     continue;
                 }
-                let new = if v_un == want && (k == last || files.len() < 2 || path_is_values(path))
-                {
+                let new = if v_un == want && (k == last || path_is_values(path)) {
                     Some(live.clone())
                 } else if v_un.len() >= 3 && want.contains(v_un) && want != v_un {
                     // the changed part: same prefix and suffix on both sides
@@ -706,13 +738,14 @@ pub fn trace_rendered(d: &Drift, files: &BTreeMap<String, String>) -> Adopt {
         }
         match found {
             Some((path, i, old, new)) => {
+                let text = &files[&path];
                 notes.push(format!(
                     "{}: most likely from {path}:{} (`{}`): set it to {new}",
                     c.field,
                     i + 1,
-                    files[&path].split('\n').nth(i).unwrap_or("").trim()
+                    text.split('\n').nth(i).unwrap_or("").trim()
                 ));
-                let lines: Vec<&str> = files[&path].split('\n').collect();
+                let lines: Vec<&str> = text.split('\n').collect();
                 let doc = Doc {
                     lines: &lines,
                     start: 0,

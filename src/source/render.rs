@@ -180,9 +180,16 @@ pub fn detect(files: &[TreeFile], dir: &str) -> Renderer {
 pub struct GitLoad {
     pub snapshot: Snapshot,
     pub renderer: Renderer,
-    /// The text of every YAML/JSON file read from the tree (repository-relative path →
-    /// text), for adopt-into-Git patches and value tracing.
+    /// The text of the YAML/JSON files that made the objects (repository-relative path →
+    /// text): the manifests for `plain`; the rendered tree for Kustomize/Helm. For
+    /// adopt-into-Git patches and value tracing.
     pub files: BTreeMap<String, String>,
+    /// Rendered sources: the files a value may come from, in the order to search them
+    /// (Helm: the values files from the last given to the chart's `values.yaml`; Kustomize:
+    /// the overlay's files, then its bases').
+    pub trace_order: Vec<String>,
+    /// Helm `--set` values (a value set there cannot be adopted into a file).
+    pub set_values: Vec<String>,
     pub commit: String,
     pub stale: Option<String>,
     pub cloned: bool,
@@ -223,14 +230,22 @@ pub fn load_git(
         ..Snapshot::default()
     };
     let mut files = BTreeMap::new();
+    let mut trace_order = Vec::new();
     match renderer {
         Renderer::Plain => {
-            for f in under {
-                if !is_manifest_path(&f.path, &spec.path) {
-                    continue;
-                }
-                let fo = objects_from_bytes(Path::new(&f.path), f.data.clone(), &load);
-                let fo = with_commit_in_errors(fo, &synced.commit);
+            use rayon::prelude::*;
+            let manifests: Vec<TreeFile> = under
+                .into_iter()
+                .filter(|f| is_manifest_path(&f.path, &spec.path))
+                .collect();
+            let parsed: Vec<_> = manifests
+                .into_par_iter()
+                .map(|f| {
+                    let fo = objects_from_bytes(Path::new(&f.path), f.data.clone(), &load);
+                    (f, with_commit_in_errors(fo, &synced.commit))
+                })
+                .collect();
+            for (f, fo) in parsed {
                 if let Ok(t) = String::from_utf8(f.data) {
                     files.insert(f.path, t);
                 }
@@ -239,14 +254,17 @@ pub fn load_git(
         }
         Renderer::Kustomize | Renderer::Helm => {
             let all = git::read_files(&synced, &spec.reference, "")?;
+            let scope = needed_scope(renderer, spec, &all, render);
             for f in &all {
                 if is_yaml(&f.path)
+                    && scope.contains(&f.path)
                     && let Ok(t) = std::str::from_utf8(&f.data)
                 {
                     files.insert(f.path.clone(), t.to_string());
                 }
             }
-            let text = run_renderer(renderer, &synced, spec, &all, render)?;
+            trace_order = scope.trace_order(&files);
+            let text = run_renderer(renderer, &synced, spec, &all, &scope, render)?;
             let rendered = parse_rendered(&text, renderer, spec, &files, &synced.commit, &load);
             for fo in rendered {
                 merge_file(&mut snapshot, fo, &load);
@@ -257,6 +275,11 @@ pub fn load_git(
         snapshot,
         renderer,
         files,
+        trace_order,
+        set_values: match renderer {
+            Renderer::Helm => render.helm.set.clone(),
+            _ => Vec::new(),
+        },
         commit: synced.commit,
         stale: synced.stale,
         cloned: synced.cloned,
@@ -389,6 +412,79 @@ fn resolve_rel(dir: &str, rel: &str) -> Option<String> {
     Some(parts.join("/"))
 }
 
+/// The part of the tree a renderer needs: directories (recursively) and single files, in
+/// precedence order (the first is the most specific: the overlay, the last values file).
+#[derive(Debug, Default)]
+struct Scope {
+    dirs: Vec<String>,
+    files: Vec<String>,
+}
+
+impl Scope {
+    fn contains(&self, path: &str) -> bool {
+        self.files.iter().any(|f| f == path)
+            || self
+                .dirs
+                .iter()
+                .any(|d| d.is_empty() || path.starts_with(&format!("{d}/")))
+    }
+
+    /// Where a value is searched: the single files first (Helm values files, last given
+    /// first), then each directory's own files (not its subdirectories), in order.
+    fn trace_order(&self, files: &BTreeMap<String, String>) -> Vec<String> {
+        let mut out: Vec<String> = self.files.clone();
+        for d in &self.dirs {
+            let prefix = if d.is_empty() {
+                String::new()
+            } else {
+                format!("{d}/")
+            };
+            let mut own: Vec<&String> = files
+                .keys()
+                .filter(|p| {
+                    p.strip_prefix(&prefix)
+                        .is_some_and(|rest| !rest.contains('/'))
+                })
+                .collect();
+            // values.yaml / kustomization.yaml before the other files of the directory
+            own.sort_by_key(|p| (!path_is_config(p), (*p).clone()));
+            for p in own {
+                if !out.contains(p) {
+                    out.push(p.clone());
+                }
+            }
+        }
+        out
+    }
+}
+
+fn path_is_config(p: &str) -> bool {
+    let name = p.rsplit('/').next().unwrap_or(p);
+    name.starts_with("values") || name.starts_with("kustomization") || name == "Kustomization"
+}
+
+fn needed_scope(
+    renderer: Renderer,
+    spec: &GitSpec,
+    all: &[TreeFile],
+    opts: &RenderOptions,
+) -> Scope {
+    let by_path: BTreeMap<&str, &TreeFile> = all.iter().map(|f| (f.path.as_str(), f)).collect();
+    let mut scope = Scope::default();
+    match renderer {
+        Renderer::Kustomize => kustomize_needs(&by_path, &spec.path, &mut scope.dirs),
+        _ => {
+            for v in opts.helm.values.iter().rev() {
+                if let Some(p) = resolve_rel(&spec.path, v) {
+                    scope.files.push(p);
+                }
+            }
+            scope.dirs.push(spec.path.clone());
+        }
+    }
+    scope
+}
+
 /// The deepest directory containing all of `dirs`.
 fn common_ancestor(dirs: &[String]) -> String {
     let mut iter = dirs.iter();
@@ -429,26 +525,24 @@ fn run_renderer(
     synced: &Synced,
     spec: &GitSpec,
     all: &[TreeFile],
+    scope: &Scope,
     opts: &RenderOptions,
 ) -> Result<String, RenderError> {
     let io = |reason: String| RenderError::Io {
         path: spec.describe(),
         reason,
     };
-    let by_path: BTreeMap<&str, &TreeFile> = all.iter().map(|f| (f.path.as_str(), f)).collect();
-    let mut needed = Vec::new();
-    match renderer {
-        Renderer::Kustomize => kustomize_needs(&by_path, &spec.path, &mut needed),
-        _ => {
-            needed.push(spec.path.clone());
-            for v in &opts.helm.values {
-                if let Some(p) = resolve_rel(&spec.path, v) {
-                    needed.push(p.rsplit_once('/').map_or(String::new(), |(d, _)| d.into()));
-                }
-            }
-        }
-    }
-    let root = common_ancestor(&needed);
+    // Only the needed part of the tree is written: the scope's directories and files.
+    let root = {
+        let mut dirs = scope.dirs.clone();
+        dirs.extend(
+            scope
+                .files
+                .iter()
+                .map(|f| f.rsplit_once('/').map_or(String::new(), |(d, _)| d.into())),
+        );
+        common_ancestor(&dirs)
+    };
     let tmp = tempfile::Builder::new()
         .prefix("envdrift-render-")
         .tempdir()
@@ -635,6 +729,10 @@ fn parse_rendered(
         Renderer::Helm => join(&spec.path, "Chart.yaml"),
         _ => join(&spec.path, "kustomization.yaml"),
     };
+    let index = match renderer {
+        Renderer::Kustomize => manifest_index(files),
+        _ => ManifestIndex::new(),
+    };
     let mut out = Vec::new();
     for (doc, line) in split_documents(text) {
         let source = match renderer {
@@ -654,7 +752,7 @@ fn parse_rendered(
             let (path, file_line) = match (&source, renderer) {
                 (Some(s), _) => (s.clone(), 1),
                 (None, Renderer::Kustomize) => {
-                    kustomize_source(key, files, &spec.path).unwrap_or((fallback.clone(), 1))
+                    kustomize_source(key, &index).unwrap_or((fallback.clone(), 1))
                 }
                 _ => (fallback.clone(), 1),
             };
@@ -682,38 +780,57 @@ fn helm_source(doc: &str, spec: &GitSpec) -> Option<String> {
     Some(join(&spec.path, rest.trim()))
 }
 
-/// The plain manifest that defines a rendered object: same kind, name contained in the
-/// rendered name (prefixes and suffixes), nearest to the overlay path first.
-fn kustomize_source(
-    key: &crate::model::ResourceKey,
-    files: &BTreeMap<String, String>,
-    _base: &str,
-) -> Option<(String, usize)> {
-    let mut best: Option<(usize, String, usize)> = None;
+/// Kind → (name, file, line, size) of the objects in the rendered tree; `size` (leaf
+/// values) tells a base object from a patch of it.
+type ManifestIndex = BTreeMap<String, Vec<(String, String, usize, usize)>>;
+
+fn leaves(v: &Value) -> usize {
+    match v {
+        Value::Object(m) => m.values().map(leaves).sum(),
+        Value::Array(a) => a.iter().map(leaves).sum(),
+        _ => 1,
+    }
+}
+
+fn manifest_index(files: &BTreeMap<String, String>) -> ManifestIndex {
+    let mut index = ManifestIndex::new();
     for (path, text) in files {
-        if path.ends_with("kustomization.yaml") || path.ends_with("kustomization.yml") {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        if name.starts_with("kustomization") || name == "Kustomization" {
             continue;
         }
-        let parsed = parse_manifest_text(text, path.ends_with(".json"));
-        for o in parsed.objects {
-            let kind = o.value.get("kind").and_then(Value::as_str);
-            let name = o.value.pointer("/metadata/name").and_then(Value::as_str);
+        for o in parse_manifest_text(text, path.ends_with(".json")).objects {
             let is_patch = o.value.get("spec").is_none()
                 && o.value.get("data").is_none()
                 && o.value.get("rules").is_none();
-            if kind == Some(key.kind.as_str())
-                && let Some(n) = name
-                && key.name.contains(n)
-                && !is_patch
-            {
-                let score = n.len();
-                if best.as_ref().is_none_or(|b| score > b.0) {
-                    best = Some((score, path.clone(), o.line));
-                }
+            let kind = o.value.get("kind").and_then(Value::as_str);
+            let name = o.value.pointer("/metadata/name").and_then(Value::as_str);
+            if let (Some(k), Some(n), false) = (kind, name, is_patch) {
+                index.entry(k.to_string()).or_default().push((
+                    n.to_string(),
+                    path.clone(),
+                    o.line,
+                    leaves(&o.value),
+                ));
             }
         }
     }
-    best.map(|(_, p, l)| (p, l))
+    index
+}
+
+/// The plain manifest that defines a rendered object: same kind, the longest name that is
+/// contained in the rendered name (Kustomize adds prefixes and suffixes), the largest
+/// object among those (the base, not a patch).
+fn kustomize_source(
+    key: &crate::model::ResourceKey,
+    index: &ManifestIndex,
+) -> Option<(String, usize)> {
+    index
+        .get(&key.kind)?
+        .iter()
+        .filter(|(n, _, _, _)| key.name.contains(n.as_str()))
+        .max_by_key(|(n, _, _, size)| (n.len(), *size))
+        .map(|(_, p, l, _)| (p.clone(), *l))
 }
 
 /// Input errors of a failed source, for reports that go on without it.
