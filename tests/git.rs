@@ -175,6 +175,17 @@ fn branches_tags_commits_changes_force_push_and_deletions() {
     // the whole repository (no path): README.md is not a manifest
     let g = load(&format!("git:{url}@main"), &cache, None).unwrap();
     assert_eq!(g.snapshot.objects.len(), 2);
+
+    // a damaged cache is rebuilt by cloning again
+    let cached: Vec<PathBuf> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(cached.len(), 1, "one bare clone per repository");
+    std::fs::write(cached[0].join("config"), "[[[ not a config").unwrap();
+    let g = load(&format!("git:{url}@main:deploy"), &cache, None).unwrap();
+    assert!(g.cloned);
+    assert_eq!(g.commit, c3);
 }
 
 #[test]
@@ -1198,4 +1209,40 @@ fn renderers_run_without_a_shell_in_a_clean_environment_with_a_timeout() {
         err.contains("`kustomize` not found on PATH") && err.contains("kubectl kustomize"),
         "{err}"
     );
+}
+
+#[test]
+fn a_real_force_push_to_a_bare_remote_is_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bare = tmp.path().join("remote.git");
+    let work = tmp.path().join("work");
+    let cache = tmp.path().join("cache");
+    git(
+        tmp.path(),
+        &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
+    );
+    new_repo(&work);
+    git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+    write(&work, "a.yaml", &cm("a", "one"));
+    commit_all(&work, "one");
+    write(&work, "a.yaml", &cm("a", "two"));
+    let pushed = commit_all(&work, "two");
+    git(&work, &["push", "-q", "origin", "main"]);
+    let url = format!("file://{}", bare.display());
+    let g = load(&format!("git:{url}@main"), &cache, None).unwrap();
+    assert_eq!(
+        (g.commit.as_str(), level(&g, "a").as_deref()),
+        (pushed.as_str(), Some("two"))
+    );
+
+    // rewrite the last commit and force-push it
+    write(&work, "a.yaml", &cm("a", "amended"));
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "--amend", "-m", "amended"]);
+    let amended = git(&work, &["rev-parse", "HEAD"]);
+    git(&work, &["push", "-q", "--force", "origin", "main"]);
+    let g = load(&format!("git:{url}@main"), &cache, None).unwrap();
+    assert_eq!(g.commit, amended);
+    assert_eq!(level(&g, "a").as_deref(), Some("amended"));
+    assert!(!g.cloned);
 }

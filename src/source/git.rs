@@ -352,14 +352,20 @@ fn open_or_init(path: &Path, url: &str) -> Result<(gix::Repository, bool), GitEr
         url: url.to_string(),
         reason,
     };
-    let fresh = !path.join("HEAD").exists();
-    if fresh {
-        std::fs::create_dir_all(path).map_err(|e| err(e.to_string()))?;
-        gix::init_bare(path).map_err(|e| err(format!("{e:#}")))?;
+    if path.join("HEAD").exists() {
+        match gix::open_opts(path, gix::open::Options::isolated()) {
+            Ok(repo) => return Ok((repo, false)),
+            Err(e) => {
+                // A damaged cache (an interrupted first clone, a full disk) is rebuilt.
+                tracing::warn!(cache = %path.display(), %url, error = %chain(&e), "cache unreadable; cloning again");
+                std::fs::remove_dir_all(path).map_err(|e| err(e.to_string()))?;
+            }
+        }
     }
-    let repo =
-        gix::open_opts(path, gix::open::Options::isolated()).map_err(|e| err(format!("{e:#}")))?;
-    Ok((repo, fresh))
+    std::fs::create_dir_all(path).map_err(|e| err(e.to_string()))?;
+    gix::init_bare(path).map_err(|e| err(chain(&e)))?;
+    let repo = gix::open_opts(path, gix::open::Options::isolated()).map_err(|e| err(chain(&e)))?;
+    Ok((repo, true))
 }
 
 /// Fetches `spec.repo` into the cache (cloning it the first time) and resolves the ref.
