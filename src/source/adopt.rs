@@ -149,8 +149,20 @@ pub fn adopt_text(text: &str, line: usize, d: &Drift) -> Result<(String, Vec<Str
     Ok((apply_edits(&lines, edits)?, notes))
 }
 
-fn apply_edits(lines: &[&str], mut edits: Vec<Edit>) -> Result<String, String> {
-    edits.sort_by(|a, b| b.start.cmp(&a.start).then(b.end.cmp(&a.end)));
+fn apply_edits(lines: &[&str], edits: Vec<Edit>) -> Result<String, String> {
+    // Bottom-up so that line numbers stay valid. Two insertions at one place (the ends of
+    // a parent and of its last child coincide): the shallower is applied first, so that
+    // the deeper one ends up above it, inside its own parent.
+    let mut edits: Vec<(usize, Edit)> = edits.into_iter().enumerate().collect();
+    edits.sort_by(|(ia, a), (ib, b)| {
+        b.start
+            .cmp(&a.start)
+            .then(b.end.cmp(&a.end))
+            .then(edit_indent(a).cmp(&edit_indent(b)))
+            // appends to one list: the later one is applied first, so it ends up last
+            .then(ib.cmp(ia))
+    });
+    let edits: Vec<Edit> = edits.into_iter().map(|(_, e)| e).collect();
     for w in edits.windows(2) {
         // sorted descending: w[1] must end before (or at) w[0]'s start
         if w[1].end > w[0].start {
@@ -162,6 +174,10 @@ fn apply_edits(lines: &[&str], mut edits: Vec<Edit>) -> Result<String, String> {
         out.splice(e.start..e.end, e.lines);
     }
     Ok(out.join("\n"))
+}
+
+fn edit_indent(e: &Edit) -> usize {
+    e.lines.first().map_or(0, |l| indent(l))
 }
 
 /// A git-apply-able unified diff with `a/` and `b/` prefixes.
@@ -305,7 +321,7 @@ impl<'a> Doc<'a> {
         let head = *heads.get(i).ok_or("list item not found")?;
         let end = heads.get(i + 1).copied().unwrap_or(node.end);
         let end = trim_trailing(self.lines, head, end);
-        let after = &self.from(head, node.col)[1..];
+        let after = self.from(head, node.col).get(1..).unwrap_or("");
         let pad = after.len() - after.trim_start_matches(' ').len();
         let content_col = node.col + 1 + pad;
         if after.trim().is_empty() {
@@ -414,7 +430,15 @@ fn edit_for(doc: &Doc<'_>, c: &FieldChange) -> Result<Edit, String> {
             let i: usize = t
                 .parse()
                 .map_err(|_| format!("`{t}` is not a list index"))?;
-            doc.item(node, i)?.2
+            let content = doc.item(node, i)?.2;
+            if doc
+                .from(content.line, content.col)
+                .trim_start()
+                .starts_with(['{', '[', '&', '*', '!', '|', '>'])
+            {
+                return Err("a list item in flow style".into());
+            }
+            content
         } else {
             let line = doc
                 .find_key(node, t)
@@ -429,12 +453,17 @@ fn edit_for(doc: &Doc<'_>, c: &FieldChange) -> Result<Edit, String> {
                 let (head, end, _) = doc.item(node, i)?;
                 let col = node.col;
                 let t = doc.from(head, col);
-                let old = strip_comment(&t[1..]).trim();
-                if is_scalar(&c.live) && !old.is_empty() && !old.contains(": ") {
+                let old = strip_comment(t.get(1..).unwrap_or("")).trim();
+                let single_line = (head + 1..end).all(|j| !significant(doc.lines[j]));
+                let plain_item = !old.is_empty()
+                    && !old.contains(": ")
+                    && !old.starts_with(['-', '|', '>', '&', '*', '{', '[', '?']);
+                if is_scalar(&c.live) && single_line && plain_item {
                     return Ok(replace_inline(doc, head, col + 1, &c.live, old));
                 }
                 let mut lines = Vec::new();
                 emit_item(&c.live, col, &mut lines);
+                keep_prefix(doc.lines[head], col, &mut lines);
                 return Ok(Edit {
                     start: head,
                     end,
@@ -457,17 +486,15 @@ fn edit_for(doc: &Doc<'_>, c: &FieldChange) -> Result<Edit, String> {
                 let key_len = t.len() - t[t.find(':').map_or(0, |i| i + 1)..].len();
                 return Ok(replace_inline(doc, line, node.col + key_len, &c.live, old));
             }
-            let end = doc.block_end(line, node.col, node.end);
-            let end = trim_trailing(doc.lines, line, end);
-            let mut lines = Vec::new();
-            emit_key(last, &c.live, node.col, &mut lines);
-            Ok(Edit {
-                start: line,
-                end,
-                lines,
-            })
+            Ok(replace_key_block(doc, node, line, last, &c.live))
         }
         ChangeOp::Added => {
+            // `key: null`, `key: {}`, `key: []` read as absent: the key is there already.
+            if !node.seq
+                && let Some(line) = doc.find_key(node, last)
+            {
+                return Ok(replace_key_block(doc, node, line, last, &c.live));
+            }
             let end = trim_trailing(doc.lines, node.line, node.end);
             let mut lines = Vec::new();
             if node.seq {
@@ -533,6 +560,31 @@ fn flow_value(old: &str, new: &Value) -> Option<String> {
             Some(format!("{{{}}}", items?.join(", ")))
         }
         _ => None,
+    }
+}
+
+/// Replaces a key and its whole value (the lines of its block) with `key: value` emitted
+/// as block YAML. A key on a list item's first line keeps the item's `- `.
+fn replace_key_block(doc: &Doc<'_>, node: Node, line: usize, key: &str, value: &Value) -> Edit {
+    let end = doc.block_end(line, node.col, node.end);
+    let end = trim_trailing(doc.lines, line, end);
+    let mut lines = Vec::new();
+    emit_key(key, value, node.col, &mut lines);
+    keep_prefix(doc.lines[line], node.col, &mut lines);
+    Edit {
+        start: line,
+        end,
+        lines,
+    }
+}
+
+/// When the replaced block starts after an outer list item's `- ` on the same line, the
+/// first new line keeps that prefix.
+fn keep_prefix(original: &str, col: usize, lines: &mut [String]) {
+    if indent(original) < col
+        && let (Some(prefix), Some(first)) = (original.get(..col), lines.first_mut())
+    {
+        *first = format!("{prefix}{}", first.get(col..).unwrap_or(""));
     }
 }
 
