@@ -7,13 +7,24 @@ use std::collections::BTreeMap;
 
 use envdrift::diff::{Options, compare};
 use envdrift::model::DriftType;
-use envdrift::source::adopt::adopt_text;
+use envdrift::source::adopt::{adopt_text, to_block_yaml};
 use envdrift::source::dump::{LoadOptions, load_text};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
-fn check_adopt(desired: Value, live: Value, comment: bool) -> Result<(), TestCaseError> {
-    let mut text = serde_saphyr::to_string(&desired).unwrap();
+/// `indented`: sequences indented under their key (as people write them, and as
+/// [`to_block_yaml`] emits) instead of serde-saphyr's indentless style.
+fn check_adopt(
+    desired: Value,
+    live: Value,
+    comment: bool,
+    indented: bool,
+) -> Result<(), TestCaseError> {
+    let mut text = if indented {
+        to_block_yaml(&desired)
+    } else {
+        serde_saphyr::to_string(&desired).unwrap()
+    };
     if comment {
         // comments before, inside and after the document must survive
         text = format!(
@@ -202,12 +213,12 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 200, .. ProptestConfig::default() })]
 
     #[test]
-    fn random_custom_resources(ds in tree(), de in tree(), ls in tree(), le in tree(), c in any::<bool>()) {
-        check_adopt(custom_resource(ds, de), custom_resource(ls, le), c)?;
+    fn random_custom_resources(ds in tree(), de in tree(), ls in tree(), le in tree(), c in any::<bool>(), i in any::<bool>()) {
+        check_adopt(custom_resource(ds, de), custom_resource(ls, le), c, i)?;
     }
 
     #[test]
-    fn random_deployments(d in deployment_strategy(), l in deployment_strategy(), c in any::<bool>()) {
-        check_adopt(d, l, c)?;
+    fn random_deployments(d in deployment_strategy(), l in deployment_strategy(), c in any::<bool>(), i in any::<bool>()) {
+        check_adopt(d, l, c, i)?;
     }
 }

@@ -1106,6 +1106,8 @@ fn renderers_run_without_a_shell_in_a_clean_environment_with_a_timeout() {
     );
     write(&origin, "chart/values.yaml", "a: 1\n");
     write(&origin, "elsewhere/big.yaml", &cm("not-needed", "x"));
+    write(&origin, "env/prod.yaml", "a: 2\n");
+    write(&origin, "env/staging.yaml", "a: 3\n");
     commit_all(&origin, "chart");
     // A stand-in `helm` that prints what it sees: its arguments, environment and files.
     let bin = tmp.path().join("bin");

@@ -137,8 +137,15 @@ pub fn adopt_text(text: &str, line: usize, d: &Drift) -> Result<(String, Vec<Str
     let doc = Doc::new(&lines, line.saturating_sub(1));
     let mut edits = Vec::new();
     let mut notes = Vec::new();
+    let mut removals: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in d.changes.iter().filter(|c| c.op == ChangeOp::Removed) {
+        let parent = c.desired_path.rsplit_once('/').map_or("", |(p, _)| p);
+        *removals.entry(parent).or_default() += 1;
+    }
     for c in &d.changes {
-        match edit_for(&doc, c) {
+        let parent = c.desired_path.rsplit_once('/').map_or("", |(p, _)| p);
+        let removed_here = removals.get(parent).copied().unwrap_or(0);
+        match edit_for(&doc, c, removed_here) {
             Ok(e) => edits.push(e),
             Err(why) => notes.push(format!("{} (not edited: {why})", describe(c))),
         }
@@ -414,8 +421,8 @@ fn tokens(pointer: &str) -> Vec<String> {
         .collect()
 }
 
-/// One edit for one change.
-fn edit_for(doc: &Doc<'_>, c: &FieldChange) -> Result<Edit, String> {
+/// One edit for one change; `removed_here` counts the removals under the same parent.
+fn edit_for(doc: &Doc<'_>, c: &FieldChange, removed_here: usize) -> Result<Edit, String> {
     if [&c.desired, &c.live]
         .iter()
         .any(|v| v.as_str().is_some_and(is_hashed))
@@ -509,6 +516,12 @@ fn edit_for(doc: &Doc<'_>, c: &FieldChange) -> Result<Edit, String> {
             })
         }
         ChangeOp::Removed => {
+            // Emptying a list item's own list or map would leave `-` (null), which is not
+            // the same as `[]`/`{}` inside a list.
+            let parent_is_item = parents.last().is_some_and(|t| t.parse::<usize>().is_ok());
+            if parent_is_item && doc.heads(node).len() <= removed_here {
+                return Err("it would leave an empty list item".into());
+            }
             if node.seq {
                 let i: usize = last.parse().map_err(|_| "bad list index".to_string())?;
                 let (head, end, _) = doc.item(node, i)?;
@@ -663,6 +676,23 @@ fn key_text(k: &str) -> String {
     } else {
         Value::String(k.to_string()).to_string()
     }
+}
+
+/// A JSON object as block YAML the way people write manifests (sequences indented under
+/// their key), with the same scalar rules as the edits.
+pub fn to_block_yaml(v: &Value) -> String {
+    let mut out = Vec::new();
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                emit_key(k, x, 0, &mut out);
+            }
+        }
+        other => out.push(scalar(other)),
+    }
+    let mut s = out.join("\n");
+    s.push('\n');
+    s
 }
 
 fn emit_key(k: &str, v: &Value, col: usize, out: &mut Vec<String>) {
