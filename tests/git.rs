@@ -542,7 +542,7 @@ fn helm_chart_rendered_with_the_real_binary() {
     write(
         &origin,
         "charts/web/templates/config.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-config\n  namespace: {{ .Release.Namespace }}\ndata:\n  LEVEL: {{ .Values.logLevel | quote }}\n",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-config # no namespace: the release's\ndata:\n  LEVEL: {{ .Values.logLevel | quote }}\n",
     );
     let c = commit_all(&origin, "chart");
     let spec = format!("git:{}@main:charts/web", origin.display());

@@ -216,10 +216,16 @@ pub fn load_git(
     let renderer = render
         .renderer
         .unwrap_or_else(|| detect(&under, &spec.path));
-    let load = LoadOptions {
+    let mut load = LoadOptions {
         commit: Some(synced.commit.clone()),
         ..load.clone()
     };
+    // `helm install --namespace NS` puts objects without a namespace into NS.
+    if renderer == Renderer::Helm
+        && let Some(ns) = &render.helm.namespace
+    {
+        load.default_namespace = Some(ns.clone());
+    }
     let mut snapshot = Snapshot {
         source: Some(SourceRef {
             env: load.side.clone(),
