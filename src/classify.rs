@@ -867,6 +867,7 @@ mod tests {
     ) -> crate::model::FieldChange {
         crate::model::FieldChange {
             path: path.into(),
+            desired_path: path.into(),
             field: String::new(),
             op,
             desired: d,

@@ -63,6 +63,9 @@ enum Command {
     Scan(ScanArgs),
     /// Render the drift report from the daemon's store, or send it (--send).
     Report(ReportArgs),
+    /// Print the rendered desired objects of a source as YAML (multi-document), each
+    /// preceded by a comment naming its file, line and commit.
+    Render(RenderArgs),
     /// Validate a config file and print every problem with its key path.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -141,9 +144,10 @@ impl FailOn {
 
 #[derive(Args, Debug)]
 struct DiffArgs {
-    /// Desired state: files or directories (recursive) of YAML/JSON manifests.
-    #[arg(long, required = true, num_args = 1.., value_name = "PATH")]
-    desired: Vec<PathBuf>,
+    /// Desired state: files or directories (recursive) of YAML/JSON manifests, or one Git
+    /// source `git:REPO@REF[:PATH]` (see README: Git sources).
+    #[arg(long, required = true, num_args = 1.., value_name = "PATH|git:REPO@REF[:PATH]")]
+    desired: Vec<String>,
     /// Live state: files or directories of `kubectl get -o yaml` output or envdrift dumps.
     #[arg(long, required = true, num_args = 1.., value_name = "PATH")]
     live: Vec<PathBuf>,
@@ -168,6 +172,154 @@ struct DiffArgs {
     /// Do not report live objects that are missing from desired.
     #[arg(long)]
     no_unmanaged: bool,
+    #[command(flatten)]
+    git: GitArgs,
+}
+
+#[derive(Args, Debug)]
+struct RenderArgs {
+    /// The source: `git:REPO@REF[:PATH]`, or files/directories of manifests.
+    #[arg(long, required = true, num_args = 1.., value_name = "PATH|git:REPO@REF[:PATH]")]
+    desired: Vec<String>,
+    /// Namespace for namespaced objects that have none [default: default].
+    #[arg(long)]
+    default_namespace: Option<String>,
+    #[command(flatten)]
+    git: GitArgs,
+}
+
+/// Options of Git sources and renderers.
+#[derive(Args, Debug, Clone)]
+struct GitArgs {
+    /// Renderer: plain, kustomize, helm [default: detected: kustomization.yaml → kustomize,
+    /// Chart.yaml → helm, else plain].
+    #[arg(long, value_name = "NAME")]
+    renderer: Option<String>,
+    /// Directory of cached bare clones [default: $XDG_CACHE_HOME/envdrift/git].
+    #[arg(long, value_name = "DIR")]
+    git_cache: Option<PathBuf>,
+    /// File holding an https token for the repository.
+    #[arg(long, value_name = "FILE")]
+    git_token_file: Option<PathBuf>,
+    /// Environment variable holding an https token.
+    #[arg(long, value_name = "VAR")]
+    git_token_env: Option<String>,
+    /// User name sent with the token [default: x-access-token].
+    #[arg(long, value_name = "NAME")]
+    git_username: Option<String>,
+    /// Private key file for ssh repositories.
+    #[arg(long, value_name = "FILE")]
+    git_ssh_key: Option<PathBuf>,
+    /// Kustomize program: auto (kustomize if on PATH, else kubectl kustomize), kustomize, kubectl.
+    #[arg(long, value_name = "PROGRAM", default_value = "auto")]
+    kustomize_command: String,
+    /// Helm release name [default: the chart directory's name].
+    #[arg(long, value_name = "NAME")]
+    helm_release: Option<String>,
+    /// Helm --namespace.
+    #[arg(long, value_name = "NS")]
+    helm_namespace: Option<String>,
+    /// Helm values file, relative to the chart directory (repeatable, in order).
+    #[arg(long = "helm-values", value_name = "FILE")]
+    helm_values: Vec<String>,
+    /// Helm --set value (repeatable).
+    #[arg(long = "helm-set", value_name = "KEY=VALUE")]
+    helm_set: Vec<String>,
+    /// Longest a renderer may run, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    render_timeout: u64,
+}
+
+impl GitArgs {
+    fn options(
+        &self,
+    ) -> Result<(
+        envdrift::source::git::GitAuth,
+        envdrift::source::git::SyncOptions,
+        envdrift::source::render::RenderOptions,
+    )> {
+        use envdrift::source::render::{HelmOptions, KustomizeCommand, RenderOptions};
+        let renderer = match &self.renderer {
+            Some(r) => Some(r.parse().map_err(anyhow::Error::msg)?),
+            None => None,
+        };
+        let kustomize = match self.kustomize_command.as_str() {
+            "auto" => KustomizeCommand::Auto,
+            "kustomize" => KustomizeCommand::Kustomize,
+            "kubectl" => KustomizeCommand::Kubectl,
+            o => anyhow::bail!(
+                "unknown --kustomize-command `{o}` (choose from: auto, kustomize, kubectl)"
+            ),
+        };
+        let auth = envdrift::source::git::GitAuth {
+            token_file: self.git_token_file.clone(),
+            token_env: self.git_token_env.clone(),
+            username: self.git_username.clone(),
+            ssh_key: self.git_ssh_key.clone(),
+        };
+        let mut sync = envdrift::source::git::SyncOptions::default();
+        if let Some(d) = &self.git_cache {
+            sync.cache_dir = d.clone();
+        }
+        let render = RenderOptions {
+            renderer,
+            kustomize,
+            helm: HelmOptions {
+                release: self.helm_release.clone(),
+                namespace: self.helm_namespace.clone(),
+                values: self.helm_values.clone(),
+                set: self.helm_set.clone(),
+            },
+            timeout: std::time::Duration::from_secs(self.render_timeout.max(1)),
+            extra_path: Vec::new(),
+        };
+        Ok((auth, sync, render))
+    }
+}
+
+/// A desired side given on the command line.
+enum DesiredArg {
+    Paths(Vec<PathBuf>),
+    Git(envdrift::source::git::GitSpec),
+}
+
+fn desired_arg(values: &[String]) -> Result<DesiredArg> {
+    let git: Vec<&String> = values.iter().filter(|v| v.starts_with("git:")).collect();
+    match git.as_slice() {
+        [] => Ok(DesiredArg::Paths(
+            values.iter().map(PathBuf::from).collect(),
+        )),
+        [one] if values.len() == 1 => {
+            Ok(DesiredArg::Git(envdrift::source::git::GitSpec::parse(one)?))
+        }
+        _ => anyhow::bail!(
+            "--desired takes either one git: source or files and directories, not both"
+        ),
+    }
+}
+
+/// Loads a Git source; prints a stale warning on stderr.
+fn load_git_side(
+    spec: &envdrift::source::git::GitSpec,
+    git: &GitArgs,
+    load: &LoadOptions,
+) -> Result<envdrift::source::render::GitLoad> {
+    let (auth, sync, render) = git.options()?;
+    let g = envdrift::source::render::load_git(spec, &auth, &sync, &render, load)?;
+    tracing::info!(
+        source = %spec.describe(),
+        commit = %g.commit,
+        renderer = g.renderer.as_str(),
+        objects = g.snapshot.objects.len(),
+        fetch_ms = g.fetch_time.as_millis() as u64,
+        render_ms = g.render_time.as_millis() as u64,
+        cloned = g.cloned,
+        "loaded git source"
+    );
+    if let Some(reason) = &g.stale {
+        eprintln!("envdrift: warning: {}: STALE: {reason}", spec.describe());
+    }
+    Ok(g)
 }
 
 #[derive(Args, Debug)]
@@ -269,6 +421,8 @@ enum ColorChoice {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // One TLS crypto provider for the whole process (https Git remotes): ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     init_logging(&cli.log_level, cli.log_format);
     match run(cli) {
         Ok(code) => ExitCode::from(code),
@@ -309,6 +463,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Daemon(args) => cmd_daemon(args),
         Command::Scan(args) => cmd_scan(args),
         Command::Report(args) => cmd_report(args),
+        Command::Render(args) => cmd_render(args),
         Command::Config(ConfigCmd::Check { file }) => cmd_config_check(&file),
         Command::Dev(DevCmd::Generate {
             objects,
@@ -455,25 +610,58 @@ fn cmd_diff(args: DiffArgs) -> Result<u8> {
         drop_status: true,
         commit: None,
     };
+    let desired = desired_arg(&args.desired)?;
+    let git_load = match &desired {
+        DesiredArg::Git(spec) => Some(load_git_side(
+            spec,
+            &args.git,
+            &load("desired", Some(default_ns.clone())),
+        )?),
+        DesiredArg::Paths(_) => None,
+    };
     let mut scratch = Vec::new();
-    let files = collect_files(&args.desired, "desired", &mut scratch).len()
-        + collect_files(&args.live, "live", &mut scratch).len();
+    let mut files = collect_files(&args.live, "live", &mut scratch).len();
+    if let DesiredArg::Paths(p) = &desired {
+        files += collect_files(p, "desired", &mut scratch).len();
+    }
     let pb = progress(files as u64);
     if let Some(pb) = &pb {
         pb.set_message("comparing");
     }
-    let out = envdrift::pipeline::diff_paths(
-        &args.desired,
-        &load("desired", Some(default_ns)),
-        &args.live,
-        &load("live", None),
-        &opts,
-        &|_| {
-            if let Some(pb) = &pb {
-                pb.inc(1);
-            }
-        },
-    );
+    let tick = |_: &Path| {
+        if let Some(pb) = &pb {
+            pb.inc(1);
+        }
+    };
+    let out = match (&desired, git_load) {
+        (DesiredArg::Git(_), Some(mut g)) => {
+            let snapshot = std::mem::take(&mut g.snapshot);
+            let mut out = envdrift::pipeline::diff_snapshot(
+                snapshot,
+                &args.live,
+                &load("live", None),
+                &opts,
+                &tick,
+            );
+            let sources = envdrift::source::adopt::Sources {
+                files: &g.files,
+                renderer: g.renderer,
+                trace_order: &g.trace_order,
+                set_values: &g.set_values,
+            };
+            envdrift::source::adopt::attach(&mut out.result, &sources);
+            out
+        }
+        (DesiredArg::Paths(paths), _) => envdrift::pipeline::diff_paths(
+            paths,
+            &load("desired", Some(default_ns)),
+            &args.live,
+            &load("live", None),
+            &opts,
+            &tick,
+        ),
+        (DesiredArg::Git(_), None) => anyhow::bail!("internal: git source not loaded"),
+    };
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
@@ -652,6 +840,7 @@ fn cmd_scan(args: ScanArgs) -> Result<u8> {
             env: "desired".into(),
             description: env.desired.describe(),
             commit: out.revision.clone(),
+            stale: None,
         }),
         ..Snapshot::default()
     };
@@ -660,6 +849,7 @@ fn cmd_scan(args: ScanArgs) -> Result<u8> {
             env: args.env.clone(),
             description: env.live.describe(),
             commit: None,
+            stale: None,
         }),
         ..Snapshot::default()
     };
@@ -802,6 +992,41 @@ fn cmd_compare(args: CompareArgs) -> Result<u8> {
     rep.right.objects = out.to_objects;
     emit(&rep, args.format, args.color)?;
     Ok(exit_code(&rep, args.fail_on))
+}
+
+fn cmd_render(args: RenderArgs) -> Result<u8> {
+    let opts = LoadOptions {
+        side: "desired".into(),
+        default_namespace: Some(
+            args.default_namespace
+                .clone()
+                .unwrap_or_else(|| "default".into()),
+        ),
+        cluster_scoped_kinds: Vec::new(),
+        drop_status: true,
+        commit: None,
+    };
+    let snap = match desired_arg(&args.desired)? {
+        DesiredArg::Git(spec) => load_git_side(&spec, &args.git, &opts)?.snapshot,
+        DesiredArg::Paths(p) => load_paths(&p, &opts, &|_| {}),
+    };
+    let mut text = String::new();
+    for obj in snap.objects.values() {
+        text.push_str("---\n");
+        text.push_str(&format!("# {}\n", obj.origin));
+        let yaml = serde_saphyr::to_string(&obj.value).context("rendering YAML")?;
+        text.push_str(&yaml);
+        if !yaml.ends_with('\n') {
+            text.push('\n');
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes()).context("writing objects")?;
+    out.flush().context("writing objects")?;
+    for e in &snap.errors {
+        eprintln!("envdrift: {e}");
+    }
+    Ok(if snap.errors.is_empty() { 0 } else { 2 })
 }
 
 fn build_report<'a>(

@@ -154,6 +154,10 @@ pub struct SourceRef {
     /// The Git commit, when the snapshot was read from a repository.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub commit: Option<String>,
+    /// Why the snapshot may be out of date, when it is: a Git fetch failed and the last
+    /// fetched commit was used instead.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub stale: Option<String>,
 }
 
 /// An input problem: a file that could not be read or parsed, a duplicate, an object
@@ -437,6 +441,10 @@ pub struct FieldChange {
     pub path: String,
     /// Readable path with keyed list items by key: `spec.template.spec.containers[name=web].image`.
     pub field: String,
+    /// JSON Pointer into the desired object (list indices as in desired; for `added`, the
+    /// parent's pointer plus the key, or `-` for a list item). Used to edit manifest files.
+    #[serde(skip)]
+    pub desired_path: String,
     pub op: ChangeOp,
     /// Desired value (`null` when absent). Secret values are `sha256:` hashes.
     pub desired: Value,
@@ -509,6 +517,10 @@ pub struct Remedy {
     /// Environment comparisons: the patch the other way (make `from` match `to`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reverse: Option<ReverseFix>,
+    /// The other way round: the change to the Git manifest that adopts live into Git
+    /// (modified drifts of Git-sourced objects; filled by the source layer, not the engine).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adopt: Option<Adopt>,
 }
 
 /// The patch that makes the `from` side match the `to` side (environment comparisons).
@@ -519,6 +531,21 @@ pub struct ReverseFix {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verification_error: Option<String>,
     pub kubectl: String,
+}
+
+/// How to make Git match live for one drift.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Adopt {
+    /// Repository-relative file to change, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// A unified diff (`git apply`-able, `a/` `b/` prefixes) against `file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    /// Where a rendered value most likely comes from, or field-level changes that could
+    /// not be made as a file edit.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// One resource's difference.

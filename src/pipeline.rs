@@ -31,6 +31,17 @@ pub fn diff_paths(
     on_file: &(dyn Fn(&Path) + Sync),
 ) -> PathDiff {
     let desired_snap = load_paths(desired, desired_opts, on_file);
+    diff_snapshot(desired_snap, live, live_opts, opts, on_file)
+}
+
+/// Like [`diff_paths`], with a desired snapshot already loaded (from Git, a renderer).
+pub fn diff_snapshot(
+    desired_snap: Snapshot,
+    live: &[PathBuf],
+    live_opts: &LoadOptions,
+    opts: &Options,
+    on_file: &(dyn Fn(&Path) + Sync),
+) -> PathDiff {
     let comparison = Comparison::new(&desired_snap, opts);
     let streamed = stream_paths(live, live_opts, on_file, &|objects| {
         comparison.batch(objects)

@@ -34,6 +34,8 @@ fn json_schema_doc_names_every_top_level_key() {
         "manager",
         "cause",
         "category",
+        "stale",
+        "adopt",
     ] {
         assert!(
             doc.contains(&format!("`{key}`")),

@@ -268,6 +268,7 @@ mod tests {
                 note: None,
                 redacted: false,
                 reverse: None,
+                adopt: None,
             },
         }
     }

@@ -526,6 +526,7 @@ fn modified_drift(
             note: None,
             redacted: fix.redacted,
             reverse,
+            adopt: None,
         },
     };
     (Some(drift), diff.suppressed)
@@ -585,6 +586,7 @@ fn secret_values_hidden(key: &ResourceKey, v: Value) -> Value {
 
 fn field_change(key: &ResourceKey, c: RawChange) -> FieldChange {
     FieldChange {
+        desired_path: c.desired_path.clone(),
         path: if c.op == ChangeOp::Removed {
             c.desired_path
         } else {
@@ -684,6 +686,7 @@ fn missing_drift(key: &ResourceKey, d: &Object, opts: &Options) -> Drift {
             note: Some(note),
             redacted,
             reverse: None,
+            adopt: None,
         },
     }
 }
@@ -733,6 +736,7 @@ fn unmanaged_drift(key: &ResourceKey, l: &Object, opts: &Options) -> Drift {
             note: Some(note),
             redacted: false,
             reverse: None,
+            adopt: None,
         },
     }
 }

@@ -10,7 +10,7 @@ use crate::model::{Drift, FieldChange, Origin};
 pub const SCHEMA: &str = "envdrift.diff/v1";
 
 fn side(s: &Side) -> Value {
-    json!({"name": s.name, "source": s.source, "commit": s.commit, "objects": s.objects})
+    json!({"name": s.name, "source": s.source, "commit": s.commit, "stale": s.stale, "objects": s.objects})
 }
 
 fn origin(o: &Origin) -> Value {
@@ -71,6 +71,11 @@ pub fn drift(d: &Drift, mode: Mode) -> Value {
         "patch_reverse": rev.map(|x| x.patch.clone()),
         "patch_reverse_verified": rev.map(|x| x.verified),
         "kubectl_reverse": rev.map(|x| x.kubectl.clone()),
+        "adopt": r.adopt.as_ref().map(|a| json!({
+            "file": a.file,
+            "diff": a.diff,
+            "notes": a.notes,
+        })),
     })
 }
 

@@ -22,6 +22,11 @@ pub fn render(rep: &Report<'_>) -> String {
     );
     let _ = writeln!(out, "- **{l}**: `{}`", rep.left.source);
     let _ = writeln!(out, "- **{r}**: `{}`", rep.right.source);
+    for side in [&rep.left, &rep.right] {
+        if let Some(reason) = &side.stale {
+            let _ = writeln!(out, "- **stale {}**: {}", side.name, cell(reason));
+        }
+    }
     let _ = writeln!(out, "- compared: {} objects\n", rep.result.compared);
     let _ = writeln!(out, "| severity | count |\n| --- | ---: |");
     for sev in Severity::ALL {
@@ -90,6 +95,25 @@ pub fn render(rep: &Report<'_>) -> String {
                 "Make {} match {}:\n\n```sh\n{}\n```\n",
                 rep.left.name, rep.right.name, rev.kubectl
             );
+        }
+        if let Some(a) = &d.remedy.adopt {
+            match &a.file {
+                Some(f) => {
+                    let _ = writeln!(out, "Or adopt live into Git (`{f}`):\n");
+                }
+                None => {
+                    let _ = writeln!(out, "Or adopt live into Git:\n");
+                }
+            }
+            for n in &a.notes {
+                let _ = writeln!(out, "- {}", cell(n));
+            }
+            if !a.notes.is_empty() {
+                let _ = writeln!(out);
+            }
+            if let Some(diff) = &a.diff {
+                let _ = writeln!(out, "```diff\n{}```\n", diff);
+            }
         }
     }
     if !rep.errors.is_empty() {

@@ -48,6 +48,8 @@ pub struct Side {
     pub name: String,
     pub source: String,
     pub commit: Option<String>,
+    /// Why this side may be out of date (a failed Git fetch), when it is.
+    pub stale: Option<String>,
     pub objects: usize,
 }
 
@@ -61,6 +63,7 @@ impl Side {
                 .map(|s| s.description.clone())
                 .unwrap_or_default(),
             commit: snap.source.as_ref().and_then(|s| s.commit.clone()),
+            stale: snap.source.as_ref().and_then(|s| s.stale.clone()),
             objects: snap.objects.len(),
         }
     }

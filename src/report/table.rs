@@ -127,6 +127,16 @@ pub fn render(rep: &Report<'_>, opts: TableOptions) -> String {
         rep.right.source
     );
     let _ = writeln!(out, "  {}", summary_line(rep));
+    for side in [&rep.left, &rep.right] {
+        if let Some(reason) = &side.stale {
+            let _ = writeln!(
+                out,
+                "  {} {} side is stale: {reason}",
+                p.sev(Severity::High, "STALE"),
+                side.name
+            );
+        }
+    }
     if let Some(s) = suppressed_line(rep) {
         let _ = writeln!(out, "  {}", p.dim(&s));
     }
@@ -223,6 +233,21 @@ pub fn render(rep: &Report<'_>, opts: TableOptions) -> String {
                     p.dim(&label),
                     truncate(&rev.kubectl, 4000)
                 );
+            }
+            if let Some(a) = &d.remedy.adopt {
+                let label = match &a.file {
+                    Some(f) => format!("adopt into Git ({f}):"),
+                    None => "adopt into Git:".to_string(),
+                };
+                let _ = writeln!(out, "    {}", p.dim(&label));
+                for n in &a.notes {
+                    let _ = writeln!(out, "      {n}");
+                }
+                if let Some(diff) = &a.diff {
+                    for l in diff.lines() {
+                        let _ = writeln!(out, "      {l}");
+                    }
+                }
             }
             if d.remedy.redacted {
                 let _ = writeln!(

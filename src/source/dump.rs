@@ -129,6 +129,15 @@ fn read_file(path: &Path) -> FileResult {
         Ok(b) => b,
         Err(e) => return fail(format!("cannot read: {e}")),
     };
+    parse_bytes(path, bytes)
+}
+
+fn parse_bytes(path: &Path, bytes: Vec<u8>) -> FileResult {
+    let fail = |msg: String| FileResult {
+        path: path.to_path_buf(),
+        parsed: ParsedText::default(),
+        read_error: Some(msg),
+    };
     if bytes.contains(&0) {
         return fail("binary data (NUL bytes), not YAML or JSON".to_string());
     }
@@ -167,6 +176,7 @@ fn source_ref(paths: &[PathBuf], opts: &LoadOptions) -> SourceRef {
             .collect::<Vec<_>>()
             .join(", "),
         commit: opts.commit.clone(),
+        stale: None,
     }
 }
 
@@ -298,6 +308,26 @@ fn duplicate_error(
     }
 }
 
+/// Parses the bytes of one file that was not read from disk (a blob in a Git tree):
+/// `path` is what origins and errors name. Same checks as for files (binary, UTF-8, BOM).
+pub fn objects_from_bytes(path: &Path, bytes: Vec<u8>, opts: &LoadOptions) -> FileObjects {
+    file_objects(parse_bytes(path, bytes), opts)
+}
+
+/// Adds one file's objects, errors and skip note to `snap`; a duplicate object is an
+/// input error naming both places.
+pub fn merge_file(snap: &mut Snapshot, fo: FileObjects, opts: &LoadOptions) {
+    merge_meta(snap, fo.errors, fo.skipped);
+    for (key, obj) in fo.objects {
+        if let Some(first) = snap.objects.get(&key) {
+            snap.errors
+                .push(duplicate_error(opts, &key, &obj.origin, &first.origin));
+            continue;
+        }
+        snap.objects.insert(key, obj);
+    }
+}
+
 /// Builds a snapshot from text that is not in a file (stdin, a renderer's output).
 pub fn load_text(text: &str, source_name: &str, opts: &LoadOptions) -> Snapshot {
     let mut snap = Snapshot {
@@ -305,6 +335,7 @@ pub fn load_text(text: &str, source_name: &str, opts: &LoadOptions) -> Snapshot 
             env: opts.side.clone(),
             description: source_name.to_string(),
             commit: opts.commit.clone(),
+            stale: None,
         }),
         ..Snapshot::default()
     };

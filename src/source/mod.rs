@@ -4,5 +4,8 @@
 //! - [`manifest`]: YAML/JSON text → objects (pure parsing, with lines).
 //! - [`dump`]: files and directories (Git checkouts, `kubectl get -o yaml` dumps).
 
+pub mod adopt;
 pub mod dump;
+pub mod git;
 pub mod manifest;
+pub mod render;
