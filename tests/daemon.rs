@@ -296,3 +296,43 @@ async fn ack_silences_reminders_and_reports_render() {
         6
     );
 }
+
+#[tokio::test]
+async fn git_desired_source_records_the_commit() {
+    let env = Env::new();
+    let repo = env.path("repo");
+    copy_dir(&env.path("git"), &repo.join("manifests"));
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(&repo)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "manifests"]);
+    let sha = git(&["rev-parse", "HEAD"]);
+    std::fs::write(
+        env.path("envdrift.yaml"),
+        "data_dir: state\nenvironments:\n  production:\n    desired: {type: git, repo: repo, ref: main, path: manifests}\n    live: {type: dump, path: live}\n",
+    )
+    .unwrap();
+    let rec = Arc::new(Recorder::default());
+    let d = env.daemon(rec.clone());
+    assert_eq!(d.run_once(None).await.unwrap(), 0);
+    let scan = &d.store.scans(Some("production"), 1).unwrap()[0];
+    assert_eq!(scan.outcome, "ok", "{:?}", scan.error);
+    assert_eq!(scan.revision.as_deref(), Some(sha.as_str()));
+    assert_eq!(rec.got.lock().unwrap()[0].drifts.len(), 6);
+}

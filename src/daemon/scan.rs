@@ -64,6 +64,7 @@ fn resolve(base: &Path, p: &Path) -> PathBuf {
 /// A message naming the side and the source when nothing could be read.
 pub fn load(spec: &SourceSpec, base: &Path, side: &str, cfg: &Config) -> Result<Snapshot, String> {
     let (path, default_ns) = match spec {
+        SourceSpec::Git(g) => return load_git(g, base, side, cfg),
         SourceSpec::Dir { path } => (
             resolve(base, path),
             Some(
@@ -97,6 +98,84 @@ pub fn load(spec: &SourceSpec, base: &Path, side: &str, cfg: &Config) -> Result<
         ));
     }
     Ok(snap)
+}
+
+fn load_git(
+    g: &crate::config::GitSourceConfig,
+    base: &Path,
+    side: &str,
+    cfg: &Config,
+) -> Result<Snapshot, String> {
+    use crate::source::{git, render};
+    let abs = |p: &Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
+    let repo = if g.repo.contains("://") || g.repo.contains('@') || Path::new(&g.repo).is_absolute()
+    {
+        g.repo.clone()
+    } else {
+        abs(Path::new(&g.repo)).display().to_string()
+    };
+    let spec = git::GitSpec {
+        repo,
+        reference: g.reference.clone().unwrap_or_else(|| "main".into()),
+        path: g
+            .path
+            .clone()
+            .unwrap_or_default()
+            .trim_matches('/')
+            .to_string(),
+    };
+    let auth = git::GitAuth {
+        token_file: g.token_file.as_deref().map(abs),
+        token_env: g.token_env.clone(),
+        username: g.username.clone(),
+        ssh_key: g.ssh_key.as_deref().map(abs),
+    };
+    let data_dir = abs(cfg.data_dir.as_deref().unwrap_or(Path::new(".envdrift")));
+    let sync = git::SyncOptions {
+        cache_dir: g
+            .cache_dir
+            .as_deref()
+            .map(abs)
+            .unwrap_or_else(|| data_dir.join("git")),
+        ..git::SyncOptions::default()
+    };
+    let renderer = match &g.renderer {
+        Some(r) => Some(
+            r.parse::<render::Renderer>()
+                .map_err(|e| format!("{side}: renderer: {e}"))?,
+        ),
+        None => None,
+    };
+    let ropts = render::RenderOptions {
+        renderer,
+        helm: render::HelmOptions {
+            release: g.helm_release.clone(),
+            namespace: g.helm_namespace.clone(),
+            values: g.helm_values.clone(),
+            set: g.helm_set.clone(),
+        },
+        ..render::RenderOptions::default()
+    };
+    let load = LoadOptions {
+        side: side.to_string(),
+        default_namespace: Some(
+            cfg.default_namespace
+                .clone()
+                .unwrap_or_else(|| "default".into()),
+        ),
+        cluster_scoped_kinds: cfg.cluster_scoped_kinds.clone(),
+        drop_status: true,
+        commit: None,
+    };
+    let loaded = render::load_git(&spec, &auth, &sync, &ropts, &load)
+        .map_err(|e| format!("{side} source {}: {e}", spec.describe()))?;
+    Ok(loaded.snapshot)
 }
 
 /// Hash of every live object, and of the whole snapshot.
@@ -157,14 +236,22 @@ fn finish(
         .map(|e| e.to_string())
         .chain(unknown_kinds.iter().cloned())
         .collect();
+    let stale = left
+        .source
+        .as_ref()
+        .and_then(|s| s.stale.clone())
+        .map(|r| format!("desired is stale (last fetched commit used): {r}"));
     ScanOutput {
         outcome: if untrusted.is_empty() {
             "ok"
         } else {
             "partial"
         },
-        error: (!untrusted.is_empty())
-            .then(|| format!("{}: {}", notes.join("; "), first_errors.join("; "))),
+        error: if untrusted.is_empty() {
+            stale
+        } else {
+            Some(format!("{}: {}", notes.join("; "), first_errors.join("; ")))
+        },
         revision: left.source.as_ref().and_then(|s| s.commit.clone()),
         objects: live_objects,
         snapshot: Some(snapshot_hash(right)),
