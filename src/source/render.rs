@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::model::{InputError, Origin, Snapshot, SourceRef};
+use crate::model::{Origin, Snapshot, SourceRef};
 use crate::source::dump::{LoadOptions, merge_file, objects_from_bytes};
 use crate::source::git::{self, GitAuth, GitError, GitSpec, SyncOptions, Synced, TreeFile};
 use crate::source::manifest::{parse_manifest_text, split_documents};
@@ -837,17 +837,6 @@ fn kustomize_source(
         .filter(|(n, _, _, _)| key.name.contains(n.as_str()))
         .max_by_key(|(n, _, _, size)| (n.len(), *size))
         .map(|(_, p, l, _)| (p.clone(), *l))
-}
-
-/// Input errors of a failed source, for reports that go on without it.
-pub fn source_error(side: &str, source: &str, e: &RenderError) -> InputError {
-    InputError {
-        side: side.to_string(),
-        source: source.to_string(),
-        line: None,
-        column: None,
-        message: e.to_string(),
-    }
 }
 
 #[cfg(test)]
