@@ -207,47 +207,7 @@ pub enum SourceSpec {
         path: PathBuf,
     },
     /// A Git repository at a ref, rendered (plain, Kustomize or Helm).
-    Git(Box<GitSourceConfig>),
-}
-
-/// A Git desired source in the config.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GitSourceConfig {
-    /// URL (https, ssh, file://) or local path.
-    pub repo: String,
-    /// Branch, tag or commit. Default: `main`.
-    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
-    pub reference: Option<String>,
-    /// Directory inside the repository. Default: the root.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-    /// `plain`, `kustomize` or `helm`. Default: detected (kustomization.yaml, Chart.yaml).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub renderer: Option<String>,
-    /// Helm: release name, namespace, values files (relative to the chart), `--set` values.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub helm_release: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub helm_namespace: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub helm_values: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub helm_set: Vec<String>,
-    /// https token from an environment variable or a file (never inline).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token_env: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token_file: Option<PathBuf>,
-    /// User name sent with the token. Default: `x-access-token`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
-    /// ssh private key file.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ssh_key: Option<PathBuf>,
-    /// Cache of bare clones. Default: `data_dir/git`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache_dir: Option<PathBuf>,
+    Git(Box<crate::source::render::GitSourceConfig>),
 }
 
 impl SourceSpec {
@@ -259,8 +219,8 @@ impl SourceSpec {
             SourceSpec::Git(g) => format!(
                 "git:{}@{}:{}",
                 crate::source::git::redact_url(&g.repo),
-                g.reference.as_deref().unwrap_or("main"),
-                g.path.as_deref().unwrap_or("")
+                g.reference,
+                g.path
             ),
         }
     }

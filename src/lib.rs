@@ -10,7 +10,8 @@
 //! Source ──► Snapshot ──► normalize ──► compare ──► classify ──► Drift set ──► report
 //! ```
 //!
-//! - [`source`] reads objects from files, directories and dumps into a [`model::Snapshot`].
+//! - [`source`] reads objects from files, directories, dumps and Git repositories (plain,
+//!   Kustomize, Helm) into a [`model::Snapshot`], and makes adopt-into-Git patches.
 //! - [`diff::compare`] is the pure engine: two snapshots in, [`model::Drift`]s out.
 //! - [`classify`] holds the category/severity rules and manager classes.
 //! - [`report`] renders a result as a table, JSON or Markdown.

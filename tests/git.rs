@@ -255,6 +255,15 @@ fn unreachable_remote_with_and_without_previous_fetch() {
     assert!(stale.starts_with("fetch failed"), "{stale}");
     assert_eq!(g.snapshot.source.as_ref().unwrap().stale, g.stale);
     assert_eq!(level(&g, "a").as_deref(), Some("info"));
+    // a ref the cache never saw: the fetch failure is the error
+    let e = load(&format!("git:{url}@new-branch"), &cache, None)
+        .err()
+        .expect("unknown ref while offline");
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with("fetching") && msg.contains("the ref is not in the last fetched state"),
+        "{msg}"
+    );
 
     // the CLI says so in the table and in JSON
     let live = tmp.path().join("live.yaml");

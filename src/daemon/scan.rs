@@ -101,7 +101,7 @@ pub fn load(spec: &SourceSpec, base: &Path, side: &str, cfg: &Config) -> Result<
 }
 
 fn load_git(
-    g: &crate::config::GitSourceConfig,
+    g: &crate::source::render::GitSourceConfig,
     base: &Path,
     side: &str,
     cfg: &Config,
@@ -114,53 +114,20 @@ fn load_git(
             base.join(p)
         }
     };
-    let repo = if g.repo.contains("://") || g.repo.contains('@') || Path::new(&g.repo).is_absolute()
+    let (mut spec, mut auth, ropts) = g.parts().map_err(|e| format!("{side} source: git: {e}"))?;
+    // A relative local repository path is relative to the config file, like every path.
+    if !spec.repo.contains("://")
+        && !spec.repo.contains('@')
+        && !Path::new(&spec.repo).is_absolute()
     {
-        g.repo.clone()
-    } else {
-        abs(Path::new(&g.repo)).display().to_string()
-    };
-    let spec = git::GitSpec {
-        repo,
-        reference: g.reference.clone().unwrap_or_else(|| "main".into()),
-        path: g
-            .path
-            .clone()
-            .unwrap_or_default()
-            .trim_matches('/')
-            .to_string(),
-    };
-    let auth = git::GitAuth {
-        token_file: g.token_file.as_deref().map(abs),
-        token_env: g.token_env.clone(),
-        username: g.username.clone(),
-        ssh_key: g.ssh_key.as_deref().map(abs),
-    };
+        spec.repo = abs(Path::new(&spec.repo)).display().to_string();
+    }
+    auth.token_file = auth.token_file.as_deref().map(abs);
+    auth.ssh_key = auth.ssh_key.as_deref().map(abs);
     let data_dir = abs(cfg.data_dir.as_deref().unwrap_or(Path::new(".envdrift")));
     let sync = git::SyncOptions {
-        cache_dir: g
-            .cache_dir
-            .as_deref()
-            .map(abs)
-            .unwrap_or_else(|| data_dir.join("git")),
+        cache_dir: data_dir.join("git"),
         ..git::SyncOptions::default()
-    };
-    let renderer = match &g.renderer {
-        Some(r) => Some(
-            r.parse::<render::Renderer>()
-                .map_err(|e| format!("{side}: renderer: {e}"))?,
-        ),
-        None => None,
-    };
-    let ropts = render::RenderOptions {
-        renderer,
-        helm: render::HelmOptions {
-            release: g.helm_release.clone(),
-            namespace: g.helm_namespace.clone(),
-            values: g.helm_values.clone(),
-            set: g.helm_set.clone(),
-        },
-        ..render::RenderOptions::default()
     };
     let load = LoadOptions {
         side: side.to_string(),

@@ -429,7 +429,19 @@ pub fn sync(spec: &GitSpec, auth: &GitAuth, opts: &SyncOptions) -> Result<Synced
             }
         }
     };
-    let commit = resolve(&repo, &spec.reference, &shown)?;
+    let commit = match (resolve(&repo, &spec.reference, &shown), &stale) {
+        (Ok(c), _) => c,
+        // The fetch failed and the ref is not in the cached state either: the fetch
+        // failure is the news.
+        (Err(GitError::RefNotFound { hint, .. }), Some(reason)) => {
+            return Err(GitError::FetchFailed {
+                url: shown,
+                reference: spec.reference.clone(),
+                reason: format!("{reason}; the ref is not in the last fetched state{hint}"),
+            });
+        }
+        (Err(e), _) => return Err(e),
+    };
     Ok(Synced {
         repo,
         commit,

@@ -3,6 +3,9 @@
 //!
 //! - [`manifest`]: YAML/JSON text → objects (pure parsing, with lines).
 //! - [`dump`]: files and directories (Git checkouts, `kubectl get -o yaml` dumps).
+//! - [`git`]: Git repositories (gix): cache, fetch, refs, trees at a commit.
+//! - [`render`]: a Git tree into objects: plain manifests, Kustomize, Helm ([`render::load_git`]).
+//! - [`adopt`]: adopt-into-Git patches (pure: file text in, unified diff out).
 
 pub mod adopt;
 pub mod dump;

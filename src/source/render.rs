@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::model::{InputError, Origin, Snapshot, SourceRef};
+use crate::model::{Origin, Snapshot, SourceRef};
 use crate::source::dump::{LoadOptions, merge_file, objects_from_bytes};
 use crate::source::git::{self, GitAuth, GitError, GitSpec, SyncOptions, Synced, TreeFile};
 use crate::source::manifest::{parse_manifest_text, split_documents};
@@ -839,14 +839,138 @@ fn kustomize_source(
         .map(|(_, p, l, _)| (p.clone(), *l))
 }
 
-/// Input errors of a failed source, for reports that go on without it.
-pub fn source_error(side: &str, source: &str, e: &RenderError) -> InputError {
-    InputError {
-        side: side.to_string(),
-        source: source.to_string(),
-        line: None,
-        column: None,
-        message: e.to_string(),
+/// A Git desired source as written in a config file (an environment's `desired:`), for
+/// the daemon and `scan`/`render --config --env`:
+///
+/// ```yaml
+/// desired:
+///   git:
+///     repo: https://github.com/acme/deploy.git
+///     ref: main
+///     path: overlays/production
+///     renderer: kustomize           # optional: detected
+///     token_env: DEPLOY_TOKEN       # or token_file / ssh_key
+/// ```
+///
+/// [`GitSourceConfig::parts`] turns it into what [`load_git`] takes.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitSourceConfig {
+    /// URL or local path (see the README: Git sources). Credentials belong in
+    /// `token_file`/`token_env`, not here.
+    pub repo: String,
+    /// Branch, tag, `refs/…` name or commit SHA.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// Directory (or file) inside the repository. Default: the root.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub path: String,
+    /// `plain`, `kustomize` or `helm`. Default: detected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renderer: Option<Renderer>,
+    /// File holding an https token. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// Environment variable holding an https token. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+    /// User name sent with the token. Default: `x-access-token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Private key for ssh remotes. Default: ssh's own configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_key: Option<PathBuf>,
+    /// `auto`, `kustomize` or `kubectl`. Default: `auto`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kustomize_command: Option<String>,
+    /// Helm settings (release, namespace, values files relative to the chart, `set`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub helm: Option<HelmConfig>,
+    /// Longest a renderer may run, in seconds. Default: 120.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub render_timeout_seconds: Option<u64>,
+}
+
+/// The `helm:` part of a [`GitSourceConfig`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HelmConfig {
+    /// Release name. Default: the chart directory's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    /// Release namespace (also given to objects without one). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Values files relative to the chart directory, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+    /// `--set` values (`key=value`), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set: Vec<String>,
+}
+
+impl GitSourceConfig {
+    /// The source, its credentials and the render options.
+    ///
+    /// # Errors
+    /// A bad path (`..`), an empty repo or ref, an unknown `kustomize_command`; the message
+    /// names the field.
+    pub fn parts(&self) -> Result<(GitSpec, GitAuth, RenderOptions), String> {
+        if self.repo.trim().is_empty() {
+            return Err("repo: must not be empty".into());
+        }
+        if self.reference.trim().is_empty() {
+            return Err("ref: must not be empty (a branch, tag or commit)".into());
+        }
+        let mut path = String::new();
+        for seg in self.path.split('/') {
+            match seg {
+                "" | "." => {}
+                ".." => return Err(format!("path: `{}` must not contain `..`", self.path)),
+                s => {
+                    if !path.is_empty() {
+                        path.push('/');
+                    }
+                    path.push_str(s);
+                }
+            }
+        }
+        let kustomize = match self.kustomize_command.as_deref() {
+            None | Some("auto") => KustomizeCommand::Auto,
+            Some("kustomize") => KustomizeCommand::Kustomize,
+            Some("kubectl") => KustomizeCommand::Kubectl,
+            Some(o) => {
+                return Err(format!(
+                    "kustomize_command: unknown `{o}` (choose from: auto, kustomize, kubectl)"
+                ));
+            }
+        };
+        let helm = self.helm.clone().unwrap_or_default();
+        Ok((
+            GitSpec {
+                repo: self.repo.clone(),
+                reference: self.reference.clone(),
+                path,
+            },
+            GitAuth {
+                token_file: self.token_file.clone(),
+                token_env: self.token_env.clone(),
+                username: self.username.clone(),
+                ssh_key: self.ssh_key.clone(),
+            },
+            RenderOptions {
+                renderer: self.renderer,
+                kustomize,
+                helm: HelmOptions {
+                    release: helm.release,
+                    namespace: helm.namespace,
+                    values: helm.values,
+                    set: helm.set,
+                },
+                timeout: Duration::from_secs(self.render_timeout_seconds.unwrap_or(120).max(1)),
+                extra_path: Vec::new(),
+            },
+        ))
     }
 }
 
@@ -893,6 +1017,27 @@ mod tests {
         assert_eq!(common_ancestor(&need), "");
         assert_eq!(common_ancestor(&["env/a/b".into(), "env/c".into()]), "env");
         assert_eq!(resolve_rel("a/b", "../../.."), None);
+    }
+
+    #[test]
+    fn config_form() {
+        let yaml = "repo: git@github.com:acme/deploy.git\nref: v1.2.0\npath: ./charts//web/\nrenderer: helm\nssh_key: /keys/deploy\nhelm:\n  namespace: shop\n  values: [values-prod.yaml]\n  set: [image.tag=1.2.0]\n";
+        let cfg: GitSourceConfig = serde_saphyr::from_str(yaml).unwrap();
+        let (spec, auth, render) = cfg.parts().unwrap();
+        assert_eq!(
+            spec.describe(),
+            "git:git@github.com:acme/deploy.git@v1.2.0:charts/web"
+        );
+        assert_eq!(auth.ssh_key.as_deref(), Some(Path::new("/keys/deploy")));
+        assert_eq!(render.renderer, Some(Renderer::Helm));
+        assert_eq!(render.helm.namespace.as_deref(), Some("shop"));
+        assert_eq!(render.timeout, Duration::from_secs(120));
+        let bad: Result<GitSourceConfig, _> =
+            serde_saphyr::from_str("repo: x\nref: main\ntoken: oops\n");
+        assert!(bad.is_err(), "unknown keys are errors");
+        let cfg: GitSourceConfig =
+            serde_saphyr::from_str("repo: x\nref: main\npath: a/../b\n").unwrap();
+        assert!(cfg.parts().unwrap_err().starts_with("path:"));
     }
 
     #[test]
