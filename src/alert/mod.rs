@@ -15,7 +15,7 @@ pub mod templates;
 pub mod webhook;
 
 pub use route::Route;
-pub use sink::{Sink, SinkConfig, SinkError};
+pub use sink::{Sink, SinkConfig, SinkError, build_sinks};
 pub use templates::{TemplateError, Templates};
 
 use std::time::Duration;

@@ -88,6 +88,47 @@ impl SinkConfig {
     }
 }
 
+/// Builds every sink of the config's `sinks:` list, collecting every problem (for
+/// `config check`, which prints them all) rather than stopping at the first.
+///
+/// # Errors
+/// Every [`SinkError`] found, including [`SinkError::DuplicateName`] for a name used twice
+/// (the outbox keys deliveries by sink name) and [`SinkError::Invalid`] for an empty name.
+pub fn build_sinks(
+    configs: &[SinkConfig],
+    templates: &Templates,
+) -> Result<Vec<Sink>, Vec<SinkError>> {
+    let mut sinks = Vec::with_capacity(configs.len());
+    let mut errors = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, cfg) in configs.iter().enumerate() {
+        if cfg.name().trim().is_empty() {
+            errors.push(SinkError::invalid(
+                &format!("sinks[{i}]"),
+                "name",
+                "must not be empty",
+            ));
+            continue;
+        }
+        if !seen.insert(cfg.name()) {
+            errors.push(SinkError::DuplicateName {
+                sink: cfg.name().to_string(),
+                index: i,
+            });
+            continue;
+        }
+        match cfg.build(templates) {
+            Ok(s) => sinks.push(s),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(sinks)
+    } else {
+        Err(errors)
+    }
+}
+
 /// A built, validated sink.
 #[derive(Debug)]
 pub enum Sink {
@@ -187,6 +228,9 @@ pub enum SinkError {
     /// A secret is set but empty.
     #[error("sink `{sink}`: {key}: the secret is empty")]
     SecretEmpty { sink: String, key: String },
+    /// Two sinks share a name.
+    #[error("sinks[{index}]: the name `{sink}` is already used by another sink")]
+    DuplicateName { sink: String, index: usize },
     /// A field is missing, contradicts another or does not parse.
     #[error("sink `{sink}`: {key}: {reason}")]
     Invalid {
@@ -292,8 +336,8 @@ pub fn require_secret(
     })
 }
 
-/// Renders template `name` once with a sample notice so a sink fails at build time,
-/// naming itself, if its template cannot produce what it needs.
+/// A template failure met while building sink `sink` (each sink renders its templates once
+/// with a sample notice at build time, so a broken one fails at start-up).
 pub(crate) fn template_error(sink: &str, source: TemplateError) -> SinkError {
     SinkError::Template {
         sink: sink.to_string(),
@@ -355,6 +399,24 @@ mod tests {
         let err = parse("{type: pagerduty, name: p}").expect_err("unknown type");
         assert!(err.contains("pagerduty"), "{err}");
         assert!(err.contains("slack") && err.contains("webhook"), "{err}");
+    }
+
+    #[test]
+    fn build_sinks_reports_every_problem() {
+        let cfgs: Vec<SinkConfig> = serde_saphyr::from_str(
+            "- {type: log, name: a}\n- {type: log, name: a}\n- {type: webhook, name: w, url: 'http://example.com/x', secret_env: X}\n- {type: log, name: ''}\n",
+        )
+        .expect("valid YAML");
+        let errs = build_sinks(&cfgs, &Templates::embedded().expect("templates"))
+            .expect_err("three problems");
+        let msgs: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(msgs.len(), 3, "{msgs:?}");
+        assert_eq!(
+            msgs[0],
+            "sinks[1]: the name `a` is already used by another sink"
+        );
+        assert!(msgs[1].starts_with("sink `w`: url: plain http"), "{msgs:?}");
+        assert_eq!(msgs[2], "sink `sinks[3]`: name: must not be empty");
     }
 
     #[test]
