@@ -13,7 +13,7 @@ use envdrift::alert::templates::{self, ALL_KINDS, Templates, sample_notice};
 use envdrift::alert::{DeliveryError, Sink, SinkConfig};
 use support::Reply;
 use support::slack::SlackServer;
-use support::smtp::{SmtpServer, parse};
+use support::smtp::{Security, SmtpServer, parse};
 use support::webhook::WebhookServer;
 
 const TOKEN: &str = "xoxb-1111-2222-TESTTOKENvalue";
@@ -345,6 +345,51 @@ async fn email_4xx_is_retryable_5xx_is_not() {
     assert!(!err.retryable, "{err}");
     assert!(err.message.contains("550"), "{err}");
     assert!(smtp.wait_for(0).is_empty());
+}
+
+fn tls_email_sink(port: u16, tls: &str, ca: bool) -> Sink {
+    let ca_file = support::root().join("tests/fixtures/tls/ca.pem");
+    let mut yaml = format!(
+        "type: email\nname: tls-mail\nhost: 127.0.0.1\nport: {port}\ntls: {tls}\nfrom: envdrift@example.com\nto: [platform@example.com]\n"
+    );
+    if ca {
+        yaml.push_str(&format!("ca_file: '{}'\n", ca_file.display()));
+    }
+    build(&yaml)
+}
+
+#[tokio::test]
+async fn email_over_starttls_and_implicit_tls_with_a_private_ca() {
+    for (security, tls) in [(Security::Starttls, "starttls"), (Security::Tls, "tls")] {
+        let smtp = SmtpServer::start_with(None, security);
+        let sink = tls_email_sink(smtp.port, tls, true);
+        sink.health().await.unwrap_or_else(|e| panic!("{tls}: {e}"));
+        sink.deliver(&drift())
+            .await
+            .unwrap_or_else(|e| panic!("{tls}: {e}"));
+        let got = smtp.wait_for(1);
+        assert_eq!(got.len(), 1, "{tls}");
+        assert!(got[0].tls, "{tls}: the session was not encrypted");
+
+        // Without the private CA the certificate is not trusted: no mail goes out in clear.
+        let untrusted = tls_email_sink(smtp.port, tls, false);
+        let err = untrusted
+            .deliver(&drift())
+            .await
+            .expect_err("untrusted certificate");
+        assert!(
+            err.message.to_lowercase().contains("certificate"),
+            "{tls}: {err}"
+        );
+        assert_eq!(smtp.wait_for(1).len(), 1);
+    }
+    // STARTTLS is required: a server that does not offer it gets nothing.
+    let plain = SmtpServer::start(None);
+    let sink = tls_email_sink(plain.port, "starttls", true);
+    sink.deliver(&drift())
+        .await
+        .expect_err("no STARTTLS offered");
+    assert!(plain.wait_for(0).is_empty());
 }
 
 #[tokio::test]

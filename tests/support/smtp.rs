@@ -19,17 +19,48 @@ pub struct Received {
     pub mail_from: String,
     pub rcpt_tos: Vec<String>,
     pub login: Option<String>,
+    /// The session was encrypted (STARTTLS or implicit TLS).
+    pub tls: bool,
+}
+
+/// How the test server secures its sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    Plain,
+    /// STARTTLS required.
+    Starttls,
+    /// TLS from the first byte.
+    Tls,
 }
 
 impl SmtpServer {
-    /// Starts the server; with `auth`, AUTH with that user and password is required.
+    /// Starts a plain server; with `auth`, AUTH with that user and password is required.
     pub fn start(auth: Option<(&str, &str)>) -> SmtpServer {
+        SmtpServer::start_with(auth, Security::Plain)
+    }
+
+    /// Starts a server with STARTTLS or implicit TLS, serving the test certificate for
+    /// `localhost` from tests/fixtures/tls.
+    pub fn start_with(auth: Option<(&str, &str)>, security: Security) -> SmtpServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let script = super::root().join("tests/support/smtp_server.py");
         let mut cmd = Command::new(super::venv_python());
         cmd.arg(&script).arg(dir.path());
         if let Some((u, p)) = auth {
-            cmd.arg(u).arg(p);
+            cmd.arg("--auth").arg(u).arg(p);
+        }
+        let tls = super::root().join("tests/fixtures/tls");
+        match security {
+            Security::Plain => {}
+            Security::Starttls => {
+                cmd.arg("--starttls");
+            }
+            Security::Tls => {
+                cmd.arg("--tls");
+            }
+        }
+        if security != Security::Plain {
+            cmd.arg(tls.join("server.pem")).arg(tls.join("server.key"));
         }
         let mut child = cmd
             .stdin(Stdio::piped())
@@ -88,6 +119,7 @@ fn read_all(dir: &Path) -> Vec<Received> {
                     })
                     .unwrap_or_default(),
                 login: meta["login"].as_str().map(str::to_string),
+                tls: meta["tls"].as_bool().unwrap_or(false),
             }
         })
         .collect()

@@ -1,22 +1,37 @@
 """SMTP test server for envdrift's email sink tests (aiosmtpd).
 
-Usage: python smtp_server.py OUTDIR [USER PASSWORD]
+Usage: python smtp_server.py OUTDIR [--auth USER PASSWORD] [--starttls CERT KEY | --tls CERT KEY]
 
 Listens on 127.0.0.1 on a free port and prints `PORT <n>` on stdout. Every accepted message
 is saved as OUTDIR/NNNN.eml (the raw message) with OUTDIR/NNNN.json (envelope: mail_from,
-rcpt_tos, auth login). Recipients on purpose: `transient@…` gets 451 (try again later),
-`reject@…` gets 550 (no such user). With USER and PASSWORD, AUTH (PLAIN/LOGIN, allowed
-without TLS on loopback) is required and checked. Stops when stdin closes.
+rcpt_tos, auth login, tls). Recipients on purpose: `transient@…` gets 451 (try again later),
+`reject@…` gets 550 (no such user). With --auth, AUTH (PLAIN/LOGIN, allowed without TLS on
+loopback) is required and checked. --starttls requires STARTTLS with that certificate;
+--tls speaks TLS from the first byte. Stops when stdin closes.
 """
+import argparse
 import asyncio
 import json
 import os
+import ssl
 import sys
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
-out = sys.argv[1]
-creds = (sys.argv[2], sys.argv[3]) if len(sys.argv) > 3 else None
+ap = argparse.ArgumentParser()
+ap.add_argument("out")
+ap.add_argument("--auth", nargs=2)
+ap.add_argument("--starttls", nargs=2)
+ap.add_argument("--tls", nargs=2)
+args = ap.parse_args()
+out = args.out
+creds = tuple(args.auth) if args.auth else None
+
+
+def context(pair):
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(pair[0], pair[1])
+    return ctx
 
 
 class Handler:
@@ -39,7 +54,9 @@ class Handler:
         if session.auth_data is not None:
             login = session.auth_data.login.decode() if isinstance(session.auth_data.login, bytes) else str(session.auth_data.login)
         with open(base + ".json.tmp", "w") as f:
-            json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos, "login": login}, f)
+            json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos, "login": login,
+                       "tls": session.ssl is not None
+                       or server.transport.get_extra_info("ssl_object") is not None}, f)
         with open(base + ".eml.tmp", "wb") as f:
             f.write(envelope.original_content or envelope.content)
         os.rename(base + ".json.tmp", base + ".json")
@@ -59,12 +76,15 @@ async def main():
     handler = Handler()
 
     def factory():
+        kw = {}
         if creds:
-            return SMTP(handler, hostname="envdrift-test", authenticator=authenticator,
-                        auth_required=True, auth_require_tls=False)
-        return SMTP(handler, hostname="envdrift-test")
+            kw.update(authenticator=authenticator, auth_required=True, auth_require_tls=False)
+        if args.starttls:
+            kw.update(tls_context=context(args.starttls), require_starttls=True)
+        return SMTP(handler, hostname="envdrift-test", **kw)
 
-    server = await loop.create_server(factory, "127.0.0.1", 0)
+    ssl_ctx = context(args.tls) if args.tls else None
+    server = await loop.create_server(factory, "127.0.0.1", 0, ssl=ssl_ctx)
     port = server.sockets[0].getsockname()[1]
     print(f"PORT {port}", flush=True)
     # Stop when the test closes our stdin (or dies).

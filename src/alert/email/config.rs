@@ -63,6 +63,10 @@ pub struct EmailConfig {
     pub from: String,
     /// Recipients (at least one).
     pub to: Vec<String>,
+    /// PEM file of extra root certificates to trust (a private CA of an internal relay), on
+    /// top of the built-in webpki roots. Default: none. Not allowed with `tls: none`.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// Time limit for one SMTP exchange, in seconds. Default 30.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,

@@ -6,6 +6,7 @@ use std::time::Duration;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::AsyncSmtpTransportBuilder;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use super::config::{EmailConfig, EmailTls};
@@ -109,19 +110,41 @@ impl EmailSink {
         }
         let tls_err =
             |e: lettre::transport::smtp::Error| SinkError::invalid(name, "tls", e.to_string());
+        let mut tls_params = TlsParameters::builder(host.to_string());
+        match (&cfg.ca_file, cfg.tls) {
+            (Some(_), EmailTls::None) => {
+                return Err(SinkError::invalid(
+                    name,
+                    "ca_file",
+                    "only used with `tls: starttls` or `tls: tls`",
+                ));
+            }
+            (Some(path), _) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    SinkError::invalid(
+                        name,
+                        "ca_file",
+                        format!("cannot read `{}`: {e}", path.display()),
+                    )
+                })?;
+                let cert = Certificate::from_pem(&pem).map_err(|e| {
+                    SinkError::invalid(name, "ca_file", format!("`{}`: {e}", path.display()))
+                })?;
+                tls_params = tls_params.add_root_certificate(cert);
+            }
+            (None, _) => {}
+        }
+        let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host);
         let (builder, default_port) = match cfg.tls {
             EmailTls::Starttls => (
-                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host).map_err(tls_err)?,
+                builder.tls(Tls::Required(tls_params.build().map_err(tls_err)?)),
                 587,
             ),
             EmailTls::Tls => (
-                AsyncSmtpTransport::<Tokio1Executor>::relay(host).map_err(tls_err)?,
+                builder.tls(Tls::Wrapper(tls_params.build().map_err(tls_err)?)),
                 465,
             ),
-            EmailTls::None => (
-                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
-                25,
-            ),
+            EmailTls::None => (builder, 25),
         };
         let port = cfg.port.unwrap_or(default_port);
         let mut builder = builder
