@@ -420,6 +420,22 @@ mod tests {
     }
 
     #[test]
+    fn sinks_and_their_futures_can_move_between_tasks() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>(_: T) {}
+        send_sync::<Sink>();
+        send_sync::<Templates>();
+        let sink = parse("{type: log, name: l}")
+            .expect("valid")
+            .build(&Templates::embedded().expect("templates"))
+            .expect("builds");
+        let notice =
+            crate::alert::templates::sample_notice(crate::alert::notice::NoticeKind::Drift);
+        send(sink.deliver(&notice));
+        send(sink.health());
+    }
+
+    #[test]
     fn route_defaults_to_everything() {
         let cfg = parse("{type: log, name: l}").expect("valid");
         let sink = cfg

@@ -15,6 +15,10 @@ import json
 import os
 import ssl
 import sys
+import warnings
+
+# AUTH without TLS is deliberate here (loopback only): keep the test output quiet.
+warnings.simplefilter("ignore")
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
