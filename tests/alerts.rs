@@ -584,3 +584,41 @@ async fn desktop_inside_private_bus() {
     assert_eq!(shown[1].summary, "production: 1 drift resolved");
     assert_eq!(shown[1].urgency, Some(0));
 }
+
+/// With no session bus at all (a server, a container), the desktop sink fails at once with a
+/// non-retryable error that says what is missing.
+#[test]
+fn desktop_without_a_session_bus_fails_clearly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "desktop_inside_no_bus",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(
+            "DBUS_SESSION_BUS_ADDRESS",
+            format!("unix:path={}/no-such-bus", dir.path().display()),
+        )
+        .output()
+        .expect("run the test binary");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+#[ignore = "runs with a dead bus address, started by desktop_without_a_session_bus_fails_clearly"]
+async fn desktop_inside_no_bus() {
+    let sink = build("{type: desktop, name: my-desktop}");
+    let err = sink.health().await.expect_err("no bus");
+    assert!(!err.retryable, "{err}");
+    assert!(err.message.starts_with("no D-Bus session bus"), "{err}");
+    let err = sink.deliver(&drift()).await.expect_err("no bus");
+    assert!(!err.retryable, "{err}");
+    assert!(err.message.contains("no D-Bus session bus"), "{err}");
+}
