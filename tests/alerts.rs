@@ -479,6 +479,47 @@ async fn webhook_wrong_secret_is_refused_and_not_retried() {
     assert!(!format!("{sink:?}").contains("whsec"));
 }
 
+// ---------------------------------------------------------------- Routing across sinks
+
+/// The outbox driver's loop in small: every sink gets what its route selects.
+#[tokio::test]
+async fn routes_split_one_notice_between_sinks() {
+    let slack = SlackServer::start(TOKEN, HOOK_PATH).await;
+    let hook = WebhookServer::start(HMAC_SECRET).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tok = secret_file(&dir, "t", TOKEN);
+    let key = secret_file(&dir, "k", HMAC_SECRET);
+    let cfgs: Vec<SinkConfig> = serde_saphyr::from_str(&format!(
+        "- {{type: slack, name: pager, channel: C1, token_file: '{tok}', api_url: '{}', route: {{min_severity: critical}}}}\n\
+         - {{type: webhook, name: all, url: '{}', secret_file: '{key}'}}\n\
+         - {{type: webhook, name: staging-only, url: '{}', secret_file: '{key}', route: {{environments: [staging]}}}}\n",
+        slack.api_url(),
+        hook.url(),
+        hook.url(),
+    ))
+    .expect("sinks config");
+    let sinks = envdrift::alert::build_sinks(&cfgs, &templates()).expect("sinks build");
+    let notice = drift();
+    let mut delivered = Vec::new();
+    for sink in &sinks {
+        if let Some(n) = sink.route().select(&notice) {
+            sink.deliver(&n).await.expect("delivered");
+            delivered.push(sink.name().to_string());
+        }
+    }
+    assert_eq!(delivered, ["pager", "all"]);
+    let to_slack = slack.accepted()[0].json().to_string();
+    assert!(to_slack.contains("Deployment shop/api"));
+    assert!(
+        !to_slack.contains("Deployment shop/web"),
+        "only critical drifts go to the pager"
+    );
+    let to_hook = hook.accepted()[0].json();
+    assert_eq!(to_hook["counts"]["critical"], 1);
+    assert_eq!(to_hook["counts"]["high"], 1);
+    assert_eq!(to_hook["counts"]["medium"], 1);
+}
+
 // ---------------------------------------------------------------- Rendered messages
 
 #[test]
