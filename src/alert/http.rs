@@ -52,21 +52,59 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Reads `Retry-After` as seconds (the form Slack and most APIs send).
+/// Reads `Retry-After`: delay seconds (the form Slack and most APIs send) or an HTTP date
+/// (a date in the past means "now": zero).
 pub fn retry_after(headers: &hyper::HeaderMap) -> Option<std::time::Duration> {
-    headers
+    let value = headers
         .get(hyper::header::RETRY_AFTER)?
         .to_str()
         .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(std::time::Duration::from_secs)
+        .trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(std::time::Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        let mut h = hyper::HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert(
+            hyper::header::RETRY_AFTER,
+            hyper::header::HeaderValue::from_static("12"),
+        );
+        assert_eq!(retry_after(&h), Some(std::time::Duration::from_secs(12)));
+        h.insert(
+            hyper::header::RETRY_AFTER,
+            hyper::header::HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&h), Some(std::time::Duration::ZERO));
+        let later = httpdate::fmt_http_date(
+            std::time::SystemTime::now() + std::time::Duration::from_secs(3600),
+        );
+        h.insert(
+            hyper::header::RETRY_AFTER,
+            hyper::header::HeaderValue::from_str(&later).expect("header"),
+        );
+        let d = retry_after(&h).expect("a date");
+        assert!(
+            d > std::time::Duration::from_secs(3500) && d <= std::time::Duration::from_secs(3600)
+        );
+        h.insert(
+            hyper::header::RETRY_AFTER,
+            hyper::header::HeaderValue::from_static("soon"),
+        );
+        assert_eq!(retry_after(&h), None);
+    }
 
     #[test]
     fn url_rule() {
