@@ -273,6 +273,9 @@ pub struct AlertsConfig {
     /// A directory whose templates override the built-in ones (by file name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub templates_dir: Option<PathBuf>,
+    /// Where alerts go: Slack, email, desktop, webhook, log (docs/alerts.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sinks: Vec<crate::alert::SinkConfig>,
 }
 
 /// A scheduled drift report.
@@ -592,7 +595,29 @@ impl Config {
                 invalid(key.into(), e);
             }
         }
+        let templates_dir = self.alerts.templates_dir.as_ref().map(|d| {
+            if d.is_absolute() {
+                d.clone()
+            } else {
+                path.parent().unwrap_or(Path::new(".")).join(d)
+            }
+        });
+        match crate::alert::Templates::load(templates_dir.as_deref()) {
+            Err(e) => invalid("alerts.templates_dir".into(), e.to_string()),
+            Ok(t) => {
+                if let Err(errs) = crate::alert::build_sinks(&self.alerts.sinks, &t) {
+                    for e in errs {
+                        invalid("alerts.sinks".into(), e.to_string());
+                    }
+                }
+            }
+        }
         for (i, r) in self.reports.iter().enumerate() {
+            for s in &r.sinks {
+                if !self.alerts.sinks.iter().any(|c| c.name() == s) {
+                    invalid(format!("reports[{i}].sinks"), format!("unknown sink `{s}`"));
+                }
+            }
             if let Err(e) = r.cron.parse::<cron::Schedule>() {
                 invalid(
                     format!("reports[{i}].cron"),

@@ -704,45 +704,11 @@ fn open_daemon(path: &Path, cfg: Config) -> Result<std::sync::Arc<envdrift::daem
             .unwrap_or_else(|| PathBuf::from(".envdrift")),
     );
     let store = envdrift::store::Store::open(&data_dir.join("envdrift.db"))?;
-    let deliver = std::sync::Arc::new(NoSinks);
+    let deliver = std::sync::Arc::new(
+        envdrift::daemon::SinkSet::from_config(&cfg.alerts, &base).map_err(anyhow::Error::msg)?,
+    );
     let daemon = envdrift::daemon::Daemon::new(cfg, base, std::sync::Arc::new(store), deliver)?;
     Ok(std::sync::Arc::new(daemon))
-}
-
-/// The alert registry for a config without sinks.
-struct NoSinks;
-
-impl envdrift::daemon::Deliver for NoSinks {
-    fn sinks(&self) -> Vec<String> {
-        Vec::new()
-    }
-    fn route(
-        &self,
-        _: &str,
-        _: &envdrift::alert::notice::Notice,
-    ) -> Option<envdrift::alert::notice::Notice> {
-        None
-    }
-    fn deliver<'a>(
-        &'a self,
-        sink: &'a str,
-        _: &'a envdrift::alert::notice::Notice,
-    ) -> std::pin::Pin<
-        Box<
-            dyn std::future::Future<Output = Result<(), envdrift::alert::DeliveryError>>
-                + Send
-                + 'a,
-        >,
-    > {
-        Box::pin(async move {
-            Err(envdrift::alert::DeliveryError {
-                sink: sink.to_string(),
-                message: "no such sink".into(),
-                retryable: false,
-                retry_after: None,
-            })
-        })
-    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

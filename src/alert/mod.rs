@@ -3,7 +3,20 @@
 //! stores every notice before it is sent and marks it sent after, so none is lost or sent
 //! twice across a restart.
 
+pub mod desktop;
+pub mod email;
+mod http;
+pub mod log;
 pub mod notice;
+pub mod route;
+pub mod sink;
+pub mod slack;
+pub mod templates;
+pub mod webhook;
+
+pub use route::Route;
+pub use sink::{Sink, SinkConfig, SinkError, build_sinks};
+pub use templates::{TemplateError, Templates};
 
 use std::time::Duration;
 

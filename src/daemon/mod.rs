@@ -50,6 +50,73 @@ pub trait Deliver: Send + Sync + 'static {
     ) -> Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + Send + 'a>>;
 }
 
+/// The configured sinks as the daemon's [`Deliver`].
+pub struct SinkSet {
+    sinks: Vec<Arc<crate::alert::Sink>>,
+}
+
+impl SinkSet {
+    /// Loads the templates and builds every sink of `alerts` (paths relative to `base`).
+    ///
+    /// # Errors
+    /// Every problem, as text naming the sink and config key.
+    pub fn from_config(
+        alerts: &crate::config::AlertsConfig,
+        base: &std::path::Path,
+    ) -> Result<SinkSet, String> {
+        let dir = alerts.templates_dir.as_ref().map(|d| {
+            if d.is_absolute() {
+                d.clone()
+            } else {
+                base.join(d)
+            }
+        });
+        let templates = crate::alert::Templates::load(dir.as_deref())
+            .map_err(|e| format!("alerts.templates_dir: {e}"))?;
+        let sinks = crate::alert::build_sinks(&alerts.sinks, &templates).map_err(|errs| {
+            errs.iter()
+                .map(|e| format!("alerts.sinks: {e}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
+        Ok(SinkSet {
+            sinks: sinks.into_iter().map(Arc::new).collect(),
+        })
+    }
+}
+
+impl Deliver for SinkSet {
+    fn sinks(&self) -> Vec<String> {
+        self.sinks.iter().map(|s| s.name().to_string()).collect()
+    }
+    fn route(&self, sink: &str, notice: &Notice) -> Option<Notice> {
+        self.sinks
+            .iter()
+            .find(|s| s.name() == sink)?
+            .route()
+            .select(notice)
+    }
+    fn deliver<'a>(
+        &'a self,
+        sink: &'a str,
+        notice: &'a Notice,
+    ) -> Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + Send + 'a>> {
+        Box::pin(async move {
+            match self.sinks.iter().find(|s| s.name() == sink) {
+                Some(s) => s.deliver(notice).await,
+                None => Err(DeliveryError {
+                    sink: sink.to_string(),
+                    message:
+                        "no such sink in the current config (removed since the alert was queued)"
+                            .into(),
+                    retryable: false,
+                    retry_after: None,
+                }),
+            }
+        })
+    }
+}
+
 /// What the daemon scans.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Target {

@@ -1,0 +1,66 @@
+//! The Slack sink's config.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::alert::route::Route;
+
+/// `type: slack`. Set either a bot token (with `channel`) or an incoming webhook URL.
+///
+/// ```yaml
+/// - type: slack
+///   name: ops-slack
+///   channel: "#platform-alerts"
+///   token_env: SLACK_BOT_TOKEN        # xoxb-…, needs the chat:write scope
+/// - type: slack
+///   name: team-webhook
+///   webhook_url_file: /run/secrets/slack-webhook
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    /// The sink's name, unique among sinks (logs, metrics and the outbox use it).
+    pub name: String,
+    /// Which notices go here. Default: all.
+    #[serde(default)]
+    pub route: Route,
+    /// Channel ID or name for `chat.postMessage` (`C0123ABCD`, `#alerts`). Required with a bot
+    /// token; not allowed with a webhook (the webhook is bound to its channel).
+    #[serde(default)]
+    pub channel: Option<String>,
+    /// Environment variable holding the bot token (`xoxb-…`).
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// File holding the bot token (a mounted Secret); a trailing newline is ignored.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Environment variable holding an incoming webhook URL (it is a secret: anyone with it
+    /// can post).
+    #[serde(default)]
+    pub webhook_url_env: Option<String>,
+    /// File holding an incoming webhook URL.
+    #[serde(default)]
+    pub webhook_url_file: Option<PathBuf>,
+    /// Slack Web API base URL. Default `https://slack.com/api` (as slack-morphism). Plain
+    /// `http://` is accepted only for loopback (tests, a local proxy).
+    #[serde(default = "default_api_url")]
+    pub api_url: String,
+    /// Bot display name override (needs `chat:write.customize`). Default: the app's name.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Bot icon override, e.g. `:mag:`. Default: the app's icon.
+    #[serde(default)]
+    pub icon_emoji: Option<String>,
+    /// Time limit for one delivery, in seconds. Default 20.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_api_url() -> String {
+    slack_morphism::SlackClientHttpApiUri::SLACK_API_URI_STR.to_string()
+}
+
+fn default_timeout() -> u64 {
+    20
+}
