@@ -154,10 +154,8 @@ pub fn parse_fields_v1(v: &Value) -> BTreeSet<FieldPath> {
     fn go(v: &Value, path: &mut FieldPath, out: &mut BTreeSet<FieldPath>) {
         let Some(m) = v.as_object() else { return };
         let children: Vec<_> = m.iter().filter(|(k, _)| k.as_str() != ".").collect();
-        if children.is_empty() || m.contains_key(".") && path.last().is_some_and(|l| l.starts_with("k:")) {
-            if !path.is_empty() {
-                out.insert(path.clone());
-            }
+        if children.is_empty() && !path.is_empty() {
+            out.insert(path.clone());
         }
         for (k, c) in children {
             path.push(k.clone());
@@ -285,6 +283,22 @@ pub fn strategic_merge(target: &mut Value, patch: &Value, node: Option<&SchemaNo
             _ => {
                 tm.insert(k.clone(), strip_directives(pv));
             }
+        }
+    }
+    // `$setElementOrder/field`: the order of a keyed list after the merge.
+    for (k, order) in pm {
+        let (Some(field), Some(order)) = (k.strip_prefix("$setElementOrder/"), order.as_array()) else {
+            continue;
+        };
+        let Some(ListType::Map(keys)) = node.and_then(|n| n.child(field)).map(|c| &c.list) else {
+            continue;
+        };
+        let order: Vec<_> = order.iter().map(|o| item_key_map(o, keys)).collect();
+        if let Some(list) = target.get_mut(field).and_then(Value::as_array_mut) {
+            list.sort_by_key(|item| {
+                let key = item_key_map(item, keys);
+                order.iter().position(|o| *o == key).unwrap_or(usize::MAX)
+            });
         }
     }
 }

@@ -1116,7 +1116,11 @@ fn update_managed(def: &ResourceDef, ctx: &WriteCtx, old: &Value, new: &mut Valu
     let new_paths = fields::leaf_paths(group_of(def), &def.kind, new, with_status);
     let changed: BTreeSet<FieldPath> = new_paths
         .iter()
-        .filter(|p| fields::value_at(old, p) != fields::value_at(new, p))
+        .filter(|p| match p.last() {
+            // A list item is "changed" (newly owned) only when it is new.
+            Some(l) if l.starts_with("k:") => fields::value_at(old, p).is_none(),
+            _ => fields::value_at(old, p) != fields::value_at(new, p),
+        })
         .cloned()
         .collect();
     let mut out = Vec::new();
@@ -1404,7 +1408,7 @@ async fn patch(
                 for p in &applied_paths {
                     let live = fields::value_at(cur, p);
                     let want = fields::value_at(&applied, p);
-                    if live.is_some() && live != want && !p.last().is_some_and(|l| l.starts_with("k:")) {
+                    if live.is_some() && want.is_some() && live != want && !p.last().is_some_and(|l| l.starts_with("k:")) {
                         for (e, set) in &others {
                             if set.contains(p) {
                                 conflicts.push((e.clone(), p.clone()));
