@@ -47,6 +47,10 @@ enum Command {
     /// Every field present in desired must match live; fields only live are drift unless
     /// the server defaults them, a controller owns them, or an ignore rule matches.
     Diff(DiffArgs),
+    /// Read a cluster and write its objects as a dump directory that `diff --live DIR` reads.
+    ///
+    /// Secret values are stored as SHA-256 hashes; kubeconfig credentials never reach the dump.
+    Snapshot(SnapshotArgs),
     /// Validate a config file and print every problem with its key path.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -128,9 +132,13 @@ struct DiffArgs {
     /// Desired state: files or directories (recursive) of YAML/JSON manifests.
     #[arg(long, required = true, num_args = 1.., value_name = "PATH")]
     desired: Vec<PathBuf>,
-    /// Live state: files or directories of `kubectl get -o yaml` output or envdrift dumps.
-    #[arg(long, required = true, num_args = 1.., value_name = "PATH")]
+    /// Live state: files or directories of `kubectl get -o yaml` output or envdrift dumps;
+    /// or a cluster: `cluster:CONTEXT` (a context of --kubeconfig or of the default
+    /// kubeconfig), `cluster:` (the current context), `in-cluster` (the pod's service account).
+    #[arg(long, required = true, num_args = 1.., value_name = "PATH|cluster:CONTEXT")]
     live: Vec<PathBuf>,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// Config file: ignore rules, severity rules, manager classes, unmanaged scope.
     #[arg(long, short)]
     config: Option<PathBuf>,
@@ -152,6 +160,80 @@ struct DiffArgs {
     /// Do not report live objects that are missing from desired.
     #[arg(long)]
     no_unmanaged: bool,
+}
+
+/// How to read a cluster (with `--live cluster:CONTEXT` and `snapshot`).
+#[derive(Args, Debug, Clone)]
+struct ClusterArgs {
+    /// Kubeconfig file [default: KUBECONFIG, else ~/.kube/config].
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// Namespaces to read, by name or glob (repeatable) [default: all].
+    #[arg(long = "namespace", short = 'n', value_name = "NS")]
+    namespaces: Vec<String>,
+    /// Namespaces to read, by label selector (`team=shop`).
+    #[arg(long, value_name = "SELECTOR")]
+    namespace_selector: Option<String>,
+    /// Resource types to read: `Kind`, `Kind.group`, globs (repeatable) [default: all listable].
+    #[arg(long = "include-kind", value_name = "KIND")]
+    include_kinds: Vec<String>,
+    /// Resource types to skip, on top of the default exclusions (events, endpoints, leases…).
+    #[arg(long = "exclude-kind", value_name = "KIND")]
+    exclude_kinds: Vec<String>,
+    /// Do not read cluster-scoped types (Namespaces, ClusterRoles…).
+    #[arg(long)]
+    no_cluster_scoped: bool,
+    /// Timeout of one API request, in seconds.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    request_timeout: u64,
+}
+
+impl ClusterArgs {
+    fn options(&self, env: &str) -> envdrift::source::kube::KubeOptions {
+        envdrift::source::kube::KubeOptions {
+            env: env.to_string(),
+            namespaces: self.namespaces.clone(),
+            namespace_selector: self.namespace_selector.clone(),
+            include: self.include_kinds.clone(),
+            exclude: self.exclude_kinds.clone(),
+            cluster_scoped: !self.no_cluster_scoped,
+            request_timeout: std::time::Duration::from_secs(self.request_timeout.max(1)),
+            ..Default::default()
+        }
+    }
+
+    fn target(&self, context: Option<String>, in_cluster: bool) -> envdrift::source::kube::ClusterTarget {
+        envdrift::source::kube::ClusterTarget {
+            kubeconfig: self.kubeconfig.clone(),
+            context,
+            in_cluster,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct SnapshotArgs {
+    /// Context in the kubeconfig [default: its current context].
+    #[arg(long)]
+    context: Option<String>,
+    /// Use the pod's service account instead of a kubeconfig.
+    #[arg(long, conflicts_with = "context")]
+    in_cluster: bool,
+    /// Output directory (created; files in it are overwritten).
+    #[arg(long, short, value_name = "DIR")]
+    output: PathBuf,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+/// A `--live` value that names a cluster: `Some((context, in_cluster))`.
+fn cluster_spec(live: &[PathBuf]) -> Option<(Option<String>, bool)> {
+    let first = live.first()?.to_str()?;
+    if first == "in-cluster" {
+        return Some((None, true));
+    }
+    let ctx = first.strip_prefix("cluster:")?;
+    Some(((!ctx.is_empty()).then(|| ctx.to_string()), false))
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -199,6 +281,7 @@ fn init_logging(level: &str, format: LogFormat) {
 fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Diff(args) => cmd_diff(args),
+        Command::Snapshot(args) => cmd_snapshot(args),
         Command::Config(ConfigCmd::Check { file }) => cmd_config_check(&file),
         Command::Dev(DevCmd::Generate {
             objects,
@@ -345,6 +428,24 @@ fn cmd_diff(args: DiffArgs) -> Result<u8> {
         drop_status: true,
         commit: None,
     };
+    if let Some((context, in_cluster)) = cluster_spec(&args.live) {
+        if args.live.len() > 1 {
+            anyhow::bail!("--live: a cluster cannot be combined with other live paths");
+        }
+        let desired = load_side(
+            &args.desired,
+            "desired",
+            Some(default_ns),
+            &config.cluster_scoped_kinds,
+        );
+        let target = args.cluster.target(context, in_cluster);
+        let live = envdrift::source::kube::snapshot_blocking(&target, &args.cluster.options("live"))
+            .context("reading the cluster")?;
+        let result = envdrift::diff::compare(&desired, &live.snapshot, &opts);
+        let rep = build_report(Mode::DesiredVsLive, &desired, &live.snapshot, &result);
+        emit(&rep, args.format, args.color)?;
+        return Ok(exit_code(&rep, args.fail_on));
+    }
     let mut scratch = Vec::new();
     let files = collect_files(&args.desired, "desired", &mut scratch).len()
         + collect_files(&args.live, "live", &mut scratch).len();
@@ -376,6 +477,33 @@ fn cmd_diff(args: DiffArgs) -> Result<u8> {
     rep.right.objects = out.live_objects;
     emit(&rep, args.format, args.color)?;
     Ok(exit_code(&rep, args.fail_on))
+}
+
+fn cmd_snapshot(args: SnapshotArgs) -> Result<u8> {
+    let target = args.cluster.target(args.context.clone(), args.in_cluster);
+    let live = envdrift::source::kube::snapshot_blocking(&target, &args.cluster.options("live"))
+        .context("reading the cluster")?;
+    let files = envdrift::source::dump::write_dump(&live.snapshot, &args.output)
+        .with_context(|| format!("writing the dump to {}", args.output.display()))?;
+    for u in &live.snapshot.unknown {
+        let kind = if u.group.is_empty() {
+            u.kind.clone()
+        } else {
+            format!("{}.{}", u.kind, u.group)
+        };
+        match &u.namespace {
+            Some(ns) => eprintln!("envdrift: unknown: {kind} in {ns}: {}", u.reason),
+            None => eprintln!("envdrift: unknown: {kind}: {}", u.reason),
+        }
+    }
+    println!(
+        "wrote {} objects ({} types, {} unknown) in {files} files to {}",
+        live.snapshot.objects.len(),
+        live.stats.types,
+        live.snapshot.unknown.len(),
+        args.output.display()
+    );
+    Ok(0)
 }
 
 fn build_report<'a>(

@@ -3,6 +3,8 @@
 //!
 //! - [`manifest`]: YAML/JSON text → objects (pure parsing, with lines).
 //! - [`dump`]: files and directories (Git checkouts, `kubectl get -o yaml` dumps).
+//! - [`kube`]: live clusters through kube-rs (discovery, paginated lists, incremental rescans).
 
 pub mod dump;
+pub mod kube;
 pub mod manifest;

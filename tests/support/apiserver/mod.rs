@@ -319,6 +319,28 @@ impl ApiServer {
         )
     }
 
+    /// A kubeconfig with one context per server (`name` is cluster, user and context name).
+    pub fn kubeconfig_multi(servers: &[(&str, &ApiServer)]) -> String {
+        let mut clusters = String::new();
+        let mut users = String::new();
+        let mut contexts = String::new();
+        for (name, s) in servers {
+            clusters.push_str(&format!(
+                "- name: {name}\n  cluster:\n    server: {}\n    certificate-authority-data: {}\n",
+                s.url,
+                fields::b64(s.ca_pem.as_bytes())
+            ));
+            users.push_str(&format!("- name: {name}-admin\n  user:\n    token: {}\n", s.token));
+            contexts.push_str(&format!(
+                "- name: {name}\n  context:\n    cluster: {name}\n    user: {name}-admin\n"
+            ));
+        }
+        let current = servers.first().map(|(n, _)| *n).unwrap_or("");
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: {current}\nclusters:\n{clusters}users:\n{users}contexts:\n{contexts}"
+        )
+    }
+
     /// Registers a custom resource type (a CRD) for discovery and storage.
     pub fn register(&self, def: ResourceDef) {
         lock(&self.shared.defs).push(def);
