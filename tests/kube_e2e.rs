@@ -29,7 +29,7 @@ fn git_dir(env: &str) -> PathBuf {
 }
 
 struct Env {
-    staging: ApiServer,
+    _staging: ApiServer,
     production: ApiServer,
     kubeconfig: PathBuf,
     bin: PathBuf,
@@ -49,7 +49,7 @@ impl Env {
     }
 
     fn envdrift(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_envdrift"))
+        let out = Command::new(support::envdrift_bin())
             .args(args)
             .env("NO_COLOR", "1")
             .env_remove("KUBECONFIG")
@@ -101,7 +101,7 @@ fn setup() -> Option<Env> {
         ApiServer::kubeconfig_multi(&[("staging", &staging), ("production", &production)]),
     )
     .expect("kubeconfig");
-    let env = Env { staging, production, kubeconfig, bin, dir };
+    let env = Env { _staging: staging, production, kubeconfig, bin, dir };
     for e in ["staging", "production"] {
         for f in FILES {
             let path = git_dir(e).join(f).display().to_string();
@@ -136,6 +136,113 @@ fn scan_after_apply_is_clean_then_shows_each_kubectl_change() {
     let Some(env) = setup() else { return };
     for e in ["staging", "production"] {
         let v = env.scan(e);
+        assert_eq!(v["summary"]["compared"], 15, "{e}: {:#}", v["summary"]);
         assert_eq!(v["drifts"].as_array().map(Vec::len), Some(0), "{e}:\n{}\n{v:#}", summary(&v));
     }
+}
+
+/// `(type, kind, name, [(field, manager)])` of each drift.
+type DriftLine = (String, String, String, Vec<(String, String)>);
+
+fn drift_lines(v: &Value) -> Vec<DriftLine> {
+    let mut out: Vec<DriftLine> = v["drifts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            let mut changes: Vec<(String, String)> = d["changes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| {
+                    (
+                        c["field"].as_str().unwrap_or("").to_string(),
+                        c["manager"].as_str().unwrap_or("-").to_string(),
+                    )
+                })
+                .collect();
+            changes.sort();
+            (
+                d["type"].as_str().unwrap_or("").to_string(),
+                d["resource"]["kind"].as_str().unwrap_or("").to_string(),
+                d["resource"]["name"].as_str().unwrap_or("").to_string(),
+                changes,
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn kubectl_changes_are_found_attributed_and_undone_by_their_patches() {
+    let Some(env) = setup() else { return };
+    let prod = env.kubectl("production");
+    let ns = ["-n", "shop-prod"];
+    let with_ns = |args: &[&str]| -> Vec<String> {
+        args.iter().chain(ns.iter()).map(|s| s.to_string()).collect()
+    };
+    let run = |args: Vec<String>| {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        prod.run(&a)
+    };
+    run(with_ns(&["scale", "deploy/api", "--replicas=5"]));
+    run(with_ns(&["set", "image", "deploy/api", "api=registry.example.com/shop/api:1.4.3-hotfix"]));
+    let editor = env.dir.path().join("editor.py");
+    std::fs::write(
+        &editor,
+        "#!/usr/bin/env python3\nimport sys\np = sys.argv[1]\ns = open(p).read()\ns = s.replace('        - name: DB_USER\\n', '        - name: DEBUG\\n          value: \"true\"\\n        - name: DB_USER\\n', 1)\nopen(p, 'w').write(s)\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = prod
+        .k
+        .command(&["--context", "production", "edit", "--validate=false", "deploy/api", "-n", "shop-prod"])
+        .env("KUBE_EDITOR", &editor)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    run(with_ns(&["label", "configmap", "api-config", "team=payments"]));
+    run(with_ns(&["delete", "service", "web"]));
+
+    let v = env.scan("production");
+    let s = |x: &str| x.to_string();
+    let expected: Vec<DriftLine> = vec![
+        (s("missing"), s("Service"), s("web"), vec![]),
+        (s("modified"), s("ConfigMap"), s("api-config"), vec![(s("metadata.labels.team"), s("kubectl-label"))]),
+        (
+            s("modified"),
+            s("Deployment"),
+            s("api"),
+            vec![
+                (s("spec.replicas"), s("kubectl")),
+                (s("spec.template.spec.containers[name=api].env[name=DEBUG]"), s("kubectl-edit")),
+                (s("spec.template.spec.containers[name=api].image"), s("kubectl-set")),
+            ],
+        ),
+    ];
+    assert_eq!(drift_lines(&v), expected, "{}", summary(&v));
+    // Staging was not touched.
+    assert_eq!(env.scan("staging")["drifts"].as_array().map(Vec::len), Some(0));
+
+    // Undo: each modified drift's verified JSON patch through kubectl, the missing Service re-applied.
+    for d in v["drifts"].as_array().unwrap() {
+        match d["type"].as_str() {
+            Some("modified") => {
+                assert_eq!(d["patch_verified"], true, "{d:#}");
+                let patch = d["patch"].to_string();
+                let kind = d["resource"]["kind"].as_str().unwrap().to_lowercase();
+                let name = d["resource"]["name"].as_str().unwrap();
+                run(with_ns(&["patch", &kind, name, "--type=json", "-p", &patch]));
+            }
+            Some("missing") => {
+                let file = git_dir("production").join("web.yaml").display().to_string();
+                run(vec!["apply".into(), "--validate=false".into(), "-f".into(), file]);
+            }
+            other => panic!("unexpected drift type {other:?}"),
+        }
+    }
+    let v = env.scan("production");
+    assert_eq!(v["drifts"].as_array().map(Vec::len), Some(0), "{}", summary(&v));
+    assert_eq!(env.production.len() > 10, true);
 }
