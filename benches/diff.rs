@@ -22,6 +22,7 @@ struct Run {
     stdout: Vec<u8>,
 }
 
+#[allow(clippy::zombie_processes)] // the child is reaped with wait4 (for its peak RSS)
 fn run(args: &[&str]) -> Run {
     let start = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_envdrift"))

@@ -202,7 +202,11 @@ impl ClusterArgs {
         }
     }
 
-    fn target(&self, context: Option<String>, in_cluster: bool) -> envdrift::source::kube::ClusterTarget {
+    fn target(
+        &self,
+        context: Option<String>,
+        in_cluster: bool,
+    ) -> envdrift::source::kube::ClusterTarget {
         envdrift::source::kube::ClusterTarget {
             kubeconfig: self.kubeconfig.clone(),
             context,
@@ -439,8 +443,9 @@ fn cmd_diff(args: DiffArgs) -> Result<u8> {
             &config.cluster_scoped_kinds,
         );
         let target = args.cluster.target(context, in_cluster);
-        let live = envdrift::source::kube::snapshot_blocking(&target, &args.cluster.options("live"))
-            .context("reading the cluster")?;
+        let live =
+            envdrift::source::kube::snapshot_blocking(&target, &args.cluster.options("live"))
+                .context("reading the cluster")?;
         let result = envdrift::diff::compare(&desired, &live.snapshot, &opts);
         let rep = build_report(Mode::DesiredVsLive, &desired, &live.snapshot, &result);
         emit(&rep, args.format, args.color)?;

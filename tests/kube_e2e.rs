@@ -25,7 +25,9 @@ const FILES: &[&str] = &[
 ];
 
 fn git_dir(env: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo/git").join(env)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("config/demo/git")
+        .join(env)
 }
 
 struct Env {
@@ -68,8 +70,17 @@ impl Env {
         let desired = git_dir(env).display().to_string();
         let live = format!("cluster:{env}");
         let (code, out, err) = self.envdrift(&[
-            "diff", "--desired", &desired, "--live", &live, "--kubeconfig", &kc, "-f", "json",
-            "--fail-on", "never",
+            "diff",
+            "--desired",
+            &desired,
+            "--live",
+            &live,
+            "--kubeconfig",
+            &kc,
+            "-f",
+            "json",
+            "--fail-on",
+            "never",
         ]);
         assert_eq!(code, 0, "envdrift failed: {err}\n{out}");
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
@@ -101,11 +112,18 @@ fn setup() -> Option<Env> {
         ApiServer::kubeconfig_multi(&[("staging", &staging), ("production", &production)]),
     )
     .expect("kubeconfig");
-    let env = Env { _staging: staging, production, kubeconfig, bin, dir };
+    let env = Env {
+        _staging: staging,
+        production,
+        kubeconfig,
+        bin,
+        dir,
+    };
     for e in ["staging", "production"] {
         for f in FILES {
             let path = git_dir(e).join(f).display().to_string();
-            env.kubectl(e).run(&["apply", "--validate=false", "-f", &path]);
+            env.kubectl(e)
+                .run(&["apply", "--validate=false", "-f", &path]);
         }
     }
     Some(env)
@@ -121,9 +139,23 @@ fn summary(v: &Value) -> String {
                         .as_array()
                         .into_iter()
                         .flatten()
-                        .map(|c| format!("{} {} by {}", c["op"].as_str().unwrap_or(""), c["field"].as_str().unwrap_or(""), c["manager"].as_str().unwrap_or("-")))
+                        .map(|c| {
+                            format!(
+                                "{} {} by {}",
+                                c["op"].as_str().unwrap_or(""),
+                                c["field"].as_str().unwrap_or(""),
+                                c["manager"].as_str().unwrap_or("-")
+                            )
+                        })
                         .collect();
-                    format!("{} {} {}/{}: {}", d["type"], d["resource"]["kind"], d["resource"]["namespace"], d["resource"]["name"], changes.join("; "))
+                    format!(
+                        "{} {} {}/{}: {}",
+                        d["type"],
+                        d["resource"]["kind"],
+                        d["resource"]["namespace"],
+                        d["resource"]["name"],
+                        changes.join("; ")
+                    )
                 })
                 .collect::<Vec<_>>()
                 .join("\n")
@@ -137,7 +169,12 @@ fn scan_after_apply_is_clean_then_shows_each_kubectl_change() {
     for e in ["staging", "production"] {
         let v = env.scan(e);
         assert_eq!(v["summary"]["compared"], 15, "{e}: {:#}", v["summary"]);
-        assert_eq!(v["drifts"].as_array().map(Vec::len), Some(0), "{e}:\n{}\n{v:#}", summary(&v));
+        assert_eq!(
+            v["drifts"].as_array().map(Vec::len),
+            Some(0),
+            "{e}:\n{}\n{v:#}",
+            summary(&v)
+        );
     }
 }
 
@@ -180,14 +217,22 @@ fn kubectl_changes_are_found_attributed_and_undone_by_their_patches() {
     let prod = env.kubectl("production");
     let ns = ["-n", "shop-prod"];
     let with_ns = |args: &[&str]| -> Vec<String> {
-        args.iter().chain(ns.iter()).map(|s| s.to_string()).collect()
+        args.iter()
+            .chain(ns.iter())
+            .map(|s| s.to_string())
+            .collect()
     };
     let run = |args: Vec<String>| {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
         prod.run(&a)
     };
     run(with_ns(&["scale", "deploy/api", "--replicas=5"]));
-    run(with_ns(&["set", "image", "deploy/api", "api=registry.example.com/shop/api:1.4.3-hotfix"]));
+    run(with_ns(&[
+        "set",
+        "image",
+        "deploy/api",
+        "api=registry.example.com/shop/api:1.4.3-hotfix",
+    ]));
     let editor = env.dir.path().join("editor.py");
     std::fs::write(
         &editor,
@@ -197,33 +242,64 @@ fn kubectl_changes_are_found_attributed_and_undone_by_their_patches() {
     std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let out = prod
         .k
-        .command(&["--context", "production", "edit", "--validate=false", "deploy/api", "-n", "shop-prod"])
+        .command(&[
+            "--context",
+            "production",
+            "edit",
+            "--validate=false",
+            "deploy/api",
+            "-n",
+            "shop-prod",
+        ])
         .env("KUBE_EDITOR", &editor)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    run(with_ns(&["label", "configmap", "api-config", "team=payments"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    run(with_ns(&[
+        "label",
+        "configmap",
+        "api-config",
+        "team=payments",
+    ]));
     run(with_ns(&["delete", "service", "web"]));
 
     let v = env.scan("production");
     let s = |x: &str| x.to_string();
     let expected: Vec<DriftLine> = vec![
         (s("missing"), s("Service"), s("web"), vec![]),
-        (s("modified"), s("ConfigMap"), s("api-config"), vec![(s("metadata.labels.team"), s("kubectl-label"))]),
+        (
+            s("modified"),
+            s("ConfigMap"),
+            s("api-config"),
+            vec![(s("metadata.labels.team"), s("kubectl-label"))],
+        ),
         (
             s("modified"),
             s("Deployment"),
             s("api"),
             vec![
                 (s("spec.replicas"), s("kubectl")),
-                (s("spec.template.spec.containers[name=api].env[name=DEBUG]"), s("kubectl-edit")),
-                (s("spec.template.spec.containers[name=api].image"), s("kubectl-set")),
+                (
+                    s("spec.template.spec.containers[name=api].env[name=DEBUG]"),
+                    s("kubectl-edit"),
+                ),
+                (
+                    s("spec.template.spec.containers[name=api].image"),
+                    s("kubectl-set"),
+                ),
             ],
         ),
     ];
     assert_eq!(drift_lines(&v), expected, "{}", summary(&v));
     // Staging was not touched.
-    assert_eq!(env.scan("staging")["drifts"].as_array().map(Vec::len), Some(0));
+    assert_eq!(
+        env.scan("staging")["drifts"].as_array().map(Vec::len),
+        Some(0)
+    );
 
     // Undo: each modified drift's verified JSON patch through kubectl, the missing Service re-applied.
     for d in v["drifts"].as_array().unwrap() {
@@ -233,25 +309,49 @@ fn kubectl_changes_are_found_attributed_and_undone_by_their_patches() {
                 let patch = d["patch"].to_string();
                 let kind = d["resource"]["kind"].as_str().unwrap().to_lowercase();
                 let name = d["resource"]["name"].as_str().unwrap();
-                run(with_ns(&["patch", &kind, name, "--type=json", "-p", &patch]));
+                run(with_ns(&[
+                    "patch",
+                    &kind,
+                    name,
+                    "--type=json",
+                    "-p",
+                    &patch,
+                ]));
             }
             Some("missing") => {
                 let file = git_dir("production").join("web.yaml").display().to_string();
-                run(vec!["apply".into(), "--validate=false".into(), "-f".into(), file]);
+                run(vec![
+                    "apply".into(),
+                    "--validate=false".into(),
+                    "-f".into(),
+                    file,
+                ]);
             }
             other => panic!("unexpected drift type {other:?}"),
         }
     }
     let v = env.scan("production");
-    assert_eq!(v["drifts"].as_array().map(Vec::len), Some(0), "{}", summary(&v));
-    assert_eq!(env.production.len() > 10, true);
+    assert_eq!(
+        v["drifts"].as_array().map(Vec::len),
+        Some(0),
+        "{}",
+        summary(&v)
+    );
+    assert!(env.production.len() > 10);
 }
 
 #[test]
 fn snapshot_dump_reads_back_identically_and_holds_no_secret_or_token() {
     let Some(env) = setup() else { return };
     let prod = env.kubectl("production");
-    prod.run(&["set", "image", "deploy/api", "-n", "shop-prod", "api=registry.example.com/shop/api:1.4.3-hotfix"]);
+    prod.run(&[
+        "set",
+        "image",
+        "deploy/api",
+        "-n",
+        "shop-prod",
+        "api=registry.example.com/shop/api:1.4.3-hotfix",
+    ]);
     // A ConfigMap with values YAML could misread (`yes`, octal-looking, numbers as text).
     let tricky = env.dir.path().join("tricky.yaml");
     std::fs::write(
@@ -259,11 +359,26 @@ fn snapshot_dump_reads_back_identically_and_holds_no_secret_or_token() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: tricky\n  namespace: shop-prod\ndata:\n  a: \"yes\"\n  b: \"0644\"\n  c: \"1.0\"\n  d: \"null\"\n  e: \"~\"\n  f: \"multi\\nline: x\"\n",
     )
     .unwrap();
-    prod.run(&["apply", "--validate=false", "-f", &tricky.display().to_string()]);
+    prod.run(&[
+        "apply",
+        "--validate=false",
+        "-f",
+        &tricky.display().to_string(),
+    ]);
     let kc = env.kubeconfig.display().to_string();
     let out_dir = env.dir.path().join("dump");
     let out = out_dir.display().to_string();
-    let (code, stdout, stderr) = env.envdrift(&["snapshot", "--kubeconfig", &kc, "--context", "production", "-n", "shop-prod", "-o", &out]);
+    let (code, stdout, stderr) = env.envdrift(&[
+        "snapshot",
+        "--kubeconfig",
+        &kc,
+        "--context",
+        "production",
+        "-n",
+        "shop-prod",
+        "-o",
+        &out,
+    ]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("objects"), "{stdout}");
     // No Secret value and no token anywhere in the dump.
@@ -272,26 +387,64 @@ fn snapshot_dump_reads_back_identically_and_holds_no_secret_or_token() {
         all.push_str(&std::fs::read_to_string(entry).unwrap());
     }
     assert!(all.contains("kind: Deployment"));
-    for secret in ["cHJvZC1kZW1vLXBhc3N3b3Jk", "prod-demo-password", "shop_app", "c2hvcF9hcHA=", env.production.token.as_str()] {
+    for secret in [
+        "cHJvZC1kZW1vLXBhc3N3b3Jk",
+        "prod-demo-password",
+        "shop_app",
+        "c2hvcF9hcHA=",
+        env.production.token.as_str(),
+    ] {
         assert!(!all.contains(secret), "the dump holds {secret}");
     }
     assert!(all.contains("sha256:"));
     // The dump compares exactly like the cluster.
     let desired = git_dir("production").display().to_string();
     let from_dump = {
-        let (code, out, err) = env.envdrift(&["diff", "--desired", &desired, "--live", &out, "-f", "json", "--fail-on", "never"]);
+        let (code, out, err) = env.envdrift(&[
+            "diff",
+            "--desired",
+            &desired,
+            "--live",
+            &out,
+            "-f",
+            "json",
+            "--fail-on",
+            "never",
+        ]);
         assert_eq!(code, 0, "{err}");
         serde_json::from_str::<Value>(&out).unwrap()
     };
     let from_cluster = env.scan("production");
     assert_eq!(drift_lines(&from_dump), drift_lines(&from_cluster));
-    assert_eq!(from_dump["drifts"][0]["changes"], from_cluster["drifts"][0]["changes"]);
-    assert_eq!(from_dump["summary"]["compared"], from_cluster["summary"]["compared"]);
+    assert_eq!(
+        from_dump["drifts"][0]["changes"],
+        from_cluster["drifts"][0]["changes"]
+    );
+    assert_eq!(
+        from_dump["summary"]["compared"],
+        from_cluster["summary"]["compared"]
+    );
     // And the objects read back are the objects read live (values equal, YAML edge cases included).
-    let live_dump = envdrift::source::dump::load_paths(&[out_dir.clone()], &envdrift::source::dump::LoadOptions { side: "live".into(), default_namespace: None, ..Default::default() }, &|_| {});
+    let live_dump = envdrift::source::dump::load_paths(
+        std::slice::from_ref(&out_dir),
+        &envdrift::source::dump::LoadOptions {
+            side: "live".into(),
+            default_namespace: None,
+            ..Default::default()
+        },
+        &|_| {},
+    );
     assert!(live_dump.errors.is_empty(), "{:?}", live_dump.errors);
-    let cm = live_dump.objects.iter().find(|(k, _)| k.name == "tricky").map(|(_, o)| &o.value).unwrap();
-    assert_eq!(cm["data"], serde_json::json!({"a": "yes", "b": "0644", "c": "1.0", "d": "null", "e": "~", "f": "multi\nline: x"}));
+    let cm = live_dump
+        .objects
+        .iter()
+        .find(|(k, _)| k.name == "tricky")
+        .map(|(_, o)| &o.value)
+        .unwrap();
+    assert_eq!(
+        cm["data"],
+        serde_json::json!({"a": "yes", "b": "0644", "c": "1.0", "d": "null", "e": "~", "f": "multi\nline: x"})
+    );
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

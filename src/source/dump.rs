@@ -224,6 +224,7 @@ pub struct Streamed<R> {
 /// # Caveats
 /// A duplicate object is reported as an input error, but both copies were already
 /// handed to `consume`.
+#[allow(clippy::type_complexity)] // one callback type, spelled out once
 pub fn stream_paths<R: Send>(
     paths: &[PathBuf],
     opts: &LoadOptions,
@@ -464,7 +465,10 @@ pub fn write_dump(snap: &Snapshot, dir: &Path) -> std::io::Result<usize> {
         } else {
             format!("{}.{}.yaml", key.kind, key.group)
         };
-        files.entry(Path::new(ns).join(name)).or_default().push(&obj.value);
+        files
+            .entry(Path::new(ns).join(name))
+            .or_default()
+            .push(&obj.value);
     }
     std::fs::create_dir_all(dir)?;
     for (rel, objects) in &files {

@@ -18,8 +18,8 @@
 //! instead of being parsed again.
 //!
 //! # Caveats
-//! - Discovery uses the legacy endpoints (`/api`, `/apis`, then one request per group
-//!   version); a group whose discovery fails fails the whole discovery.
+//! - Discovery uses the legacy endpoints (`/api`, `/apis`, then one request per group's
+//!   preferred version), not aggregated discovery.
 //! - The watch-based mode (reflectors keeping a snapshot current) is not built yet.
 
 use std::collections::{BTreeMap, HashMap};
@@ -30,7 +30,7 @@ use futures::StreamExt as _;
 use kube::Client;
 use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 use kube::core::params::ListParams;
-use kube::discovery::{Discovery, Scope, verbs};
+use kube::discovery::{Scope, verbs};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -347,8 +347,11 @@ fn describe(e: &kube::Error) -> String {
             let mut msg = other.to_string();
             let mut src = std::error::Error::source(other);
             while let Some(s) = src {
-                msg.push_str(": ");
-                msg.push_str(&s.to_string());
+                let text = s.to_string();
+                if !msg.contains(&text) {
+                    msg.push_str(": ");
+                    msg.push_str(&text);
+                }
                 src = s.source();
             }
             msg
@@ -434,10 +437,14 @@ fn convert(
         .get("metadata")
         .and_then(|m| m.get("ownerReferences"))
         .and_then(Value::as_array)
-        .is_some_and(|refs| refs.iter().any(|r| r.get("controller") == Some(&Value::Bool(true))));
+        .is_some_and(|refs| {
+            refs.iter()
+                .any(|r| r.get("controller") == Some(&Value::Bool(true)))
+        });
     if !keep_owned
         && owned_by_controller
-        && ((t.group.is_empty() && t.kind == "Pod") || (t.group == "apps" && t.kind == "ReplicaSet"))
+        && ((t.group.is_empty() && t.kind == "Pod")
+            || (t.group == "apps" && t.kind == "ReplicaSet"))
     {
         return None;
     }
@@ -490,7 +497,11 @@ async fn list_type(
                 Err(ListFailure::Gone) if restarts < opts.max_restarts => {
                     restarts += 1;
                     stats.restarts += 1;
-                    tracing::info!(url, restarts, "continue token expired (410 Gone), restarting the list");
+                    tracing::info!(
+                        url,
+                        restarts,
+                        "continue token expired (410 Gone), restarting the list"
+                    );
                     continue 'restart;
                 }
                 Err(ListFailure::Gone) => {
@@ -548,18 +559,65 @@ fn add_stats(into: &mut SnapshotStats, s: &SnapshotStats) {
     into.reused += s.reused;
 }
 
-/// Discovers the listable types in scope.
-async fn discover(cluster: &Cluster, opts: &KubeOptions) -> Result<Vec<ListTarget>, KubeError> {
-    let discovery = Discovery::new(cluster.client.clone())
-        .run()
-        .await
-        .map_err(|source| KubeError::DiscoveryFailed {
-            cluster: cluster.description.clone(),
-            source,
-        })?;
+/// Discovers the listable types in scope. The core group must answer; another group whose
+/// discovery fails (an aggregated API that is down, say) becomes an unknown scope for all
+/// its kinds (`kind: "*"`), and the scan goes on.
+async fn discover(
+    cluster: &Cluster,
+    opts: &KubeOptions,
+) -> Result<(Vec<ListTarget>, Vec<UnknownScope>), KubeError> {
+    let client = &cluster.client;
+    let failed = |source| KubeError::DiscoveryFailed {
+        cluster: cluster.description.clone(),
+        source,
+    };
+    let core = kube::discovery::group(client, "").await.map_err(failed)?;
+    let groups = client.list_api_groups().await.map_err(failed)?;
+    let pinned: Vec<(String, Result<kube::discovery::ApiGroup, kube::Error>)> =
+        futures::stream::iter(groups.groups)
+            .map(|g| async move {
+                let version = g
+                    .preferred_version
+                    .as_ref()
+                    .map(|v| v.version.clone())
+                    .or_else(|| g.versions.first().map(|v| v.version.clone()))
+                    .unwrap_or_default();
+                let gv = kube::core::GroupVersion::gv(&g.name, &version);
+                let res = tokio::time::timeout(
+                    opts.request_timeout,
+                    kube::discovery::pinned_group(client, &gv),
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    Err(kube::Error::Service(
+                        format!("timed out after {:?}", opts.request_timeout).into(),
+                    ))
+                });
+                (g.name, res)
+            })
+            .buffer_unordered(opts.concurrency.max(1))
+            .collect()
+            .await;
+    let mut unknown = Vec::new();
+    let mut api_groups = vec![core];
+    for (name, res) in pinned {
+        match res {
+            Ok(g) => api_groups.push(g),
+            Err(e) => {
+                let reason = format!("discovery of the API group failed: {}", describe(&e));
+                tracing::warn!(group = %name, %reason, "its kinds are unknown");
+                unknown.push(UnknownScope {
+                    group: name,
+                    kind: "*".into(),
+                    namespace: None,
+                    reason,
+                });
+            }
+        }
+    }
     let mut out = Vec::new();
-    for group in discovery.groups() {
-        for (ar, caps) in group.resources_by_stability() {
+    for group in &api_groups {
+        for (ar, caps) in group.recommended_resources() {
             if !caps.supports_operation(verbs::LIST) {
                 continue;
             }
@@ -584,11 +642,14 @@ async fn discover(cluster: &Cluster, opts: &KubeOptions) -> Result<Vec<ListTarge
             });
         }
     }
-    Ok(out)
+    Ok((out, unknown))
 }
 
 /// Resolves the namespace scope: `None` = all namespaces, else the names.
-async fn namespace_scope(cluster: &Cluster, opts: &KubeOptions) -> Result<Option<Vec<String>>, KubeError> {
+async fn namespace_scope(
+    cluster: &Cluster,
+    opts: &KubeOptions,
+) -> Result<Option<Vec<String>>, KubeError> {
     let plain = opts.namespaces.iter().all(|n| !n.contains(['*', '?']));
     if opts.namespace_selector.is_none() {
         if opts.namespaces.is_empty() {
@@ -639,7 +700,7 @@ pub async fn snapshot(
     cache: &ObjectCache,
 ) -> Result<LiveSnapshot, KubeError> {
     let started = Instant::now();
-    let targets = discover(cluster, opts).await?;
+    let (targets, discovery_unknown) = discover(cluster, opts).await?;
     let namespaces = namespace_scope(cluster, opts).await?;
     let mut jobs: Vec<(ListTarget, Option<String>)> = Vec::new();
     for t in &targets {
@@ -674,6 +735,7 @@ pub async fn snapshot(
         types: targets.len(),
         ..Default::default()
     };
+    snap.unknown = discovery_unknown;
     let mut new_cache = ObjectCache::default();
     let mut objects = BTreeMap::new();
     for (t, ns, listed) in results {
@@ -694,7 +756,8 @@ pub async fn snapshot(
             {
                 continue;
             }
-            if let (Some(names), true) = (&namespaces, key.group.is_empty() && key.kind == "Namespace")
+            if let (Some(names), true) =
+                (&namespaces, key.group.is_empty() && key.kind == "Namespace")
                 && !names.contains(&key.name)
             {
                 continue;
@@ -705,7 +768,8 @@ pub async fn snapshot(
             objects.insert(key, obj);
         }
     }
-    snap.unknown.sort_by(|a, b| (&a.group, &a.kind, &a.namespace).cmp(&(&b.group, &b.kind, &b.namespace)));
+    snap.unknown
+        .sort_by(|a, b| (&a.group, &a.kind, &a.namespace).cmp(&(&b.group, &b.kind, &b.namespace)));
     snap.objects = objects;
     tracing::info!(
         cluster = %cluster.description,
@@ -727,7 +791,10 @@ pub async fn snapshot(
 ///
 /// # Errors
 /// As [`connect`] and [`snapshot`].
-pub fn snapshot_blocking(target: &ClusterTarget, opts: &KubeOptions) -> Result<LiveSnapshot, KubeError> {
+pub fn snapshot_blocking(
+    target: &ClusterTarget,
+    opts: &KubeOptions,
+) -> Result<LiveSnapshot, KubeError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -772,9 +839,21 @@ mod tests {
     fn type_patterns() {
         assert!(type_matches(&["Event"], "Event", ""));
         assert!(!type_matches(&["Event"], "Event", "events.k8s.io"));
-        assert!(type_matches(&["Event.events.k8s.io"], "Event", "events.k8s.io"));
-        assert!(type_matches(&["*.cert-manager.io"], "Certificate", "cert-manager.io"));
-        assert!(type_matches(DEFAULT_EXCLUDE, "TokenReview", "authentication.k8s.io"));
+        assert!(type_matches(
+            &["Event.events.k8s.io"],
+            "Event",
+            "events.k8s.io"
+        ));
+        assert!(type_matches(
+            &["*.cert-manager.io"],
+            "Certificate",
+            "cert-manager.io"
+        ));
+        assert!(type_matches(
+            DEFAULT_EXCLUDE,
+            "TokenReview",
+            "authentication.k8s.io"
+        ));
         assert!(!type_matches(DEFAULT_EXCLUDE, "Deployment", "apps"));
     }
 

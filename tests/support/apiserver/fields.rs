@@ -29,7 +29,13 @@ const UNOWNED_META: &[&str] = &[
 ];
 
 /// Map-typed fields whose `fieldsV1` node carries a `.` (the map itself) marker.
-const GRANULAR_MAPS: &[&str] = &["labels", "annotations", "data", "matchLabels", "nodeSelector"];
+const GRANULAR_MAPS: &[&str] = &[
+    "labels",
+    "annotations",
+    "data",
+    "matchLabels",
+    "nodeSelector",
+];
 
 fn item_key_map(item: &Value, keys: &[(&str, Option<&str>)]) -> Option<Map<String, Value>> {
     let obj = item.as_object()?;
@@ -66,7 +72,12 @@ pub fn leaf_paths(group: &str, kind: &str, obj: &Value, with_status: bool) -> BT
                         continue;
                     }
                     path.push(field_elem(mk));
-                    walk(mv, schema.child("metadata").and_then(|n| n.child(mk)), &mut path, &mut out);
+                    walk(
+                        mv,
+                        schema.child("metadata").and_then(|n| n.child(mk)),
+                        &mut path,
+                        &mut out,
+                    );
                     path.pop();
                 }
             }
@@ -222,7 +233,10 @@ pub fn remove_at(obj: &mut Value, path: &[String]) {
             m.remove(name);
         }
     } else if let Some(key) = last.strip_prefix("k:") {
-        if let (Ok(key), Some(a)) = (serde_json::from_str::<Map<String, Value>>(key), cur.as_array_mut()) {
+        if let (Ok(key), Some(a)) = (
+            serde_json::from_str::<Map<String, Value>>(key),
+            cur.as_array_mut(),
+        ) {
             a.retain(|item| !key.iter().all(|(k, v)| item.get(k).is_none_or(|x| x == v)));
         }
     } else if let Some(val) = last.strip_prefix("v:")
@@ -261,7 +275,9 @@ pub fn strategic_merge(target: &mut Value, patch: &Value, node: Option<&SchemaNo
         if k.starts_with('$') {
             continue;
         }
-        let Some(tm) = target.as_object_mut() else { return };
+        let Some(tm) = target.as_object_mut() else {
+            return;
+        };
         if pv.is_null() {
             tm.remove(k);
             continue;
@@ -270,7 +286,9 @@ pub fn strategic_merge(target: &mut Value, patch: &Value, node: Option<&SchemaNo
         match (tm.get_mut(k), pv) {
             (Some(tv @ Value::Object(_)), Value::Object(_)) => strategic_merge(tv, pv, child),
             (Some(Value::Array(ta)), Value::Array(pa)) => match child.map(|c| &c.list) {
-                Some(ListType::Map(keys)) => merge_keyed(ta, pa, keys, child.and_then(|c| c.item())),
+                Some(ListType::Map(keys)) => {
+                    merge_keyed(ta, pa, keys, child.and_then(|c| c.item()))
+                }
                 Some(ListType::Set) => {
                     for v in pa {
                         if !ta.contains(v) {
@@ -287,7 +305,8 @@ pub fn strategic_merge(target: &mut Value, patch: &Value, node: Option<&SchemaNo
     }
     // `$setElementOrder/field`: the order of a keyed list after the merge.
     for (k, order) in pm {
-        let (Some(field), Some(order)) = (k.strip_prefix("$setElementOrder/"), order.as_array()) else {
+        let (Some(field), Some(order)) = (k.strip_prefix("$setElementOrder/"), order.as_array())
+        else {
             continue;
         };
         let Some(ListType::Map(keys)) = node.and_then(|n| n.child(field)).map(|c| &c.list) else {
@@ -363,7 +382,9 @@ fn set_default(m: &mut Map<String, Value>, k: &str, v: Value) {
 
 /// Defaults of a pod spec, as the API server sets them.
 fn default_pod_spec(spec: &mut Value) {
-    let Some(s) = spec.as_object_mut() else { return };
+    let Some(s) = spec.as_object_mut() else {
+        return;
+    };
     set_default(s, "restartPolicy", json!("Always"));
     set_default(s, "terminationGracePeriodSeconds", json!(30));
     set_default(s, "dnsPolicy", json!("ClusterFirst"));
@@ -372,11 +393,19 @@ fn default_pod_spec(spec: &mut Value) {
     for list in ["containers", "initContainers"] {
         if let Some(cs) = s.get_mut(list).and_then(Value::as_array_mut) {
             for c in cs.iter_mut().filter_map(Value::as_object_mut) {
-                let image = c.get("image").and_then(Value::as_str).unwrap_or("").to_string();
+                let image = c
+                    .get("image")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
                 let last = image.rsplit('/').next().unwrap_or("");
                 let latest = !last.contains(':') || last.ends_with(":latest");
                 if !image.contains('@') {
-                    set_default(c, "imagePullPolicy", json!(if latest { "Always" } else { "IfNotPresent" }));
+                    set_default(
+                        c,
+                        "imagePullPolicy",
+                        json!(if latest { "Always" } else { "IfNotPresent" }),
+                    );
                 } else {
                     set_default(c, "imagePullPolicy", json!("IfNotPresent"));
                 }

@@ -73,7 +73,14 @@ impl ResourceDef {
             scale: false,
             status: false,
             verbs: [
-                "create", "delete", "deletecollection", "get", "list", "patch", "update", "watch",
+                "create",
+                "delete",
+                "deletecollection",
+                "get",
+                "list",
+                "patch",
+                "update",
+                "watch",
             ]
             .iter()
             .map(|s| s.to_string())
@@ -101,41 +108,243 @@ impl ResourceDef {
 
 fn builtin_resources() -> Vec<ResourceDef> {
     let mut v = Vec::new();
-    let mut add = |g: &str, ver: &str, k: &str, p: &str, ns: bool, short: &[&str], scale: bool, status: bool| {
+    let mut add = |g: &str,
+                   ver: &str,
+                   k: &str,
+                   p: &str,
+                   ns: bool,
+                   short: &[&str],
+                   scale: bool,
+                   status: bool| {
         let mut d = ResourceDef::new(g, ver, k, p, ns);
         d.short_names = short.iter().map(|s| s.to_string()).collect();
         d.scale = scale;
         d.status = status;
         v.push(d);
     };
-    add("", "v1", "Namespace", "namespaces", false, &["ns"], false, true);
-    add("", "v1", "ConfigMap", "configmaps", true, &["cm"], false, false);
+    add(
+        "",
+        "v1",
+        "Namespace",
+        "namespaces",
+        false,
+        &["ns"],
+        false,
+        true,
+    );
+    add(
+        "",
+        "v1",
+        "ConfigMap",
+        "configmaps",
+        true,
+        &["cm"],
+        false,
+        false,
+    );
     add("", "v1", "Secret", "secrets", true, &[], false, false);
     add("", "v1", "Service", "services", true, &["svc"], false, true);
-    add("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"], false, false);
+    add(
+        "",
+        "v1",
+        "ServiceAccount",
+        "serviceaccounts",
+        true,
+        &["sa"],
+        false,
+        false,
+    );
     add("", "v1", "Pod", "pods", true, &["po"], false, true);
-    add("", "v1", "Endpoints", "endpoints", true, &["ep"], false, false);
+    add(
+        "",
+        "v1",
+        "Endpoints",
+        "endpoints",
+        true,
+        &["ep"],
+        false,
+        false,
+    );
     add("", "v1", "Event", "events", true, &["ev"], false, false);
-    add("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true, &["pvc"], false, true);
-    add("apps", "v1", "Deployment", "deployments", true, &["deploy"], true, true);
-    add("apps", "v1", "StatefulSet", "statefulsets", true, &["sts"], true, true);
-    add("apps", "v1", "DaemonSet", "daemonsets", true, &["ds"], false, true);
-    add("apps", "v1", "ReplicaSet", "replicasets", true, &["rs"], true, true);
-    add("apps", "v1", "ControllerRevision", "controllerrevisions", true, &[], false, false);
+    add(
+        "",
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        true,
+        &["pvc"],
+        false,
+        true,
+    );
+    add(
+        "apps",
+        "v1",
+        "Deployment",
+        "deployments",
+        true,
+        &["deploy"],
+        true,
+        true,
+    );
+    add(
+        "apps",
+        "v1",
+        "StatefulSet",
+        "statefulsets",
+        true,
+        &["sts"],
+        true,
+        true,
+    );
+    add(
+        "apps",
+        "v1",
+        "DaemonSet",
+        "daemonsets",
+        true,
+        &["ds"],
+        false,
+        true,
+    );
+    add(
+        "apps",
+        "v1",
+        "ReplicaSet",
+        "replicasets",
+        true,
+        &["rs"],
+        true,
+        true,
+    );
+    add(
+        "apps",
+        "v1",
+        "ControllerRevision",
+        "controllerrevisions",
+        true,
+        &[],
+        false,
+        false,
+    );
     add("batch", "v1", "Job", "jobs", true, &[], false, true);
-    add("batch", "v1", "CronJob", "cronjobs", true, &["cj"], false, true);
-    add("networking.k8s.io", "v1", "Ingress", "ingresses", true, &["ing"], false, true);
-    add("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true, &["netpol"], false, false);
-    add("rbac.authorization.k8s.io", "v1", "Role", "roles", true, &[], false, false);
-    add("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true, &[], false, false);
-    add("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false, &[], false, false);
-    add("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", false, &[], false, false);
-    add("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true, &["hpa"], false, true);
-    add("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true, &["pdb"], false, true);
-    add("coordination.k8s.io", "v1", "Lease", "leases", true, &[], false, false);
-    add("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true, &[], false, false);
+    add(
+        "batch",
+        "v1",
+        "CronJob",
+        "cronjobs",
+        true,
+        &["cj"],
+        false,
+        true,
+    );
+    add(
+        "networking.k8s.io",
+        "v1",
+        "Ingress",
+        "ingresses",
+        true,
+        &["ing"],
+        false,
+        true,
+    );
+    add(
+        "networking.k8s.io",
+        "v1",
+        "NetworkPolicy",
+        "networkpolicies",
+        true,
+        &["netpol"],
+        false,
+        false,
+    );
+    add(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "Role",
+        "roles",
+        true,
+        &[],
+        false,
+        false,
+    );
+    add(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "RoleBinding",
+        "rolebindings",
+        true,
+        &[],
+        false,
+        false,
+    );
+    add(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRole",
+        "clusterroles",
+        false,
+        &[],
+        false,
+        false,
+    );
+    add(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        false,
+        &[],
+        false,
+        false,
+    );
+    add(
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        true,
+        &["hpa"],
+        false,
+        true,
+    );
+    add(
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        true,
+        &["pdb"],
+        false,
+        true,
+    );
+    add(
+        "coordination.k8s.io",
+        "v1",
+        "Lease",
+        "leases",
+        true,
+        &[],
+        false,
+        false,
+    );
+    add(
+        "discovery.k8s.io",
+        "v1",
+        "EndpointSlice",
+        "endpointslices",
+        true,
+        &[],
+        false,
+        false,
+    );
     // Create-only, like the real TokenReview: discovery lists it, it cannot be listed.
-    let mut tr = ResourceDef::new("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", false);
+    let mut tr = ResourceDef::new(
+        "authentication.k8s.io",
+        "v1",
+        "TokenReview",
+        "tokenreviews",
+        false,
+    );
     tr.verbs = vec!["create".into()];
     v.push(tr);
     v
@@ -155,6 +364,9 @@ pub struct Faults {
     /// The next N list requests that would return a continue token drop the connection
     /// halfway through the body (`usize::MAX`: always).
     pub drop_mid_list: HashMap<String, usize>,
+    /// API groups whose discovery (`/apis/GROUP/VERSION`) answers 500 (503 and 504 are
+    /// retried inside kube-rs's client until the request timeout).
+    pub discovery_unavailable: HashSet<String>,
 }
 
 /// One request as the server saw it (for assertions).
@@ -228,7 +440,9 @@ fn tls_material() -> (String, Vec<u8>, Vec<u8>) {
         CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
             .expect("leaf params");
     let leaf_key = KeyPair::generate().expect("leaf key");
-    let leaf = leaf_params.signed_by(&leaf_key, &issuer).expect("leaf cert");
+    let leaf = leaf_params
+        .signed_by(&leaf_key, &issuer)
+        .expect("leaf cert");
     (ca_cert.pem(), leaf.der().to_vec(), leaf_key.serialize_der())
 }
 
@@ -330,7 +544,10 @@ impl ApiServer {
                 s.url,
                 fields::b64(s.ca_pem.as_bytes())
             ));
-            users.push_str(&format!("- name: {name}-admin\n  user:\n    token: {}\n", s.token));
+            users.push_str(&format!(
+                "- name: {name}-admin\n  user:\n    token: {}\n",
+                s.token
+            ));
             contexts.push_str(&format!(
                 "- name: {name}\n  context:\n    cluster: {name}\n    user: {name}-admin\n"
             ));
@@ -372,7 +589,11 @@ impl ApiServer {
 
     /// Number of stored objects.
     pub fn len(&self) -> usize {
-        lock(&self.shared.store).objects.values().map(BTreeMap::len).sum()
+        lock(&self.shared.store)
+            .objects
+            .values()
+            .map(BTreeMap::len)
+            .sum()
     }
 
     /// Stores an object directly (as if created by `manager`), bypassing HTTP: for bulk setup.
@@ -395,8 +616,14 @@ impl ApiServer {
             operation: "Update",
             subresource: None,
         };
-        create(&self.shared, &def, def.namespaced.then_some(ns.as_str()), obj, &ctx)
-            .map_err(|(code, msg)| format!("{code}: {msg}"))
+        create(
+            &self.shared,
+            &def,
+            def.namespaced.then_some(ns.as_str()),
+            obj,
+            &ctx,
+        )
+        .map_err(|(code, msg)| format!("{code}: {msg}"))
     }
 
     /// Deletes an object directly, bypassing HTTP.
@@ -406,10 +633,10 @@ impl ApiServer {
             .get_mut(resource)
             .and_then(|m| m.remove(&(namespace.to_string(), name.to_string())));
         if let Some(obj) = &removed {
-            let _ = self
-                .shared
-                .events
-                .send((resource.to_string(), json!({"type": "DELETED", "object": obj})));
+            let _ = self.shared.events.send((
+                resource.to_string(),
+                json!({"type": "DELETED", "object": obj}),
+            ));
         }
         removed
     }
@@ -462,15 +689,13 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() + 0 && i + 2 <= bytes.len() - 1 => {
-                match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
+            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                Ok(b) => {
+                    out.push(b);
+                    i += 2;
                 }
-            }
+                Err(_) => out.push(b'%'),
+            },
             b => out.push(b),
         }
         i += 1;
@@ -566,16 +791,38 @@ async fn handle(
         }
         ["apis"] => return json_response(StatusCode::OK, &group_list(&s)),
         ["api", "v1"] => return resource_list(&s, "", "v1"),
-        ["apis", g, v] => return resource_list(&s, g, v),
+        ["apis", g, v] => {
+            if lock(&s.faults).discovery_unavailable.contains(*g) {
+                return status(
+                    503,
+                    "ServiceUnavailable",
+                    "the server is currently unable to handle the request",
+                    None,
+                );
+            }
+            return resource_list(&s, g, v);
+        }
         ["openapi", ..] | ["swagger.json"] | ["swaggerapi", ..] => {
-            return status(404, "NotFound", "the server could not find the requested resource", None);
+            return status(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+                None,
+            );
         }
         _ => {}
     }
     let (group, version, rest) = match segs.as_slice() {
         ["api", "v1", rest @ ..] => ("", "v1", rest),
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
-        _ => return status(404, "NotFound", "the server could not find the requested resource", None),
+        _ => {
+            return status(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+                None,
+            );
+        }
     };
     // namespaces/NS/PLURAL[/NAME[/SUB]] or PLURAL[/NAME[/SUB]]
     let rest: Vec<String> = rest.iter().map(|x| x.to_string()).collect();
@@ -588,14 +835,24 @@ async fn handle(
         (None, rest)
     };
     let Some((plural, tail)) = rest.split_first() else {
-        return status(404, "NotFound", "the server could not find the requested resource", None);
+        return status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+            None,
+        );
     };
     let def = lock(&s.defs)
         .iter()
         .find(|d| d.group == group && d.version == version && d.plural == *plural)
         .cloned();
     let Some(def) = def else {
-        return status(404, "NotFound", "the server could not find the requested resource", None);
+        return status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+            None,
+        );
     };
     let name = tail.first().map(|n| n.to_string());
     let sub = tail.get(1).map(|n| n.to_string());
@@ -636,18 +893,32 @@ async fn handle(
         );
     }
     if let Some(code) = fail {
-        return status(code, "InternalError", &format!("Internal error occurred: injected fault on {rname}"), None);
+        return status(
+            code,
+            "InternalError",
+            &format!("Internal error occurred: injected fault on {rname}"),
+            None,
+        );
     }
     if def.namespaced && namespace.is_none() && name.is_some() {
-        return status(404, "NotFound", "the server could not find the requested resource", None);
+        return status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+            None,
+        );
     }
-    let manager = query
-        .get("fieldManager")
-        .cloned()
-        .unwrap_or_else(|| user_agent.split('/').next().unwrap_or("").chars().take(128).collect());
+    let manager = query.get("fieldManager").cloned().unwrap_or_else(|| {
+        user_agent
+            .split('/')
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(128)
+            .collect()
+    });
     let dry_run = query.contains_key("dryRun");
     let ns = namespace.as_deref();
-    let nm = name.clone().unwrap_or_default();
     match (method.as_str(), name.as_deref(), sub.as_deref()) {
         ("GET", None, _) => {
             if matches!(query.get("watch").map(String::as_str), Some("true" | "1")) {
@@ -668,7 +939,11 @@ async fn handle(
                 Ok(o) => o,
                 Err(e) => return err_response((400, e), &def, ""),
             };
-            let ctx = WriteCtx { manager, operation: "Update", subresource: None };
+            let ctx = WriteCtx {
+                manager,
+                operation: "Update",
+                subresource: None,
+            };
             if dry_run {
                 return json_response(StatusCode::CREATED, &obj);
             }
@@ -682,7 +957,11 @@ async fn handle(
                 Ok(o) => o,
                 Err(e) => return err_response((400, e), &def, n),
             };
-            let ctx = WriteCtx { manager, operation: "Update", subresource: sub.map(str::to_string) };
+            let ctx = WriteCtx {
+                manager,
+                operation: "Update",
+                subresource: sub.map(str::to_string),
+            };
             let res = if sub == Some("scale") {
                 let replicas = obj.pointer("/spec/replicas").cloned().unwrap_or(json!(1));
                 write(&s, &def, ns, n, &ctx, dry_run, |cur| {
@@ -692,10 +971,20 @@ async fn handle(
                 .map(|o| scale_of(&o))
             } else {
                 write(&s, &def, ns, n, &ctx, dry_run, |cur| {
-                    if let Some(rv) = obj.pointer("/metadata/resourceVersion").and_then(Value::as_str)
-                        && Some(rv) != cur.pointer("/metadata/resourceVersion").and_then(Value::as_str)
+                    if let Some(rv) = obj
+                        .pointer("/metadata/resourceVersion")
+                        .and_then(Value::as_str)
+                        && Some(rv)
+                            != cur
+                                .pointer("/metadata/resourceVersion")
+                                .and_then(Value::as_str)
                     {
-                        return Err((409, format!("Operation cannot be fulfilled on {rname} \"{n}\": the object has been modified; please apply your changes to the latest version and try again")));
+                        return Err((
+                            409,
+                            format!(
+                                "Operation cannot be fulfilled on {rname} \"{n}\": the object has been modified; please apply your changes to the latest version and try again"
+                            ),
+                        ));
                     }
                     let keep_status = cur.get("status").cloned();
                     *cur = obj.clone();
@@ -711,7 +1000,12 @@ async fn handle(
             }
         }
         ("PATCH", Some(n), sub) => {
-            let ct = content_type.split(';').next().unwrap_or("").trim().to_string();
+            let ct = content_type
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string();
             let force = matches!(query.get("force").map(String::as_str), Some("true" | "1"));
             let res = patch(&s, &def, ns, n, sub, &ct, &body, manager, force, dry_run).await;
             match res {
@@ -726,16 +1020,20 @@ async fn handle(
                 .and_then(|m| m.remove(&(ns.unwrap_or("").to_string(), n.to_string())));
             match removed {
                 Some(o) => {
-                    let _ = s.events.send((rname, json!({"type": "DELETED", "object": o})));
+                    let _ = s
+                        .events
+                        .send((rname, json!({"type": "DELETED", "object": o})));
                     json_response(StatusCode::OK, &o)
                 }
                 None => not_found(&def, n),
             }
         }
-        _ => {
-            let _ = nm;
-            status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource", None)
-        }
+        _ => status(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+            None,
+        ),
     }
 }
 
@@ -777,7 +1075,10 @@ fn group_list(s: &Shared) -> Value {
 fn resource_list(s: &Shared, group: &str, version: &str) -> Response {
     let defs = lock(&s.defs);
     let mut resources = Vec::new();
-    for d in defs.iter().filter(|d| d.group == group && d.version == version) {
+    for d in defs
+        .iter()
+        .filter(|d| d.group == group && d.version == version)
+    {
         let singular = d.kind.to_lowercase();
         resources.push(json!({
             "name": d.plural, "singularName": singular, "namespaced": d.namespaced,
@@ -785,17 +1086,26 @@ fn resource_list(s: &Shared, group: &str, version: &str) -> Response {
             "storageVersionHash": "test",
         }));
         if d.status {
-            resources.push(json!({"name": format!("{}/status", d.plural), "singularName": "",
-                "namespaced": d.namespaced, "kind": d.kind, "verbs": ["get", "patch", "update"]}));
+            resources.push(
+                json!({"name": format!("{}/status", d.plural), "singularName": "",
+                "namespaced": d.namespaced, "kind": d.kind, "verbs": ["get", "patch", "update"]}),
+            );
         }
         if d.scale {
-            resources.push(json!({"name": format!("{}/scale", d.plural), "singularName": "",
+            resources.push(
+                json!({"name": format!("{}/scale", d.plural), "singularName": "",
                 "namespaced": d.namespaced, "group": "autoscaling", "version": "v1",
-                "kind": "Scale", "verbs": ["get", "patch", "update"]}));
+                "kind": "Scale", "verbs": ["get", "patch", "update"]}),
+            );
         }
     }
     if resources.is_empty() {
-        return status(404, "NotFound", "the server could not find the requested resource", None);
+        return status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+            None,
+        );
     }
     let gv = if group.is_empty() {
         version.to_string()
@@ -835,23 +1145,37 @@ fn selector_matches(sel: &str, labels: Option<&Map<String, Value>>) -> bool {
         cur.push(c);
     }
     terms.push(cur);
-    terms.iter().map(|t| t.trim()).filter(|t| !t.is_empty()).all(|t| {
-        if let Some((k, v)) = t.split_once("!=") {
-            get(k.trim()) != Some(v.trim())
-        } else if let Some((k, v)) = t.split_once("==").or_else(|| t.split_once('=')) {
-            get(k.trim()) == Some(v.trim())
-        } else if let Some((k, vs)) = t.split_once(" notin ") {
-            let vs: Vec<&str> = vs.trim().trim_matches(|c| c == '(' || c == ')').split(',').map(str::trim).collect();
-            get(k.trim()).is_none_or(|v| !vs.contains(&v))
-        } else if let Some((k, vs)) = t.split_once(" in ") {
-            let vs: Vec<&str> = vs.trim().trim_matches(|c| c == '(' || c == ')').split(',').map(str::trim).collect();
-            get(k.trim()).is_some_and(|v| vs.contains(&v))
-        } else if let Some(k) = t.strip_prefix('!') {
-            get(k.trim()).is_none()
-        } else {
-            get(t).is_some()
-        }
-    })
+    terms
+        .iter()
+        .map(|t| t.trim())
+        .filter(|t| !t.is_empty())
+        .all(|t| {
+            if let Some((k, v)) = t.split_once("!=") {
+                get(k.trim()) != Some(v.trim())
+            } else if let Some((k, v)) = t.split_once("==").or_else(|| t.split_once('=')) {
+                get(k.trim()) == Some(v.trim())
+            } else if let Some((k, vs)) = t.split_once(" notin ") {
+                let vs: Vec<&str> = vs
+                    .trim()
+                    .trim_matches(|c| c == '(' || c == ')')
+                    .split(',')
+                    .map(str::trim)
+                    .collect();
+                get(k.trim()).is_none_or(|v| !vs.contains(&v))
+            } else if let Some((k, vs)) = t.split_once(" in ") {
+                let vs: Vec<&str> = vs
+                    .trim()
+                    .trim_matches(|c| c == '(' || c == ')')
+                    .split(',')
+                    .map(str::trim)
+                    .collect();
+                get(k.trim()).is_some_and(|v| vs.contains(&v))
+            } else if let Some(k) = t.strip_prefix('!') {
+                get(k.trim()).is_none()
+            } else {
+                get(t).is_some()
+            }
+        })
 }
 
 fn field_matches(sel: &str, obj: &Value) -> bool {
@@ -879,15 +1203,20 @@ fn select<'a>(
     ns: Option<&'a str>,
     query: &'a HashMap<String, String>,
 ) -> impl Iterator<Item = (&'a (String, String), &'a Value)> + 'a {
-    m.into_iter().flat_map(|m| m.iter()).filter(move |((ons, _), o)| {
-        ns.is_none_or(|ns| ns == ons)
-            && query.get("labelSelector").is_none_or(|sel| {
-                selector_matches(sel, o.pointer("/metadata/labels").and_then(Value::as_object))
-            })
-            && query
-                .get("fieldSelector")
-                .is_none_or(|sel| field_matches(sel, o))
-    })
+    m.into_iter()
+        .flat_map(|m| m.iter())
+        .filter(move |((ons, _), o)| {
+            ns.is_none_or(|ns| ns == ons)
+                && query.get("labelSelector").is_none_or(|sel| {
+                    selector_matches(
+                        sel,
+                        o.pointer("/metadata/labels").and_then(Value::as_object),
+                    )
+                })
+                && query
+                    .get("fieldSelector")
+                    .is_none_or(|sel| field_matches(sel, o))
+        })
 }
 
 fn hex(s: &str) -> String {
@@ -895,7 +1224,7 @@ fn hex(s: &str) -> String {
 }
 
 fn unhex(s: &str) -> Option<String> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..s.len())
@@ -905,12 +1234,26 @@ fn unhex(s: &str) -> Option<String> {
     String::from_utf8(bytes?).ok()
 }
 
-fn list(s: &Shared, def: &ResourceDef, ns: Option<&str>, query: &HashMap<String, String>) -> Response {
+fn list(
+    s: &Shared,
+    def: &ResourceDef,
+    ns: Option<&str>,
+    query: &HashMap<String, String>,
+) -> Response {
     let rname = def.resource_name();
     if !def.verbs.iter().any(|v| v == "list") {
-        return status(405, "MethodNotAllowed", &format!("the server does not allow this method on the requested resource ({rname})"), None);
+        return status(
+            405,
+            "MethodNotAllowed",
+            &format!("the server does not allow this method on the requested resource ({rname})"),
+            None,
+        );
     }
-    let limit: usize = query.get("limit").and_then(|l| l.parse().ok()).filter(|l| *l > 0).unwrap_or(usize::MAX);
+    let limit: usize = query
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .filter(|l| *l > 0)
+        .unwrap_or(usize::MAX);
     // continue token: hex of "rv\0namespace\0name" (the last item of the previous page).
     let after = match query.get("continue").filter(|c| !c.is_empty()) {
         Some(tok) => {
@@ -927,21 +1270,37 @@ fn list(s: &Shared, def: &ResourceDef, ns: Option<&str>, query: &HashMap<String,
                 }
             };
             if gone {
-                return status(410, "Expired", "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.", None);
+                return status(
+                    410,
+                    "Expired",
+                    "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+                    None,
+                );
             }
             let Some(decoded) = unhex(tok) else {
-                return status(400, "BadRequest", "continue key is not valid: illegal base64 data", None);
+                return status(
+                    400,
+                    "BadRequest",
+                    "continue key is not valid: illegal base64 data",
+                    None,
+                );
             };
             let parts: Vec<&str> = decoded.split('\0').collect();
             if parts.len() != 3 {
                 return status(400, "BadRequest", "continue key is not valid", None);
             }
-            Some((parts[0].to_string(), (parts[1].to_string(), parts[2].to_string())))
+            Some((
+                parts[0].to_string(),
+                (parts[1].to_string(), parts[2].to_string()),
+            ))
         }
         None => None,
     };
     let store = lock(&s.store);
-    let rv = after.as_ref().map(|(rv, _)| rv.clone()).unwrap_or_else(|| store.rv.to_string());
+    let rv = after
+        .as_ref()
+        .map(|(rv, _)| rv.clone())
+        .unwrap_or_else(|| store.rv.to_string());
     let mut items = Vec::new();
     let mut next = None;
     for (key, obj) in select(store.objects.get(&rname), ns, query) {
@@ -951,15 +1310,15 @@ fn list(s: &Shared, def: &ResourceDef, ns: Option<&str>, query: &HashMap<String,
             continue;
         }
         if items.len() == limit {
-            next = items
-                .last()
-                .and_then(|o: &Value| {
-                    Some(hex(&format!(
-                        "{rv}\0{}\0{}",
-                        o.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or(""),
-                        o.pointer("/metadata/name")?.as_str()?
-                    )))
-                });
+            next = items.last().and_then(|o: &Value| {
+                Some(hex(&format!(
+                    "{rv}\0{}\0{}",
+                    o.pointer("/metadata/namespace")
+                        .and_then(Value::as_str)
+                        .unwrap_or(""),
+                    o.pointer("/metadata/name")?.as_str()?
+                )))
+            });
             break;
         }
         let mut item = obj.clone();
@@ -994,7 +1353,10 @@ fn list(s: &Shared, def: &ResourceDef, ns: Option<&str>, query: &HashMap<String,
         let half = text.as_bytes()[..text.len() / 2].to_vec();
         let stream = futures::stream::iter(vec![
             Ok::<Bytes, std::io::Error>(Bytes::from(half)),
-            Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected connection drop")),
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "injected connection drop",
+            )),
         ]);
         return Response::builder()
             .status(StatusCode::OK)
@@ -1006,10 +1368,18 @@ fn list(s: &Shared, def: &ResourceDef, ns: Option<&str>, query: &HashMap<String,
     json_response(StatusCode::OK, &body)
 }
 
-fn watch(s: &Arc<Shared>, def: &ResourceDef, ns: Option<&str>, query: &HashMap<String, String>) -> Response {
+fn watch(
+    s: &Arc<Shared>,
+    def: &ResourceDef,
+    ns: Option<&str>,
+    query: &HashMap<String, String>,
+) -> Response {
     let rname = def.resource_name();
     let mut rx = s.events.subscribe();
-    let from: u64 = query.get("resourceVersion").and_then(|r| r.parse().ok()).unwrap_or(0);
+    let from: u64 = query
+        .get("resourceVersion")
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0);
     let initial: Vec<Value> = if from == 0 {
         let store = lock(&s.store);
         select(store.objects.get(&rname), ns, query)
@@ -1018,7 +1388,12 @@ fn watch(s: &Arc<Shared>, def: &ResourceDef, ns: Option<&str>, query: &HashMap<S
     } else {
         Vec::new()
     };
-    let timeout = Duration::from_secs(query.get("timeoutSeconds").and_then(|t| t.parse().ok()).unwrap_or(60));
+    let timeout = Duration::from_secs(
+        query
+            .get("timeoutSeconds")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(60),
+    );
     let ns = ns.map(str::to_string);
     let query = query.clone();
     let (tx, out_rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
@@ -1053,7 +1428,11 @@ fn watch(s: &Arc<Shared>, def: &ResourceDef, ns: Option<&str>, query: &HashMap<S
             }
         }
     });
-    let stream = futures::stream::unfold(out_rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+    let stream =
+        futures::stream::unfold(
+            out_rx,
+            |mut rx| async move { rx.recv().await.map(|x| (x, rx)) },
+        );
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")
@@ -1103,7 +1482,12 @@ fn group_of(def: &ResourceDef) -> &str {
     &def.group
 }
 
-fn managed_entry(def: &ResourceDef, ctx: &WriteCtx, fields: &BTreeSet<FieldPath>, time: &str) -> Value {
+fn managed_entry(
+    def: &ResourceDef,
+    ctx: &WriteCtx,
+    fields: &BTreeSet<FieldPath>,
+    time: &str,
+) -> Value {
     let mut e = json!({
         "manager": ctx.manager, "operation": ctx.operation, "apiVersion": def.api_version(),
         "time": time, "fieldsType": "FieldsV1", "fieldsV1": fields::fields_v1(fields),
@@ -1119,7 +1503,12 @@ fn entries(obj: &Value) -> Vec<(Value, BTreeSet<FieldPath>)> {
         .and_then(Value::as_array)
         .map(|a| {
             a.iter()
-                .map(|e| (e.clone(), fields::parse_fields_v1(e.get("fieldsV1").unwrap_or(&Value::Null))))
+                .map(|e| {
+                    (
+                        e.clone(),
+                        fields::parse_fields_v1(e.get("fieldsV1").unwrap_or(&Value::Null)),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -1150,7 +1539,10 @@ fn update_managed(def: &ResourceDef, ctx: &WriteCtx, old: &Value, new: &mut Valu
     for (e, set) in entries(old) {
         let keep: BTreeSet<FieldPath> = set
             .into_iter()
-            .filter(|p| fields::value_at(new, p).is_some() || p.iter().any(|x| x.starts_with("f:status")) && !with_status)
+            .filter(|p| {
+                fields::value_at(new, p).is_some()
+                    || p.iter().any(|x| x.starts_with("f:status")) && !with_status
+            })
             .collect();
         if same_manager(&e, ctx) {
             mine = Some(keep);
@@ -1187,21 +1579,30 @@ fn finish(def: &ResourceDef, old: Option<&Value>, new: &mut Value, time: &str) {
         .and_then(Value::as_i64)
         .unwrap_or(0);
     let spec_changed = old.is_none_or(|o| spec_of(o) != spec_of(new));
-    let generation = if spec_changed { generation + 1 } else { generation.max(1) };
+    let generation = if spec_changed {
+        generation + 1
+    } else {
+        generation.max(1)
+    };
     new["metadata"]["generation"] = json!(generation);
     if def.group == "apps" && def.kind == "Deployment" {
-        let replicas = new.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
+        let replicas = new
+            .pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
         let old_rev: i64 = old
             .and_then(|o| o.pointer("/metadata/annotations/deployment.kubernetes.io~1revision"))
             .and_then(Value::as_str)
             .and_then(|r| r.parse().ok())
             .unwrap_or(0);
-        let tpl_changed = old.is_none_or(|o| o.pointer("/spec/template") != new.pointer("/spec/template"));
+        let tpl_changed =
+            old.is_none_or(|o| o.pointer("/spec/template") != new.pointer("/spec/template"));
         let rev = if tpl_changed { old_rev + 1 } else { old_rev };
         if !new["metadata"]["annotations"].is_object() {
             new["metadata"]["annotations"] = json!({});
         }
-        new["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = json!(rev.to_string());
+        new["metadata"]["annotations"]["deployment.kubernetes.io/revision"] =
+            json!(rev.to_string());
         new["status"] = json!({
             "observedGeneration": generation, "replicas": replicas, "updatedReplicas": replicas,
             "readyReplicas": replicas, "availableReplicas": replicas,
@@ -1214,7 +1615,11 @@ fn finish(def: &ResourceDef, old: Option<&Value>, new: &mut Value, time: &str) {
             ],
         });
         // The controller's managedFields entries, as on a real cluster.
-        let mut mf: Vec<Value> = new.pointer("/metadata/managedFields").and_then(Value::as_array).cloned().unwrap_or_default();
+        let mut mf: Vec<Value> = new
+            .pointer("/metadata/managedFields")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         mf.retain(|e| e.get("manager").and_then(Value::as_str) != Some("kube-controller-manager"));
         mf.push(json!({"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "apps/v1", "time": time,
             "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {"f:annotations": {".": {}, "f:deployment.kubernetes.io/revision": {}}}}}));
@@ -1225,13 +1630,26 @@ fn finish(def: &ResourceDef, old: Option<&Value>, new: &mut Value, time: &str) {
     }
 }
 
-fn create(s: &Shared, def: &ResourceDef, ns: Option<&str>, mut obj: Value, ctx: &WriteCtx) -> Result<Value, HttpError> {
+fn create(
+    s: &Shared,
+    def: &ResourceDef,
+    ns: Option<&str>,
+    mut obj: Value,
+    ctx: &WriteCtx,
+) -> Result<Value, HttpError> {
     let rname = def.resource_name();
     if !obj.is_object() {
         return Err((400, "the body is not an object".into()));
     }
     if obj.get("kind").and_then(Value::as_str) != Some(def.kind.as_str()) {
-        return Err((400, format!("the kind of the body ({}) does not match {}", obj.get("kind").unwrap_or(&Value::Null), def.kind)));
+        return Err((
+            400,
+            format!(
+                "the kind of the body ({}) does not match {}",
+                obj.get("kind").unwrap_or(&Value::Null),
+                def.kind
+            ),
+        ));
     }
     if !obj["metadata"].is_object() {
         obj["metadata"] = json!({});
@@ -1239,13 +1657,32 @@ fn create(s: &Shared, def: &ResourceDef, ns: Option<&str>, mut obj: Value, ctx: 
     let mut store = lock(&s.store);
     store.seq += 1;
     let seq = store.seq;
-    if obj.pointer("/metadata/name").and_then(Value::as_str).is_none_or(str::is_empty) {
-        match obj.pointer("/metadata/generateName").and_then(Value::as_str) {
+    if obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        match obj
+            .pointer("/metadata/generateName")
+            .and_then(Value::as_str)
+        {
             Some(p) => obj["metadata"]["name"] = json!(format!("{p}{:05x}", seq)),
-            None => return Err((422, format!("{} \"\" is invalid: metadata.name: Required value: name or generateName is required", def.kind))),
+            None => {
+                return Err((
+                    422,
+                    format!(
+                        "{} \"\" is invalid: metadata.name: Required value: name or generateName is required",
+                        def.kind
+                    ),
+                ));
+            }
         }
     }
-    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if def.namespaced {
         let body_ns = obj.pointer("/metadata/namespace").and_then(Value::as_str);
         let ns = ns.or(body_ns).unwrap_or("default").to_string();
@@ -1257,10 +1694,17 @@ fn create(s: &Shared, def: &ResourceDef, ns: Option<&str>, mut obj: Value, ctx: 
         m.remove("namespace");
     }
     let key = (
-        obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_string(),
+        obj.pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
         name.clone(),
     );
-    if store.objects.get(&rname).is_some_and(|m| m.contains_key(&key)) {
+    if store
+        .objects
+        .get(&rname)
+        .is_some_and(|m| m.contains_key(&key))
+    {
         return Err((409, format!("{rname} \"{name}\" already exists")));
     }
     let time = now();
@@ -1283,9 +1727,15 @@ fn create(s: &Shared, def: &ResourceDef, ns: Option<&str>, mut obj: Value, ctx: 
         obj["metadata"]["managedFields"] = json!([managed_entry(def, ctx, &owned, &time)]);
     }
     finish(def, None, &mut obj, &time);
-    store.objects.entry(rname.clone()).or_default().insert(key, obj.clone());
+    store
+        .objects
+        .entry(rname.clone())
+        .or_default()
+        .insert(key, obj.clone());
     drop(store);
-    let _ = s.events.send((rname, json!({"type": "ADDED", "object": obj})));
+    let _ = s
+        .events
+        .send((rname, json!({"type": "ADDED", "object": obj})));
     Ok(obj)
 }
 
@@ -1294,7 +1744,14 @@ fn uuid(seq: u64, name: &str) -> String {
     for b in name.bytes() {
         h = (h ^ b as u64).wrapping_mul(0x100000001b3);
     }
-    format!("{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}", h >> 32, (h >> 16) & 0xffff, seq & 0xfff, (seq >> 12) & 0xfff, seq)
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        h >> 32,
+        (h >> 16) & 0xffff,
+        seq & 0xfff,
+        (seq >> 12) & 0xfff,
+        seq
+    )
 }
 
 /// Read-modify-write of one object under the store lock, with managedFields, defaults,
@@ -1360,9 +1817,15 @@ fn write(
     }
     store.rv += 1;
     new["metadata"]["resourceVersion"] = json!(store.rv.to_string());
-    store.objects.entry(rname.clone()).or_default().insert(key, new.clone());
+    store
+        .objects
+        .entry(rname.clone())
+        .or_default()
+        .insert(key, new.clone());
     drop(store);
-    let _ = s.events.send((rname, json!({"type": "MODIFIED", "object": new})));
+    let _ = s
+        .events
+        .send((rname, json!({"type": "MODIFIED", "object": new})));
     Ok(new)
 }
 
@@ -1383,7 +1846,10 @@ async fn patch(
     let kind = def.kind.clone();
     let is_scale = sub == Some("scale");
     if is_scale && !def.scale {
-        return Err((404, "the server could not find the requested resource".into()));
+        return Err((
+            404,
+            "the server could not find the requested resource".into(),
+        ));
     }
     let schema = fields::schema(&group, &kind);
     match content_type {
@@ -1392,18 +1858,40 @@ async fn patch(
                 return Err((400, "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch".into()));
             }
             let applied = parse_body(body, "yaml").map_err(|e| (400, e))?;
-            let ctx = WriteCtx { manager, operation: "Apply", subresource: sub.map(str::to_string) };
+            let ctx = WriteCtx {
+                manager,
+                operation: "Apply",
+                subresource: sub.map(str::to_string),
+            };
             if get(s, def, ns, name).is_none() {
                 let mut obj = applied.clone();
                 obj["metadata"]["name"] = json!(name);
                 let created = create(s, def, ns, obj, &ctx)?;
                 let owned = fields::leaf_paths(&group, &kind, &applied, false);
-                let time = created.pointer("/metadata/creationTimestamp").and_then(Value::as_str).unwrap_or("").to_string();
-                let mut mf = created.pointer("/metadata/managedFields").and_then(Value::as_array).cloned().unwrap_or_default();
+                let time = created
+                    .pointer("/metadata/creationTimestamp")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                let mut mf = created
+                    .pointer("/metadata/managedFields")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
                 mf.insert(0, managed_entry(def, &ctx, &owned, &time));
-                let key = (created.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_string(), name.to_string());
+                let key = (
+                    created
+                        .pointer("/metadata/namespace")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                    name.to_string(),
+                );
                 let mut store = lock(&s.store);
-                let stored = store.objects.get_mut(&def.resource_name()).and_then(|m| m.get_mut(&key));
+                let stored = store
+                    .objects
+                    .get_mut(&def.resource_name())
+                    .and_then(|m| m.get_mut(&key));
                 let out = match stored {
                     Some(o) => {
                         o["metadata"]["managedFields"] = Value::Array(mf);
@@ -1413,7 +1901,11 @@ async fn patch(
                 };
                 return Ok((StatusCode::CREATED, out));
             }
-            let ctx2 = WriteCtx { manager: ctx.manager.clone(), operation: "Apply", subresource: ctx.subresource.clone() };
+            let ctx2 = WriteCtx {
+                manager: ctx.manager.clone(),
+                operation: "Apply",
+                subresource: ctx.subresource.clone(),
+            };
             let applied_paths = fields::leaf_paths(&group, &kind, &applied, false);
             let out = write(s, def, ns, name, &ctx2, dry_run, |cur| {
                 let time = now();
@@ -1430,7 +1922,11 @@ async fn patch(
                 for p in &applied_paths {
                     let live = fields::value_at(cur, p);
                     let want = fields::value_at(&applied, p);
-                    if live.is_some() && want.is_some() && live != want && !p.last().is_some_and(|l| l.starts_with("k:")) {
+                    if live.is_some()
+                        && want.is_some()
+                        && live != want
+                        && !p.last().is_some_and(|l| l.starts_with("k:"))
+                    {
                         for (e, set) in &others {
                             if set.contains(p) {
                                 conflicts.push((e.clone(), p.clone()));
@@ -1442,16 +1938,31 @@ async fn patch(
                     let lines: Vec<String> = conflicts
                         .iter()
                         .map(|(e, p)| {
-                            let sub = e.get("subresource").and_then(Value::as_str).map(|s| format!(" with subresource \"{s}\"")).unwrap_or_default();
+                            let sub = e
+                                .get("subresource")
+                                .and_then(Value::as_str)
+                                .map(|s| format!(" with subresource \"{s}\""))
+                                .unwrap_or_default();
                             format!(
                                 "conflict with \"{}\"{sub} using {}: .{}",
                                 e.get("manager").and_then(Value::as_str).unwrap_or(""),
                                 e.get("apiVersion").and_then(Value::as_str).unwrap_or(""),
-                                p.iter().map(|x| x.trim_start_matches("f:")).collect::<Vec<_>>().join(".")
+                                p.iter()
+                                    .map(|x| x.trim_start_matches("f:"))
+                                    .collect::<Vec<_>>()
+                                    .join(".")
                             )
                         })
                         .collect();
-                    return Err((409, format!("Apply failed with {} conflict{}: {}", lines.len(), if lines.len() == 1 { "" } else { "s" }, lines.join("\n"))));
+                    return Err((
+                        409,
+                        format!(
+                            "Apply failed with {} conflict{}: {}",
+                            lines.len(),
+                            if lines.len() == 1 { "" } else { "s" },
+                            lines.join("\n")
+                        ),
+                    ));
                 }
                 // Prune fields this manager applied before and no longer applies, unless
                 // someone else owns them too.
@@ -1466,7 +1977,11 @@ async fn patch(
                 }
                 fields::strategic_merge(cur, &patch, Some(schema));
                 // Ownership: the applier owns what it applied; others lose what changed.
-                let changed: BTreeSet<FieldPath> = applied_paths.iter().filter(|p| conflicts.iter().any(|(_, c)| c == *p)).cloned().collect();
+                let changed: BTreeSet<FieldPath> = applied_paths
+                    .iter()
+                    .filter(|p| conflicts.iter().any(|(_, c)| c == *p))
+                    .cloned()
+                    .collect();
                 let mut mf = Vec::new();
                 for (e, set) in others {
                     let keep: BTreeSet<FieldPath> = set.difference(&changed).cloned().collect();
@@ -1483,17 +1998,32 @@ async fn patch(
             let out = out?;
             Ok((StatusCode::OK, out))
         }
-        "application/json-patch+json" | "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
-            let patch_v: Value = serde_json::from_slice(body).map_err(|e| (400, format!("error decoding patch: {e}")))?;
-            if content_type == "application/strategic-merge-patch+json" && def.group.contains('.') && !is_builtin_group(&def.group) {
-                return Err((415, "strategic merge patch is not supported for custom resources".into()));
+        "application/json-patch+json"
+        | "application/merge-patch+json"
+        | "application/strategic-merge-patch+json" => {
+            let patch_v: Value = serde_json::from_slice(body)
+                .map_err(|e| (400, format!("error decoding patch: {e}")))?;
+            if content_type == "application/strategic-merge-patch+json"
+                && def.group.contains('.')
+                && !is_builtin_group(&def.group)
+            {
+                return Err((
+                    415,
+                    "strategic merge patch is not supported for custom resources".into(),
+                ));
             }
-            let ctx = WriteCtx { manager, operation: "Update", subresource: sub.map(str::to_string) };
+            let ctx = WriteCtx {
+                manager,
+                operation: "Update",
+                subresource: sub.map(str::to_string),
+            };
             let apply = |target: &mut Value| -> Result<(), HttpError> {
                 match content_type {
                     "application/json-patch+json" => {
-                        let p: json_patch::Patch = serde_json::from_value(patch_v.clone()).map_err(|e| (400, format!("error decoding patch: {e}")))?;
-                        json_patch::patch(target, &p).map_err(|e| (422, format!("the JSON patch could not be applied: {e}")))
+                        let p: json_patch::Patch = serde_json::from_value(patch_v.clone())
+                            .map_err(|e| (400, format!("error decoding patch: {e}")))?;
+                        json_patch::patch(target, &p)
+                            .map_err(|e| (422, format!("the JSON patch could not be applied: {e}")))
                     }
                     "application/merge-patch+json" => {
                         json_patch::merge(target, &patch_v);
@@ -1509,7 +2039,8 @@ async fn patch(
                 write(s, def, ns, name, &ctx, dry_run, |cur| {
                     let mut scale = scale_of(cur);
                     apply(&mut scale)?;
-                    cur["spec"]["replicas"] = scale.pointer("/spec/replicas").cloned().unwrap_or(json!(1));
+                    cur["spec"]["replicas"] =
+                        scale.pointer("/spec/replicas").cloned().unwrap_or(json!(1));
                     Ok(())
                 })
                 .map(|o| scale_of(&o))?
@@ -1518,7 +2049,12 @@ async fn patch(
             };
             Ok((StatusCode::OK, out))
         }
-        other => Err((415, format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {other})"))),
+        other => Err((
+            415,
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {other})"
+            ),
+        )),
     }
 }
 
