@@ -393,7 +393,11 @@ async fn failed_group_discovery_makes_the_group_unknown() {
         (u[0].group.as_str(), u[0].kind.as_str()),
         ("networking.k8s.io", "*")
     );
-    assert!(u[0].reason.contains("500"), "{u:?}");
+    // kube-rs retries a failing group discovery itself, so our timeout may end it first.
+    assert!(
+        u[0].reason.contains("500") || u[0].reason.contains("timed out"),
+        "{u:?}"
+    );
     let result = envdrift::compare(&desired, &live.snapshot, &envdrift::Options::default());
     assert!(
         result.drifts.is_empty(),
