@@ -25,6 +25,54 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// The floor: discovery and every list page downloaded as text, nothing parsed.
+async fn list_calls_only(client: &kube::Client) {
+    let discovery = kube::discovery::Discovery::new(client.clone())
+        .run()
+        .await
+        .expect("discovery");
+    for group in discovery.groups() {
+        for (ar, caps) in group.recommended_resources() {
+            if !caps.supports_operation(kube::discovery::verbs::LIST)
+                || [
+                    "Event",
+                    "Endpoints",
+                    "EndpointSlice",
+                    "Lease",
+                    "ControllerRevision",
+                ]
+                .contains(&ar.kind.as_str())
+            {
+                continue;
+            }
+            let url = if ar.group.is_empty() {
+                format!("/api/{}/{}", ar.version, ar.plural)
+            } else {
+                format!("/apis/{}/{}/{}", ar.group, ar.version, ar.plural)
+            };
+            let mut token: Option<String> = None;
+            loop {
+                let mut lp = kube::api::ListParams::default().limit(500);
+                if let Some(t) = &token {
+                    lp = lp.continue_token(t);
+                }
+                let req = kube::core::Request::new(&url).list(&lp).expect("request");
+                let text = client.request_text(req).await.expect("list");
+                // Find the continue token without parsing the items.
+                token = text
+                    .find("\"continue\":\"")
+                    .map(|i| &text[i + 12..])
+                    .and_then(|rest| rest.split('"').next())
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string);
+                if token.is_none() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
 fn main() {
     let objects: usize = std::env::var("ENVDRIFT_BENCH_OBJECTS")
         .ok()
@@ -140,7 +188,13 @@ fn main() {
             cache = s.cache;
         }
         eprintln!("read {read} objects per scan; last unchanged rescan: {last:?}");
-        (median(full), median(unchanged), median(changed), last)
+        (
+            median(baseline),
+            median(full),
+            median(unchanged),
+            median(changed),
+            last,
+        )
     });
     let ms = |d: Duration| format!("{:.0} ms", d.as_secs_f64() * 1000.0);
     println!(

@@ -345,4 +345,29 @@ fn list_pagination_selectors_and_faults_through_kubectl() {
         created["metadata"]["managedFields"][0]["manager"],
         "kubectl-client-side-apply"
     );
+    // replace → PUT as kubectl-replace.
+    std::fs::write(&file, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\n  namespace: ns1\ndata:\n  a: c\n").unwrap();
+    k.run(&[
+        "replace",
+        "--validate=false",
+        "-f",
+        &file.display().to_string(),
+    ]);
+    let replaced = server.object("configmaps", "ns1", "watched").unwrap();
+    assert_eq!(replaced["data"]["a"], "c");
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|r| r.method == "PUT" && r.path.ends_with("/configmaps/watched"))
+    );
+    let m: Vec<&str> = replaced["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["manager"].as_str())
+        .collect();
+    // The replace dropped the last-applied annotation and changed the only data key: the
+    // client-side applier owns nothing any more and its entry is gone, as on a real server.
+    assert_eq!(m, vec!["kubectl-replace"], "{m:?}");
 }

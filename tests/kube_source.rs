@@ -409,3 +409,20 @@ async fn failed_group_discovery_makes_the_group_unknown() {
             .collect::<Vec<_>>()
     );
 }
+
+/// The same path against a real cluster: `KUBECONFIG=… cargo test --test kube_source -- --ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs cluster: a reachable cluster in KUBECONFIG (the API test server covers this path)"]
+async fn real_cluster_snapshot() {
+    let cluster = connect(&ClusterTarget::default(), Duration::from_secs(30))
+        .await
+        .unwrap();
+    let live = snapshot(&cluster, &KubeOptions::default(), &ObjectCache::default())
+        .await
+        .unwrap();
+    assert!(!live.snapshot.objects.is_empty());
+    let again = snapshot(&cluster, &KubeOptions::default(), &live.cache)
+        .await
+        .unwrap();
+    assert!(again.stats.reused > 0);
+}

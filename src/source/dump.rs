@@ -553,4 +553,33 @@ mod tests {
         assert_eq!(snap.errors.len(), 2, "{:?}", snap.errors);
         assert_eq!(snap.skipped.len(), 1);
     }
+
+    #[test]
+    fn write_dump_reads_back_with_unknown_scopes() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: ns\ndata:\n  a: \"yes\"\n  b: \"0644\"\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: ns\n";
+        let mut snap = load_text(text, "x.yaml", &LoadOptions::default());
+        snap.unknown.push(UnknownScope {
+            group: "apps".into(),
+            kind: "Deployment".into(),
+            namespace: Some("ns".into()),
+            reason: "403 Forbidden".into(),
+        });
+        let files = write_dump(&snap, dir.path()).unwrap();
+        assert_eq!(files, 2);
+        assert!(dir.path().join("ns/ConfigMap.yaml").exists());
+        assert!(dir.path().join("_cluster/Namespace.yaml").exists());
+        let opts = LoadOptions {
+            side: "live".into(),
+            default_namespace: None,
+            ..Default::default()
+        };
+        let back = load_paths(&[dir.path().to_path_buf()], &opts, &|_| {});
+        assert!(back.errors.is_empty(), "{:?}", back.errors);
+        assert_eq!(back.unknown, snap.unknown);
+        assert_eq!(back.objects.len(), 2);
+        for (k, o) in &snap.objects {
+            assert_eq!(back.objects[k].value, o.value);
+        }
+    }
 }
