@@ -322,7 +322,19 @@ fn list_pagination_selectors_and_faults_through_kubectl() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    // Wait until kubectl's watch request reached the server (not a fixed sleep).
+    let started = std::time::Instant::now();
+    while !server
+        .requests()
+        .iter()
+        .any(|r| r.path.ends_with("/configmaps") && r.query.contains("watch=true"))
+    {
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "kubectl never started watching"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     // (kubectl create sends protobuf, which this server does not speak: apply a file.)
     let file = _dir.path().join("watched.yaml");
     std::fs::write(&file, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\n  namespace: ns1\ndata:\n  a: b\n").unwrap();
@@ -332,7 +344,7 @@ fn list_pagination_selectors_and_faults_through_kubectl() {
         "-f",
         &file.display().to_string(),
     ]);
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::thread::sleep(std::time::Duration::from_millis(1000));
     let _ = child.kill();
     let out = child.wait_with_output().unwrap();
     assert!(
