@@ -46,7 +46,11 @@ enum Command {
     ///
     /// Every field present in desired must match live; fields only live are drift unless
     /// the server defaults them, a controller owns them, or an ignore rule matches.
-    Diff(DiffArgs),
+    Diff(Box<DiffArgs>),
+    /// Read a cluster and write its objects as a dump directory that `diff --live DIR` reads.
+    ///
+    /// Secret values are stored as SHA-256 hashes; kubeconfig credentials never reach the dump.
+    Snapshot(SnapshotArgs),
     /// Compare two environments (staging vs production): every difference nobody planned.
     ///
     /// Both sides are complete live objects: a field on one side only is a difference after
@@ -148,9 +152,13 @@ struct DiffArgs {
     /// source `git:REPO@REF[:PATH]` (see README: Git sources).
     #[arg(long, required = true, num_args = 1.., value_name = "PATH|git:REPO@REF[:PATH]")]
     desired: Vec<String>,
-    /// Live state: files or directories of `kubectl get -o yaml` output or envdrift dumps.
-    #[arg(long, required = true, num_args = 1.., value_name = "PATH")]
+    /// Live state: files or directories of `kubectl get -o yaml` output or envdrift dumps;
+    /// or a cluster: `cluster:CONTEXT` (a context of --kubeconfig or of the default
+    /// kubeconfig), `cluster:` (the current context), `in-cluster` (the pod's service account).
+    #[arg(long, required = true, num_args = 1.., value_name = "PATH|cluster:CONTEXT")]
     live: Vec<PathBuf>,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// Config file: ignore rules, severity rules, manager classes, unmanaged scope.
     #[arg(long, short)]
     config: Option<PathBuf>,
@@ -412,6 +420,84 @@ struct CompareArgs {
     no_unmanaged: bool,
 }
 
+/// How to read a cluster (with `--live cluster:CONTEXT` and `snapshot`).
+#[derive(Args, Debug, Clone)]
+struct ClusterArgs {
+    /// Kubeconfig file [default: KUBECONFIG, else ~/.kube/config].
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// Namespaces to read, by name or glob (repeatable) [default: all].
+    #[arg(long = "namespace", short = 'n', value_name = "NS")]
+    namespaces: Vec<String>,
+    /// Namespaces to read, by label selector (`team=shop`).
+    #[arg(long, value_name = "SELECTOR")]
+    namespace_selector: Option<String>,
+    /// Resource types to read: `Kind`, `Kind.group`, globs (repeatable) [default: all listable].
+    #[arg(long = "include-kind", value_name = "KIND")]
+    include_kinds: Vec<String>,
+    /// Resource types to skip, on top of the default exclusions (events, endpoints, leases…).
+    #[arg(long = "exclude-kind", value_name = "KIND")]
+    exclude_kinds: Vec<String>,
+    /// Do not read cluster-scoped types (Namespaces, ClusterRoles…).
+    #[arg(long)]
+    no_cluster_scoped: bool,
+    /// Timeout of one API request, in seconds.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    request_timeout: u64,
+}
+
+impl ClusterArgs {
+    fn options(&self, env: &str) -> envdrift::source::kube::KubeOptions {
+        envdrift::source::kube::KubeOptions {
+            env: env.to_string(),
+            namespaces: self.namespaces.clone(),
+            namespace_selector: self.namespace_selector.clone(),
+            include: self.include_kinds.clone(),
+            exclude: self.exclude_kinds.clone(),
+            cluster_scoped: !self.no_cluster_scoped,
+            request_timeout: std::time::Duration::from_secs(self.request_timeout.max(1)),
+            ..Default::default()
+        }
+    }
+
+    fn target(
+        &self,
+        context: Option<String>,
+        in_cluster: bool,
+    ) -> envdrift::source::kube::ClusterTarget {
+        envdrift::source::kube::ClusterTarget {
+            kubeconfig: self.kubeconfig.clone(),
+            context,
+            in_cluster,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct SnapshotArgs {
+    /// Context in the kubeconfig [default: its current context].
+    #[arg(long)]
+    context: Option<String>,
+    /// Use the pod's service account instead of a kubeconfig.
+    #[arg(long, conflicts_with = "context")]
+    in_cluster: bool,
+    /// Output directory (created; files in it are overwritten).
+    #[arg(long, short, value_name = "DIR")]
+    output: PathBuf,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+/// A `--live` value that names a cluster: `Some((context, in_cluster))`.
+fn cluster_spec(live: &[PathBuf]) -> Option<(Option<String>, bool)> {
+    let first = live.first()?.to_str()?;
+    if first == "in-cluster" {
+        return Some((None, true));
+    }
+    let ctx = first.strip_prefix("cluster:")?;
+    Some(((!ctx.is_empty()).then(|| ctx.to_string()), false))
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 enum ColorChoice {
     Auto,
@@ -458,7 +544,8 @@ fn init_logging(level: &str, format: LogFormat) {
 
 fn run(cli: Cli) -> Result<u8> {
     match cli.command {
-        Command::Diff(args) => cmd_diff(args),
+        Command::Diff(args) => cmd_diff(*args),
+        Command::Snapshot(args) => cmd_snapshot(args),
         Command::Compare(args) => cmd_compare(args),
         Command::Daemon(args) => cmd_daemon(args),
         Command::Scan(args) => cmd_scan(args),
@@ -619,6 +706,41 @@ fn cmd_diff(args: DiffArgs) -> Result<u8> {
         )?),
         DesiredArg::Paths(_) => None,
     };
+    if let Some((context, in_cluster)) = cluster_spec(&args.live) {
+        if args.live.len() > 1 {
+            anyhow::bail!("--live: a cluster cannot be combined with other live paths");
+        }
+        let (desired_snap, git_load) = match (&desired, git_load) {
+            (DesiredArg::Git(_), Some(mut g)) => (std::mem::take(&mut g.snapshot), Some(g)),
+            (DesiredArg::Paths(p), _) => (
+                load_side(
+                    p,
+                    "desired",
+                    Some(default_ns.clone()),
+                    &config.cluster_scoped_kinds,
+                ),
+                None,
+            ),
+            (DesiredArg::Git(_), None) => anyhow::bail!("internal: git source not loaded"),
+        };
+        let target = args.cluster.target(context, in_cluster);
+        let live =
+            envdrift::source::kube::snapshot_blocking(&target, &args.cluster.options("live"))
+                .context("reading the cluster")?;
+        let mut result = envdrift::diff::compare(&desired_snap, &live.snapshot, &opts);
+        if let Some(g) = &git_load {
+            let sources = envdrift::source::adopt::Sources {
+                files: &g.files,
+                renderer: g.renderer,
+                trace_order: &g.trace_order,
+                set_values: &g.set_values,
+            };
+            envdrift::source::adopt::attach(&mut result, &sources);
+        }
+        let rep = build_report(Mode::DesiredVsLive, &desired_snap, &live.snapshot, &result);
+        emit(&rep, args.format, args.color)?;
+        return Ok(exit_code(&rep, args.fail_on));
+    }
     let mut scratch = Vec::new();
     let mut files = collect_files(&args.live, "live", &mut scratch).len();
     if let DesiredArg::Paths(p) = &desired {
@@ -993,6 +1115,33 @@ fn cmd_render(args: RenderArgs) -> Result<u8> {
         eprintln!("envdrift: {e}");
     }
     Ok(if snap.errors.is_empty() { 0 } else { 2 })
+}
+
+fn cmd_snapshot(args: SnapshotArgs) -> Result<u8> {
+    let target = args.cluster.target(args.context.clone(), args.in_cluster);
+    let live = envdrift::source::kube::snapshot_blocking(&target, &args.cluster.options("live"))
+        .context("reading the cluster")?;
+    let files = envdrift::source::dump::write_dump(&live.snapshot, &args.output)
+        .with_context(|| format!("writing the dump to {}", args.output.display()))?;
+    for u in &live.snapshot.unknown {
+        let kind = if u.group.is_empty() {
+            u.kind.clone()
+        } else {
+            format!("{}.{}", u.kind, u.group)
+        };
+        match &u.namespace {
+            Some(ns) => eprintln!("envdrift: unknown: {kind} in {ns}: {}", u.reason),
+            None => eprintln!("envdrift: unknown: {kind}: {}", u.reason),
+        }
+    }
+    println!(
+        "wrote {} objects ({} types, {} unknown) in {files} files to {}",
+        live.snapshot.objects.len(),
+        live.stats.types,
+        live.snapshot.unknown.len(),
+        args.output.display()
+    );
+    Ok(0)
 }
 
 fn build_report<'a>(

@@ -208,9 +208,11 @@ pub struct UnknownScope {
 }
 
 impl UnknownScope {
+    /// True when `key` is in this scope. `kind: "*"` covers every kind of the group (a
+    /// group whose discovery failed).
     pub fn covers(&self, key: &ResourceKey) -> bool {
         self.group == key.group
-            && self.kind == key.kind
+            && (self.kind == key.kind || self.kind == "*")
             && (self.namespace.is_none() || self.namespace == key.namespace)
     }
 }

@@ -12,7 +12,9 @@ use rayon::prelude::*;
 use serde_json::Value;
 
 use crate::kinds::is_cluster_scoped;
-use crate::model::{InputError, Object, Origin, ResourceKey, SkippedInput, Snapshot, SourceRef};
+use crate::model::{
+    InputError, Object, Origin, ResourceKey, SkippedInput, Snapshot, SourceRef, UnknownScope,
+};
 use crate::redact::redact_secret;
 use crate::source::manifest::{ParsedText, parse_manifest_text};
 
@@ -192,6 +194,7 @@ pub fn load_paths(
         ..Snapshot::default()
     };
     let files = collect_files(paths, &opts.side, &mut snap.errors);
+    snap.unknown = read_unknown(paths, &opts.side, &mut snap.errors);
     let results: Vec<FileObjects> = files
         .par_iter()
         .map(|f| {
@@ -234,6 +237,7 @@ pub struct Streamed<R> {
 /// # Caveats
 /// A duplicate object is reported as an input error, but both copies were already
 /// handed to `consume`.
+#[allow(clippy::type_complexity)] // one callback type, spelled out once
 pub fn stream_paths<R: Send>(
     paths: &[PathBuf],
     opts: &LoadOptions,
@@ -245,6 +249,7 @@ pub fn stream_paths<R: Send>(
         ..Snapshot::default()
     };
     let files = collect_files(paths, &opts.side, &mut meta.errors);
+    meta.unknown = read_unknown(paths, &opts.side, &mut meta.errors);
     type PerFile<R> = (
         R,
         Vec<(ResourceKey, Origin)>,
@@ -449,6 +454,79 @@ pub fn object_key(value: &Value, opts: &LoadOptions) -> Result<ResourceKey, Stri
     })
 }
 
+/// The file in an `envdrift snapshot` directory that lists the scopes the snapshot could not
+/// read (hidden, so that it is not read as objects).
+pub const UNKNOWN_FILE: &str = ".envdrift-unknown.json";
+
+/// Reads [`UNKNOWN_FILE`] of every directory in `paths`, so that a dump says "unknown"
+/// where the cluster did.
+fn read_unknown(paths: &[PathBuf], side: &str, errors: &mut Vec<InputError>) -> Vec<UnknownScope> {
+    let mut out = Vec::new();
+    for p in paths.iter().filter(|p| p.is_dir()) {
+        let f = p.join(UNKNOWN_FILE);
+        let Ok(text) = std::fs::read_to_string(&f) else {
+            continue;
+        };
+        match serde_json::from_str::<Vec<UnknownScope>>(&text) {
+            Ok(list) => out.extend(list),
+            Err(e) => errors.push(InputError {
+                side: side.to_string(),
+                source: f.display().to_string(),
+                line: Some(e.line()),
+                column: Some(e.column()),
+                message: format!("invalid unknown-scope list: {e}"),
+            }),
+        }
+    }
+    out
+}
+
+/// Writes a snapshot as a dump directory that [`load_paths`] reads back to the same
+/// objects: one multi-document YAML file per namespace and type
+/// (`NAMESPACE/Kind.group.yaml`, cluster-scoped objects under `_cluster/`), objects in key
+/// order, plus [`UNKNOWN_FILE`]. Secret values are written as the snapshot holds them
+/// (hashed when it came from a live source). Returns the number of files written.
+///
+/// # Errors
+/// The directory or a file could not be written.
+pub fn write_dump(snap: &Snapshot, dir: &Path) -> std::io::Result<usize> {
+    use std::collections::BTreeMap;
+    let mut files: BTreeMap<PathBuf, Vec<&Value>> = BTreeMap::new();
+    for (key, obj) in &snap.objects {
+        let ns = key.namespace.as_deref().unwrap_or("_cluster");
+        let name = if key.group.is_empty() {
+            format!("{}.yaml", key.kind)
+        } else {
+            format!("{}.{}.yaml", key.kind, key.group)
+        };
+        files
+            .entry(Path::new(ns).join(name))
+            .or_default()
+            .push(&obj.value);
+    }
+    std::fs::create_dir_all(dir)?;
+    for (rel, objects) in &files {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut text = String::new();
+        for o in objects {
+            text.push_str("---\n");
+            let yaml = serde_saphyr::to_string(o)
+                .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;
+            text.push_str(&yaml);
+            if !yaml.ends_with('\n') {
+                text.push('\n');
+            }
+        }
+        std::fs::write(&path, text)?;
+    }
+    let unknown = serde_json::to_string_pretty(&snap.unknown).map_err(std::io::Error::other)?;
+    std::fs::write(dir.join(UNKNOWN_FILE), unknown + "\n")?;
+    Ok(files.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -508,5 +586,34 @@ mod tests {
         );
         assert_eq!(snap.errors.len(), 2, "{:?}", snap.errors);
         assert_eq!(snap.skipped.len(), 1);
+    }
+
+    #[test]
+    fn write_dump_reads_back_with_unknown_scopes() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: ns\ndata:\n  a: \"yes\"\n  b: \"0644\"\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: ns\n";
+        let mut snap = load_text(text, "x.yaml", &LoadOptions::default());
+        snap.unknown.push(UnknownScope {
+            group: "apps".into(),
+            kind: "Deployment".into(),
+            namespace: Some("ns".into()),
+            reason: "403 Forbidden".into(),
+        });
+        let files = write_dump(&snap, dir.path()).unwrap();
+        assert_eq!(files, 2);
+        assert!(dir.path().join("ns/ConfigMap.yaml").exists());
+        assert!(dir.path().join("_cluster/Namespace.yaml").exists());
+        let opts = LoadOptions {
+            side: "live".into(),
+            default_namespace: None,
+            ..Default::default()
+        };
+        let back = load_paths(&[dir.path().to_path_buf()], &opts, &|_| {});
+        assert!(back.errors.is_empty(), "{:?}", back.errors);
+        assert_eq!(back.unknown, snap.unknown);
+        assert_eq!(back.objects.len(), 2);
+        for (k, o) in &snap.objects {
+            assert_eq!(back.objects[k].value, o.value);
+        }
     }
 }

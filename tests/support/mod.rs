@@ -63,3 +63,14 @@ pub enum Reply {
     /// 403.
     Forbidden,
 }
+
+pub mod apiserver;
+pub mod kubectl;
+
+/// The `envdrift` binary under test: `ENVDRIFT_BIN` when set (useful when several worktrees
+/// share one target directory and overwrite each other's binary), else Cargo's.
+pub fn envdrift_bin() -> std::path::PathBuf {
+    std::env::var_os("ENVDRIFT_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_envdrift").into())
+}
