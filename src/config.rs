@@ -208,6 +208,41 @@ pub enum SourceSpec {
     },
     /// A Git repository at a ref, rendered (plain, Kustomize or Helm).
     Git(Box<crate::source::render::GitSourceConfig>),
+    /// A live cluster, read through the Kubernetes API (kube-rs).
+    Cluster(Box<ClusterSourceConfig>),
+}
+
+/// A cluster as a live source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSourceConfig {
+    /// Kubeconfig file (relative to the config file). Default: KUBECONFIG, else ~/.kube/config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Context in the kubeconfig. Default: its current context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// Use the pod's service account instead of a kubeconfig. Default: false.
+    #[serde(default)]
+    pub in_cluster: bool,
+    /// Namespaces by name or glob. Default: all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+    /// Namespaces by label selector (`team=shop`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<String>,
+    /// Kinds to read (`Kind`, `Kind.group`, globs). Default: every listable kind.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include_kinds: Vec<String>,
+    /// Kinds to skip on top of the default exclusions (events, endpoints, leases, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_kinds: Vec<String>,
+    /// Read cluster-scoped kinds (Namespaces, ClusterRoles, …). Default: true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_scoped: Option<bool>,
+    /// Timeout of one API request (`30s`). Default: 30s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_timeout: Option<String>,
 }
 
 impl SourceSpec {
@@ -222,6 +257,11 @@ impl SourceSpec {
                 g.reference,
                 g.path
             ),
+            SourceSpec::Cluster(c) => match (&c.context, c.in_cluster) {
+                (_, true) => "in-cluster".to_string(),
+                (Some(ctx), _) => format!("cluster:{ctx}"),
+                (None, _) => "cluster:(current context)".to_string(),
+            },
         }
     }
 }

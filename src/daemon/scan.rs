@@ -65,6 +65,7 @@ fn resolve(base: &Path, p: &Path) -> PathBuf {
 pub fn load(spec: &SourceSpec, base: &Path, side: &str, cfg: &Config) -> Result<Snapshot, String> {
     let (path, default_ns) = match spec {
         SourceSpec::Git(g) => return load_git(g, base, side, cfg),
+        SourceSpec::Cluster(c) => return load_cluster(c, base, side),
         SourceSpec::Dir { path } => (
             resolve(base, path),
             Some(
@@ -143,6 +144,44 @@ fn load_git(
     let loaded = render::load_git(&spec, &auth, &sync, &ropts, &load)
         .map_err(|e| format!("{side} source {}: {e}", spec.describe()))?;
     Ok(loaded.snapshot)
+}
+
+fn load_cluster(
+    c: &crate::config::ClusterSourceConfig,
+    base: &Path,
+    side: &str,
+) -> Result<Snapshot, String> {
+    use crate::source::kube;
+    let target = kube::ClusterTarget {
+        kubeconfig: c.kubeconfig.as_deref().map(|p| resolve(base, p)),
+        context: c.context.clone(),
+        in_cluster: c.in_cluster,
+    };
+    let timeout = match &c.request_timeout {
+        Some(t) => {
+            crate::config::parse_duration(t).map_err(|e| format!("{side}: request_timeout: {e}"))?
+        }
+        None => std::time::Duration::from_secs(30),
+    };
+    let opts = kube::KubeOptions {
+        env: side.to_string(),
+        namespaces: c.namespaces.clone(),
+        namespace_selector: c.namespace_selector.clone(),
+        include: c.include_kinds.clone(),
+        exclude: c.exclude_kinds.clone(),
+        cluster_scoped: c.cluster_scoped.unwrap_or(true),
+        request_timeout: timeout,
+        ..kube::KubeOptions::default()
+    };
+    // The kube client runs on its own runtime, on a thread outside the caller's runtime.
+    let described = format!("{side} source cluster");
+    std::thread::scope(|s| {
+        s.spawn(|| kube::snapshot_blocking(&target, &opts))
+            .join()
+            .map_err(|_| format!("{described}: the reader thread panicked"))?
+            .map(|live| live.snapshot)
+            .map_err(|e| format!("{described}: {e}"))
+    })
 }
 
 /// Hash of every live object, and of the whole snapshot.

@@ -62,6 +62,8 @@ pub enum Reply {
     BadRequest,
     /// 403.
     Forbidden,
+    /// No answer for a long time (the client is expected to give up or be killed first).
+    Stall,
 }
 
 pub mod apiserver;

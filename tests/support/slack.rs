@@ -142,6 +142,10 @@ async fn handle(
         Some(Reply::Forbidden) => {
             return (StatusCode::FORBIDDEN, "action_prohibited").into_response();
         }
+        Some(Reply::Stall) => {
+            tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+            return (StatusCode::SERVICE_UNAVAILABLE, "stalled").into_response();
+        }
         None => {}
     }
     let recorded = Recorded {

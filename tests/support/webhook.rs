@@ -123,6 +123,7 @@ async fn handle(
         }
         Some(Reply::BadRequest) => return (StatusCode::BAD_REQUEST, "bad payload").into_response(),
         Some(Reply::Forbidden) => return (StatusCode::FORBIDDEN, "forbidden").into_response(),
+        Some(Reply::Stall) => return (StatusCode::SERVICE_UNAVAILABLE, "stalled").into_response(),
         None => {}
     }
     let mut mac = Hmac::<Sha256>::new_from_slice(&g.secret).expect("hmac key");

@@ -1,0 +1,95 @@
+//! Kill the daemon (SIGKILL) while it is delivering an alert that is already stored; after a
+//! restart the alert is sent exactly once. Real process, real store, the Slack stand-in.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::Reply;
+use support::slack::SlackServer;
+
+const TOKEN: &str = "xoxb-test-token-restart";
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_between_store_and_send_then_sent_exactly_once() {
+    let slack = SlackServer::start(TOKEN, "/services/T0/B0/X").await;
+    // The first delivery attempt hangs: the daemon is killed while it waits.
+    slack.queue(&[Reply::Stall]);
+    let dir = tempfile::tempdir().unwrap();
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo");
+    copy_dir(&demo.join("git/production"), &dir.path().join("git"));
+    copy_dir(&demo.join("live/production"), &dir.path().join("live"));
+    std::fs::write(dir.path().join("slack.token"), TOKEN).unwrap();
+    let cfg = dir.path().join("envdrift.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir: state\nlisten: 127.0.0.1:0\nenvironments:\n  production:\n    desired: {{type: dir, path: git}}\n    live: {{type: dump, path: live}}\n    interval: 2s\nalerts:\n  sinks:\n    - {{type: slack, name: ops, channel: \"#drift\", token_file: {}, api_url: \"{}\"}}\n",
+            dir.path().join("slack.token").display(),
+            slack.api_url()
+        ),
+    )
+    .unwrap();
+    let bin = support::envdrift_bin();
+    let mut child = Command::new(&bin)
+        .args(["daemon", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the stored alert's delivery is in flight (the stand-in got the request).
+    let start = Instant::now();
+    while slack.requests() == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the daemon never tried to deliver"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        slack.accepted().is_empty(),
+        "nothing was accepted before the kill"
+    );
+    // Restart: one full cycle. The rescan finds nothing new; the stored alert is delivered.
+    for _ in 0..2 {
+        let out = Command::new(&bin)
+            .args(["daemon", "--once", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let accepted = slack.accepted();
+    assert_eq!(accepted.len(), 1, "sent exactly once");
+    let body = accepted[0].json();
+    assert_eq!(body["channel"], "#drift");
+    assert!(
+        body.to_string().contains("production: 6 new drifts"),
+        "{body}"
+    );
+    assert_eq!(
+        accepted[0].header("authorization"),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+}
