@@ -391,3 +391,38 @@ fn daemon_once_scan_and_report_on_the_demo() {
         text(&bad.stderr)
     );
 }
+
+#[test]
+fn bundled_configs_pass_config_check() {
+    for (file, envs) in [
+        ("config/demo.yaml", vec![]),
+        ("config/demo/compare.yaml", vec![]),
+        (
+            "config/envdrift.example.yaml",
+            vec![
+                "ENVDRIFT_READ_TOKEN",
+                "GITOPS_TOKEN",
+                "SLACK_BOT_TOKEN",
+                "SMTP_PASSWORD",
+                "WEBHOOK_SECRET",
+            ],
+        ),
+    ] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_envdrift"));
+        cmd.args(["config", "check", file]).current_dir(root());
+        for e in &envs {
+            cmd.env(e, "a-test-secret-value");
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{file}: {}", text(&out.stderr));
+        assert!(!text(&out.stdout).contains("a-test-secret-value"));
+    }
+    // Without the secrets' environment variables, every missing one is named.
+    let out = envdrift(&["config", "check", "config/envdrift.example.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("SLACK_BOT_TOKEN") && err.contains("SMTP_PASSWORD"),
+        "{err}"
+    );
+}
