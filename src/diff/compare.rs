@@ -732,29 +732,14 @@ impl<'a> Walker<'a> {
     ) {
         let (live_path, desired_path) = self.pointers();
         let field = self.display_path();
-        let (category, severity) = {
-            let tokens = self.tokens(op == ChangeOp::Removed);
-            let views: Vec<SegView<'_>> = tokens
-                .iter()
-                .map(|(t, a)| SegView {
-                    token: t,
-                    alias: a.as_deref(),
-                })
-                .collect();
-            self.opts.classifier.classify(self.key, &views)
-        };
+        let desired_side = op == ChangeOp::Removed;
+        let (category, severity) =
+            self.with_views(desired_side, |v| self.opts.classifier.classify(self.key, v));
         let patch = self.patch_op(op, &desired, &live_path);
-        let expected = !self.opts.expected.is_empty() && {
-            let tokens = self.tokens(op == ChangeOp::Removed);
-            let views: Vec<SegView<'_>> = tokens
-                .iter()
-                .map(|(t, a)| SegView {
-                    token: t,
-                    alias: a.as_deref(),
-                })
-                .collect();
-            self.opts.expected.ignores_path(self.key, &views)
-        };
+        let expected = !self.opts.expected.is_empty()
+            && self.with_views(desired_side, |v| {
+                self.opts.expected.ignores_path(self.key, v)
+            });
         self.out.changes.push(RawChange {
             op,
             live_path,
@@ -816,7 +801,14 @@ impl<'a> Walker<'a> {
         if !self.ignore_here {
             return false;
         }
-        let tokens = self.tokens(false);
+        self.with_views(false, |v| self.opts.ignore.ignores_path(self.key, v))
+            || self.with_views(true, |v| self.opts.ignore.ignores_path(self.key, v))
+    }
+
+    /// Runs `f` on the current path as pattern-matching segments (live indices, or desired
+    /// indices when `desired`, with key aliases).
+    fn with_views<T>(&self, desired: bool, f: impl FnOnce(&[SegView<'_>]) -> T) -> T {
+        let tokens = self.tokens(desired);
         let views: Vec<SegView<'_>> = tokens
             .iter()
             .map(|(t, a)| SegView {
@@ -824,17 +816,7 @@ impl<'a> Walker<'a> {
                 alias: a.as_deref(),
             })
             .collect();
-        self.opts.ignore.ignores_path(self.key, &views) || {
-            let dtokens = self.tokens(true);
-            let dviews: Vec<SegView<'_>> = dtokens
-                .iter()
-                .map(|(t, a)| SegView {
-                    token: t,
-                    alias: a.as_deref(),
-                })
-                .collect();
-            self.opts.ignore.ignores_path(self.key, &dviews)
-        }
+        f(&views)
     }
 
     /// Path tokens (live indices, or desired indices when `desired`) with key aliases.
