@@ -187,8 +187,14 @@ struct DiffArgs {
 #[derive(Args, Debug)]
 struct RenderArgs {
     /// The source: `git:REPO@REF[:PATH]`, or files/directories of manifests.
-    #[arg(long, required = true, num_args = 1.., value_name = "PATH|git:REPO@REF[:PATH]")]
+    #[arg(long, required_unless_present = "env", num_args = 1.., value_name = "PATH|git:REPO@REF[:PATH]")]
     desired: Vec<String>,
+    /// A config file: render the desired source of --env.
+    #[arg(long, short, requires = "env")]
+    config: Option<PathBuf>,
+    /// The environment of --config whose desired state to render.
+    #[arg(long, requires = "config", conflicts_with = "desired")]
+    env: Option<String>,
     /// Namespace for namespaced objects that have none [default: default].
     #[arg(long)]
     default_namespace: Option<String>,
@@ -1003,23 +1009,39 @@ fn cmd_report(args: ReportArgs) -> Result<u8> {
     Ok(0)
 }
 
-/// A `--from`/`--to` source: a dump path. Environment forms need the daemon's config.
-fn env_source(arg: &str, flag: &str) -> Result<PathBuf> {
+/// A `--from`/`--to` source.
+enum CmpSource {
+    Dump(PathBuf),
+    /// An environment of --config: its live side, or (`git:`) its desired side.
+    Env {
+        name: String,
+        desired: bool,
+    },
+}
+
+fn env_source(arg: &str, flag: &str) -> Result<CmpSource> {
     if let Some(p) = arg.strip_prefix("dump:") {
-        return Ok(PathBuf::from(p));
+        return Ok(CmpSource::Dump(PathBuf::from(p)));
     }
-    for prefix in ["live:", "git:"] {
-        if arg.starts_with(prefix) {
-            anyhow::bail!(
-                "{flag} {arg}: `{prefix}ENV` sources need an `environments:` section in the config, which this version does not have yet; give a dump (`dump:PATH` or a path)"
-            );
-        }
+    if let Some(e) = arg.strip_prefix("live:") {
+        return Ok(CmpSource::Env {
+            name: e.to_string(),
+            desired: false,
+        });
+    }
+    if let Some(e) = arg.strip_prefix("git:") {
+        return Ok(CmpSource::Env {
+            name: e.to_string(),
+            desired: true,
+        });
     }
     let p = PathBuf::from(arg);
     if !p.exists() {
-        anyhow::bail!("{flag} {arg}: no such file or directory (sources: dump:PATH or a path)");
+        anyhow::bail!(
+            "{flag} {arg}: no such file or directory (sources: dump:PATH, a path, live:ENV or git:ENV with --config)"
+        );
     }
-    Ok(p)
+    Ok(CmpSource::Dump(p))
 }
 
 fn env_name(path: &Path) -> String {
@@ -1049,8 +1071,16 @@ fn cmd_compare(args: CompareArgs) -> Result<u8> {
     };
     let from = env_source(&args.from, "--from")?;
     let to = env_source(&args.to, "--to")?;
-    let from_name = args.from_name.clone().unwrap_or_else(|| env_name(&from));
-    let to_name = args.to_name.clone().unwrap_or_else(|| env_name(&to));
+    let name_of = |s: &CmpSource| match s {
+        CmpSource::Dump(p) => env_name(p),
+        CmpSource::Env {
+            name,
+            desired: true,
+        } => format!("git:{name}"),
+        CmpSource::Env { name, .. } => name.clone(),
+    };
+    let from_name = args.from_name.clone().unwrap_or_else(|| name_of(&from));
+    let to_name = args.to_name.clone().unwrap_or_else(|| name_of(&to));
     let mut opts = config
         .compare_options(&from_name, &to_name)
         .map_err(anyhow::Error::msg)
@@ -1066,14 +1096,58 @@ fn cmd_compare(args: CompareArgs) -> Result<u8> {
         drop_status: true,
         commit: None,
     };
-    let out = envdrift::pipeline::compare_paths(
-        std::slice::from_ref(&from),
-        &load(&from_name),
-        std::slice::from_ref(&to),
-        &load(&to_name),
-        &opts,
-        &|_| {},
-    );
+    let out = match (&from, &to) {
+        (CmpSource::Dump(f), CmpSource::Dump(t)) => envdrift::pipeline::compare_paths(
+            std::slice::from_ref(f),
+            &load(&from_name),
+            std::slice::from_ref(t),
+            &load(&to_name),
+            &opts,
+            &|_| {},
+        ),
+        _ => {
+            let Some(cfg_path) = &args.config else {
+                anyhow::bail!(
+                    "live:ENV and git:ENV sources name environments of a config file: add --config FILE"
+                );
+            };
+            let base = config_base(cfg_path);
+            let read = |s: &CmpSource, label: &str| -> Result<Snapshot> {
+                match s {
+                    CmpSource::Dump(p) => {
+                        Ok(load_paths(std::slice::from_ref(p), &load(label), &|_| {}))
+                    }
+                    CmpSource::Env { name, desired } => {
+                        let Some(e) = config.environments.get(name) else {
+                            let known: Vec<&str> =
+                                config.environments.keys().map(String::as_str).collect();
+                            anyhow::bail!(
+                                "{label}: unknown environment `{name}` in {} (configured: {})",
+                                cfg_path.display(),
+                                known.join(", ")
+                            );
+                        };
+                        let spec = if *desired { &e.desired } else { &e.live };
+                        envdrift::daemon::scan::load(spec, &base, label, &config)
+                            .map_err(anyhow::Error::msg)
+                    }
+                }
+            };
+            let mut from_snap = read(&from, &from_name)?;
+            let to_snap = read(&to, &to_name)?;
+            if let Some(m) = &opts.mapping {
+                from_snap = m.map_snapshot(from_snap, &from_name);
+            }
+            let result = envdrift::diff::compare(&from_snap, &to_snap, &opts);
+            let to_objects = to_snap.objects.len();
+            envdrift::pipeline::EnvDiff {
+                result,
+                from: from_snap,
+                to_meta: to_snap,
+                to_objects,
+            }
+        }
+    };
     let mut rep = build_report(Mode::EnvVsEnv, &out.from, &out.to_meta, &out.result);
     rep.left.name = from_name;
     rep.right.name = to_name;
@@ -1094,9 +1168,25 @@ fn cmd_render(args: RenderArgs) -> Result<u8> {
         drop_status: true,
         commit: None,
     };
-    let snap = match desired_arg(&args.desired)? {
-        DesiredArg::Git(spec) => load_git_side(&spec, &args.git, &opts)?.snapshot,
-        DesiredArg::Paths(p) => load_paths(&p, &opts, &|_| {}),
+    let snap = if let (Some(cfg_path), Some(env)) = (&args.config, &args.env) {
+        let Some(cfg) = load_config(cfg_path) else {
+            return Ok(2);
+        };
+        let Some(e) = cfg.environments.get(env) else {
+            let known: Vec<&str> = cfg.environments.keys().map(String::as_str).collect();
+            anyhow::bail!(
+                "--env {env}: not in {} (configured: {})",
+                cfg_path.display(),
+                known.join(", ")
+            );
+        };
+        envdrift::daemon::scan::load(&e.desired, &config_base(cfg_path), "desired", &cfg)
+            .map_err(anyhow::Error::msg)?
+    } else {
+        match desired_arg(&args.desired)? {
+            DesiredArg::Git(spec) => load_git_side(&spec, &args.git, &opts)?.snapshot,
+            DesiredArg::Paths(p) => load_paths(&p, &opts, &|_| {}),
+        }
     };
     let mut text = String::new();
     for obj in snap.objects.values() {

@@ -367,5 +367,83 @@ fn demo_compare_cli() {
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("--from live:staging"));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("add --config FILE"));
+}
+
+#[test]
+fn environment_sources_from_the_config() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_envdrift"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "compare",
+        "--from",
+        "live:staging",
+        "--to",
+        "live:production",
+        "-c",
+        "config/demo.yaml",
+        "-f",
+        "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["from"]["name"].as_str(), v["to"]["name"].as_str()),
+        (Some("staging"), Some("production"))
+    );
+    assert_eq!(v["summary"]["drifts"], 8);
+    // git:ENV is the environment's desired side: Git production vs live production.
+    let out = run(&[
+        "compare",
+        "--from",
+        "git:production",
+        "--to",
+        "live:production",
+        "-c",
+        "config/demo.yaml",
+        "-f",
+        "json",
+    ]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["summary"]["drifts"].as_u64().unwrap() > 0);
+    let out = run(&[
+        "compare",
+        "--from",
+        "live:mars",
+        "--to",
+        "live:production",
+        "-c",
+        "config/demo.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown environment `mars`"));
+    let out = run(&[
+        "render",
+        "--config",
+        "config/demo.yaml",
+        "--env",
+        "production",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("# config/demo/git/production/") && text.contains("kind: Deployment"));
+    assert!(
+        !text.contains("cHJvZC1kZW1vLXBhc3N3b3Jk"),
+        "no Secret value in rendered output"
+    );
 }
