@@ -694,3 +694,13 @@ async fn tls_and_loopback_rules() {
     .unwrap_err();
     assert!(err.to_string().contains("without api.tokens"), "{err}");
 }
+
+#[tokio::test]
+async fn delivery_state_is_visible() {
+    let srv = start("", false).await;
+    let v = call(&srv, "GET", "/api/v1/environments", Some(READ), None)
+        .await
+        .json();
+    assert!(v["alerts"]["outbox"].is_object(), "{v}");
+    assert!(v["alerts"]["recent_failures"].is_array());
+}

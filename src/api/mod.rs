@@ -442,7 +442,25 @@ async fn environments(State(st): State<Shared>) -> Result<Json<Value>, HttpError
             "open_drifts": by_sev,
         }));
     }
-    Ok(Json(json!({"environments": out})))
+    // Alert delivery state: counts by outbox state and the latest failures (visible here,
+    // in the log and in the metrics).
+    let counts: serde_json::Map<String, Value> = d
+        .store
+        .outbox_counts()?
+        .into_iter()
+        .map(|(state, n)| (state, json!(n)))
+        .collect();
+    let failures: Vec<Value> = d
+        .store
+        .outbox(200)?
+        .into_iter()
+        .filter(|r| r.last_error.is_some())
+        .take(10)
+        .map(|r| json!({"sink": r.sink, "notice": r.notice_id, "state": r.state, "attempts": r.attempts, "error": r.last_error}))
+        .collect();
+    Ok(Json(
+        json!({"environments": out, "alerts": {"outbox": counts, "recent_failures": failures}}),
+    ))
 }
 
 /// Query of `GET /api/v1/drifts`.
