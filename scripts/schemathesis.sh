@@ -29,10 +29,16 @@ YAML
 "$bin" daemon --config "$work/envdrift.yaml" > "$work/daemon.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 1 100); do
-  curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+up=0
+for _ in $(seq 1 300); do
+  if curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then up=1; break; fi
   sleep 0.1
 done
+if [ "$up" != 1 ]; then
+  echo "the daemon did not start; its log:" >&2
+  cat "$work/daemon.log" >&2
+  exit 1
+fi
 # Data to query: one scan of each target.
 for env in production staging staging-vs-production; do
   curl -fs -X POST -H "Authorization: Bearer $token" -d "{\"env\":\"$env\"}" "http://127.0.0.1:$port/api/v1/scans" >/dev/null
