@@ -924,7 +924,7 @@ fn cmd_scan(args: ScanArgs) -> Result<u8> {
         );
     };
     let base = config_base(&args.config);
-    let out = envdrift::daemon::scan::scan_environment(&cfg, &base, &args.env, env);
+    let out = envdrift::daemon::scan::scan_environment(&cfg, &base, &args.env, env, None);
     let Some(result) = out.result else {
         eprintln!("envdrift: scan failed: {}", out.error.unwrap_or_default());
         return Ok(2);

@@ -175,6 +175,8 @@ pub struct Daemon {
     /// First retry delay; doubles per attempt up to an hour. Default 5 s.
     pub base_backoff: Duration,
     pub metrics: Arc<metrics::Metrics>,
+    /// Cluster objects kept between scans (incremental rescans).
+    pub live_caches: scan::LiveCaches,
     /// When the daemon started (readiness: "still starting").
     pub started: std::time::Instant,
 }
@@ -228,6 +230,7 @@ impl Daemon {
             max_attempts: 10,
             base_backoff: Duration::from_secs(5),
             metrics: Arc::default(),
+            live_caches: scan::LiveCaches::default(),
             started: std::time::Instant::now(),
         })
     }
@@ -329,7 +332,7 @@ impl Daemon {
         let (out, mode) = match target {
             Target::Environment(n) => match self.cfg.environments.get(n) {
                 Some(env) => (
-                    scan::scan_environment(&self.cfg, &self.base, n, env),
+                    scan::scan_environment(&self.cfg, &self.base, n, env, Some(&self.live_caches)),
                     Mode::DesiredVsLive,
                 ),
                 None => (
@@ -339,7 +342,7 @@ impl Daemon {
             },
             Target::Comparison(n) => match self.cfg.comparisons.iter().find(|c| &c.name() == n) {
                 Some(c) => (
-                    scan::scan_comparison(&self.cfg, &self.base, c),
+                    scan::scan_comparison(&self.cfg, &self.base, c, Some(&self.live_caches)),
                     Mode::EnvVsEnv,
                 ),
                 None => (fail(format!("unknown comparison {n}")), Mode::EnvVsEnv),

@@ -16,6 +16,16 @@ use crate::diff::DiffResult;
 use crate::model::{DriftType, Snapshot};
 use crate::source::dump::{LoadOptions, load_paths};
 
+/// Object caches of cluster sources between scans, by source (incremental rescans: objects
+/// whose uid and resourceVersion did not change are reused, not parsed again).
+#[derive(Default)]
+pub struct LiveCaches {
+    by_source:
+        std::sync::Mutex<std::collections::HashMap<String, crate::source::kube::ObjectCache>>,
+    /// Objects reused from the cache by the last scan of each source (for logs and tests).
+    pub last_reused: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
 /// What one scan produced.
 #[derive(Debug)]
 pub struct ScanOutput {
@@ -63,9 +73,20 @@ fn resolve(base: &Path, p: &Path) -> PathBuf {
 /// # Errors
 /// A message naming the side and the source when nothing could be read.
 pub fn load(spec: &SourceSpec, base: &Path, side: &str, cfg: &Config) -> Result<Snapshot, String> {
+    load_cached(spec, base, side, cfg, None)
+}
+
+/// [`load`], reusing cluster objects from `caches` when given.
+pub fn load_cached(
+    spec: &SourceSpec,
+    base: &Path,
+    side: &str,
+    cfg: &Config,
+    caches: Option<&LiveCaches>,
+) -> Result<Snapshot, String> {
     let (path, default_ns) = match spec {
         SourceSpec::Git(g) => return load_git(g, base, side, cfg),
-        SourceSpec::Cluster(c) => return load_cluster(c, base, side),
+        SourceSpec::Cluster(c) => return load_cluster(c, base, side, caches),
         SourceSpec::Dir { path } => (
             resolve(base, path),
             Some(
@@ -150,6 +171,7 @@ fn load_cluster(
     c: &crate::config::ClusterSourceConfig,
     base: &Path,
     side: &str,
+    caches: Option<&LiveCaches>,
 ) -> Result<Snapshot, String> {
     use crate::source::kube;
     let target = kube::ClusterTarget {
@@ -175,13 +197,33 @@ fn load_cluster(
     };
     // The kube client runs on its own runtime, on a thread outside the caller's runtime.
     let described = format!("{side} source cluster");
-    std::thread::scope(|s| {
-        s.spawn(|| kube::snapshot_blocking(&target, &opts))
+    let key = format!("{side}|{c:?}");
+    let cache = caches
+        .and_then(|cs| {
+            cs.by_source
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key)
+        })
+        .unwrap_or_default();
+    let live = std::thread::scope(|s| {
+        s.spawn(|| kube::snapshot_blocking_cached(&target, &opts, &cache))
             .join()
             .map_err(|_| format!("{described}: the reader thread panicked"))?
-            .map(|live| live.snapshot)
             .map_err(|e| format!("{described}: {e}"))
-    })
+    })?;
+    if let Some(cs) = caches {
+        tracing::debug!(source = %side, parsed = live.stats.parsed, reused = live.stats.reused, "cluster read");
+        cs.last_reused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(side.to_string(), live.stats.reused);
+        cs.by_source
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, live.cache);
+    }
+    Ok(live.snapshot)
 }
 
 /// Hash of every live object, and of the whole snapshot.
@@ -277,12 +319,13 @@ pub fn scan_environment(
     base: &Path,
     name: &str,
     env: &EnvironmentConfig,
+    caches: Option<&LiveCaches>,
 ) -> ScanOutput {
     let desired = match load(&env.desired, base, "desired", cfg) {
         Ok(s) => s,
         Err(e) => return ScanOutput::failed(format!("{name}: {e}")),
     };
-    let live = match load(&env.live, base, "live", cfg) {
+    let live = match load_cached(&env.live, base, name, cfg, caches) {
         Ok(s) => s,
         Err(e) => return ScanOutput::failed(format!("{name}: {e}")),
     };
@@ -296,7 +339,12 @@ pub fn scan_environment(
 }
 
 /// Runs one comparison: the live sides of two environments.
-pub fn scan_comparison(cfg: &Config, base: &Path, cmp: &ComparisonConfig) -> ScanOutput {
+pub fn scan_comparison(
+    cfg: &Config,
+    base: &Path,
+    cmp: &ComparisonConfig,
+    caches: Option<&LiveCaches>,
+) -> ScanOutput {
     let name = cmp.name();
     let (Some(from_env), Some(to_env)) = (
         cfg.environments.get(&cmp.from),
@@ -304,11 +352,11 @@ pub fn scan_comparison(cfg: &Config, base: &Path, cmp: &ComparisonConfig) -> Sca
     ) else {
         return ScanOutput::failed(format!("{name}: unknown environment"));
     };
-    let from = match load(&from_env.live, base, &cmp.from, cfg) {
+    let from = match load_cached(&from_env.live, base, &cmp.from, cfg, caches) {
         Ok(s) => s,
         Err(e) => return ScanOutput::failed(format!("{name}: {e}")),
     };
-    let to = match load(&to_env.live, base, &cmp.to, cfg) {
+    let to = match load_cached(&to_env.live, base, &cmp.to, cfg, caches) {
         Ok(s) => s,
         Err(e) => return ScanOutput::failed(format!("{name}: {e}")),
     };

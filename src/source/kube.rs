@@ -796,6 +796,16 @@ pub fn snapshot_blocking(
     target: &ClusterTarget,
     opts: &KubeOptions,
 ) -> Result<LiveSnapshot, KubeError> {
+    snapshot_blocking_cached(target, opts, &ObjectCache::default())
+}
+
+/// [`snapshot_blocking`] reusing the objects of a previous scan's [`LiveSnapshot::cache`]
+/// (incremental rescans: unchanged uid + resourceVersion are not parsed again).
+pub fn snapshot_blocking_cached(
+    target: &ClusterTarget,
+    opts: &KubeOptions,
+    cache: &ObjectCache,
+) -> Result<LiveSnapshot, KubeError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -803,7 +813,7 @@ pub fn snapshot_blocking(
         .map_err(KubeError::RuntimeFailed)?;
     rt.block_on(async {
         let cluster = connect(target, opts.request_timeout).await?;
-        snapshot(&cluster, opts, &ObjectCache::default()).await
+        snapshot(&cluster, opts, cache).await
     })
 }
 
