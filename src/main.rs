@@ -668,17 +668,8 @@ fn load_side(
 }
 
 fn cmd_diff(args: DiffArgs) -> Result<u8> {
-    let config = match &args.config {
-        Some(path) => match Config::load(path) {
-            Ok(c) => c,
-            Err(problems) => {
-                for p in &problems {
-                    eprintln!("envdrift: config: {p}");
-                }
-                return Ok(2);
-            }
-        },
-        None => Config::default(),
+    let Some(config) = optional_config(args.config.as_deref()) else {
+        return Ok(2);
     };
     let mut opts = config
         .engine_options(("desired", "live"))
@@ -802,6 +793,15 @@ fn cmd_diff(args: DiffArgs) -> Result<u8> {
     rep.right.objects = out.live_objects;
     emit(&rep, args.format, args.color)?;
     Ok(exit_code(&rep, args.fail_on))
+}
+
+/// The config of `--config` when given (else the defaults); `None` when it is invalid
+/// (its problems were printed).
+fn optional_config(path: Option<&Path>) -> Option<Config> {
+    match path {
+        Some(p) => load_config(p),
+        None => Some(Config::default()),
+    }
 }
 
 /// Loads a config file, printing every problem; `None` when it is invalid.
@@ -1057,17 +1057,8 @@ fn env_name(path: &Path) -> String {
 }
 
 fn cmd_compare(args: CompareArgs) -> Result<u8> {
-    let config = match &args.config {
-        Some(path) => match Config::load(path) {
-            Ok(c) => c,
-            Err(problems) => {
-                for p in &problems {
-                    eprintln!("envdrift: config: {p}");
-                }
-                return Ok(2);
-            }
-        },
-        None => Config::default(),
+    let Some(config) = optional_config(args.config.as_deref()) else {
+        return Ok(2);
     };
     let from = env_source(&args.from, "--from")?;
     let to = env_source(&args.to, "--to")?;

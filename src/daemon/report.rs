@@ -117,30 +117,29 @@ pub fn render_text(title: &str, sections: &[ReportSection]) -> String {
     out
 }
 
+/// One summary row: the name, open drifts per severity (critical first), new, resolved.
+fn summary_cells(s: &ReportSection, name: String) -> Vec<String> {
+    let mut cells = vec![name];
+    for sev in Severity::ALL {
+        let n = s
+            .open_by_severity
+            .iter()
+            .find(|(x, _)| *x == sev)
+            .map_or(0, |(_, n)| *n);
+        cells.push(n.to_string());
+    }
+    cells.push(s.new_since_last.to_string());
+    cells.push(s.resolved_since_last.to_string());
+    cells
+}
+
 /// The report as Markdown.
 pub fn render_markdown(title: &str, sections: &[ReportSection]) -> String {
     let mut out = format!(
         "# {title}\n\n| target | critical | high | medium | low | info | new | resolved |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
     );
     for s in sections {
-        let n = |sev: Severity| {
-            s.open_by_severity
-                .iter()
-                .find(|(x, _)| *x == sev)
-                .map_or(0, |(_, n)| *n)
-        };
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
-            s.name,
-            n(Severity::Critical),
-            n(Severity::High),
-            n(Severity::Medium),
-            n(Severity::Low),
-            n(Severity::Info),
-            s.new_since_last,
-            s.resolved_since_last
-        );
+        let _ = writeln!(out, "| {} |", summary_cells(s, s.name.clone()).join(" | "));
     }
     for s in sections {
         if s.oldest.is_empty() && s.failed_scans.is_empty() {
@@ -175,24 +174,8 @@ pub fn render_html(title: &str, sections: &[ReportSection]) -> String {
         t = esc(title)
     );
     for s in sections {
-        let n = |sev: Severity| {
-            s.open_by_severity
-                .iter()
-                .find(|(x, _)| *x == sev)
-                .map_or(0, |(_, n)| *n)
-        };
-        let _ = writeln!(
-            out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&s.name),
-            n(Severity::Critical),
-            n(Severity::High),
-            n(Severity::Medium),
-            n(Severity::Low),
-            n(Severity::Info),
-            s.new_since_last,
-            s.resolved_since_last
-        );
+        let cells = summary_cells(s, esc(&s.name));
+        let _ = writeln!(out, "<tr><td>{}</td></tr>", cells.join("</td><td>"));
     }
     out.push_str("</table>\n");
     for s in sections {
