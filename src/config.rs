@@ -25,6 +25,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -194,7 +195,7 @@ impl TokenConfig {
 /// Where a side of an environment comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum SourceSpec {
+pub enum SourceConfig {
     /// A directory (or file) of plain manifests: a Git checkout, rendered output.
     Dir {
         /// Path, relative to the config file's directory.
@@ -245,19 +246,19 @@ pub struct ClusterSourceConfig {
     pub request_timeout: Option<String>,
 }
 
-impl SourceSpec {
+impl SourceConfig {
     /// A one-line description for logs and reports.
     pub fn describe(&self) -> String {
         match self {
-            SourceSpec::Dir { path } => format!("dir:{}", path.display()),
-            SourceSpec::Dump { path } => format!("dump:{}", path.display()),
-            SourceSpec::Git(g) => format!(
+            SourceConfig::Dir { path } => format!("dir:{}", path.display()),
+            SourceConfig::Dump { path } => format!("dump:{}", path.display()),
+            SourceConfig::Git(g) => format!(
                 "git:{}@{}:{}",
                 crate::source::git::redact_url(&g.repo),
                 g.reference,
                 g.path
             ),
-            SourceSpec::Cluster(c) => match (&c.context, c.in_cluster) {
+            SourceConfig::Cluster(c) => match (&c.context, c.in_cluster) {
                 (_, true) => "in-cluster".to_string(),
                 (Some(ctx), _) => format!("cluster:{ctx}"),
                 (None, _) => "cluster:(current context)".to_string(),
@@ -271,9 +272,9 @@ impl SourceSpec {
 #[serde(deny_unknown_fields)]
 pub struct EnvironmentConfig {
     /// The desired state (Git or a manifest directory).
-    pub desired: SourceSpec,
+    pub desired: SourceConfig,
     /// The live state (a cluster or a dump).
-    pub live: SourceSpec,
+    pub live: SourceConfig,
     /// Time between scans (`5m`, `30s`, `1h`). Default: `5m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<String>,
@@ -546,24 +547,134 @@ impl Config {
         out
     }
 
-    /// Engine options for a comparison between two named sides.
+    /// The data directory (store, Git caches): `data_dir` (default `.envdrift`), relative to
+    /// `base`, the config file's directory.
+    pub fn data_dir_in(&self, base: &Path) -> PathBuf {
+        let d = self.data_dir.as_deref().unwrap_or(Path::new(".envdrift"));
+        if d.is_absolute() {
+            d.to_path_buf()
+        } else {
+            base.join(d)
+        }
+    }
+
+    /// Compiles the rules once (at load): the ignore set, the classifier, the expected
+    /// divergences and the environment mapping. Every scan, comparison and API request
+    /// shares the result (see [`Compiled`]).
     ///
     /// # Errors
-    /// The same problems as [`Config::validate`], as text naming the key.
-    pub fn engine_options(&self, pair: (&str, &str)) -> Result<Options, String> {
-        let ignore =
-            IgnoreSet::new(&self.ignore).map_err(|(i, e)| format!("ignore[{i}].paths: {e}"))?;
-        let classifier = Classifier::new(&self.severity_rules, self.managers.clone())
-            .map_err(|e| e.to_string())?;
-        Ok(Options {
-            pair: (pair.0.to_string(), pair.1.to_string()),
-            ignore,
-            classifier,
+    /// The same problems as [`Config::validate`], each naming its key.
+    pub fn compile(&self) -> Result<Compiled, CompileError> {
+        let ignore = IgnoreSet::new(&self.ignore)
+            .map_err(|(index, source)| CompileError::Ignore { index, source })?;
+        let classifier = Classifier::new(&self.severity_rules, self.managers.clone())?;
+        let builtin = if self.compare.expected.defaults {
+            builtin_expected()
+        } else {
+            Vec::new()
+        };
+        let builtin_len = builtin.len();
+        let mut rules = builtin;
+        rules.extend(self.compare.expected.rules.iter().cloned());
+        let expected = IgnoreSet::new(&rules).map_err(|(i, source)| CompileError::Expected {
+            index: i.saturating_sub(builtin_len),
+            source,
+        })?;
+        let mapping = Mapping::new(&self.compare.mapping).map_err(CompileError::Mapping)?;
+        Ok(Compiled {
+            ignore: Arc::new(ignore),
+            classifier: Arc::new(classifier),
+            expected: Arc::new(expected),
+            mapping: Arc::new(mapping),
             three_way: self.three_way.unwrap_or(true),
             unmanaged: self.unmanaged.clone(),
-            ..Options::default()
+            default_namespace: self
+                .default_namespace
+                .clone()
+                .unwrap_or_else(|| "default".to_string()),
+            cluster_scoped_kinds: self.cluster_scoped_kinds.clone(),
         })
     }
+}
+
+/// A config's rules, compiled once ([`Config::compile`]) and shared (`Arc`) by every scan,
+/// comparison and request. [`Compiled::options`] hands the engine its [`Options`] without
+/// rebuilding anything.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub ignore: Arc<IgnoreSet>,
+    pub classifier: Arc<Classifier>,
+    /// Expected-divergence rules: the built-in ones (unless `compare.expected.defaults` is
+    /// false), then the configured ones.
+    pub expected: Arc<IgnoreSet>,
+    pub mapping: Arc<Mapping>,
+    pub three_way: bool,
+    pub unmanaged: UnmanagedScope,
+    /// Namespace for namespaced desired objects without one (`default` unless configured).
+    pub default_namespace: String,
+    pub cluster_scoped_kinds: Vec<String>,
+}
+
+impl Default for Compiled {
+    fn default() -> Self {
+        // The default config always compiles (the built-in rules are valid; a test checks).
+        Config::default().compile().unwrap_or_else(|_| Compiled {
+            ignore: Arc::default(),
+            classifier: Arc::default(),
+            expected: Arc::default(),
+            mapping: Arc::default(),
+            three_way: true,
+            unmanaged: UnmanagedScope::default(),
+            default_namespace: "default".into(),
+            cluster_scoped_kinds: Vec::new(),
+        })
+    }
+}
+
+impl Compiled {
+    /// The engine's options for a comparison of two named sides (names are used in
+    /// messages only, never in fingerprints). Desired vs live: three-way as configured;
+    /// environment vs environment: symmetric, no three-way, expected divergences and the
+    /// mapping.
+    pub fn options(&self, mode: crate::report::Mode, names: (&str, &str)) -> Options {
+        let base = Options {
+            pair: (names.0.to_string(), names.1.to_string()),
+            ignore: Arc::clone(&self.ignore),
+            classifier: Arc::clone(&self.classifier),
+            three_way: self.three_way,
+            unmanaged: self.unmanaged.clone(),
+            ..Options::default()
+        };
+        match mode {
+            crate::report::Mode::DesiredVsLive => base,
+            crate::report::Mode::EnvVsEnv => Options {
+                expected: Arc::clone(&self.expected),
+                mapping: Some(Arc::clone(&self.mapping)),
+                symmetric: true,
+                three_way: false,
+                ..base
+            },
+        }
+    }
+}
+
+/// A config whose rules do not compile; each names its key.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    #[error("ignore[{index}].paths: {source}")]
+    Ignore {
+        index: usize,
+        source: crate::diff::ignore::BadPattern,
+    },
+    #[error(transparent)]
+    Severity(#[from] RuleError),
+    #[error("compare.expected.rules[{index}]: {source}")]
+    Expected {
+        index: usize,
+        source: crate::diff::ignore::BadPattern,
+    },
+    #[error("compare.mapping: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Mapping(Vec<crate::diff::envmap::MappingError>),
 }
 
 impl Config {
@@ -687,32 +798,6 @@ impl Config {
             );
         }
     }
-
-    /// Engine options for an environment comparison `from` → `to`: symmetric, no
-    /// three-way, expected-divergence rules and the mapping.
-    ///
-    /// # Errors
-    /// A bad mapping or pattern, as text naming the key.
-    pub fn compare_options(&self, from: &str, to: &str) -> Result<Options, String> {
-        let mut opts = self.engine_options((from, to))?;
-        let mut rules = if self.compare.expected.defaults {
-            builtin_expected()
-        } else {
-            Vec::new()
-        };
-        rules.extend(self.compare.expected.rules.iter().cloned());
-        opts.expected =
-            IgnoreSet::new(&rules).map_err(|(i, e)| format!("compare.expected.rules[{i}]: {e}"))?;
-        opts.mapping = Some(Mapping::new(&self.compare.mapping).map_err(|errs| {
-            errs.iter()
-                .map(|e| format!("compare.mapping: {e}"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        })?);
-        opts.symmetric = true;
-        opts.three_way = false;
-        Ok(opts)
-    }
 }
 
 fn is_dns_label(s: &str) -> bool {
@@ -768,7 +853,31 @@ mod tests {
             !cfg.managers.manual.is_empty(),
             "unset lists keep their defaults"
         );
-        let opts = cfg.engine_options(("desired", "live")).unwrap();
+        let opts = cfg
+            .compile()
+            .unwrap()
+            .options(crate::report::Mode::DesiredVsLive, ("desired", "live"));
         assert!(opts.three_way);
+    }
+
+    #[test]
+    fn the_default_config_compiles() {
+        let c = Config::default().compile().unwrap();
+        assert_eq!(c.default_namespace, "default");
+        assert!(c.three_way);
+    }
+
+    #[test]
+    fn compile_errors_name_the_key() {
+        let cfg = Config::parse(
+            "compare:\n  expected:\n    rules:\n      - paths: [spec/replicas]\n",
+            Path::new("c.yaml"),
+        )
+        .unwrap();
+        let e = cfg.compile().unwrap_err().to_string();
+        assert!(e.starts_with("compare.expected.rules[0]: "), "{e}");
+        let cfg = Config::parse("ignore:\n  - paths: [x]\n", Path::new("c.yaml")).unwrap();
+        let e = cfg.compile().unwrap_err().to_string();
+        assert!(e.starts_with("ignore[0].paths: "), "{e}");
     }
 }

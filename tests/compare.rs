@@ -62,7 +62,9 @@ const CONFIG: &str = "compare:\n  mapping:\n    namespaces: {shop-staging: shop-
 fn options(config: &str) -> Options {
     let cfg = Config::parse(config, Path::new("test.yaml")).unwrap();
     assert!(cfg.validate(Path::new("test.yaml")).is_empty());
-    cfg.compare_options("staging", "production").unwrap()
+    cfg.compile()
+        .unwrap()
+        .options(envdrift::report::Mode::EnvVsEnv, ("staging", "production"))
 }
 
 fn run(staging: &str, prod: &str, opts: &Options) -> DiffResult {

@@ -103,7 +103,7 @@ async fn cluster_live_source_in_the_daemon() {
     let second = d.scan(&t).await.unwrap();
     assert_eq!(second.drifts, 1);
     // The rescan reused every object that did not change (uid + resourceVersion).
-    let reused = d.live_caches.last_reused.lock().unwrap()["production"];
+    let reused = d.live_caches.reused("production").unwrap();
     assert!(reused >= 7, "reused {reused}");
     d.drain_outbox(std::time::Duration::from_secs(5))
         .await

@@ -563,7 +563,10 @@ fn ignore_rules_silence_paths_and_managers() {
         std::path::Path::new("t.yaml"),
     )
     .unwrap();
-    let opts = cfg.engine_options(("desired", "live")).unwrap();
+    let opts = cfg
+        .compile()
+        .unwrap()
+        .options(envdrift::report::Mode::DesiredVsLive, ("desired", "live"));
     let result = compare(&desired, &live, &opts);
     assert!(result.drifts.is_empty(), "{:#?}", result.drifts);
     assert_eq!(result.suppressed.ignored, 2);

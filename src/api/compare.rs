@@ -19,14 +19,16 @@ use tokio::sync::Semaphore;
 
 use super::{HttpError, Shared, check_target, parse_category, parse_severity};
 use crate::daemon::{Daemon, Target};
-use crate::model::{DriftType, Snapshot};
-use crate::report::{Mode, Report, Side};
+use crate::model::DriftType;
+use crate::report::{Mode, Report};
+use crate::run::{self, Input, Job, Src};
+use crate::source::{self, Ctx, Loaded, SourceSpec};
 
-/// Cached snapshots and the concurrency limit.
+/// Cached sources and the concurrency limit.
 pub struct CompareCache {
     max_age: Duration,
     permits: Semaphore,
-    snaps: Mutex<HashMap<String, (Instant, Arc<Snapshot>)>>,
+    snaps: Mutex<HashMap<String, (Instant, Arc<Loaded>)>>,
 }
 
 impl CompareCache {
@@ -38,12 +40,12 @@ impl CompareCache {
         }
     }
 
-    fn get(&self, d: &Daemon, env: &str, side: SideKind) -> Result<Arc<Snapshot>, String> {
+    fn get(&self, d: &Daemon, env: &str, side: SideKind) -> Result<Arc<Loaded>, String> {
         let key = format!("{env}:{}", side.as_str());
         if let Some((at, s)) = self
             .snaps
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&key)
             && at.elapsed() <= self.max_age
         {
@@ -52,20 +54,26 @@ impl CompareCache {
         let Some(e) = d.cfg.environments.get(env) else {
             return Err(format!("unknown environment `{env}`"));
         };
-        let spec = match side {
-            SideKind::Git => &e.desired,
-            SideKind::Live => &e.live,
+        let (cfg_spec, label) = match side {
+            SideKind::Git => (&e.desired, format!("git:{env}")),
+            SideKind::Live => (&e.live, env.to_string()),
         };
-        let label = match side {
-            SideKind::Git => format!("git:{env}"),
-            SideKind::Live => env.to_string(),
+        let data_dir = d.cfg.data_dir_in(&d.base);
+        let spec = SourceSpec::from_config(cfg_spec, &d.base, &data_dir, &label)
+            .map_err(|e| e.to_string())?;
+        let ctx = Ctx {
+            side: &label,
+            default_namespace: &d.compiled.default_namespace,
+            cluster_scoped_kinds: &d.compiled.cluster_scoped_kinds,
+            caches: None,
+            on_file: &|_| {},
         };
-        let snap = Arc::new(crate::daemon::scan::load(spec, &d.base, &label, &d.cfg)?);
+        let loaded = Arc::new(source::open(&spec, &ctx).map_err(|e| e.to_string())?);
         self.snaps
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, (Instant::now(), Arc::clone(&snap)));
-        Ok(snap)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key, (Instant::now(), Arc::clone(&loaded)));
+        Ok(loaded)
     }
 }
 
@@ -156,34 +164,28 @@ pub async fn handler(
             .compare
             .get(d, &to.0, to.1)
             .map_err(|e| HttpError::bad("to", e))?;
-        let diff_mode = from.1 == SideKind::Git && to.1 == SideKind::Live;
-        let (mode, result, left_snap) = if diff_mode {
-            let opts = d
-                .cfg
-                .engine_options((&from_raw, &to_raw))
-                .map_err(HttpError::internal)?;
-            (
-                Mode::DesiredVsLive,
-                crate::diff::compare(&left, &right, &opts),
-                None,
-            )
+        let mode = if from.1 == SideKind::Git && to.1 == SideKind::Live {
+            Mode::DesiredVsLive
         } else {
-            let opts = d
-                .cfg
-                .compare_options(&from.0, &to.0)
-                .map_err(HttpError::internal)?;
-            let mapped = match &opts.mapping {
-                Some(m) => m.map_snapshot((*left).clone(), &from.0),
-                None => (*left).clone(),
-            };
-            (
-                Mode::EnvVsEnv,
-                crate::diff::compare(&mapped, &right, &opts),
-                Some(mapped),
-            )
+            Mode::EnvVsEnv
         };
-        let mut result = result;
-        result.drifts.retain(|dr| {
+        let job = Job::new(
+            mode,
+            Input {
+                name: from_raw.clone(),
+                source: Src::Opened(left),
+            },
+            Input {
+                name: to_raw.clone(),
+                source: Src::Opened(right),
+            },
+            Arc::clone(&d.compiled),
+        );
+        let mut out = run::run(&job);
+        if let Some(e) = out.failure() {
+            return Err(HttpError::internal(e.to_string()));
+        }
+        out.result.drifts.retain(|dr| {
             q.namespace
                 .as_deref()
                 .is_none_or(|ns| dr.resource.namespace.as_deref() == Some(ns))
@@ -197,22 +199,7 @@ pub async fn handler(
                         || (dr.changes.is_empty() && c == "presence")
                 })
         });
-        let l = left_snap.as_ref().unwrap_or(&left);
-        let mut errors = l.errors.clone();
-        errors.extend(right.errors.iter().cloned());
-        let (ln, rn) = mode.side_names();
-        let mut ls = Side::of(ln, l);
-        ls.name = from_raw.clone();
-        let mut rs = Side::of(rn, &right);
-        rs.name = to_raw.clone();
-        let rep = Report {
-            mode,
-            left: ls,
-            right: rs,
-            result: &result,
-            errors,
-            skipped: Vec::new(),
-        };
+        let rep = out.report();
         Ok(match format.as_str() {
             "markdown" => crate::report::markdown::render(&rep),
             "patch" => patches(&rep),

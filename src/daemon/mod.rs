@@ -175,8 +175,10 @@ pub struct Daemon {
     /// First retry delay; doubles per attempt up to an hour. Default 5 s.
     pub base_backoff: Duration,
     pub metrics: Arc<metrics::Metrics>,
-    /// Cluster objects kept between scans (incremental rescans).
-    pub live_caches: scan::LiveCaches,
+    /// The config's rules, compiled once.
+    pub compiled: Arc<crate::config::Compiled>,
+    /// Source caches kept between scans (incremental rescans of clusters).
+    pub live_caches: crate::source::SourceCaches,
     /// When the daemon started (readiness: "still starting").
     pub started: std::time::Instant,
 }
@@ -218,7 +220,12 @@ impl Daemon {
         for c in &cfg.comparisons {
             locks.insert(Target::Comparison(c.name()), Arc::default());
         }
+        let compiled = Arc::new(
+            cfg.compile()
+                .map_err(|e| DaemonError::Config(e.to_string()))?,
+        );
         Ok(Daemon {
+            compiled,
             cfg: Arc::new(cfg),
             base,
             store,
@@ -230,7 +237,7 @@ impl Daemon {
             max_attempts: 10,
             base_backoff: Duration::from_secs(5),
             metrics: Arc::default(),
-            live_caches: scan::LiveCaches::default(),
+            live_caches: crate::source::SourceCaches::default(),
             started: std::time::Instant::now(),
         })
     }
@@ -332,7 +339,14 @@ impl Daemon {
         let (out, mode) = match target {
             Target::Environment(n) => match self.cfg.environments.get(n) {
                 Some(env) => (
-                    scan::scan_environment(&self.cfg, &self.base, n, env, Some(&self.live_caches)),
+                    scan::scan_environment(
+                        &self.cfg,
+                        &self.compiled,
+                        &self.base,
+                        n,
+                        env,
+                        Some(&self.live_caches),
+                    ),
                     Mode::DesiredVsLive,
                 ),
                 None => (
@@ -342,7 +356,13 @@ impl Daemon {
             },
             Target::Comparison(n) => match self.cfg.comparisons.iter().find(|c| &c.name() == n) {
                 Some(c) => (
-                    scan::scan_comparison(&self.cfg, &self.base, c, Some(&self.live_caches)),
+                    scan::scan_comparison(
+                        &self.cfg,
+                        &self.compiled,
+                        &self.base,
+                        c,
+                        Some(&self.live_caches),
+                    ),
                     Mode::EnvVsEnv,
                 ),
                 None => (fail(format!("unknown comparison {n}")), Mode::EnvVsEnv),

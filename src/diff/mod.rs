@@ -28,6 +28,7 @@ pub mod normalize;
 pub mod patch;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -100,11 +101,11 @@ impl Default for UnmanagedScope {
 /// Everything the engine needs besides the two snapshots.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Names of the two sides (`desired`/`live`, `staging`/`production`); part of every
-    /// fingerprint, so the same change in two comparisons gives two fingerprints.
+    /// Names of the two sides (`desired`/`live`, `staging`/`production`), for messages
+    /// only: fingerprints never depend on how the sides are named.
     pub pair: (String, String),
-    pub ignore: IgnoreSet,
-    pub classifier: Classifier,
+    pub ignore: Arc<IgnoreSet>,
+    pub classifier: Arc<Classifier>,
     /// Use last-applied-configuration and GitOps managers' entries (default true).
     pub three_way: bool,
     pub unmanaged: UnmanagedScope,
@@ -115,24 +116,24 @@ pub struct Options {
     pub symmetric: bool,
     /// Expected-divergence rules (environment comparisons): matching differences are
     /// expected, never drift.
-    pub expected: IgnoreSet,
+    pub expected: Arc<IgnoreSet>,
     /// Keep expected differences in the result, marked `expected` (`--show-expected`).
     pub show_expected: bool,
     /// The environment mapping the `from` side went through (to map reverse patches back).
-    pub mapping: Option<envmap::Mapping>,
+    pub mapping: Option<Arc<envmap::Mapping>>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             pair: ("desired".into(), "live".into()),
-            ignore: IgnoreSet::default(),
-            classifier: Classifier::default(),
+            ignore: Arc::default(),
+            classifier: Arc::default(),
             three_way: true,
             unmanaged: UnmanagedScope::default(),
             verify_patches: true,
             symmetric: false,
-            expected: IgnoreSet::default(),
+            expected: Arc::default(),
             show_expected: false,
             mapping: None,
         }
@@ -350,17 +351,21 @@ fn file_origin(obj: &Object) -> Option<Origin> {
     matches!(obj.origin, Origin::File { .. }).then(|| obj.origin.clone())
 }
 
-/// Stable fingerprint: comparison pair, key, and each change's path, op and both values.
-pub fn fingerprint(
-    opts: &Options,
-    key: &ResourceKey,
-    drift: DriftType,
-    changes: &[FieldChange],
-) -> String {
+/// A drift's stable fingerprint, the same whichever entry point found it (`envdrift diff`,
+/// the daemon's scans, `GET /api/v1/compare`): SHA-256 over the drift type, the resource
+/// key (group, kind, namespace, name; not the API version) and, for each change in path
+/// order, its JSON Pointer, its op and the SHA-256 of the canonical JSON of both values,
+/// shown as the first 8 bytes in hex. How the sides are named (file paths, `git:ENV`,
+/// environment names) is not part of it: the target a drift belongs to is stored beside
+/// it. Documented in docs/json-schema.md.
+pub fn fingerprint(key: &ResourceKey, drift: DriftType, changes: &[FieldChange]) -> String {
+    fn value_hash(v: &Value) -> String {
+        let d = Sha256::digest(v.to_string().as_bytes());
+        d.iter().map(|b| format!("{b:02x}")).collect()
+    }
     let mut h = Sha256::new();
     for part in [
-        opts.pair.0.as_str(),
-        opts.pair.1.as_str(),
+        "envdrift.fingerprint/v2",
         drift.as_str(),
         key.group.as_str(),
         key.kind.as_str(),
@@ -377,8 +382,8 @@ pub fn fingerprint(
                 "{}\u{0}{}\u{0}{}\u{0}{}",
                 c.path,
                 c.op.as_str(),
-                c.desired,
-                c.live
+                value_hash(&c.desired),
+                value_hash(&c.live)
             )
         })
         .collect();
@@ -494,7 +499,7 @@ fn modified_drift(
     let top = top_change(&changes);
     let severity = top.map_or(Severity::Info, |c| c.severity);
     let cause = top.map_or(Cause::Unknown, |c| c.cause);
-    let fp = fingerprint(opts, key, DriftType::Modified, &changes);
+    let fp = fingerprint(key, DriftType::Modified, &changes);
     let (fix, reverse) = if top.is_none() {
         // Only expected divergences (kept for --show-expected): nothing to fix.
         let nothing = Fix {
@@ -663,7 +668,7 @@ fn missing_drift(key: &ResourceKey, d: &Object, opts: &Options) -> Drift {
         )
     };
     let severity = opts.classifier.resource_severity(key, DriftType::Missing);
-    let fp = fingerprint(opts, key, DriftType::Missing, &[]);
+    let fp = fingerprint(key, DriftType::Missing, &[]);
     Drift {
         drift_type: DriftType::Missing,
         severity,
@@ -713,7 +718,7 @@ fn unmanaged_drift(key: &ResourceKey, l: &Object, opts: &Options) -> Drift {
     } else {
         format!("not in the desired state{by}: adopt it into Git, or delete it")
     };
-    let fp = fingerprint(opts, key, DriftType::Unmanaged, &[]);
+    let fp = fingerprint(key, DriftType::Unmanaged, &[]);
     Drift {
         drift_type: DriftType::Unmanaged,
         severity,

@@ -61,7 +61,11 @@ pub fn collect_files(paths: &[PathBuf], side: &str, errors: &mut Vec<InputError>
                 source: p.display().to_string(),
                 line: None,
                 column: None,
-                message: format!("cannot read: {e}"),
+                message: if e.kind() == std::io::ErrorKind::NotFound {
+                    "cannot read: does not exist".to_string()
+                } else {
+                    format!("cannot read: {e}")
+                },
             }),
         }
     }

@@ -1,6 +1,12 @@
 //! Sources: where snapshots come from. Each source does its own I/O and hands the
 //! engine a [`Snapshot`](crate::model::Snapshot).
 //!
+//! [`open`] is the one way from a [`SourceSpec`] (files, a Git repository, a cluster) to
+//! objects with their metadata ([`Loaded`]); [`stream`] reads file sources one file at a
+//! time for the live side of a comparison. The daemon's per-source caches
+//! ([`SourceCaches`]) live behind both. [`SourceSpec::from_config`] turns a config file's
+//! `desired:`/`live:` block into a spec.
+//!
 //! - [`manifest`]: YAML/JSON text → objects (pure parsing, with lines).
 //! - [`dump`]: files and directories (Git checkouts, `kubectl get -o yaml` dumps).
 //! - [`git`]: Git repositories (gix): cache, fetch, refs, trees at a commit.
@@ -14,3 +20,415 @@ pub mod git;
 pub mod kube;
 pub mod manifest;
 pub mod render;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::config::SourceConfig;
+use crate::model::{ResourceKey, Snapshot};
+
+/// One side's source, resolved: paths are final, options complete.
+#[derive(Debug, Clone)]
+pub enum SourceSpec {
+    /// Files or directories (recursive) of YAML/JSON objects.
+    Files {
+        paths: Vec<PathBuf>,
+        /// Manifests as people write them (namespaced objects without a namespace get the
+        /// default namespace), or live dumps (`kubectl get -o yaml`, `envdrift snapshot`).
+        kind: FilesKind,
+    },
+    /// A Git repository at a ref, rendered (plain, Kustomize, Helm).
+    Git(Box<GitSource>),
+    /// A live cluster through the Kubernetes API.
+    Cluster(Box<ClusterSource>),
+}
+
+/// What a [`SourceSpec::Files`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilesKind {
+    Manifests,
+    Dump,
+}
+
+/// A Git source: where, with which credentials, and how to render it.
+#[derive(Debug, Clone)]
+pub struct GitSource {
+    pub spec: git::GitSpec,
+    pub auth: git::GitAuth,
+    pub sync: git::SyncOptions,
+    pub render: render::RenderOptions,
+}
+
+/// A cluster source: which cluster, and what to read.
+#[derive(Debug, Clone)]
+pub struct ClusterSource {
+    pub target: kube::ClusterTarget,
+    pub opts: kube::KubeOptions,
+}
+
+impl SourceSpec {
+    /// How the source is named in messages (never with credentials).
+    pub fn describe(&self) -> String {
+        match self {
+            SourceSpec::Files { paths, .. } => paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            SourceSpec::Git(g) => g.spec.describe(),
+            SourceSpec::Cluster(c) => match (&c.target.context, c.target.in_cluster) {
+                (_, true) => "in-cluster".to_string(),
+                (Some(ctx), _) => format!("cluster:{ctx}"),
+                (None, _) => "cluster:(current context)".to_string(),
+            },
+        }
+    }
+
+    /// Whether [`stream`] can read this source one file at a time.
+    pub fn streams(&self) -> bool {
+        matches!(self, SourceSpec::Files { .. })
+    }
+
+    /// The spec of a config file's `desired:` or `live:` block: paths relative to `base`
+    /// (the config file's directory), Git caches under `data_dir/git`.
+    ///
+    /// # Errors
+    /// A Git block whose fields are invalid, a bad `request_timeout`; the message names the
+    /// side and the field.
+    pub fn from_config(
+        cfg: &SourceConfig,
+        base: &Path,
+        data_dir: &Path,
+        side: &str,
+    ) -> Result<SourceSpec, SourceError> {
+        let abs = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+        let invalid = |message: String| SourceError::Invalid {
+            side: side.to_string(),
+            source_desc: cfg.describe(),
+            message,
+        };
+        Ok(match cfg {
+            SourceConfig::Dir { path } => SourceSpec::Files {
+                paths: vec![abs(path)],
+                kind: FilesKind::Manifests,
+            },
+            SourceConfig::Dump { path } => SourceSpec::Files {
+                paths: vec![abs(path)],
+                kind: FilesKind::Dump,
+            },
+            SourceConfig::Git(g) => {
+                let (mut spec, mut auth, render) = g.parts().map_err(&invalid)?;
+                // A relative local repository path is relative to the config file, like
+                // every path.
+                if !spec.repo.contains("://")
+                    && !spec.repo.contains('@')
+                    && !Path::new(&spec.repo).is_absolute()
+                {
+                    spec.repo = abs(Path::new(&spec.repo)).display().to_string();
+                }
+                auth.token_file = auth.token_file.as_deref().map(abs);
+                auth.ssh_key = auth.ssh_key.as_deref().map(abs);
+                let sync = git::SyncOptions {
+                    cache_dir: data_dir.join("git"),
+                    ..git::SyncOptions::default()
+                };
+                SourceSpec::Git(Box::new(GitSource {
+                    spec,
+                    auth,
+                    sync,
+                    render,
+                }))
+            }
+            SourceConfig::Cluster(c) => {
+                let request_timeout = match &c.request_timeout {
+                    Some(t) => crate::config::parse_duration(t)
+                        .map_err(|e| invalid(format!("request_timeout: {e}")))?,
+                    None => std::time::Duration::from_secs(30),
+                };
+                SourceSpec::Cluster(Box::new(ClusterSource {
+                    target: kube::ClusterTarget {
+                        kubeconfig: c.kubeconfig.as_deref().map(abs),
+                        context: c.context.clone(),
+                        in_cluster: c.in_cluster,
+                    },
+                    opts: kube::KubeOptions {
+                        env: side.to_string(),
+                        namespaces: c.namespaces.clone(),
+                        namespace_selector: c.namespace_selector.clone(),
+                        include: c.include_kinds.clone(),
+                        exclude: c.exclude_kinds.clone(),
+                        cluster_scoped: c.cluster_scoped.unwrap_or(true),
+                        request_timeout,
+                        ..kube::KubeOptions::default()
+                    },
+                }))
+            }
+        })
+    }
+}
+
+/// How to read a side: its name and the rules that shape its objects.
+pub struct Ctx<'a> {
+    /// The side's name in messages, errors and snapshots (`desired`, `live`, `staging`).
+    pub side: &'a str,
+    /// Namespace for namespaced manifests without one (manifest files and Git sources;
+    /// live sources always carry their namespaces).
+    pub default_namespace: &'a str,
+    /// Extra cluster-scoped kinds (`Kind` or `Kind.group`).
+    pub cluster_scoped_kinds: &'a [String],
+    /// Caches kept between reads of the same source (the daemon's), if any.
+    pub caches: Option<&'a SourceCaches>,
+    /// Called after each file is read (progress bars).
+    pub on_file: &'a (dyn Fn(&Path) + Sync),
+}
+
+impl Ctx<'_> {
+    fn load_options(&self, kind: FilesKind) -> dump::LoadOptions {
+        dump::LoadOptions {
+            side: self.side.to_string(),
+            default_namespace: (kind == FilesKind::Manifests)
+                .then(|| self.default_namespace.to_string()),
+            cluster_scoped_kinds: self.cluster_scoped_kinds.to_vec(),
+            drop_status: true,
+            commit: None,
+        }
+    }
+}
+
+/// What the desired side was rendered from, kept for adopt-into-Git patches.
+#[derive(Debug, Clone)]
+pub struct AdoptSources {
+    pub files: BTreeMap<String, String>,
+    pub renderer: render::Renderer,
+    pub trace_order: Vec<String>,
+    pub set_values: Vec<String>,
+}
+
+impl AdoptSources {
+    pub fn as_sources(&self) -> adopt::Sources<'_> {
+        adopt::Sources {
+            files: &self.files,
+            renderer: self.renderer,
+            trace_order: &self.trace_order,
+            set_values: &self.set_values,
+        }
+    }
+}
+
+/// An opened source: the snapshot (source, objects, errors, skipped files, unknown scopes)
+/// and what else the run needs from it.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub snapshot: Snapshot,
+    /// Objects read. When the side was streamed, `snapshot.objects` is empty and this is
+    /// the count.
+    pub objects: usize,
+    /// Git sources: the files the objects came from (adopt patches).
+    pub adopt: Option<AdoptSources>,
+    /// Cluster sources: objects reused from the cache (not parsed again).
+    pub reused: usize,
+}
+
+/// A source that could not be read at all. Problems in single files are not errors: they
+/// are input errors in the snapshot, and the rest is read.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{side} source {source_desc}: {message}")]
+    Invalid {
+        side: String,
+        source_desc: String,
+        message: String,
+    },
+    #[error("{side} source {source_desc}: {source}")]
+    Git {
+        side: String,
+        source_desc: String,
+        source: render::RenderError,
+    },
+    #[error("{side} source {source_desc}: {source}")]
+    Cluster {
+        side: String,
+        source_desc: String,
+        source: kube::KubeError,
+    },
+    #[error("{side} source {source_desc}: the reader thread panicked")]
+    Panicked { side: String, source_desc: String },
+}
+
+/// Caches kept between reads of the same sources (the daemon keeps one for its life):
+/// cluster objects by uid and resourceVersion, so unchanged objects are not parsed again.
+#[derive(Default)]
+pub struct SourceCaches {
+    clusters: Mutex<HashMap<String, kube::ObjectCache>>,
+    /// Objects reused from the cache by the last read of each side (for logs and tests).
+    pub last_reused: Mutex<HashMap<String, usize>>,
+}
+
+impl SourceCaches {
+    /// Objects the last read of `side` reused from the cache.
+    pub fn reused(&self, side: &str) -> Option<usize> {
+        self.last_reused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(side)
+            .copied()
+    }
+}
+
+/// Reads a source whole.
+///
+/// # Errors
+/// [`SourceError`] when nothing could be read (a Git fetch or render that failed, a
+/// cluster that could not be reached). Unreadable files are input errors in the snapshot.
+pub fn open(spec: &SourceSpec, ctx: &Ctx<'_>) -> Result<Loaded, SourceError> {
+    match spec {
+        SourceSpec::Files { paths, kind } => {
+            let snapshot = dump::load_paths(paths, &ctx.load_options(*kind), ctx.on_file);
+            Ok(Loaded {
+                objects: snapshot.objects.len(),
+                snapshot,
+                ..Loaded::default()
+            })
+        }
+        SourceSpec::Git(g) => open_git(g, ctx),
+        SourceSpec::Cluster(c) => open_cluster(c, ctx),
+    }
+}
+
+/// A streamed side: the consumer's results, one per file, and the side's metadata.
+pub struct StreamedSide<R> {
+    pub results: Vec<R>,
+    pub loaded: Loaded,
+}
+
+/// Reads a file source one file at a time (in parallel), handing each file's objects to
+/// `consume` and then dropping them: memory holds a few files, never the whole side.
+/// Other sources are read whole and handed over as one batch.
+///
+/// # Errors
+/// As [`open`].
+pub fn stream<R: Send>(
+    spec: &SourceSpec,
+    ctx: &Ctx<'_>,
+    consume: &dump::Consumer<'_, R>,
+) -> Result<StreamedSide<R>, SourceError> {
+    match spec {
+        SourceSpec::Files { paths, kind } => {
+            let s = dump::stream_paths(paths, &ctx.load_options(*kind), ctx.on_file, consume);
+            Ok(StreamedSide {
+                results: s.results,
+                loaded: Loaded {
+                    snapshot: s.meta,
+                    objects: s.objects,
+                    ..Loaded::default()
+                },
+            })
+        }
+        _ => {
+            let mut loaded = open(spec, ctx)?;
+            let objects: Vec<(ResourceKey, crate::model::Object)> =
+                std::mem::take(&mut loaded.snapshot.objects)
+                    .into_iter()
+                    .collect();
+            let results = vec![consume(&objects)];
+            Ok(StreamedSide { results, loaded })
+        }
+    }
+}
+
+fn open_git(g: &GitSource, ctx: &Ctx<'_>) -> Result<Loaded, SourceError> {
+    let started = std::time::Instant::now();
+    let load = ctx.load_options(FilesKind::Manifests);
+    let gl = render::load_git(&g.spec, &g.auth, &g.sync, &g.render, &load).map_err(|source| {
+        SourceError::Git {
+            side: ctx.side.to_string(),
+            source_desc: g.spec.describe(),
+            source,
+        }
+    })?;
+    tracing::info!(
+        side = ctx.side,
+        source = %g.spec.describe(),
+        commit = %gl.commit,
+        renderer = gl.renderer.as_str(),
+        objects = gl.snapshot.objects.len(),
+        fetch_ms = u64::try_from(gl.fetch_time.as_millis()).unwrap_or(u64::MAX),
+        render_ms = u64::try_from(gl.render_time.as_millis()).unwrap_or(u64::MAX),
+        total_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        cloned = gl.cloned,
+        "loaded git source"
+    );
+    if let Some(reason) = &gl.stale {
+        tracing::debug!(side = ctx.side, source = %g.spec.describe(), "STALE: {reason}");
+    }
+    Ok(Loaded {
+        objects: gl.snapshot.objects.len(),
+        snapshot: gl.snapshot,
+        adopt: Some(AdoptSources {
+            files: gl.files,
+            renderer: gl.renderer,
+            trace_order: gl.trace_order,
+            set_values: gl.set_values,
+        }),
+        reused: 0,
+    })
+}
+
+fn open_cluster(c: &ClusterSource, ctx: &Ctx<'_>) -> Result<Loaded, SourceError> {
+    let described = SourceSpec::Cluster(Box::new(c.clone())).describe();
+    let mut opts = c.opts.clone();
+    opts.env = ctx.side.to_string();
+    let key = format!("{}|{:?}|{:?}", ctx.side, c.target, opts);
+    let cache = ctx
+        .caches
+        .and_then(|cs| {
+            cs.clusters
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&key)
+        })
+        .unwrap_or_default();
+    // The kube client runs on its own runtime, on a thread outside any caller's runtime.
+    let live = std::thread::scope(|s| {
+        s.spawn(|| kube::snapshot_blocking_cached(&c.target, &opts, &cache))
+            .join()
+    })
+    .map_err(|_| SourceError::Panicked {
+        side: ctx.side.to_string(),
+        source_desc: described.clone(),
+    })?
+    .map_err(|source| SourceError::Cluster {
+        side: ctx.side.to_string(),
+        source_desc: described,
+        source,
+    })?;
+    tracing::debug!(
+        side = ctx.side,
+        parsed = live.stats.parsed,
+        reused = live.stats.reused,
+        "cluster read"
+    );
+    if let Some(cs) = ctx.caches {
+        cs.last_reused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(ctx.side.to_string(), live.stats.reused);
+        cs.clusters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key, live.cache);
+    }
+    Ok(Loaded {
+        objects: live.snapshot.objects.len(),
+        snapshot: live.snapshot,
+        adopt: None,
+        reused: live.stats.reused,
+    })
+}

@@ -1,0 +1,436 @@
+//! The subcommands. Each comparing command builds one [`Job`] (see [`super::sources`]),
+//! runs it through [`envdrift::run`] and renders the [`Outcome`](envdrift::run::Outcome).
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+
+use envdrift::config::Config;
+use envdrift::report::Mode;
+use envdrift::run::{self, Input, Job, Outcome, Overrides, RunError, Trust};
+use envdrift::source::{self, Ctx, SourceSpec};
+
+use super::args::{
+    CompareArgs, DaemonArgs, DiffArgs, RenderArgs, ReportArgs, ReportFormat, ScanArgs, SnapshotArgs,
+};
+use super::output::{emit, exit_code, progress};
+use super::sources::{
+    CmpSource, compile, config_base, desired_spec, environment_side, live_spec, load_config,
+    optional_config,
+};
+
+pub(crate) fn cmd_config_check(file: &Path) -> Result<u8> {
+    match Config::load(file) {
+        Ok(cfg) => {
+            println!(
+                "{}: ok ({} ignore rules, {} severity rules)",
+                file.display(),
+                cfg.ignore.len(),
+                cfg.severity_rules.len()
+            );
+            Ok(0)
+        }
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            eprintln!("{}: {} problem(s)", file.display(), problems.len());
+            Ok(2)
+        }
+    }
+}
+
+/// Runs a job with a progress bar over its file sources.
+fn run_with_progress(job: Job<'_>) -> Outcome {
+    let specs: Vec<&SourceSpec> = [&job.from, &job.to]
+        .into_iter()
+        .filter_map(|i| match &i.source {
+            run::Src::Spec(s) => Some(s),
+            run::Src::Opened(_) => None,
+        })
+        .collect();
+    let pb = progress(&specs, "comparing");
+    let tick = |_: &Path| {
+        if let Some(pb) = &pb {
+            pb.inc(1);
+        }
+    };
+    // A job of its own, borrowing the progress bar for its reads.
+    let job = Job {
+        on_file: Some(&tick),
+        ..job
+    };
+    let out = run::run(&job);
+    if let Some(pb) = &pb {
+        pb.finish_and_clear();
+    }
+    out
+}
+
+/// A source that could not be opened at all is an error; anything else (unreadable files
+/// included) is shown in the report.
+fn check_opened(out: &Outcome) -> Result<()> {
+    match &out.trust {
+        Trust::Failed(e @ RunError::Source(_)) => Err(anyhow::anyhow!("{e}")),
+        _ => Ok(()),
+    }
+}
+
+fn print_stale(out: &Outcome) {
+    if let Some(src) = &out.from.meta.source
+        && let Some(reason) = &src.stale
+    {
+        eprintln!("envdrift: warning: {}: STALE: {reason}", src.description);
+    }
+}
+
+pub(crate) fn cmd_diff(args: DiffArgs) -> Result<u8> {
+    let Some(config) = optional_config(args.config.as_deref()) else {
+        return Ok(2);
+    };
+    let mut compiled = compile(&config)?;
+    if let Some(ns) = &args.default_namespace {
+        Arc::make_mut(&mut compiled)
+            .default_namespace
+            .clone_from(ns);
+    }
+    let desired = desired_spec(&args.desired, &args.git)?;
+    let live = live_spec(&args.live, &args.cluster)?;
+    let mut job = Job::new(
+        Mode::DesiredVsLive,
+        Input::spec("desired", desired),
+        Input::spec("live", live),
+        compiled,
+    );
+    job.overrides = Overrides {
+        gitops_managers: args.gitops_managers.clone(),
+        no_unmanaged: args.no_unmanaged,
+        show_expected: false,
+    };
+    let out = run_with_progress(job);
+    check_opened(&out)?;
+    print_stale(&out);
+    let rep = out.report();
+    emit(&rep, &args.output)?;
+    Ok(exit_code(&rep, args.output.fail_on))
+}
+
+pub(crate) fn cmd_compare(args: CompareArgs) -> Result<u8> {
+    let Some(config) = optional_config(args.config.as_deref()) else {
+        return Ok(2);
+    };
+    let compiled = compile(&config)?;
+    let from = CmpSource::parse(&args.from, "--from")?;
+    let to = CmpSource::parse(&args.to, "--to")?;
+    let from_name = args.from_name.clone().unwrap_or_else(|| from.name());
+    let to_name = args.to_name.clone().unwrap_or_else(|| to.name());
+    let from_spec = from.spec(&from_name, &config, args.config.as_deref())?;
+    let to_spec = to.spec(&to_name, &config, args.config.as_deref())?;
+    let mut job = Job::new(
+        Mode::EnvVsEnv,
+        Input::spec(from_name, from_spec),
+        Input::spec(to_name, to_spec),
+        compiled,
+    );
+    job.overrides = Overrides {
+        gitops_managers: Vec::new(),
+        no_unmanaged: args.no_unmanaged,
+        show_expected: args.show_expected,
+    };
+    let out = run_with_progress(job);
+    check_opened(&out)?;
+    let rep = out.report();
+    emit(&rep, &args.output)?;
+    Ok(exit_code(&rep, args.output.fail_on))
+}
+
+pub(crate) fn cmd_scan(args: ScanArgs) -> Result<u8> {
+    let Some(cfg) = load_config(&args.config) else {
+        return Ok(2);
+    };
+    if !cfg.environments.contains_key(&args.env) {
+        let known: Vec<&str> = cfg.environments.keys().map(String::as_str).collect();
+        anyhow::bail!(
+            "--env {}: not in {} (configured: {})",
+            args.env,
+            args.config.display(),
+            known.join(", ")
+        );
+    }
+    let compiled = compile(&cfg)?;
+    let desired = environment_side(&cfg, &args.config, &args.env, true, "desired")?;
+    let live = environment_side(&cfg, &args.config, &args.env, false, &args.env)?;
+    let job = Job::new(
+        Mode::DesiredVsLive,
+        Input::spec("desired", desired),
+        Input::spec(args.env.clone(), live),
+        compiled,
+    );
+    let out = run_with_progress(job);
+    if let Some(e) = out.failure() {
+        eprintln!("envdrift: scan failed: {}: {e}", args.env);
+        return Ok(2);
+    }
+    print_stale(&out);
+    let mut rep = out.report();
+    // A partial scan (unknown scopes) is not a clean one, even without input errors.
+    if let Trust::Partial { reasons, .. } = &out.trust
+        && rep.errors.is_empty()
+    {
+        rep.errors.push(envdrift::model::InputError {
+            side: args.env.clone(),
+            source: rep.right.source.clone(),
+            line: None,
+            column: None,
+            message: reasons.join("; "),
+        });
+    }
+    emit(&rep, &args.output)?;
+    Ok(exit_code(&rep, args.output.fail_on))
+}
+
+pub(crate) fn cmd_render(args: RenderArgs) -> Result<u8> {
+    let (spec, default_ns) = if let (Some(cfg_path), Some(env)) = (&args.config, &args.env) {
+        let Some(cfg) = load_config(cfg_path) else {
+            return Ok(2);
+        };
+        if !cfg.environments.contains_key(env) {
+            let known: Vec<&str> = cfg.environments.keys().map(String::as_str).collect();
+            anyhow::bail!(
+                "--env {env}: not in {} (configured: {})",
+                cfg_path.display(),
+                known.join(", ")
+            );
+        }
+        let ns = args
+            .default_namespace
+            .clone()
+            .or_else(|| cfg.default_namespace.clone());
+        (environment_side(&cfg, cfg_path, env, true, "desired")?, ns)
+    } else {
+        (
+            desired_spec(&args.desired, &args.git)?,
+            args.default_namespace.clone(),
+        )
+    };
+    let default_ns = default_ns.unwrap_or_else(|| "default".to_string());
+    let ctx = Ctx {
+        side: "desired",
+        default_namespace: &default_ns,
+        cluster_scoped_kinds: &[],
+        caches: None,
+        on_file: &|_| {},
+    };
+    let loaded = source::open(&spec, &ctx)?;
+    if let Some(src) = &loaded.snapshot.source
+        && let Some(reason) = &src.stale
+    {
+        eprintln!("envdrift: warning: {}: STALE: {reason}", src.description);
+    }
+    let snap = loaded.snapshot;
+    let mut text = String::new();
+    for obj in snap.objects.values() {
+        text.push_str("---\n");
+        text.push_str(&format!("# {}\n", obj.origin));
+        let yaml = serde_saphyr::to_string(&obj.value).context("rendering YAML")?;
+        text.push_str(&yaml);
+        if !yaml.ends_with('\n') {
+            text.push('\n');
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes()).context("writing objects")?;
+    out.flush().context("writing objects")?;
+    for e in &snap.errors {
+        eprintln!("envdrift: {e}");
+    }
+    Ok(if snap.errors.is_empty() { 0 } else { 2 })
+}
+
+pub(crate) fn cmd_snapshot(args: SnapshotArgs) -> Result<u8> {
+    let target = args.cluster.target(args.context.clone(), args.in_cluster);
+    let live = envdrift::source::kube::snapshot_blocking(&target, &args.cluster.options("live"))
+        .context("reading the cluster")?;
+    let files = envdrift::source::dump::write_dump(&live.snapshot, &args.output)
+        .with_context(|| format!("writing the dump to {}", args.output.display()))?;
+    for u in &live.snapshot.unknown {
+        let kind = if u.group.is_empty() {
+            u.kind.clone()
+        } else {
+            format!("{}.{}", u.kind, u.group)
+        };
+        match &u.namespace {
+            Some(ns) => eprintln!("envdrift: unknown: {kind} in {ns}: {}", u.reason),
+            None => eprintln!("envdrift: unknown: {kind}: {}", u.reason),
+        }
+    }
+    println!(
+        "wrote {} objects ({} types, {} unknown) in {files} files to {}",
+        live.snapshot.objects.len(),
+        live.stats.types,
+        live.snapshot.unknown.len(),
+        args.output.display()
+    );
+    Ok(0)
+}
+
+/// `dev parse`: reads both sides only (the baseline the diff benchmark is measured against).
+pub(crate) fn cmd_dev_parse(
+    desired: &[std::path::PathBuf],
+    live: &[std::path::PathBuf],
+) -> Result<u8> {
+    let read = |paths: &[std::path::PathBuf], side: &str, kind| {
+        let spec = SourceSpec::Files {
+            paths: paths.to_vec(),
+            kind,
+        };
+        let ctx = Ctx {
+            side,
+            default_namespace: "default",
+            cluster_scoped_kinds: &[],
+            caches: None,
+            on_file: &|_| {},
+        };
+        source::open(&spec, &ctx)
+    };
+    let d = read(desired, "desired", source::FilesKind::Manifests)?;
+    let l = read(live, "live", source::FilesKind::Dump)?;
+    println!(
+        "parsed {} desired and {} live objects ({} errors)",
+        d.objects,
+        l.objects,
+        d.snapshot.errors.len() + l.snapshot.errors.len()
+    );
+    Ok(0)
+}
+
+fn open_daemon(path: &Path, cfg: Config) -> Result<Arc<envdrift::daemon::Daemon>> {
+    let base = config_base(path);
+    let data_dir = cfg.data_dir_in(&base);
+    let store = envdrift::store::Store::open(&data_dir.join("envdrift.db"))?;
+    let deliver = Arc::new(
+        envdrift::daemon::SinkSet::from_config(&cfg.alerts, &base).map_err(anyhow::Error::msg)?,
+    );
+    let daemon = envdrift::daemon::Daemon::new(cfg, base, Arc::new(store), deliver)?;
+    Ok(Arc::new(daemon))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+pub(crate) fn cmd_daemon(args: DaemonArgs) -> Result<u8> {
+    let Some(cfg) = load_config(&args.config) else {
+        return Ok(2);
+    };
+    let listen = cfg
+        .listen
+        .clone()
+        .unwrap_or_else(|| "127.0.0.1:8080".to_string());
+    let api_cfg = cfg.api.clone();
+    let addr: std::net::SocketAddr = listen
+        .parse()
+        .with_context(|| format!("listen: `{listen}` is not an address:port"))?;
+    if !args.once && !addr.ip().is_loopback() && api_cfg.tokens.is_empty() {
+        anyhow::bail!("{}", envdrift::api::ApiError::OpenOnNetwork { addr });
+    }
+    let base = config_base(&args.config);
+    let daemon = open_daemon(&args.config, cfg)?;
+    let rt = runtime()?;
+    rt.block_on(async move {
+        if args.once {
+            return Ok(daemon.run_once(args.fail_on.threshold()).await?);
+        }
+        let state = Arc::new(envdrift::api::ApiState::new(Arc::clone(&daemon), &api_cfg, &base)?);
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let api_rx = rx.clone();
+        let api = tokio::spawn(async move { envdrift::api::serve(state, &api_cfg, addr, &base, api_rx, None).await });
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            let _ = tx.send(true);
+        });
+        tracing::info!(targets = daemon.targets().len(), store = %daemon.store.path().display(), api = %addr, "daemon started");
+        daemon.run(rx).await;
+        match api.await {
+            Ok(Err(e)) => Err(anyhow::Error::new(e)),
+            _ => Ok(0),
+        }
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+pub(crate) fn cmd_report(args: ReportArgs) -> Result<u8> {
+    let Some(cfg) = load_config(&args.config) else {
+        return Ok(2);
+    };
+    let selected: Vec<envdrift::config::ReportConfig> = match &args.name {
+        Some(n) => match cfg.reports.iter().find(|r| &r.name == n) {
+            Some(r) => vec![r.clone()],
+            None => anyhow::bail!("--name {n}: no such report in {}", args.config.display()),
+        },
+        None => cfg.reports.clone(),
+    };
+    let daemon = open_daemon(&args.config, cfg)?;
+    if args.send {
+        if selected.is_empty() {
+            anyhow::bail!("--send: {} configures no reports", args.config.display());
+        }
+        let rt = runtime()?;
+        return rt.block_on(async move {
+            for r in &selected {
+                let n = daemon.send_report(r)?;
+                println!("report {}: queued for {n} sink(s)", r.name);
+            }
+            daemon
+                .drain_outbox(std::time::Duration::from_secs(60))
+                .await?;
+            Ok(0)
+        });
+    }
+    let (title, sections) =
+        daemon.build_report(selected.first().filter(|_| args.name.is_some()))?;
+    let text = match args.format {
+        ReportFormat::Text => envdrift::daemon::report::render_text(&title, &sections),
+        ReportFormat::Markdown => envdrift::daemon::report::render_markdown(&title, &sections),
+        ReportFormat::Json => {
+            let mut s = serde_json::to_string_pretty(
+                &serde_json::json!({"title": title, "sections": sections}),
+            )?;
+            s.push('\n');
+            s
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .context("writing the report")?;
+    Ok(0)
+}

@@ -1,0 +1,192 @@
+//! The `envdrift` command line: arguments ([`args`]), the one place that maps them to
+//! sources and jobs ([`sources`]), the subcommands ([`commands`]) and output ([`output`]).
+//!
+//! Exit status (all commands that compare): 0 no drift at or above `--fail-on`,
+//! 1 drift at or above `--fail-on`, 2 an input or usage error (a file that could not be
+//! read or parsed, a bad config). With input errors the rest is still compared and shown.
+
+mod args;
+mod commands;
+mod output;
+mod sources;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use args::{CompareArgs, DaemonArgs, DiffArgs, RenderArgs, ReportArgs, ScanArgs, SnapshotArgs};
+
+/// Finds environment drift in Kubernetes: what differs between Git and the cluster,
+/// classified by category and severity, attributed to whoever changed it, with a patch
+/// verified to undo it.
+#[derive(Parser, Debug)]
+#[command(name = "envdrift", version, about, max_term_width = 100)]
+struct Cli {
+    /// Log level (error, warn, info, debug, trace) or a tracing filter. Also RUST_LOG.
+    #[arg(long, global = true, default_value = "warn")]
+    log_level: String,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Compare desired manifests (files or directories) with live objects (a dump).
+    ///
+    /// Every field present in desired must match live; fields only live are drift unless
+    /// the server defaults them, a controller owns them, or an ignore rule matches.
+    Diff(Box<DiffArgs>),
+    /// Read a cluster and write its objects as a dump directory that `diff --live DIR` reads.
+    ///
+    /// Secret values are stored as SHA-256 hashes; kubeconfig credentials never reach the dump.
+    Snapshot(SnapshotArgs),
+    /// Compare two environments (staging vs production): every difference nobody planned.
+    ///
+    /// Both sides are complete live objects: a field on one side only is a difference after
+    /// normalization and defaults. `from` objects are mapped into `to`'s namespaces, names and
+    /// values first (config `compare.mapping`); expected divergences (replicas, resources,
+    /// HPA bounds, … and config `compare.expected`) are shown only with --show-expected.
+    Compare(CompareArgs),
+    /// Run the daemon: scheduled scans and comparisons, drift lifecycle, alerts, reports.
+    ///
+    /// With --once: one full cycle (every scan and comparison, due reports, alert delivery),
+    /// then exit with the same codes as `diff`.
+    Daemon(DaemonArgs),
+    /// Scan one environment of a config file now and print its drift (no state is kept).
+    Scan(ScanArgs),
+    /// Render the drift report from the daemon's store, or send it (--send).
+    Report(ReportArgs),
+    /// Print the rendered desired objects of a source as YAML (multi-document), each
+    /// preceded by a comment naming its file, line and commit.
+    Render(RenderArgs),
+    /// Validate a config file and print every problem with its key path.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Developer tools (benchmarks, synthetic environments).
+    #[command(subcommand, hide = true)]
+    Dev(DevCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCmd {
+    /// Check a config file.
+    Check {
+        /// The config file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum DevCmd {
+    /// Write a synthetic desired/live pair with known drift.
+    Generate {
+        /// Number of objects.
+        #[arg(long, default_value_t = 1000)]
+        objects: usize,
+        /// Share of objects with one injected drift, in percent.
+        #[arg(long, default_value_t = 2.0)]
+        drift_percent: f64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Output directory (gets desired/, live/ and injected.json).
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+    /// Print the built-in severity tables as Markdown (embedded in the README).
+    RulesTable,
+    /// Parse both sides only (the baseline the diff benchmark is measured against).
+    Parse {
+        #[arg(long, required = true, num_args = 1..)]
+        desired: Vec<PathBuf>,
+        #[arg(long, required = true, num_args = 1..)]
+        live: Vec<PathBuf>,
+    },
+}
+
+pub(crate) fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // One TLS crypto provider for the whole process (https Git remotes): ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    init_logging(&cli.log_level, cli.log_format);
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("envdrift: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn init_logging(level: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Diff(args) => commands::cmd_diff(*args),
+        Command::Snapshot(args) => commands::cmd_snapshot(args),
+        Command::Compare(args) => commands::cmd_compare(args),
+        Command::Daemon(args) => commands::cmd_daemon(args),
+        Command::Scan(args) => commands::cmd_scan(args),
+        Command::Report(args) => commands::cmd_report(args),
+        Command::Render(args) => commands::cmd_render(args),
+        Command::Config(ConfigCmd::Check { file }) => commands::cmd_config_check(&file),
+        Command::Dev(DevCmd::Generate {
+            objects,
+            drift_percent,
+            seed,
+            out,
+        }) => {
+            let opts = envdrift::synth::SynthOptions {
+                objects,
+                drift_percent,
+                seed,
+                ..Default::default()
+            };
+            let pair = envdrift::synth::generate(&opts);
+            let (d, l) = envdrift::synth::write_pair(&pair, &out)
+                .with_context(|| format!("writing the synthetic pair to {}", out.display()))?;
+            println!(
+                "wrote {objects} objects to {} (desired {d} bytes, live {l} bytes, {} injected drifts)",
+                out.display(),
+                pair.injected.len()
+            );
+            Ok(0)
+        }
+        Command::Dev(DevCmd::RulesTable) => {
+            print!("{}", envdrift::classify::rules_markdown());
+            Ok(0)
+        }
+        Command::Dev(DevCmd::Parse { desired, live }) => commands::cmd_dev_parse(&desired, &live),
+    }
+}

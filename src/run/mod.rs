@@ -1,0 +1,451 @@
+//! The one path from two sources to a drift set: [`run`] takes a [`Job`] (two inputs, a
+//! mode, the compiled config) and returns an [`Outcome`] (the result, both sides'
+//! metadata, and whether the result can be trusted). The CLI (`diff`, `compare`, `scan`),
+//! the daemon (scans and comparisons) and the API (`GET /api/v1/compare`) each build a
+//! `Job` and render the `Outcome`; none of them compares anything itself.
+//!
+//! Decided here, once:
+//!
+//! - **reading**: both sides through [`source::open`]; the `to` side of file sources is
+//!   streamed through the comparison file by file ([`source::stream`]), so memory holds
+//!   the `from` side plus a few files;
+//! - **mapping**: comparing environments, `from` objects are mapped into `to`'s names
+//!   (`compare.mapping`) before comparing;
+//! - **adopt patches**: desired sides read from Git get adopt-into-Git patches;
+//! - **fingerprints**: [`crate::diff::fingerprint`], a function of the resource key, the
+//!   paths and both values only (never of how the sides are named);
+//! - **trust**: a side that could not be read makes the outcome [`Trust::Failed`]; input
+//!   errors or unknown scopes make it [`Trust::Partial`], and then drifts that could be
+//!   artefacts of what was not read (`missing` when `to` is incomplete, `unmanaged` when
+//!   `from` is) are left out: they are neither reported nor resolved.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::config::Compiled;
+use crate::diff::{Comparison, DiffResult, Options};
+use crate::model::{DriftType, Snapshot};
+use crate::report::{Mode, Report, Side};
+use crate::source::{self, Ctx, Loaded, SourceCaches, SourceError, SourceSpec};
+
+/// One side of a job.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// The side's name in messages (`desired`, `live`, `staging`, `git:production`).
+    pub name: String,
+    pub source: Src,
+}
+
+/// Where a side's objects come from.
+#[derive(Debug, Clone)]
+pub enum Src {
+    /// Read it now.
+    Spec(SourceSpec),
+    /// Already read (the API's snapshot cache).
+    Opened(Arc<Loaded>),
+}
+
+impl Input {
+    pub fn spec(name: impl Into<String>, spec: SourceSpec) -> Input {
+        Input {
+            name: name.into(),
+            source: Src::Spec(spec),
+        }
+    }
+}
+
+/// Per-run adjustments of the compiled config (command-line flags).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// Extra GitOps field managers (`--gitops-manager`).
+    pub gitops_managers: Vec<String>,
+    /// Do not report unmanaged (`only-in-to`) objects.
+    pub no_unmanaged: bool,
+    /// Keep expected divergences, marked `expected`.
+    pub show_expected: bool,
+}
+
+/// What to compare.
+pub struct Job<'a> {
+    pub mode: Mode,
+    /// Desired (Git, manifests) or the reference environment.
+    pub from: Input,
+    /// Live, or the environment checked against `from`.
+    pub to: Input,
+    pub opts: Arc<Compiled>,
+    pub overrides: Overrides,
+    /// Caches kept between runs (the daemon's).
+    pub caches: Option<&'a SourceCaches>,
+    /// Called after each file read (progress bars).
+    pub on_file: Option<&'a (dyn Fn(&Path) + Sync)>,
+    /// Compute the `to` side's content hash ([`Outcome::to_hash`]; the daemon records it).
+    pub hash_to: bool,
+}
+
+impl<'a> Job<'a> {
+    pub fn new(mode: Mode, from: Input, to: Input, opts: Arc<Compiled>) -> Job<'a> {
+        Job {
+            mode,
+            from,
+            to,
+            opts,
+            overrides: Overrides::default(),
+            caches: None,
+            on_file: None,
+            hash_to: false,
+        }
+    }
+}
+
+/// One side of an outcome: its name, its snapshot's metadata (source, commit, errors,
+/// skipped files, unknown scopes; the objects are not kept) and how many objects it had.
+#[derive(Debug, Clone, Default)]
+pub struct SideOut {
+    pub name: String,
+    pub meta: Snapshot,
+    pub objects: usize,
+}
+
+impl SideOut {
+    fn side(&self) -> Side {
+        Side {
+            objects: self.objects,
+            ..Side::of(&self.name, &self.meta)
+        }
+    }
+}
+
+/// Whether an outcome can be trusted.
+#[derive(Debug)]
+pub enum Trust {
+    /// Both sides were read completely.
+    Complete,
+    /// Something could not be read: drifts of the `untrusted` types were left out.
+    Partial {
+        reasons: Vec<String>,
+        untrusted: Vec<DriftType>,
+    },
+    /// A side could not be read at all.
+    Failed(RunError),
+}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("{side} source {source_desc}: nothing could be read ({first})")]
+    Unreadable {
+        side: String,
+        source_desc: String,
+        first: String,
+    },
+}
+
+/// The `to` side's content hash: one per object (first 12 bytes of SHA-256 of its JSON, in
+/// hex) and of the whole side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SideHash {
+    pub hash: String,
+    /// `{key: object hash}` as JSON text.
+    pub objects: String,
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct Outcome {
+    pub mode: Mode,
+    /// The drifts (empty when the run failed before comparing).
+    pub result: DiffResult,
+    pub from: SideOut,
+    pub to: SideOut,
+    pub trust: Trust,
+    /// Adopt-into-Git patches were attached (the desired side came from Git).
+    pub adopt: bool,
+    /// With [`Job::hash_to`]: the `to` side's content hash.
+    pub to_hash: Option<SideHash>,
+}
+
+impl Outcome {
+    /// The report of this outcome, for every renderer.
+    pub fn report(&self) -> Report<'_> {
+        let mut errors = self.from.meta.errors.clone();
+        errors.extend(self.to.meta.errors.iter().cloned());
+        let mut skipped = self.from.meta.skipped.clone();
+        skipped.extend(self.to.meta.skipped.iter().cloned());
+        Report {
+            mode: self.mode,
+            left: self.from.side(),
+            right: self.to.side(),
+            result: &self.result,
+            errors,
+            skipped,
+        }
+    }
+
+    /// The error when the run failed.
+    pub fn failure(&self) -> Option<&RunError> {
+        match &self.trust {
+            Trust::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Drift types whose absence this outcome cannot vouch for.
+    pub fn untrusted(&self) -> &[DriftType] {
+        match &self.trust {
+            Trust::Partial { untrusted, .. } => untrusted,
+            _ => &[],
+        }
+    }
+
+    fn failed(job: &Job<'_>, err: RunError) -> Outcome {
+        Outcome {
+            mode: job.mode,
+            result: DiffResult::default(),
+            from: SideOut {
+                name: job.from.name.clone(),
+                ..SideOut::default()
+            },
+            to: SideOut {
+                name: job.to.name.clone(),
+                ..SideOut::default()
+            },
+            trust: Trust::Failed(err),
+            adopt: false,
+            to_hash: None,
+        }
+    }
+}
+
+/// The engine's options for a job: the compiled config with the job's overrides.
+pub fn options(job: &Job<'_>) -> Options {
+    let mut opts = job
+        .opts
+        .options(job.mode, (job.from.name.as_str(), job.to.name.as_str()));
+    if !job.overrides.gitops_managers.is_empty() {
+        Arc::make_mut(&mut opts.classifier)
+            .managers
+            .gitops
+            .extend(job.overrides.gitops_managers.iter().cloned());
+    }
+    if job.overrides.no_unmanaged {
+        opts.unmanaged.enabled = false;
+    }
+    opts.show_expected = job.overrides.show_expected;
+    opts
+}
+
+/// Runs a job: reads both sides, compares them, judges the result (see the module doc).
+pub fn run(job: &Job<'_>) -> Outcome {
+    let opts = options(job);
+    let no_progress = |_: &Path| {};
+    let on_file: &(dyn Fn(&Path) + Sync) = job.on_file.unwrap_or(&no_progress);
+    let from_ctx = Ctx {
+        side: &job.from.name,
+        default_namespace: &job.opts.default_namespace,
+        cluster_scoped_kinds: &job.opts.cluster_scoped_kinds,
+        caches: job.caches,
+        on_file,
+    };
+    let to_ctx = Ctx {
+        side: &job.to.name,
+        ..from_ctx
+    };
+    // The `from` side, whole.
+    let opened: Loaded;
+    let from_loaded: &Loaded = match &job.from.source {
+        Src::Spec(spec) => match source::open(spec, &from_ctx) {
+            Ok(l) => {
+                opened = l;
+                &opened
+            }
+            Err(e) => return Outcome::failed(job, e.into()),
+        },
+        Src::Opened(l) => l.as_ref(),
+    };
+    // Comparing environments: `from` in `to`'s names.
+    let from_snap: Cow<'_, Snapshot> = match (&opts.mapping, job.mode) {
+        (Some(m), Mode::EnvVsEnv) if !m.is_empty() => {
+            Cow::Owned(m.map_snapshot(from_loaded.snapshot.clone(), &job.from.name))
+        }
+        _ => Cow::Borrowed(&from_loaded.snapshot),
+    };
+    let comparison = Comparison::new(&from_snap, &opts);
+    let hash_to = job.hash_to;
+    let consume = |objects: &[(crate::model::ResourceKey, crate::model::Object)]| {
+        let hashes: Vec<(String, String)> = if hash_to {
+            objects
+                .iter()
+                .map(|(k, o)| (k.to_string(), object_hash(&o.value)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        (comparison.batch(objects), hashes)
+    };
+    // The `to` side, streamed where it can be.
+    let (partials, to_meta, to_objects, hashes) = match &job.to.source {
+        Src::Spec(spec) => match source::stream(spec, &to_ctx, &consume) {
+            Ok(s) => {
+                let mut partials = Vec::with_capacity(s.results.len());
+                let mut hashes = Vec::new();
+                for (p, h) in s.results {
+                    partials.push(p);
+                    hashes.extend(h);
+                }
+                (partials, s.loaded.snapshot, s.loaded.objects, hashes)
+            }
+            Err(e) => return Outcome::failed(job, e.into()),
+        },
+        Src::Opened(l) => {
+            let items: Vec<(&crate::model::ResourceKey, &crate::model::Object)> =
+                l.snapshot.objects.iter().collect();
+            let hashes = if hash_to {
+                items
+                    .iter()
+                    .map(|(k, o)| (k.to_string(), object_hash(&o.value)))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let meta = Snapshot {
+                objects: Default::default(),
+                ..clone_meta(&l.snapshot)
+            };
+            (vec![comparison.batch(&items)], meta, l.objects, hashes)
+        }
+    };
+    let mut result = comparison.finish(partials, &to_meta.unknown);
+    drop(comparison);
+    let adopt = match (&from_loaded.adopt, job.mode) {
+        (Some(a), Mode::DesiredVsLive) => {
+            source::adopt::attach(&mut result, &a.as_sources());
+            true
+        }
+        _ => false,
+    };
+    let from = SideOut {
+        name: job.from.name.clone(),
+        meta: clone_meta(&from_snap),
+        objects: from_snap.objects.len(),
+    };
+    let to = SideOut {
+        name: job.to.name.clone(),
+        meta: to_meta,
+        objects: to_objects,
+    };
+    let trust = judge(&from, &to, &job.from, &job.to, &mut result);
+    Outcome {
+        mode: job.mode,
+        result,
+        from,
+        to,
+        trust,
+        adopt,
+        to_hash: hash_to.then(|| side_hash(hashes)),
+    }
+}
+
+/// A snapshot's metadata without its objects.
+fn clone_meta(s: &Snapshot) -> Snapshot {
+    Snapshot {
+        source: s.source.clone(),
+        taken_at: s.taken_at.clone(),
+        objects: Default::default(),
+        errors: s.errors.clone(),
+        skipped: s.skipped.clone(),
+        unknown: s.unknown.clone(),
+    }
+}
+
+fn describe(input: &Input, meta: &Snapshot) -> String {
+    match &input.source {
+        Src::Spec(s) => s.describe(),
+        Src::Opened(_) => meta
+            .source
+            .as_ref()
+            .map(|s| s.description.clone())
+            .unwrap_or_default(),
+    }
+}
+
+/// The partial-scan rules: which drift types cannot be trusted, and whether the run failed.
+fn judge(
+    from: &SideOut,
+    to: &SideOut,
+    from_in: &Input,
+    to_in: &Input,
+    result: &mut DiffResult,
+) -> Trust {
+    let mut untrusted = Vec::new();
+    let mut reasons = Vec::new();
+    if !to.meta.errors.is_empty() || !to.meta.unknown.is_empty() {
+        // Whatever `to` failed to read could be a "missing" object.
+        untrusted.push(DriftType::Missing);
+        if !to.meta.errors.is_empty() {
+            reasons.push(format!(
+                "{} input error(s) on {}",
+                to.meta.errors.len(),
+                to.name
+            ));
+        }
+    }
+    if !from.meta.errors.is_empty() {
+        // Whatever `from` failed to read could make a live object look "unmanaged".
+        untrusted.push(DriftType::Unmanaged);
+        reasons.push(format!(
+            "{} input error(s) on {}",
+            from.meta.errors.len(),
+            from.name
+        ));
+    }
+    for e in from.meta.errors.iter().chain(&to.meta.errors).take(3) {
+        reasons.push(e.to_string());
+    }
+    for u in &to.meta.unknown {
+        reasons.push(format!("{}/{}: {}", u.group, u.kind, u.reason));
+    }
+    result.drifts.retain(|d| !untrusted.contains(&d.drift_type));
+    for (side, input) in [(from, from_in), (to, to_in)] {
+        if side.objects == 0
+            && let Some(first) = side.meta.errors.first()
+        {
+            return Trust::Failed(RunError::Unreadable {
+                side: side.name.clone(),
+                source_desc: describe(input, &side.meta),
+                first: first.to_string(),
+            });
+        }
+    }
+    if untrusted.is_empty() {
+        Trust::Complete
+    } else {
+        Trust::Partial { reasons, untrusted }
+    }
+}
+
+fn object_hash(v: &serde_json::Value) -> String {
+    let h = Sha256::digest(v.to_string().as_bytes());
+    h[..12].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The whole side's hash over its objects' hashes in key order.
+fn side_hash(mut objects: Vec<(String, String)>) -> SideHash {
+    objects.sort();
+    let mut all = Sha256::new();
+    let mut map = serde_json::Map::new();
+    for (k, hex) in objects {
+        all.update(k.as_bytes());
+        all.update(hex.as_bytes());
+        map.insert(k, serde_json::Value::String(hex));
+    }
+    let d = all.finalize();
+    SideHash {
+        hash: d[..16].iter().map(|b| format!("{b:02x}")).collect(),
+        objects: serde_json::Value::Object(map).to_string(),
+    }
+}
