@@ -183,7 +183,12 @@ pub async fn handler(
         );
         let mut out = run::run(&job);
         if let Some(e) = out.failure() {
-            return Err(HttpError::internal(e.to_string()));
+            // A side that yielded nothing readable: named by its parameter, as an open error.
+            let param = match e {
+                run::RunError::Unreadable { side, .. } if *side == from_raw => "from",
+                _ => "to",
+            };
+            return Err(HttpError::bad(param, e.to_string()));
         }
         out.result.drifts.retain(|dr| {
             q.namespace
