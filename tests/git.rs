@@ -1257,3 +1257,136 @@ fn a_real_force_push_to_a_bare_remote_is_followed() {
     assert_eq!(level(&g, "a").as_deref(), Some("amended"));
     assert!(!g.cloned);
 }
+
+/// The rendered objects without the origin comment lines (which name commits or not).
+fn objects_only(s: &str) -> String {
+    s.lines()
+        .filter(|l| !l.starts_with("# "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn renderer_works_for_local_directories_as_for_git_sources() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = tmp.path().join("origin");
+    kustomize_repo(&origin);
+    let cache = tmp.path().join("cache");
+    let cache_s = cache.to_str().unwrap();
+    // Kustomize: an overlay naming ../../base, rendered in place.
+    let spec = format!("git:{}@main:overlays/prod", origin.display());
+    let from_git = envdrift(
+        &["render", "--desired", &spec, "--git-cache", cache_s],
+        None,
+    );
+    assert_eq!(
+        from_git.status.code(),
+        Some(0),
+        "{}",
+        text(&from_git.stderr)
+    );
+    let overlay = origin.join("overlays/prod");
+    let local = envdrift(
+        &[
+            "render",
+            "--desired",
+            overlay.to_str().unwrap(),
+            "--renderer",
+            "kustomize",
+        ],
+        None,
+    );
+    assert_eq!(local.status.code(), Some(0), "{}", text(&local.stderr));
+    assert_eq!(
+        objects_only(&text(&local.stdout)),
+        objects_only(&text(&from_git.stdout))
+    );
+    assert!(
+        text(&local.stdout).contains("# base/deployment.yaml:1"),
+        "origins are relative to the work tree: {}",
+        text(&local.stdout)
+    );
+    // Without --renderer the directory is read as plain manifests (kustomization skipped).
+    let plain = envdrift(&["render", "--desired", overlay.to_str().unwrap()], None);
+    assert!(
+        !text(&plain.stdout).contains("prod-web"),
+        "{}",
+        text(&plain.stdout)
+    );
+
+    // Helm: a chart directory with a values file and --set, then a diff with adopt tracing.
+    let chart = tmp.path().join("chart");
+    write(
+        &chart,
+        "Chart.yaml",
+        "apiVersion: v2\nname: web\nversion: 0.1.0\n",
+    );
+    write(
+        &chart,
+        "values.yaml",
+        "image:\n  tag: \"1.0.0\"\nlevel: info\n",
+    );
+    write(&chart, "values-prod.yaml", "image:\n  tag: \"1.2.0\"\n");
+    write(
+        &chart,
+        "templates/config.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-config\ndata:\n  TAG: {{ .Values.image.tag | quote }}\n  LEVEL: {{ .Values.level | quote }}\n",
+    );
+    let chart_s = chart.to_str().unwrap();
+    let helm = [
+        "--renderer",
+        "helm",
+        "--helm-release",
+        "shop",
+        "--helm-namespace",
+        "shop-prod",
+        "--helm-values",
+        "values-prod.yaml",
+        "--helm-set",
+        "level=warn",
+    ];
+    let mut args = vec!["render", "--desired", chart_s];
+    args.extend(helm);
+    let out = envdrift(&args, None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let rendered = text(&out.stdout);
+    assert!(rendered.contains("name: shop-config"), "{rendered}");
+    assert!(rendered.contains("namespace: shop-prod"), "{rendered}");
+    assert!(rendered.contains("TAG: \"1.2.0\""), "{rendered}");
+    assert!(rendered.contains("LEVEL: warn"), "{rendered}");
+    assert!(rendered.contains("# templates/config.yaml:1"), "{rendered}");
+
+    let live = tmp.path().join("live.yaml");
+    std::fs::write(
+        &live,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shop-config\n  namespace: shop-prod\ndata:\n  TAG: \"1.2.1\"\n  LEVEL: warn\n",
+    )
+    .unwrap();
+    let mut args = vec![
+        "diff",
+        "--desired",
+        chart_s,
+        "--live",
+        live.to_str().unwrap(),
+        "-f",
+        "json",
+        "--no-unmanaged",
+    ];
+    args.extend(helm);
+    let out = envdrift(&args, None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d = &v["drifts"][0];
+    assert_eq!(d["changes"][0]["path"], "/data/TAG", "{d}");
+    let adopt = &d["adopt"];
+    assert_eq!(adopt["file"], "values-prod.yaml", "{adopt}");
+
+    // A missing binary names it, as for Git sources.
+    let out = envdrift(&args, Some("/nonexistent"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("`helm` not found on PATH"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -25,8 +25,9 @@ use args::{CompareArgs, DaemonArgs, DiffArgs, RenderArgs, ReportArgs, ScanArgs, 
 #[command(name = "envdrift", version, about, max_term_width = 100)]
 struct Cli {
     /// Log level (error, warn, info, debug, trace) or a tracing filter. Also RUST_LOG.
-    #[arg(long, global = true, default_value = "warn")]
-    log_level: String,
+    /// [default: info for `daemon`, warn otherwise]
+    #[arg(long, global = true)]
+    log_level: Option<String>,
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -118,7 +119,14 @@ pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     // One TLS crypto provider for the whole process (https Git remotes): ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    init_logging(&cli.log_level, cli.log_format);
+    let level = cli.log_level.clone().unwrap_or_else(|| {
+        match cli.command {
+            Command::Daemon(_) => "info",
+            _ => "warn",
+        }
+        .to_string()
+    });
+    init_logging(&level, cli.log_format);
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -142,8 +150,12 @@ fn init_logging(level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Colours only on a terminal, and never with NO_COLOR set.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),

@@ -7,14 +7,44 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use envdrift::config::{Compiled, Config};
-use envdrift::source::render::{HelmOptions, KustomizeCommand, RenderOptions};
-use envdrift::source::{ClusterSource, FilesKind, GitSource, SourceSpec, git, kube};
+use envdrift::source::render::{HelmOptions, KustomizeCommand, RenderOptions, Renderer};
+use envdrift::source::{ClusterSource, FilesKind, GitSource, RenderedDir, SourceSpec, git, kube};
 
 use super::args::{ClusterArgs, GitArgs};
 
 impl GitArgs {
     /// The Git source of `spec` with these options.
     pub(crate) fn source(&self, spec: git::GitSpec) -> Result<SourceSpec> {
+        let (auth, sync, render) = self.parts()?;
+        Ok(SourceSpec::Git(Box::new(GitSource {
+            spec,
+            auth,
+            sync,
+            render,
+        })))
+    }
+
+    /// `--renderer kustomize|helm` given for local paths: the directory rendered; `None`
+    /// without `--renderer` or with `plain` (files read as manifests).
+    pub(crate) fn local(&self, paths: &[PathBuf]) -> Result<Option<SourceSpec>> {
+        let (_, _, render) = self.parts()?;
+        match render.renderer {
+            None | Some(Renderer::Plain) => Ok(None),
+            Some(renderer) => match paths {
+                [dir] => Ok(Some(SourceSpec::Rendered(Box::new(RenderedDir {
+                    dir: dir.clone(),
+                    renderer,
+                    render,
+                })))),
+                _ => anyhow::bail!(
+                    "--renderer {}: give one directory (a chart or a kustomization)",
+                    renderer.as_str()
+                ),
+            },
+        }
+    }
+
+    fn parts(&self) -> Result<(git::GitAuth, git::SyncOptions, RenderOptions)> {
         let renderer = match &self.renderer {
             Some(r) => Some(r.parse().map_err(anyhow::Error::msg)?),
             None => None,
@@ -49,12 +79,7 @@ impl GitArgs {
             timeout: std::time::Duration::from_secs(self.render_timeout.max(1)),
             extra_path: Vec::new(),
         };
-        Ok(SourceSpec::Git(Box::new(GitSource {
-            spec,
-            auth,
-            sync,
-            render,
-        })))
+        Ok((auth, sync, render))
     }
 }
 
@@ -85,10 +110,16 @@ impl ClusterArgs {
 pub(crate) fn desired_spec(values: &[String], git_args: &GitArgs) -> Result<SourceSpec> {
     let git: Vec<&String> = values.iter().filter(|v| v.starts_with("git:")).collect();
     match git.as_slice() {
-        [] => Ok(SourceSpec::Files {
-            paths: values.iter().map(PathBuf::from).collect(),
-            kind: FilesKind::Manifests,
-        }),
+        [] => {
+            let paths: Vec<PathBuf> = values.iter().map(PathBuf::from).collect();
+            Ok(match git_args.local(&paths)? {
+                Some(rendered) => rendered,
+                None => SourceSpec::Files {
+                    paths,
+                    kind: FilesKind::Manifests,
+                },
+            })
+        }
         [one] if values.len() == 1 => git_args.source(git::GitSpec::parse(one)?),
         _ => anyhow::bail!(
             "--desired takes either one git: source or files and directories, not both"

@@ -40,6 +40,8 @@ pub enum SourceSpec {
     },
     /// A Git repository at a ref, rendered (plain, Kustomize, Helm).
     Git(Box<GitSource>),
+    /// A local directory rendered by Kustomize or Helm (`--renderer` on a directory).
+    Rendered(Box<RenderedDir>),
     /// A live cluster through the Kubernetes API.
     Cluster(Box<ClusterSource>),
 }
@@ -60,6 +62,14 @@ pub struct GitSource {
     pub render: render::RenderOptions,
 }
 
+/// A local directory and how to render it.
+#[derive(Debug, Clone)]
+pub struct RenderedDir {
+    pub dir: PathBuf,
+    pub renderer: render::Renderer,
+    pub render: render::RenderOptions,
+}
+
 /// A cluster source: which cluster, and what to read.
 #[derive(Debug, Clone)]
 pub struct ClusterSource {
@@ -77,6 +87,7 @@ impl SourceSpec {
                 .collect::<Vec<_>>()
                 .join(", "),
             SourceSpec::Git(g) => g.spec.describe(),
+            SourceSpec::Rendered(r) => format!("{} ({})", r.dir.display(), r.renderer.as_str()),
             SourceSpec::Cluster(c) => match (&c.target.context, c.target.in_cluster) {
                 (_, true) => "in-cluster".to_string(),
                 (Some(ctx), _) => format!("cluster:{ctx}"),
@@ -246,17 +257,18 @@ pub enum SourceError {
         source_desc: String,
         message: String,
     },
+    /// A Git source or a rendered directory that could not be fetched or rendered.
     #[error("{side} source {source_desc}: {source}")]
     Git {
         side: String,
         source_desc: String,
-        source: render::RenderError,
+        source: Box<render::RenderError>,
     },
     #[error("{side} source {source_desc}: {source}")]
     Cluster {
         side: String,
         source_desc: String,
-        source: kube::KubeError,
+        source: Box<kube::KubeError>,
     },
     #[error("{side} source {source_desc}: the reader thread panicked")]
     Panicked { side: String, source_desc: String },
@@ -298,6 +310,7 @@ pub fn open(spec: &SourceSpec, ctx: &Ctx<'_>) -> Result<Loaded, SourceError> {
             })
         }
         SourceSpec::Git(g) => open_git(g, ctx),
+        SourceSpec::Rendered(r) => open_rendered(r, ctx),
         SourceSpec::Cluster(c) => open_cluster(c, ctx),
     }
 }
@@ -350,7 +363,7 @@ fn open_git(g: &GitSource, ctx: &Ctx<'_>) -> Result<Loaded, SourceError> {
         SourceError::Git {
             side: ctx.side.to_string(),
             source_desc: g.spec.describe(),
-            source,
+            source: Box::new(source),
         }
     })?;
     tracing::info!(
@@ -368,6 +381,36 @@ fn open_git(g: &GitSource, ctx: &Ctx<'_>) -> Result<Loaded, SourceError> {
     if let Some(reason) = &gl.stale {
         tracing::debug!(side = ctx.side, source = %g.spec.describe(), "STALE: {reason}");
     }
+    Ok(Loaded {
+        objects: gl.snapshot.objects.len(),
+        snapshot: gl.snapshot,
+        adopt: Some(AdoptSources {
+            files: gl.files,
+            renderer: gl.renderer,
+            trace_order: gl.trace_order,
+            set_values: gl.set_values,
+        }),
+        reused: 0,
+    })
+}
+
+fn open_rendered(r: &RenderedDir, ctx: &Ctx<'_>) -> Result<Loaded, SourceError> {
+    let load = ctx.load_options(FilesKind::Manifests);
+    let gl = render::load_local(&r.dir, r.renderer, &r.render, &load).map_err(|source| {
+        SourceError::Git {
+            side: ctx.side.to_string(),
+            source_desc: r.dir.display().to_string(),
+            source: Box::new(source),
+        }
+    })?;
+    tracing::info!(
+        side = ctx.side,
+        source = %r.dir.display(),
+        renderer = gl.renderer.as_str(),
+        objects = gl.snapshot.objects.len(),
+        render_ms = u64::try_from(gl.render_time.as_millis()).unwrap_or(u64::MAX),
+        "rendered local directory"
+    );
     Ok(Loaded {
         objects: gl.snapshot.objects.len(),
         snapshot: gl.snapshot,
@@ -407,7 +450,7 @@ fn open_cluster(c: &ClusterSource, ctx: &Ctx<'_>) -> Result<Loaded, SourceError>
     .map_err(|source| SourceError::Cluster {
         side: ctx.side.to_string(),
         source_desc: described,
-        source,
+        source: Box::new(source),
     })?;
     tracing::debug!(
         side = ctx.side,

@@ -1,7 +1,8 @@
 //! Renderers: the files of a Git tree into Kubernetes objects.
 //!
-//! Entry point: [`load_git`] (fetch, read the tree at the commit, render, parse into a
-//! [`Snapshot`]). Renderers:
+//! Entry points: [`load_git`] (fetch, read the tree at the commit, render, parse into a
+//! [`Snapshot`]) and [`load_local`] (the same for a local chart or Kustomize directory).
+//! Renderers:
 //!
 //! - `plain`: every `.yaml`/`.yml`/`.json` file under the path, recursively (hidden entries
 //!   skipped, files without Kubernetes objects noted as skipped). Each object's origin is
@@ -36,7 +37,7 @@ use serde_json::Value;
 
 use crate::model::{Origin, Snapshot, SourceRef};
 use crate::source::dump::{LoadOptions, merge_file, objects_from_bytes};
-use crate::source::git::{self, GitAuth, GitError, GitSpec, SyncOptions, Synced, TreeFile};
+use crate::source::git::{self, GitAuth, GitError, GitSpec, SyncOptions, TreeFile};
 use crate::source::manifest::{parse_manifest_text, split_documents};
 
 /// How a desired path becomes objects.
@@ -248,7 +249,7 @@ pub fn load_git(
                 .into_par_iter()
                 .map(|f| {
                     let fo = objects_from_bytes(Path::new(&f.path), f.data.clone(), &load);
-                    (f, with_commit_in_errors(fo, &synced.commit))
+                    (f, with_commit_in_errors(fo, Some(&synced.commit)))
                 })
                 .collect();
             for (f, fo) in parsed {
@@ -260,19 +261,15 @@ pub fn load_git(
         }
         Renderer::Kustomize | Renderer::Helm => {
             let all = git::read_files(&synced, &spec.reference, "")?;
-            let scope = needed_scope(renderer, spec, &all, render);
-            for f in &all {
-                if is_yaml(&f.path)
-                    && scope.contains(&f.path)
-                    && let Ok(t) = std::str::from_utf8(&f.data)
-                {
-                    files.insert(f.path.clone(), t.to_string());
-                }
-            }
-            trace_order = scope.trace_order(&files);
-            let text = run_renderer(renderer, &synced, spec, &all, &scope, render)?;
-            let rendered = parse_rendered(&text, renderer, spec, &files, &synced.commit, &load);
-            for fo in rendered {
+            let tree = Tree {
+                path: &spec.path,
+                describe: spec.describe(),
+                commit: Some(&synced.commit),
+            };
+            let r = render_tree(renderer, &tree, &all, render, &load)?;
+            files = r.files;
+            trace_order = r.trace_order;
+            for fo in r.objects {
                 merge_file(&mut snapshot, fo, &load);
             }
         }
@@ -294,6 +291,223 @@ pub fn load_git(
     })
 }
 
+/// Files to render: a Git tree at a commit, or a local directory.
+struct Tree<'a> {
+    /// The source's directory inside the tree, `/`-separated (empty: the root).
+    path: &'a str,
+    /// How the source is named in messages.
+    describe: String,
+    /// The commit the files were read at; `None` for a local directory.
+    commit: Option<&'a str>,
+}
+
+/// What [`render_tree`] produced.
+struct Rendered {
+    files: BTreeMap<String, String>,
+    trace_order: Vec<String>,
+    objects: Vec<crate::source::dump::FileObjects>,
+}
+
+/// Runs Kustomize or Helm on the part of `all` the source needs and parses the output.
+fn render_tree(
+    renderer: Renderer,
+    tree: &Tree<'_>,
+    all: &[TreeFile],
+    render: &RenderOptions,
+    load: &LoadOptions,
+) -> Result<Rendered, RenderError> {
+    let scope = needed_scope(renderer, tree.path, all, render);
+    let mut files = BTreeMap::new();
+    for f in all {
+        if is_yaml(&f.path)
+            && scope.contains(&f.path)
+            && let Ok(t) = std::str::from_utf8(&f.data)
+        {
+            files.insert(f.path.clone(), t.to_string());
+        }
+    }
+    let trace_order = scope.trace_order(&files);
+    let text = run_renderer(renderer, tree, all, &scope, render)?;
+    let objects = parse_rendered(&text, renderer, tree, &files, load);
+    Ok(Rendered {
+        files,
+        trace_order,
+        objects,
+    })
+}
+
+/// Renders a local directory (a Helm chart or a Kustomize directory) with `render`'s
+/// renderer, exactly as a Git source at that path would be rendered (same scope, same
+/// origins, adopt tracing), without a commit. Paths are relative to the nearest enclosing
+/// Git work tree (else the directory itself), so overlays may name `../base` and values
+/// files may live beside the chart; only what the renderer needs is read.
+///
+/// # Errors
+/// An unreadable directory, a missing renderer binary, a failed or timed-out render.
+pub fn load_local(
+    dir: &Path,
+    renderer: Renderer,
+    render: &RenderOptions,
+    load: &LoadOptions,
+) -> Result<GitLoad, RenderError> {
+    let started = std::time::Instant::now();
+    let describe = dir.display().to_string();
+    let io = |reason: String| RenderError::Io {
+        path: describe.clone(),
+        reason,
+    };
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| io(format!("cannot read: {e}")))?;
+    if !dir.is_dir() {
+        return Err(io(format!(
+            "--renderer {} needs a directory (a chart or a kustomization)",
+            renderer.as_str()
+        )));
+    }
+    let root = dir
+        .ancestors()
+        .find(|a| a.join(".git").exists())
+        .unwrap_or(&dir)
+        .to_path_buf();
+    let rel = dir
+        .strip_prefix(&root)
+        .map(|p| p.to_string_lossy().replace('\\', "/"))
+        .unwrap_or_default();
+    // Only what the renderer needs is read: the chart directory, or the directories the
+    // kustomization references (recursively), as for Git sources.
+    let mut needed = Vec::new();
+    let mut single = Vec::new();
+    match renderer {
+        Renderer::Kustomize => kustomize_needs(&DiskTree(&root), &rel, &mut needed),
+        _ => {
+            needed.push(rel.clone());
+            single.extend(
+                render
+                    .helm
+                    .values
+                    .iter()
+                    .filter_map(|v| resolve_rel(&rel, v)),
+            );
+        }
+    }
+    let mut all = Vec::new();
+    for f in &single {
+        if let Ok(data) = std::fs::read(root.join(f)) {
+            all.push(TreeFile {
+                path: f.clone(),
+                data,
+                executable: false,
+            });
+        }
+    }
+    for d in &needed {
+        let abs = if d.is_empty() {
+            root.clone()
+        } else {
+            root.join(d)
+        };
+        if abs.is_dir() {
+            read_local_tree(&root, &abs, &mut all).map_err(&io)?;
+        }
+    }
+    all.sort_by(|a, b| a.path.cmp(&b.path));
+    all.dedup_by(|a, b| a.path == b.path);
+    let mut snapshot = Snapshot {
+        source: Some(SourceRef {
+            env: load.side.clone(),
+            description: describe.clone(),
+            commit: None,
+            stale: None,
+        }),
+        ..Snapshot::default()
+    };
+    let mut load = load.clone();
+    if renderer == Renderer::Helm
+        && let Some(ns) = &render.helm.namespace
+    {
+        load.default_namespace = Some(ns.clone());
+    }
+    let (files, trace_order) = match renderer {
+        Renderer::Plain => {
+            return Err(io(
+                "plain directories are read as manifests, not rendered".into()
+            ));
+        }
+        Renderer::Kustomize | Renderer::Helm => {
+            let tree = Tree {
+                path: &rel,
+                describe,
+                commit: None,
+            };
+            let r = render_tree(renderer, &tree, &all, render, &load)?;
+            for fo in r.objects {
+                merge_file(&mut snapshot, fo, &load);
+            }
+            (r.files, r.trace_order)
+        }
+    };
+    Ok(GitLoad {
+        snapshot,
+        renderer,
+        files,
+        trace_order,
+        set_values: match renderer {
+            Renderer::Helm => render.helm.set.clone(),
+            _ => Vec::new(),
+        },
+        commit: String::new(),
+        stale: None,
+        cloned: false,
+        fetch_time: Duration::ZERO,
+        render_time: started.elapsed(),
+    })
+}
+
+/// Upper bound on a local tree handed to a renderer (files), against walking a home
+/// directory by mistake.
+const MAX_LOCAL_TREE_FILES: usize = 50_000;
+
+/// Reads the regular files under `dir` (skipping `.git` and symlinks) as tree files with
+/// paths relative to `root`.
+fn read_local_tree(root: &Path, dir: &Path, out: &mut Vec<TreeFile>) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for e in entries {
+        if e.file_name() == ".git" {
+            continue;
+        }
+        let path = e.path();
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_dir() {
+            read_local_tree(root, &path, out)?;
+        } else if ft.is_file() {
+            if out.len() >= MAX_LOCAL_TREE_FILES {
+                return Err(format!(
+                    "{}: more than {MAX_LOCAL_TREE_FILES} files; render a smaller directory",
+                    root.display()
+                ));
+            }
+            let data = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let executable = e
+                .metadata()
+                .is_ok_and(|m| m.permissions().mode() & 0o111 != 0);
+            let rel = path
+                .strip_prefix(root)
+                .map(|p| p.to_string_lossy().replace('\\', "/"))
+                .unwrap_or_default();
+            out.push(TreeFile {
+                path: rel,
+                data,
+                executable,
+            });
+        }
+    }
+    Ok(())
+}
+
 fn is_yaml(path: &str) -> bool {
     path.ends_with(".yaml") || path.ends_with(".yml") || path.ends_with(".json")
 }
@@ -313,10 +527,12 @@ fn is_manifest_path(path: &str, base: &str) -> bool {
 
 fn with_commit_in_errors(
     mut fo: crate::source::dump::FileObjects,
-    commit: &str,
+    commit: Option<&str>,
 ) -> crate::source::dump::FileObjects {
-    for e in &mut fo.errors {
-        e.message = format!("{} (commit {})", e.message, short(commit));
+    if let Some(commit) = commit {
+        for e in &mut fo.errors {
+            e.message = format!("{} (commit {})", e.message, short(commit));
+        }
     }
     fo
 }
@@ -328,16 +544,16 @@ fn short(commit: &str) -> &str {
 /// Local directories a kustomization references (`resources`, `bases`, `components`,
 /// patch and generator files), relative to the repository root, following directories
 /// recursively. Remote references are left to the binary.
-fn kustomize_needs(files: &BTreeMap<&str, &TreeFile>, dir: &str, out: &mut Vec<String>) {
+fn kustomize_needs(files: &dyn TreeView, dir: &str, out: &mut Vec<String>) {
     if out.iter().any(|d| d == dir) {
         return;
     }
     out.push(dir.to_string());
     let k = ["kustomization.yaml", "kustomization.yml", "Kustomization"]
         .iter()
-        .find_map(|n| files.get(join(dir, n).as_str()));
+        .find_map(|n| files.read(&join(dir, n)));
     let Some(k) = k else { return };
-    let Ok(text) = std::str::from_utf8(&k.data) else {
+    let Ok(text) = std::str::from_utf8(&k) else {
         return;
     };
     let Ok(doc) = serde_saphyr::from_str::<Value>(text) else {
@@ -381,7 +597,7 @@ fn kustomize_needs(files: &BTreeMap<&str, &TreeFile>, dir: &str, out: &mut Vec<S
         let Some(target) = resolve_rel(dir, &r) else {
             continue;
         };
-        if files.contains_key(target.as_str()) {
+        if files.is_file(&target) {
             if let Some((parent, _)) = target.rsplit_once('/') {
                 if !out.iter().any(|d| d == parent) {
                     out.push(parent.to_string());
@@ -392,6 +608,38 @@ fn kustomize_needs(files: &BTreeMap<&str, &TreeFile>, dir: &str, out: &mut Vec<S
         } else {
             kustomize_needs(files, &target, out);
         }
+    }
+}
+
+/// Read access to a tree by `/`-separated relative path: a Git tree in memory or a local
+/// directory on disk.
+trait TreeView {
+    fn read(&self, path: &str) -> Option<Vec<u8>>;
+    fn is_file(&self, path: &str) -> bool;
+}
+
+impl TreeView for BTreeMap<&str, &TreeFile> {
+    fn read(&self, path: &str) -> Option<Vec<u8>> {
+        self.get(path).map(|f| f.data.clone())
+    }
+    fn is_file(&self, path: &str) -> bool {
+        self.contains_key(path)
+    }
+}
+
+/// A local directory as a tree.
+struct DiskTree<'a>(&'a Path);
+
+impl TreeView for DiskTree<'_> {
+    fn read(&self, path: &str) -> Option<Vec<u8>> {
+        let p = self.0.join(path);
+        if !p.is_file() {
+            return None;
+        }
+        std::fs::read(p).ok()
+    }
+    fn is_file(&self, path: &str) -> bool {
+        self.0.join(path).is_file()
     }
 }
 
@@ -469,23 +717,18 @@ fn path_is_config(p: &str) -> bool {
     name.starts_with("values") || name.starts_with("kustomization") || name == "Kustomization"
 }
 
-fn needed_scope(
-    renderer: Renderer,
-    spec: &GitSpec,
-    all: &[TreeFile],
-    opts: &RenderOptions,
-) -> Scope {
+fn needed_scope(renderer: Renderer, path: &str, all: &[TreeFile], opts: &RenderOptions) -> Scope {
     let by_path: BTreeMap<&str, &TreeFile> = all.iter().map(|f| (f.path.as_str(), f)).collect();
     let mut scope = Scope::default();
     match renderer {
-        Renderer::Kustomize => kustomize_needs(&by_path, &spec.path, &mut scope.dirs),
+        Renderer::Kustomize => kustomize_needs(&by_path, path, &mut scope.dirs),
         _ => {
             for v in opts.helm.values.iter().rev() {
-                if let Some(p) = resolve_rel(&spec.path, v) {
+                if let Some(p) = resolve_rel(path, v) {
                     scope.files.push(p);
                 }
             }
-            scope.dirs.push(spec.path.clone());
+            scope.dirs.push(path.to_string());
         }
     }
     scope
@@ -528,14 +771,13 @@ fn is_executable(p: &Path) -> bool {
 
 fn run_renderer(
     renderer: Renderer,
-    synced: &Synced,
-    spec: &GitSpec,
+    src: &Tree<'_>,
     all: &[TreeFile],
     scope: &Scope,
     opts: &RenderOptions,
 ) -> Result<String, RenderError> {
     let io = |reason: String| RenderError::Io {
-        path: spec.describe(),
+        path: src.describe.clone(),
         reason,
     };
     // Only the needed part of the tree is written: the scope's directories and files.
@@ -570,7 +812,7 @@ fn run_renderer(
         written += 1;
     }
     tracing::debug!(root = %root, files = written, "extracted the tree for the renderer");
-    let dir = tree.join(&spec.path);
+    let dir = tree.join(src.path);
     std::fs::create_dir_all(&dir).map_err(|e| io(e.to_string()))?;
     let (binary, args): (&str, Vec<String>) = match renderer {
         Renderer::Kustomize => {
@@ -587,7 +829,7 @@ fn run_renderer(
         }
         Renderer::Helm => {
             let release = opts.helm.release.clone().unwrap_or_else(|| {
-                spec.path
+                src.path
                     .rsplit('/')
                     .find(|s| !s.is_empty())
                     .unwrap_or("release")
@@ -611,7 +853,7 @@ fn run_renderer(
         return Err(RenderError::MissingBinary {
             binary: binary.to_string(),
             renderer: renderer.as_str(),
-            path: spec.describe(),
+            path: src.describe.clone(),
             hint: match binary {
                 "helm" => {
                     "install Helm 3 or 4 (https://helm.sh/docs/intro/install/) and put it on PATH"
@@ -628,13 +870,13 @@ fn run_renderer(
         RunError::Io(reason) => io(format!("{command}: {reason}")),
         RunError::TimedOut => RenderError::TimedOut {
             command: command.clone(),
-            path: spec.describe(),
+            path: src.describe.clone(),
             secs: opts.timeout.as_secs(),
         },
         RunError::Failed { status, stderr } => RenderError::Failed {
             command: command.clone(),
-            path: spec.describe(),
-            commit: short(&synced.commit).to_string(),
+            path: src.describe.clone(),
+            commit: src.commit.map_or("the working tree", short).to_string(),
             status,
             stderr: strip_tmp(&stderr, &tree),
         },
@@ -726,14 +968,14 @@ fn run(
 fn parse_rendered(
     text: &str,
     renderer: Renderer,
-    spec: &GitSpec,
+    src: &Tree<'_>,
     files: &BTreeMap<String, String>,
-    commit: &str,
     load: &LoadOptions,
 ) -> Vec<crate::source::dump::FileObjects> {
+    let commit = src.commit;
     let fallback = match renderer {
-        Renderer::Helm => join(&spec.path, "Chart.yaml"),
-        _ => join(&spec.path, "kustomization.yaml"),
+        Renderer::Helm => join(src.path, "Chart.yaml"),
+        _ => join(src.path, "kustomization.yaml"),
     };
     let index = match renderer {
         Renderer::Kustomize => manifest_index(files),
@@ -742,7 +984,7 @@ fn parse_rendered(
     let mut out = Vec::new();
     for (doc, line) in split_documents(text) {
         let source = match renderer {
-            Renderer::Helm => helm_source(doc, spec),
+            Renderer::Helm => helm_source(doc, src.path),
             _ => None,
         };
         let shown = source.clone().unwrap_or_else(|| fallback.clone());
@@ -765,25 +1007,25 @@ fn parse_rendered(
             obj.origin = Origin::File {
                 path: PathBuf::from(path),
                 line: file_line,
-                commit: Some(commit.to_string()),
+                commit: commit.map(str::to_string),
             };
         }
         out.push(with_commit_in_errors(fo, commit));
     }
     if out.iter().all(|f| f.objects.is_empty()) && !text.trim().is_empty() {
-        tracing::warn!(source = %spec.describe(), "the renderer printed no Kubernetes objects");
+        tracing::warn!(source = %src.describe, "the renderer printed no Kubernetes objects");
     }
     out
 }
 
 /// `# Source: CHART/templates/x.yaml` → `PATH/templates/x.yaml`.
-fn helm_source(doc: &str, spec: &GitSpec) -> Option<String> {
+fn helm_source(doc: &str, path: &str) -> Option<String> {
     let line = doc
         .lines()
         .take(5)
         .find_map(|l| l.trim().strip_prefix("# Source: "))?;
     let (_, rest) = line.split_once('/')?;
-    Some(join(&spec.path, rest.trim()))
+    Some(join(path, rest.trim()))
 }
 
 /// Kind → (name, file, line, size) of the objects in the rendered tree; `size` (leaf
@@ -1042,15 +1284,10 @@ mod tests {
 
     #[test]
     fn helm_source_comment() {
-        let spec = GitSpec {
-            repo: "r".into(),
-            reference: "main".into(),
-            path: "charts/web".into(),
-        };
         assert_eq!(
             helm_source(
                 "# Source: web/templates/deploy.yaml\napiVersion: v1\n",
-                &spec
+                "charts/web"
             )
             .as_deref(),
             Some("charts/web/templates/deploy.yaml")
