@@ -262,7 +262,16 @@ fn a_50_mb_file_is_handled() {
         i += 1;
     }
     let f = write(dir.path(), "big.yaml", big.as_bytes());
-    let out = envdrift(&["diff", "--desired", &f, "--live", &f, "-f", "json"]);
+    let out = envdrift(&[
+        "diff",
+        "--desired",
+        &f,
+        "--live",
+        &f,
+        "-f",
+        "json",
+        "--allow-empty",
+    ]);
     assert!(out.status.code().is_some(), "killed by a signal");
     assert!(
         !text(&out.stderr).contains("panicked"),
@@ -424,5 +433,128 @@ fn bundled_configs_pass_config_check() {
     assert!(
         err.contains("SLACK_BOT_TOKEN") && err.contains("SMTP_PASSWORD"),
         "{err}"
+    );
+}
+
+#[test]
+fn empty_sides_are_errors_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let live = write(dir.path(), "live.yaml", CM.as_bytes());
+    let e = empty.to_str().unwrap();
+    let out = envdrift(&["diff", "--desired", e, "--live", &live, "-f", "json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("desired ({e}): no Kubernetes objects found"))
+            && err.contains("--allow-empty"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "no report for an empty side");
+    // An empty live side would make every desired object `missing`: an error too.
+    let out = envdrift(&["diff", "--desired", &live, "--live", e, "-f", "json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains(&format!("live ({e})")),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = envdrift(&["compare", "--from", e, "--to", &live, "-f", "json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    // With --allow-empty the comparison runs.
+    let out = envdrift(&[
+        "diff",
+        "--desired",
+        &live,
+        "--live",
+        e,
+        "-f",
+        "json",
+        "--allow-empty",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["drifts"][0]["type"], "missing");
+}
+
+#[test]
+fn a_json_array_of_objects_is_read_like_a_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let desired = write(dir.path(), "desired.yaml", CM.as_bytes());
+    let live_cm: serde_json::Value = serde_json::json!([{
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "app", "namespace": "default"},
+        "data": {"A": "2"}
+    }]);
+    let live = write(
+        dir.path(),
+        "live.json",
+        serde_json::to_string_pretty(&live_cm).unwrap().as_bytes(),
+    );
+    let out = envdrift(&["diff", "--desired", &desired, "--live", &live, "-f", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["summary"]["drifts"], 1, "{v}");
+    assert_eq!(v["drifts"][0]["changes"][0]["path"], "/data/A");
+}
+
+#[test]
+fn manifests_without_namespace_get_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let desired = write(
+        dir.path(),
+        "desired.yaml",
+        CM.replace("  namespace: default\n", "").as_bytes(),
+    );
+    let live = write(
+        dir.path(),
+        "live.yaml",
+        CM.replace("namespace: default", "namespace: shop")
+            .as_bytes(),
+    );
+    let out = envdrift(&["diff", "--desired", &desired, "--live", &live, "-f", "json"]);
+    assert!(
+        text(&out.stderr).contains("hint: every namespaced desired object is in `default`")
+            && text(&out.stderr).contains("--default-namespace"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = envdrift(&[
+        "diff",
+        "--desired",
+        &desired,
+        "--live",
+        &live,
+        "-f",
+        "json",
+        "--default-namespace",
+        "shop",
+    ]);
+    assert!(
+        !text(&out.stderr).contains("hint:"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn completions_and_man_page() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = envdrift(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let s = text(&out.stdout);
+        assert!(
+            s.contains("envdrift") && s.contains("compare"),
+            "{shell}: {s}"
+        );
+    }
+    let out = envdrift(&["man"]);
+    assert_eq!(out.status.code(), Some(0));
+    let man = text(&out.stdout);
+    assert!(
+        man.contains(".TH envdrift 1") && man.contains("diff"),
+        "{man}"
     );
 }

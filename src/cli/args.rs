@@ -88,6 +88,9 @@ pub(crate) struct DiffArgs {
     /// Do not report live objects that are missing from desired.
     #[arg(long)]
     pub(crate) no_unmanaged: bool,
+    /// Accept a side without any object (by default an error: exit 2 naming its paths).
+    #[arg(long)]
+    pub(crate) allow_empty: bool,
     #[command(flatten)]
     pub(crate) git: GitArgs,
 }
@@ -228,6 +231,9 @@ pub(crate) struct CompareArgs {
     /// Do not report objects that exist only in `to`.
     #[arg(long)]
     pub(crate) no_unmanaged: bool,
+    /// Accept a side without any object (by default an error: exit 2 naming its paths).
+    #[arg(long)]
+    pub(crate) allow_empty: bool,
 }
 
 /// How to read a cluster (with `--live cluster:CONTEXT` and `snapshot`).

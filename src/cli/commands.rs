@@ -78,6 +78,41 @@ fn check_opened(out: &Outcome) -> Result<()> {
     }
 }
 
+/// A side without any object (and without errors that explain it) is almost always a wrong
+/// path or scope: an error unless `--allow-empty`.
+fn check_empty(out: &Outcome, allow_empty: bool) -> Option<u8> {
+    if allow_empty {
+        return None;
+    }
+    for side in [&out.from, &out.to] {
+        if side.objects == 0 && side.meta.errors.is_empty() {
+            let source = side
+                .meta
+                .source
+                .as_ref()
+                .map(|s| s.description.clone())
+                .unwrap_or_default();
+            eprintln!(
+                "envdrift: error: {} ({source}): no Kubernetes objects found; check the path or scope, or pass --allow-empty",
+                side.name
+            );
+            return Some(2);
+        }
+    }
+    None
+}
+
+/// Manifests without a namespace land in the default namespace; when that is the only one
+/// desired uses and live has nothing there, say how to fix it.
+fn namespace_hint(out: &Outcome, default_ns: &str) {
+    let only_default = out.from.namespaces.len() == 1 && out.from.namespaces.contains(default_ns);
+    if only_default && out.to.objects > 0 && !out.to.namespaces.contains(default_ns) {
+        eprintln!(
+            "envdrift: hint: every namespaced desired object is in `{default_ns}` (manifests without metadata.namespace), but live has nothing there: pass --default-namespace NS"
+        );
+    }
+}
+
 fn print_stale(out: &Outcome) {
     if let Some(src) = &out.from.meta.source
         && let Some(reason) = &src.stale
@@ -109,9 +144,14 @@ pub(crate) fn cmd_diff(args: DiffArgs) -> Result<u8> {
         no_unmanaged: args.no_unmanaged,
         show_expected: false,
     };
+    let default_ns = job.opts.default_namespace.clone();
     let out = run_with_progress(job);
     check_opened(&out)?;
+    if let Some(code) = check_empty(&out, args.allow_empty) {
+        return Ok(code);
+    }
     print_stale(&out);
+    namespace_hint(&out, &default_ns);
     let rep = out.report();
     emit(&rep, &args.output)?;
     Ok(exit_code(&rep, args.output.fail_on))
@@ -141,6 +181,9 @@ pub(crate) fn cmd_compare(args: CompareArgs) -> Result<u8> {
     };
     let out = run_with_progress(job);
     check_opened(&out)?;
+    if let Some(code) = check_empty(&out, args.allow_empty) {
+        return Ok(code);
+    }
     let rep = out.report();
     emit(&rep, &args.output)?;
     Ok(exit_code(&rep, args.output.fail_on))

@@ -74,6 +74,18 @@ enum Command {
     /// Validate a config file and print every problem with its key path.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    ///
+    /// bash: `envdrift completions bash > /etc/bash_completion.d/envdrift`;
+    /// zsh: `envdrift completions zsh > "${fpath[1]}/_envdrift"`;
+    /// fish: `envdrift completions fish > ~/.config/fish/completions/envdrift.fish`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout: `envdrift man > envdrift.1 && man ./envdrift.1`.
+    Man,
     /// Developer tools (benchmarks, synthetic environments).
     #[command(subcommand, hide = true)]
     Dev(DevCmd),
@@ -173,6 +185,25 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Report(args) => commands::cmd_report(args),
         Command::Render(args) => commands::cmd_render(args),
         Command::Config(ConfigCmd::Check { file }) => commands::cmd_config_check(&file),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            // Into memory first: clap_complete panics when its writer fails (a closed pipe).
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "envdrift", &mut out);
+            std::io::Write::write_all(&mut std::io::stdout().lock(), &out)
+                .context("writing the completion script")?;
+            Ok(0)
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_mangen::Man::new(cmd)
+                .render(&mut out)
+                .context("rendering the man page")?;
+            std::io::Write::write_all(&mut std::io::stdout().lock(), &out)
+                .context("writing the man page")?;
+            Ok(0)
+        }
         Command::Dev(DevCmd::Generate {
             objects,
             drift_percent,

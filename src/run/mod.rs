@@ -107,6 +107,9 @@ pub struct SideOut {
     pub name: String,
     pub meta: Snapshot,
     pub objects: usize,
+    /// The namespaces its namespaced objects are in (for hints such as a desired side that
+    /// landed in `default` while live has nothing there).
+    pub namespaces: std::collections::BTreeSet<String>,
 }
 
 impl SideOut {
@@ -285,19 +288,28 @@ pub fn run(job: &Job<'_>) -> Outcome {
         } else {
             Vec::new()
         };
-        (comparison.batch(objects), hashes)
+        let namespaces = namespaces_of(objects.iter().map(|(k, _)| k));
+        (comparison.batch(objects), hashes, namespaces)
     };
     // The `to` side, streamed where it can be.
-    let (partials, to_meta, to_objects, hashes) = match &job.to.source {
+    let (partials, to_meta, to_objects, hashes, to_namespaces) = match &job.to.source {
         Src::Spec(spec) => match source::stream(spec, &to_ctx, &consume) {
             Ok(s) => {
                 let mut partials = Vec::with_capacity(s.results.len());
                 let mut hashes = Vec::new();
-                for (p, h) in s.results {
+                let mut namespaces = std::collections::BTreeSet::new();
+                for (p, h, n) in s.results {
                     partials.push(p);
                     hashes.extend(h);
+                    namespaces.extend(n);
                 }
-                (partials, s.loaded.snapshot, s.loaded.objects, hashes)
+                (
+                    partials,
+                    s.loaded.snapshot,
+                    s.loaded.objects,
+                    hashes,
+                    namespaces,
+                )
             }
             Err(e) => return Outcome::failed(job, e.into()),
         },
@@ -316,7 +328,14 @@ pub fn run(job: &Job<'_>) -> Outcome {
                 objects: Default::default(),
                 ..clone_meta(&l.snapshot)
             };
-            (vec![comparison.batch(&items)], meta, l.objects, hashes)
+            let namespaces = namespaces_of(l.snapshot.objects.keys());
+            (
+                vec![comparison.batch(&items)],
+                meta,
+                l.objects,
+                hashes,
+                namespaces,
+            )
         }
     };
     let mut result = comparison.finish(partials, &to_meta.unknown);
@@ -332,11 +351,13 @@ pub fn run(job: &Job<'_>) -> Outcome {
         name: job.from.name.clone(),
         meta: clone_meta(&from_snap),
         objects: from_snap.objects.len(),
+        namespaces: namespaces_of(from_snap.objects.keys()),
     };
     let to = SideOut {
         name: job.to.name.clone(),
         meta: to_meta,
         objects: to_objects,
+        namespaces: to_namespaces,
     };
     let trust = judge(&from, &to, &job.from, &job.to, &mut result);
     Outcome {
@@ -426,6 +447,20 @@ fn judge(
     } else {
         Trust::Partial { reasons, untrusted }
     }
+}
+
+fn namespaces_of<'k>(
+    keys: impl Iterator<Item = &'k crate::model::ResourceKey>,
+) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for k in keys {
+        if let Some(ns) = &k.namespace
+            && !out.contains(ns)
+        {
+            out.insert(ns.clone());
+        }
+    }
+    out
 }
 
 fn object_hash(v: &serde_json::Value) -> String {

@@ -180,26 +180,55 @@ fn push_value(out: &mut ParsedText, v: Value, line: usize, text: &str, json: boo
         } else {
             yaml_item_lines(text, items.len())
         };
-        for (i, item) in items.into_iter().enumerate() {
-            let item_line = lines.get(i).map_or(line, |l| line + l - 1);
-            if is_object(&item) {
-                out.objects.push(ParsedObject {
-                    value: item,
-                    line: item_line,
-                });
-            } else {
-                out.problems.push(ParseProblem {
-                    line: Some(item_line),
-                    column: None,
-                    message: format!("item {i} of the List has no apiVersion/kind"),
-                });
-            }
+        push_items(out, items, &lines, line, "the List");
+    } else if let Value::Array(items) = v {
+        // A bare array of objects (`[{…}, {…}]`, or a YAML sequence) is read like a List.
+        if items.is_empty() || !items.iter().all(Value::is_object) {
+            out.non_objects.push(line);
+            return;
         }
+        let lines = if json {
+            json_item_lines(text, &items)
+        } else {
+            top_sequence_lines(text, items.len())
+        };
+        push_items(out, items, &lines, line, "the array");
     } else if is_object(&v) {
         out.objects.push(ParsedObject { value: v, line });
     } else {
         out.non_objects.push(line);
     }
+}
+
+/// The items of a List or array: objects, or a problem naming the item.
+fn push_items(out: &mut ParsedText, items: Vec<Value>, lines: &[usize], line: usize, what: &str) {
+    for (i, item) in items.into_iter().enumerate() {
+        let item_line = lines.get(i).map_or(line, |l| line + l - 1);
+        if is_object(&item) {
+            out.objects.push(ParsedObject {
+                value: item,
+                line: item_line,
+            });
+        } else {
+            out.problems.push(ParseProblem {
+                line: Some(item_line),
+                column: None,
+                message: format!("item {i} of {what} has no apiVersion/kind"),
+            });
+        }
+    }
+}
+
+/// Lines (1-based, relative to `doc`) where the items of a top-level YAML sequence start
+/// (`- ` at column 0); empty when they cannot be told.
+fn top_sequence_lines(doc: &str, count: usize) -> Vec<usize> {
+    let out: Vec<usize> = doc
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("- ") || *l == "-")
+        .map(|(i, _)| i + 1)
+        .collect();
+    if out.len() == count { out } else { Vec::new() }
 }
 
 /// Lines (1-based, relative to `doc`) where the items of a top-level `items:` sequence
@@ -279,6 +308,28 @@ mod tests {
         assert_eq!(p.objects.len(), 2);
         assert_eq!(p.objects[0].line, 1);
         assert_eq!(p.objects[1].line, 6);
+    }
+
+    #[test]
+    fn json_and_yaml_arrays_of_objects_are_read_like_lists() {
+        let text = "[\n  {\n    \"apiVersion\": \"v1\",\n    \"kind\": \"ConfigMap\",\n    \"metadata\": {\"name\": \"a\"}\n  },\n  {\n    \"apiVersion\": \"v1\",\n    \"kind\": \"ConfigMap\",\n    \"metadata\": {\"name\": \"b\"}\n  }\n]\n";
+        let p = parse_manifest_text(text, true);
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
+        let lines: Vec<usize> = p.objects.iter().map(|o| o.line).collect();
+        assert_eq!(lines, [5, 10]);
+        let yaml = "- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: a}\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: b}\n";
+        let p = parse_manifest_text(yaml, false);
+        assert_eq!(p.objects.len(), 2, "{:?}", p.problems);
+        assert_eq!(p.objects[1].line, 4);
+        // An array with a non-object is not Kubernetes objects: skipped, not an error.
+        let p = parse_manifest_text("[1, 2]", true);
+        assert!(p.objects.is_empty() && p.problems.is_empty());
+        // An array item without apiVersion/kind is a problem naming the item.
+        let p = parse_manifest_text("[{\"kind\": \"ConfigMap\"}]", true);
+        assert_eq!(
+            p.problems[0].message,
+            "item 0 of the array has no apiVersion/kind"
+        );
     }
 
     #[test]
