@@ -677,7 +677,49 @@ pub enum CompileError {
     Mapping(Vec<crate::diff::envmap::MappingError>),
 }
 
+/// A sink secret that is not available here (an unset variable, a missing file): the config
+/// is valid, the environment is not ready to deliver.
+fn is_missing_secret(e: &crate::alert::SinkError) -> bool {
+    use crate::alert::SinkError;
+    match e {
+        SinkError::SecretEnvMissing { .. } => true,
+        SinkError::SecretFileUnreadable { source, .. } => {
+            source.kind() == std::io::ErrorKind::NotFound
+        }
+        _ => false,
+    }
+}
+
 impl Config {
+    /// Problems that do not make the file invalid but stop delivery where it runs now: sink
+    /// secrets whose environment variable is unset or whose file does not exist. `config
+    /// check` prints them as warnings (errors with `--strict`); the daemon refuses to start
+    /// without them (its sinks cannot be built).
+    pub fn warnings(&self, path: &Path) -> Vec<ConfigError> {
+        let templates_dir = self.alerts.templates_dir.as_ref().map(|d| {
+            if d.is_absolute() {
+                d.clone()
+            } else {
+                path.parent().unwrap_or(Path::new(".")).join(d)
+            }
+        });
+        let Ok(t) = crate::alert::Templates::load(templates_dir.as_deref()) else {
+            return Vec::new();
+        };
+        match crate::alert::build_sinks(&self.alerts.sinks, &t) {
+            Ok(_) => Vec::new(),
+            Err(errs) => errs
+                .iter()
+                .filter(|e| is_missing_secret(e))
+                .map(|e| ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    key: "alerts.sinks".into(),
+                    message: e.to_string(),
+                })
+                .collect(),
+        }
+    }
+
     fn validate_daemon(&self, out: &mut Vec<ConfigError>, path: &Path) {
         let mut invalid = |key: String, message: String| {
             out.push(ConfigError::Invalid {
@@ -757,7 +799,9 @@ impl Config {
             Err(e) => invalid("alerts.templates_dir".into(), e.to_string()),
             Ok(t) => {
                 if let Err(errs) = crate::alert::build_sinks(&self.alerts.sinks, &t) {
-                    for e in errs {
+                    // Unset secret variables and missing secret files are the deployment's
+                    // business, not the file's: warnings (see [`Config::warnings`]).
+                    for e in errs.iter().filter(|e| !is_missing_secret(e)) {
                         invalid("alerts.sinks".into(), e.to_string());
                     }
                 }

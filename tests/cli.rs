@@ -426,13 +426,59 @@ fn bundled_configs_pass_config_check() {
         assert_eq!(out.status.code(), Some(0), "{file}: {}", text(&out.stderr));
         assert!(!text(&out.stdout).contains("a-test-secret-value"));
     }
-    // Without the secrets' environment variables, every missing one is named.
+    // Without the secrets' environment variables the file is still valid: every missing one
+    // is named in a warning (exit 0), and `--strict` makes them errors.
     let out = envdrift(&["config", "check", "config/envdrift.example.yaml"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let err = text(&out.stderr);
     assert!(
-        err.contains("SLACK_BOT_TOKEN") && err.contains("SMTP_PASSWORD"),
+        err.contains("warning: ")
+            && err.contains("SLACK_BOT_TOKEN")
+            && err.contains("SMTP_PASSWORD"),
         "{err}"
+    );
+    assert!(
+        text(&out.stdout).contains("3 warning(s)"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = envdrift(&[
+        "config",
+        "check",
+        "--strict",
+        "config/envdrift.example.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("error: "),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn printing_a_report_needs_no_sink_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = root().join("config/demo");
+    let cfg = dir.path().join("envdrift.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir: state\nenvironments:\n  production:\n    desired: {{type: dir, path: {d}/git/production}}\n    live: {{type: dump, path: {d}/live/production}}\nalerts:\n  sinks:\n    - {{type: slack, name: ops, channel: C1, token_env: ENVDRIFT_TEST_UNSET_SLACK_TOKEN}}\nreports:\n  - {{name: daily, cron: \"0 0 9 * * *\", sinks: [ops]}}\n",
+            d = demo.display()
+        ),
+    )
+    .unwrap();
+    let c = cfg.to_str().unwrap();
+    let out = envdrift(&["report", "--config", c]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // Sending it does need them, and says which.
+    let out = envdrift(&["report", "--config", c, "--send"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("ENVDRIFT_TEST_UNSET_SLACK_TOKEN"),
+        "{}",
+        text(&out.stderr)
     );
 }
 

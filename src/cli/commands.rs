@@ -21,14 +21,30 @@ use super::sources::{
     optional_config,
 };
 
-pub(crate) fn cmd_config_check(file: &Path) -> Result<u8> {
+pub(crate) fn cmd_config_check(file: &Path, strict: bool) -> Result<u8> {
     match Config::load(file) {
         Ok(cfg) => {
+            let warnings = cfg.warnings(file);
+            for w in &warnings {
+                eprintln!("{}: {w}", if strict { "error" } else { "warning" });
+            }
+            if strict && !warnings.is_empty() {
+                eprintln!(
+                    "{}: {} problem(s) (--strict)",
+                    file.display(),
+                    warnings.len()
+                );
+                return Ok(2);
+            }
             println!(
-                "{}: ok ({} ignore rules, {} severity rules)",
+                "{}: ok ({} ignore rules, {} severity rules{})",
                 file.display(),
                 cfg.ignore.len(),
-                cfg.severity_rules.len()
+                cfg.severity_rules.len(),
+                match warnings.len() {
+                    0 => String::new(),
+                    n => format!(", {n} warning(s)"),
+                }
             );
             Ok(0)
         }
@@ -349,12 +365,23 @@ pub(crate) fn cmd_dev_parse(
     Ok(0)
 }
 
-fn open_daemon(path: &Path, cfg: Config) -> Result<Arc<envdrift::daemon::Daemon>> {
+/// The daemon of a config; `with_sinks: false` builds no sink (printing a report needs
+/// no sink secrets).
+fn open_daemon(
+    path: &Path,
+    cfg: Config,
+    with_sinks: bool,
+) -> Result<Arc<envdrift::daemon::Daemon>> {
     let base = config_base(path);
     let data_dir = cfg.data_dir_in(&base);
     let store = envdrift::store::Store::open(&data_dir.join("envdrift.db"))?;
+    let alerts = if with_sinks {
+        cfg.alerts.clone()
+    } else {
+        envdrift::config::AlertsConfig::default()
+    };
     let deliver = Arc::new(
-        envdrift::daemon::SinkSet::from_config(&cfg.alerts, &base).map_err(anyhow::Error::msg)?,
+        envdrift::daemon::SinkSet::from_config(&alerts, &base).map_err(anyhow::Error::msg)?,
     );
     let daemon = envdrift::daemon::Daemon::new(cfg, base, Arc::new(store), deliver)?;
     Ok(Arc::new(daemon))
@@ -383,7 +410,7 @@ pub(crate) fn cmd_daemon(args: DaemonArgs) -> Result<u8> {
         anyhow::bail!("{}", envdrift::api::ApiError::OpenOnNetwork { addr });
     }
     let base = config_base(&args.config);
-    let daemon = open_daemon(&args.config, cfg)?;
+    let daemon = open_daemon(&args.config, cfg, true)?;
     let rt = runtime()?;
     rt.block_on(async move {
         if args.once {
@@ -442,7 +469,7 @@ pub(crate) fn cmd_report(args: ReportArgs) -> Result<u8> {
         },
         None => cfg.reports.clone(),
     };
-    let daemon = open_daemon(&args.config, cfg)?;
+    let daemon = open_daemon(&args.config, cfg, args.send)?;
     if args.send {
         if selected.is_empty() {
             anyhow::bail!("--send: {} configures no reports", args.config.display());

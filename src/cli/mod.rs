@@ -97,6 +97,9 @@ enum ConfigCmd {
     Check {
         /// The config file.
         file: PathBuf,
+        /// Treat warnings (unset sink secret variables, missing secret files) as errors.
+        #[arg(long)]
+        strict: bool,
     },
 }
 
@@ -184,7 +187,9 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Scan(args) => commands::cmd_scan(args),
         Command::Report(args) => commands::cmd_report(args),
         Command::Render(args) => commands::cmd_render(args),
-        Command::Config(ConfigCmd::Check { file }) => commands::cmd_config_check(&file),
+        Command::Config(ConfigCmd::Check { file, strict }) => {
+            commands::cmd_config_check(&file, strict)
+        }
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             // Into memory first: clap_complete panics when its writer fails (a closed pipe).
