@@ -604,3 +604,44 @@ fn completions_and_man_page() {
         "{man}"
     );
 }
+
+#[test]
+fn cluster_errors_say_it_once_and_list_the_contexts() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = write(
+        dir.path(),
+        "kubeconfig",
+        b"apiVersion: v1\nkind: Config\nclusters:\n- name: a\n  cluster: {server: \"https://127.0.0.1:9\"}\nusers:\n- name: u\n  user: {token: not-a-real-token}\ncontexts:\n- name: staging\n  context: {cluster: a, user: u}\n- name: production\n  context: {cluster: a, user: u}\ncurrent-context: staging\n",
+    );
+    let desired = write(dir.path(), "cm.yaml", CM.as_bytes());
+    let out = envdrift(&[
+        "diff",
+        "--desired",
+        &desired,
+        "--live",
+        "cluster:nope",
+        "--kubeconfig",
+        &kc,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert_eq!(
+        err.trim(),
+        "envdrift: error: live source cluster:nope: no context `nope` in the kubeconfig (contexts: production, staging)"
+    );
+    let missing = dir.path().join("absent");
+    let out = envdrift(&[
+        "diff",
+        "--desired",
+        &desired,
+        "--live",
+        "cluster:nope",
+        "--kubeconfig",
+        missing.to_str().unwrap(),
+    ]);
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(err.matches(missing.to_str().unwrap()).count(), 1, "{err}");
+    assert!(err.contains("cannot read it"), "{err}");
+    assert!(!err.contains("not-a-real-token"));
+}

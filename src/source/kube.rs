@@ -129,6 +129,10 @@ pub enum KubeError {
         #[source]
         source: kube::config::KubeconfigError,
     },
+    #[error("kubeconfig {path}: cannot read it: {reason}")]
+    KubeconfigUnreadable { path: String, reason: String },
+    #[error("no context `{context}` in the kubeconfig (contexts: {available})")]
+    UnknownContext { context: String, available: String },
     #[error("kubeconfig context {context}: {source}")]
     KubeconfigInvalid {
         context: String,
@@ -171,19 +175,42 @@ pub async fn connect(target: &ClusterTarget, timeout: Duration) -> Result<Cluste
     let ctx_name = target.context.clone().unwrap_or_else(|| "(current)".into());
     let mut config = if target.in_cluster {
         Config::incluster().map_err(KubeError::InClusterFailed)?
-    } else if let Some(path) = &target.kubeconfig {
-        let kc = Kubeconfig::read_from(path).map_err(|source| KubeError::KubeconfigReadFailed {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Config::from_custom_kubeconfig(kc, &options)
-            .await
-            .map_err(|source| KubeError::KubeconfigInvalid {
-                context: ctx_name.clone(),
-                source,
-            })?
     } else {
-        Config::from_kubeconfig(&options)
+        let read = match &target.kubeconfig {
+            Some(path) => Kubeconfig::read_from(path),
+            None => Kubeconfig::read(),
+        };
+        let kc = read.map_err(|source| match source {
+            // Say which file and why, once (kube's message quotes the path twice).
+            kube::config::KubeconfigError::ReadConfig(io, path) => {
+                KubeError::KubeconfigUnreadable {
+                    path: path.display().to_string(),
+                    reason: io.to_string(),
+                }
+            }
+            source => KubeError::KubeconfigReadFailed {
+                path: target.kubeconfig.as_ref().map_or_else(
+                    || "(KUBECONFIG or ~/.kube/config)".to_string(),
+                    |p| p.display().to_string(),
+                ),
+                source,
+            },
+        })?;
+        if let Some(want) = &target.context
+            && !kc.contexts.iter().any(|c| &c.name == want)
+        {
+            let mut available: Vec<String> = kc.contexts.iter().map(|c| c.name.clone()).collect();
+            available.sort();
+            return Err(KubeError::UnknownContext {
+                context: want.clone(),
+                available: if available.is_empty() {
+                    "none".to_string()
+                } else {
+                    available.join(", ")
+                },
+            });
+        }
+        Config::from_custom_kubeconfig(kc, &options)
             .await
             .map_err(|source| KubeError::KubeconfigInvalid {
                 context: ctx_name.clone(),
