@@ -135,7 +135,12 @@ fn assert_single_change(result: &DiffResult, k: &ResourceKey, e: Expect) {
         e.manager
     );
     assert_eq!(c.cause, e.cause);
-    assert!(d.remedy.verified, "{:?}", d.remedy.verification_error);
+    // Patches with Secret placeholders need the value first: never "verified".
+    assert_eq!(
+        d.remedy.verified, !d.remedy.redacted,
+        "{:?}",
+        d.remedy.verification_error
+    );
     assert!(
         d.remedy.kubectl.starts_with("kubectl patch "),
         "{}",
@@ -414,6 +419,18 @@ fn secret_change_is_hashed_everywhere() {
     );
     let d = &result.drifts[0];
     assert!(d.remedy.redacted);
+    assert!(
+        !d.remedy.verified,
+        "a patch with placeholders is never verified"
+    );
+    assert!(
+        d.remedy
+            .verification_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("needs the value")),
+        "{:?}",
+        d.remedy.verification_error
+    );
     let c = &d.changes[0];
     assert!(c.desired.as_str().unwrap().starts_with("sha256:"));
     let everything = format!("{:?}", result.drifts);

@@ -252,6 +252,7 @@ impl<'a> Comparison<'a> {
             result.compared += p.compared;
             seen.extend(p.seen);
         }
+        let mut per_file: Option<std::collections::HashMap<&std::path::Path, usize>> = None;
         for (key, d) in &self.desired.objects {
             if seen.contains(key) || self.opts.ignore.ignores_object(key) {
                 continue;
@@ -264,12 +265,35 @@ impl<'a> Comparison<'a> {
             if live_unknown.iter().any(|u| u.covers(key)) {
                 result.unknown.push(key.clone());
             } else {
-                result.drifts.push(missing_drift(key, d, self.opts));
+                let shared = match &d.origin {
+                    Origin::File { path, .. } => {
+                        per_file
+                            .get_or_insert_with(|| objects_per_file(self.desired))
+                            .get(path.as_path())
+                            .copied()
+                            .unwrap_or(0)
+                            > 1
+                    }
+                    Origin::Live { .. } => false,
+                };
+                result.drifts.push(missing_drift(key, d, shared, self.opts));
             }
         }
         sort_drifts(&mut result.drifts);
         result
     }
+}
+
+/// How many desired objects each file holds (a missing object's fix applies the file only
+/// when it holds nothing else).
+fn objects_per_file(desired: &Snapshot) -> std::collections::HashMap<&std::path::Path, usize> {
+    let mut out = std::collections::HashMap::new();
+    for o in desired.objects.values() {
+        if let Origin::File { path, .. } = &o.origin {
+            *out.entry(path.as_path()).or_insert(0) += 1;
+        }
+    }
+    out
 }
 
 /// Highest severity first, then by resource.
@@ -426,7 +450,20 @@ fn make_fix(
         }
     };
     let redacted = patch::redact_ops(key, &mut ops);
-    let kubectl = if verified {
+    // A patch with placeholders cannot be applied as it is: it needs the value first, so
+    // it is never called verified (the engine verified it with the real values).
+    let (verified, error) = if redacted && verified {
+        (
+            false,
+            Some(
+                "needs the value: the patch holds placeholders where the Secret values go"
+                    .to_string(),
+            ),
+        )
+    } else {
+        (verified, error)
+    };
+    let kubectl = if verified || redacted {
         patch::kubectl_patch(target, &ops)
     } else {
         format!(
@@ -637,7 +674,7 @@ fn as_manifest(v: &Value) -> Value {
     m
 }
 
-fn missing_drift(key: &ResourceKey, d: &Object, opts: &Options) -> Drift {
+fn missing_drift(key: &ResourceKey, d: &Object, shared_file: bool, opts: &Options) -> Drift {
     let (from, to) = (&opts.pair.0, &opts.pair.1);
     let mut manifest = if opts.symmetric {
         as_manifest(&d.value)
@@ -656,11 +693,14 @@ fn missing_drift(key: &ResourceKey, d: &Object, opts: &Options) -> Drift {
         )
     } else {
         let kubectl = match &d.origin {
-            Origin::File { path, .. } => format!(
+            // The file holds only this object: apply it.
+            Origin::File { path, .. } if !shared_file && !redacted => format!(
                 "kubectl apply -f {}",
                 patch::shell_quote(&path.display().to_string())
             ),
-            Origin::Live { .. } => "kubectl apply -f - # with the manifest".to_string(),
+            // The file holds others too (applying it would also touch them, e.g. replicas
+            // an HPA owns), or the values are placeholders: this object alone.
+            _ => patch::kubectl_apply_heredoc(&manifest),
         };
         (
             kubectl,

@@ -99,6 +99,21 @@ pub fn redact_ops(key: &ResourceKey, ops: &mut [Value]) -> bool {
     redacted
 }
 
+/// `kubectl apply -f -` with `manifest` as YAML in a quoted heredoc (nothing in it is
+/// expanded by the shell): applies that one object.
+pub fn kubectl_apply_heredoc(manifest: &Value) -> String {
+    let mut yaml = serde_saphyr::to_string(manifest).unwrap_or_else(|_| manifest.to_string());
+    if !yaml.ends_with('\n') {
+        yaml.push('\n');
+    }
+    // A line that is exactly the delimiter would end the heredoc early: pick another one.
+    let mut delim = "EOF".to_string();
+    while yaml.lines().any(|l| l == delim) {
+        delim.push('_');
+    }
+    format!("kubectl apply -f - <<'{delim}'\n{yaml}{delim}")
+}
+
 /// Replaces hashed Secret values in a whole manifest (a missing Secret) by placeholders.
 pub fn redact_manifest(key: &ResourceKey, manifest: &mut Value) -> bool {
     if !(key.group.is_empty() && key.kind == "Secret") {
@@ -182,6 +197,32 @@ pub fn kubectl_delete(key: &ResourceKey) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn apply_heredoc_hands_kubectl_exactly_the_manifest() {
+        // A shell function stands in for kubectl and prints what it was given on stdin.
+        let manifest = serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "x", "namespace": "n"},
+            "data": {"EOF": "EOF", "dollar": "$HOME `id`", "q": "it's"}
+        });
+        let cmd = kubectl_apply_heredoc(&manifest);
+        assert!(cmd.starts_with("kubectl apply -f - <<'EOF"), "{cmd}");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("kubectl() {{ cat; }}\n{cmd}\n"))
+            .output()
+            .expect("sh runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let back: Value =
+            serde_saphyr::from_str(&String::from_utf8_lossy(&out.stdout)).expect("YAML");
+        assert_eq!(back, manifest);
+    }
+
     use super::*;
 
     #[test]

@@ -215,6 +215,9 @@ pub fn render(rep: &Report<'_>, opts: TableOptions) -> String {
             let label = match (rep.mode, d.drift_type) {
                 (Mode::EnvVsEnv, DriftType::Modified) => format!("make {r_name} match {l_name}:"),
                 (_, DriftType::Modified) if d.remedy.verified => "fix (verified):".to_string(),
+                (_, DriftType::Modified | DriftType::Missing) if d.remedy.redacted => {
+                    "fix (needs the value):".to_string()
+                }
                 (_, DriftType::Modified) | (_, DriftType::Missing) => "fix:".to_string(),
                 (Mode::EnvVsEnv, DriftType::Unmanaged) => format!("or delete from {r_name}:"),
                 (_, DriftType::Unmanaged) => "or delete:".to_string(),
