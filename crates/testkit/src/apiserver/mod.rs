@@ -30,6 +30,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the server
 
 pub mod fields;
+pub mod schema;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
