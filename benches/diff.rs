@@ -2,7 +2,8 @@
 //!
 //! For each size (default 1k, 10k and 50k objects; override with
 //! `ENVDRIFT_BENCH_SIZES=1000,5000`) it writes a synthetic desired/live pair with 2 %
-//! injected drift (`envdrift dev generate`, [`envdrift::synth`]), then runs, in the same process run and alternating,
+//! injected drift ([`envdrift_testkit::synth`], in a child process; the same as
+//! `cargo run -p envdrift-testkit -- generate`), then runs, in the same process run and alternating,
 //! the binary's `dev parse` (read and parse both sides into memory, nothing else) and the
 //! full `diff --format json`, `ENVDRIFT_BENCH_RUNS` times each (default 3). It reports the
 //! median wall time of each, their ratio, and the peak resident memory of each child
@@ -54,7 +55,43 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// The environment variable that makes this benchmark binary a generator child:
+/// `OBJECTS DRIFT_PERCENT OUT_DIR`.
+const GENERATE_ENV: &str = "ENVDRIFT_BENCH_GENERATE";
+
+/// Writes a synthetic pair (seed 42, as `envdrift-testkit generate`) into `out` in a child
+/// process (this binary, re-run with [`GENERATE_ENV`]): a child's peak RSS counts its
+/// parent's pages at fork time, so the benchmark process itself must stay small.
+fn generate(objects: usize, drift_percent: f64, out: &str) {
+    let status = Command::new(std::env::current_exe().expect("current exe"))
+        .env(GENERATE_ENV, format!("{objects} {drift_percent} {out}"))
+        .stdout(Stdio::null())
+        .status()
+        .expect("spawn the generator");
+    assert!(status.success(), "generating {objects} objects failed");
+}
+
+/// The generator child's work (see [`generate`]).
+fn generate_child(spec: &str) {
+    let mut it = spec.splitn(3, ' ');
+    let (Some(objects), Some(drift), Some(out)) = (it.next(), it.next(), it.next()) else {
+        panic!("{GENERATE_ENV}: expected `OBJECTS DRIFT_PERCENT OUT_DIR`, got {spec:?}");
+    };
+    let opts = envdrift_testkit::synth::SynthOptions {
+        objects: objects.parse().expect("objects"),
+        drift_percent: drift.parse().expect("drift percent"),
+        seed: 42,
+        ..Default::default()
+    };
+    let pair = envdrift_testkit::synth::generate(&opts);
+    envdrift_testkit::synth::write_pair(&pair, std::path::Path::new(out)).expect("write pair");
+}
+
 fn main() {
+    if let Ok(spec) = std::env::var(GENERATE_ENV) {
+        generate_child(&spec);
+        return;
+    }
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing we need.
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -76,14 +113,7 @@ fn main() {
         // Generated in a child process: a child's peak RSS counts its parent's pages at
         // fork time, so the benchmark process itself must stay small.
         let out = path(dir.path());
-        run(&[
-            "dev",
-            "generate",
-            "--objects",
-            &n.to_string(),
-            "--out",
-            &out,
-        ]);
+        generate(n, 2.0, &out);
         let injected_json = std::fs::read(dir.path().join("injected.json")).expect("injected.json");
         let injected = serde_json::from_slice::<Vec<serde_json::Value>>(&injected_json)
             .expect("injected list")
@@ -152,18 +182,8 @@ fn bench_compare(runs: usize) {
     for n in sizes {
         let dir = tempfile::tempdir().expect("temp dir");
         let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-        let objects = n.to_string();
-        run(&[
-            "dev",
-            "generate",
-            "--objects",
-            &objects,
-            "--drift-percent",
-            "0",
-            "--out",
-            &path(&a),
-        ]);
-        run(&["dev", "generate", "--objects", &objects, "--out", &path(&b)]);
+        generate(n, 0.0, &path(&a));
+        generate(n, 2.0, &path(&b));
         let injected = serde_json::from_slice::<Vec<serde_json::Value>>(
             &std::fs::read(b.join("injected.json")).expect("injected.json"),
         )

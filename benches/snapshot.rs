@@ -1,6 +1,6 @@
 //! Benchmark of snapshotting a cluster: the kube-rs live source against the Kubernetes API
-//! test server (tests/support/apiserver) over TLS on loopback, holding the live side of a
-//! synthetic environment ([`envdrift::synth`]: Deployments, Services, ConfigMaps, Secrets,
+//! test server (`envdrift_testkit::apiserver`) over TLS on loopback, holding the live side of a
+//! synthetic environment ([`envdrift_testkit::synth`]: Deployments, Services, ConfigMaps, Secrets,
 //! ServiceAccounts, Roles, as a real server returns them).
 //!
 //! For each size (default 20k objects; override with `ENVDRIFT_BENCH_OBJECTS=5000`) it
@@ -12,11 +12,9 @@
 //!
 //! Run: `cargo bench --bench snapshot` (Markdown table on stdout; docs/performance.md).
 
-#[path = "../tests/support/apiserver/mod.rs"]
-#[allow(dead_code, unused_imports, clippy::all)] // the test server, shared with the tests
-mod apiserver;
-
 use std::time::{Duration, Instant};
+
+use envdrift_testkit::apiserver;
 
 use envdrift::source::kube::{ClusterTarget, KubeOptions, ObjectCache, connect, snapshot};
 
@@ -84,7 +82,7 @@ fn main() {
         .unwrap_or(3)
         .max(1);
     let server = apiserver::ApiServer::start();
-    let pair = envdrift::synth::generate(&envdrift::synth::SynthOptions {
+    let pair = envdrift_testkit::synth::generate(&envdrift_testkit::synth::SynthOptions {
         objects,
         ..Default::default()
     });

@@ -32,6 +32,5 @@ pub mod report;
 pub mod run;
 pub mod source;
 pub mod store;
-pub mod synth;
 
 pub use diff::{DiffResult, Options, compare};

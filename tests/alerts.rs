@@ -1,8 +1,6 @@
 //! Alert sinks against real local servers: a Slack Web API stand-in, aiosmtpd, a webhook
 //! receiver that verifies the HMAC, and a notification server on a private D-Bus session bus
-//! (all on loopback, see tests/support). Rendered messages are pinned with insta.
-
-mod support;
+//! (all on loopback, see crates/testkit). Rendered messages are pinned with insta.
 
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};
@@ -11,10 +9,10 @@ use std::time::Duration;
 use envdrift::alert::notice::{Notice, NoticeKind};
 use envdrift::alert::templates::{self, ALL_KINDS, Templates, sample_notice};
 use envdrift::alert::{DeliveryError, Sink, SinkConfig};
-use support::Reply;
-use support::slack::SlackServer;
-use support::smtp::{Security, SmtpServer, parse};
-use support::webhook::WebhookServer;
+use envdrift_testkit::Reply;
+use envdrift_testkit::slack::SlackServer;
+use envdrift_testkit::smtp::{Security, SmtpServer, parse};
+use envdrift_testkit::webhook::WebhookServer;
 
 const TOKEN: &str = "xoxb-1111-2222-TESTTOKENvalue";
 const HOOK_PATH: &str = "/services/T0ENV/B0DRIFT/HOOKSECRETpart";
@@ -348,7 +346,7 @@ async fn email_4xx_is_retryable_5xx_is_not() {
 }
 
 fn tls_email_sink(port: u16, tls: &str, ca: bool) -> Sink {
-    let ca_file = support::root().join("tests/fixtures/tls/ca.pem");
+    let ca_file = envdrift_testkit::root().join("tests/fixtures/tls/ca.pem");
     let mut yaml = format!(
         "type: email\nname: tls-mail\nhost: 127.0.0.1\nport: {port}\ntls: {tls}\nfrom: envdrift@example.com\nto: [platform@example.com]\n"
     );
@@ -604,7 +602,7 @@ async fn desktop_inside_private_bus() {
     assert!(!err.retryable, "{err}");
     assert!(err.message.contains("session bus"), "{err}");
 
-    let server = support::dbus::NotificationServer::start().await;
+    let server = envdrift_testkit::dbus::NotificationServer::start().await;
     sink.health().await.expect("server on the bus");
     sink.deliver(&drift()).await.expect("shown");
     sink.deliver(&sample_notice(NoticeKind::Resolved))

@@ -5,13 +5,11 @@
 //! kubectl's client-side validation needs one (its patch computation falls back to the
 //! compiled-in types, as with any server without OpenAPI).
 
-mod support;
-
 use std::path::Path;
 
+use envdrift_testkit::apiserver::{ApiServer, Faults};
+use envdrift_testkit::kubectl::{Kubectl, require_kubectl};
 use serde_json::Value;
-use support::apiserver::{ApiServer, Faults};
-use support::kubectl::{Kubectl, require_kubectl};
 
 pub fn setup() -> Option<(ApiServer, Kubectl, tempfile::TempDir)> {
     let bin = require_kubectl()?;

@@ -1,8 +1,6 @@
 //! The daemon with a live cluster as an environment's live source: the Kubernetes API test
-//! server (tests/support/apiserver) holds the demo manifests as applied objects, the daemon
+//! server (crates/testkit/src/apiserver) holds the demo manifests as applied objects, the daemon
 //! scans it through kube-rs, and a change made by a person shows up attributed.
-
-mod support;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,7 +11,7 @@ use envdrift::alert::notice::Notice;
 use envdrift::config::Config;
 use envdrift::daemon::{Daemon, Deliver, Target};
 use envdrift::store::Store;
-use support::apiserver::ApiServer;
+use envdrift_testkit::apiserver::ApiServer;
 
 #[derive(Default)]
 struct Recorder(Mutex<Vec<Notice>>);
@@ -77,7 +75,7 @@ async fn cluster_live_source_in_the_daemon() {
         d.store.open_drifts("production").unwrap()
     );
     // Someone changes the image by hand, with the real kubectl.
-    let Some(kubectl) = support::kubectl::require_kubectl() else {
+    let Some(kubectl) = envdrift_testkit::kubectl::require_kubectl() else {
         return;
     };
     let out = std::process::Command::new(&kubectl)

@@ -1,13 +1,11 @@
 //! Kill the daemon (SIGKILL) while it is delivering an alert that is already stored; after a
 //! restart the alert is sent exactly once. Real process, real store, the Slack stand-in.
 
-mod support;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::Reply;
-use support::slack::SlackServer;
+use envdrift_testkit::Reply;
+use envdrift_testkit::slack::SlackServer;
 
 const TOKEN: &str = "xoxb-test-token-restart";
 
@@ -43,7 +41,7 @@ async fn killed_between_store_and_send_then_sent_exactly_once() {
         ),
     )
     .unwrap();
-    let bin = support::envdrift_bin();
+    let bin = envdrift_testkit::envdrift_bin(env!("CARGO_BIN_EXE_envdrift"));
     let mut child = Command::new(&bin)
         .args(["daemon", "--config"])
         .arg(&cfg)

@@ -1,14 +1,12 @@
 //! End to end: desired manifests applied with the real kubectl to two API test servers
 //! (staging, production), then scanned by `envdrift diff --live cluster:CONTEXT`.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use envdrift_testkit::apiserver::ApiServer;
+use envdrift_testkit::kubectl::{Kubectl, require_kubectl};
 use serde_json::Value;
-use support::apiserver::ApiServer;
-use support::kubectl::{Kubectl, require_kubectl};
 
 const FILES: &[&str] = &[
     "namespace.yaml",
@@ -51,12 +49,14 @@ impl Env {
     }
 
     fn envdrift(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::new(support::envdrift_bin())
-            .args(args)
-            .env("NO_COLOR", "1")
-            .env_remove("KUBECONFIG")
-            .output()
-            .expect("running envdrift");
+        let out = Command::new(envdrift_testkit::envdrift_bin(env!(
+            "CARGO_BIN_EXE_envdrift"
+        )))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("running envdrift");
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned(),

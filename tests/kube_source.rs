@@ -2,8 +2,6 @@
 //! Secret hashing, incremental rescans, and every fault (the scan completes, says what is
 //! unknown and why, and reports nothing missing that exists).
 
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
@@ -12,8 +10,8 @@ use envdrift::source::dump::{LoadOptions, load_paths};
 use envdrift::source::kube::{
     ClusterTarget, KubeOptions, LiveSnapshot, ObjectCache, connect, snapshot,
 };
+use envdrift_testkit::apiserver::{ApiServer, Faults, ResourceDef};
 use serde_json::json;
-use support::apiserver::{ApiServer, Faults, ResourceDef};
 
 fn demo_desired() -> Snapshot {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo/git/production");

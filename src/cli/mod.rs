@@ -105,20 +105,6 @@ enum ConfigCmd {
 
 #[derive(Subcommand, Debug)]
 enum DevCmd {
-    /// Write a synthetic desired/live pair with known drift.
-    Generate {
-        /// Number of objects.
-        #[arg(long, default_value_t = 1000)]
-        objects: usize,
-        /// Share of objects with one injected drift, in percent.
-        #[arg(long, default_value_t = 2.0)]
-        drift_percent: f64,
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        /// Output directory (gets desired/, live/ and injected.json).
-        #[arg(long, short)]
-        out: PathBuf,
-    },
     /// Print the built-in severity tables as Markdown (embedded in the README).
     RulesTable,
     /// Parse both sides only (the baseline the diff benchmark is measured against).
@@ -207,28 +193,6 @@ fn run(cli: Cli) -> Result<u8> {
                 .context("rendering the man page")?;
             std::io::Write::write_all(&mut std::io::stdout().lock(), &out)
                 .context("writing the man page")?;
-            Ok(0)
-        }
-        Command::Dev(DevCmd::Generate {
-            objects,
-            drift_percent,
-            seed,
-            out,
-        }) => {
-            let opts = envdrift::synth::SynthOptions {
-                objects,
-                drift_percent,
-                seed,
-                ..Default::default()
-            };
-            let pair = envdrift::synth::generate(&opts);
-            let (d, l) = envdrift::synth::write_pair(&pair, &out)
-                .with_context(|| format!("writing the synthetic pair to {}", out.display()))?;
-            println!(
-                "wrote {objects} objects to {} (desired {d} bytes, live {l} bytes, {} injected drifts)",
-                out.display(),
-                pair.injected.len()
-            );
             Ok(0)
         }
         Command::Dev(DevCmd::RulesTable) => {

@@ -30,6 +30,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the server
 
 pub mod fields;
+pub mod schema;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -594,6 +595,11 @@ impl ApiServer {
             .values()
             .map(BTreeMap::len)
             .sum()
+    }
+
+    /// No object stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Stores an object directly (as if created by `manager`), bypassing HTTP: for bulk setup.

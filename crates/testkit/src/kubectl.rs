@@ -11,7 +11,7 @@ pub fn kubectl_path() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("KUBECTL") {
         return Some(PathBuf::from(p));
     }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/venv/bin/kubectl");
+    let p = crate::root().join(".tools/venv/bin/kubectl");
     p.exists().then_some(p)
 }
 

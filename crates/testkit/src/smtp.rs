@@ -43,7 +43,7 @@ impl SmtpServer {
     /// `localhost` from tests/fixtures/tls.
     pub fn start_with(auth: Option<(&str, &str)>, security: Security) -> SmtpServer {
         let dir = tempfile::tempdir().expect("tempdir");
-        let script = super::root().join("tests/support/smtp_server.py");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("smtp_server.py");
         let mut cmd = Command::new(super::venv_python());
         cmd.arg(&script).arg(dir.path());
         if let Some((u, p)) = auth {

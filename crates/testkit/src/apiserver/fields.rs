@@ -1,15 +1,40 @@
 //! Object semantics of the test API server: field sets (`fieldsV1`), strategic merge
 //! patch, server-side apply merging, and the defaults a real API server adds.
 //!
-//! Keyed lists (containers by `name`, ports by `containerPort`+`protocol`, …) come from
-//! envdrift's own schema table (`envdrift::diff::normalize::schema_for`), which mirrors the
-//! `patchMergeKey`s / `x-kubernetes-list-map-keys` of the built-in types.
+//! Keyed lists (containers by `name`, ports by `containerPort`+`protocol`, …) come from the
+//! server's own table ([`super::schema`]), written from the Kubernetes API reference.
 
 use std::collections::BTreeSet;
 
-use envdrift::diff::managed::{field_elem, key_elem, value_elem};
-use envdrift::diff::normalize::{ListType, SchemaNode, schema_for};
 use serde_json::{Map, Value, json};
+
+use super::schema::{ListNode as SchemaNode, ListType, schema_for};
+
+/// `f:<name>`: a field of a map or struct (structured-merge-diff's `fieldsV1` encoding).
+pub fn field_elem(name: &str) -> String {
+    format!("f:{name}")
+}
+
+/// `k:<json>`: an item of a list-map by its key fields, compact JSON with sorted keys as the
+/// API server writes it (serde_json's `Map` without `preserve_order` is sorted).
+pub fn key_elem(fields: &Map<String, Value>) -> String {
+    let sorted: std::collections::BTreeMap<&String, &Value> = fields.iter().collect();
+    format!(
+        "k:{}",
+        serde_json::to_string(&sorted).expect("JSON of a key map")
+    )
+}
+
+/// `v:<json>`: an item of a set list by its value.
+pub fn value_elem(v: &Value) -> String {
+    format!("v:{v}")
+}
+
+/// `i:<index>`: an item of an atomic list by position (the API server uses it only inside
+/// lists it cannot key; kept for parsing managed fields written by others).
+pub fn index_elem(i: usize) -> String {
+    format!("i:{i}")
+}
 
 /// A field path in structured-merge-diff element syntax (`f:spec`, `k:{"name":"web"}`).
 pub type FieldPath = Vec<String>;
