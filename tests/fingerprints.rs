@@ -51,7 +51,13 @@ fn prints(drifts: &Value, kind: &str, ns: &str, name: &str) -> Prints {
                 d[ns].as_str().unwrap_or_default(),
                 d[name].as_str().unwrap_or_default()
             );
-            (key, d["fingerprint"].as_str().expect("a fingerprint").to_string())
+            (
+                key,
+                d["fingerprint"]
+                    .as_str()
+                    .expect("a fingerprint")
+                    .to_string(),
+            )
         })
         .collect()
 }
@@ -70,7 +76,12 @@ fn cli_prints(root: &Path) -> Prints {
         ])
         .output()
         .expect("envdrift runs");
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).expect("JSON output");
     let flat: Vec<Value> = v["drifts"]
         .as_array()
@@ -97,7 +108,10 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> Value {
     let text = String::from_utf8_lossy(&raw).to_string();
     let (head, body) = text.split_once("\r\n\r\n").expect("a response");
     assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}\n{body}");
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         let mut out = String::new();
         let mut rest = body;
         while let Some((len, after)) = rest.split_once("\r\n") {
@@ -146,12 +160,23 @@ async fn diff_api_compare_and_store_agree_on_fingerprints() {
     let (tx, bound) = tokio::sync::oneshot::channel();
     let base = dir.path().to_path_buf();
     tokio::spawn(async move {
-        let _ = serve(state, &api_cfg, "127.0.0.1:0".parse().expect("addr"), &base, rx, Some(tx))
-            .await;
+        let _ = serve(
+            state,
+            &api_cfg,
+            "127.0.0.1:0".parse().expect("addr"),
+            &base,
+            rx,
+            Some(tx),
+        )
+        .await;
     });
     let addr = bound.await.expect("bound");
 
-    let compared = get(addr, "/api/v1/compare?from=git:production&to=live:production").await;
+    let compared = get(
+        addr,
+        "/api/v1/compare?from=git:production&to=live:production",
+    )
+    .await;
     let flat: Vec<Value> = compared["drifts"]
         .as_array()
         .expect("drifts")
@@ -166,7 +191,10 @@ async fn diff_api_compare_and_store_agree_on_fingerprints() {
         })
         .collect();
     let from_compare = prints(&Value::Array(flat), "kind", "namespace", "name");
-    assert_eq!(from_compare, from_cli, "GET /api/v1/compare vs envdrift diff");
+    assert_eq!(
+        from_compare, from_cli,
+        "GET /api/v1/compare vs envdrift diff"
+    );
 
     let stored = get(addr, "/api/v1/drifts?env=production").await;
     let flat: Vec<Value> = stored["drifts"]

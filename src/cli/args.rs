@@ -90,6 +90,34 @@ pub(crate) struct DiffArgs {
     pub(crate) no_unmanaged: bool,
     #[command(flatten)]
     pub(crate) git: GitArgs,
+    #[command(flatten)]
+    pub(crate) inputs: InputArgs,
+}
+
+/// How files and directories are read (`diff`, `compare`, `render`).
+#[derive(Args, Debug, Clone)]
+pub(crate) struct InputArgs {
+    /// Follow symbolic links that lead outside the directories given (links inside them
+    /// are always followed; link cycles are always detected).
+    #[arg(long)]
+    pub(crate) follow_links: bool,
+    /// Largest input file read, in bytes; larger files are input errors.
+    #[arg(long, value_name = "BYTES", default_value_t = envdrift::source::dump::MAX_FILE_BYTES)]
+    pub(crate) max_file_size: u64,
+}
+
+impl InputArgs {
+    /// Applies these limits to a file source (other sources are returned as they are).
+    pub(crate) fn apply(
+        &self,
+        mut spec: envdrift::source::SourceSpec,
+    ) -> envdrift::source::SourceSpec {
+        if let envdrift::source::SourceSpec::Files { limits, .. } = &mut spec {
+            limits.follow_links = self.follow_links;
+            limits.max_file_bytes = self.max_file_size;
+        }
+        spec
+    }
 }
 
 #[derive(Args, Debug)]
@@ -108,6 +136,8 @@ pub(crate) struct RenderArgs {
     pub(crate) default_namespace: Option<String>,
     #[command(flatten)]
     pub(crate) git: GitArgs,
+    #[command(flatten)]
+    pub(crate) inputs: InputArgs,
 }
 
 /// Options of Git sources and renderers.
@@ -228,6 +258,8 @@ pub(crate) struct CompareArgs {
     /// Do not report objects that exist only in `to`.
     #[arg(long)]
     pub(crate) no_unmanaged: bool,
+    #[command(flatten)]
+    pub(crate) inputs: InputArgs,
 }
 
 /// How to read a cluster (with `--live cluster:CONTEXT` and `snapshot`).

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use envdrift::config::{Compiled, Config};
+use envdrift::source::dump::FileLimits;
 use envdrift::source::render::{HelmOptions, KustomizeCommand, RenderOptions};
 use envdrift::source::{ClusterSource, FilesKind, GitSource, SourceSpec, git, kube};
 
@@ -88,6 +89,7 @@ pub(crate) fn desired_spec(values: &[String], git_args: &GitArgs) -> Result<Sour
         [] => Ok(SourceSpec::Files {
             paths: values.iter().map(PathBuf::from).collect(),
             kind: FilesKind::Manifests,
+            limits: FileLimits::default(),
         }),
         [one] if values.len() == 1 => git_args.source(git::GitSpec::parse(one)?),
         _ => anyhow::bail!(
@@ -119,6 +121,7 @@ pub(crate) fn live_spec(live: &[PathBuf], cluster: &ClusterArgs) -> Result<Sourc
         None => Ok(SourceSpec::Files {
             paths: live.to_vec(),
             kind: FilesKind::Dump,
+            limits: FileLimits::default(),
         }),
     }
 }
@@ -191,6 +194,7 @@ impl CmpSource {
             CmpSource::Dump(p) => Ok(SourceSpec::Files {
                 paths: vec![p.clone()],
                 kind: FilesKind::Dump,
+                limits: FileLimits::default(),
             }),
             CmpSource::Env { name, desired } => {
                 let Some(cfg_path) = config_path else {

@@ -37,6 +37,8 @@ pub enum SourceSpec {
         /// Manifests as people write them (namespaced objects without a namespace get the
         /// default namespace), or live dumps (`kubectl get -o yaml`, `envdrift snapshot`).
         kind: FilesKind,
+        /// Symbolic links and file sizes.
+        limits: dump::FileLimits,
     },
     /// A Git repository at a ref, rendered (plain, Kustomize, Helm).
     Git(Box<GitSource>),
@@ -118,10 +120,12 @@ impl SourceSpec {
             SourceConfig::Dir { path } => SourceSpec::Files {
                 paths: vec![abs(path)],
                 kind: FilesKind::Manifests,
+                limits: dump::FileLimits::default(),
             },
             SourceConfig::Dump { path } => SourceSpec::Files {
                 paths: vec![abs(path)],
                 kind: FilesKind::Dump,
+                limits: dump::FileLimits::default(),
             },
             SourceConfig::Git(g) => {
                 let (mut spec, mut auth, render) = g.parts().map_err(&invalid)?;
@@ -190,7 +194,7 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn load_options(&self, kind: FilesKind) -> dump::LoadOptions {
+    fn load_options(&self, kind: FilesKind, limits: dump::FileLimits) -> dump::LoadOptions {
         dump::LoadOptions {
             side: self.side.to_string(),
             default_namespace: (kind == FilesKind::Manifests)
@@ -198,6 +202,7 @@ impl Ctx<'_> {
             cluster_scoped_kinds: self.cluster_scoped_kinds.to_vec(),
             drop_status: true,
             commit: None,
+            limits,
         }
     }
 }
@@ -289,8 +294,12 @@ impl SourceCaches {
 /// cluster that could not be reached). Unreadable files are input errors in the snapshot.
 pub fn open(spec: &SourceSpec, ctx: &Ctx<'_>) -> Result<Loaded, SourceError> {
     match spec {
-        SourceSpec::Files { paths, kind } => {
-            let snapshot = dump::load_paths(paths, &ctx.load_options(*kind), ctx.on_file);
+        SourceSpec::Files {
+            paths,
+            kind,
+            limits,
+        } => {
+            let snapshot = dump::load_paths(paths, &ctx.load_options(*kind, *limits), ctx.on_file);
             Ok(Loaded {
                 objects: snapshot.objects.len(),
                 snapshot,
@@ -320,8 +329,17 @@ pub fn stream<R: Send>(
     consume: &dump::Consumer<'_, R>,
 ) -> Result<StreamedSide<R>, SourceError> {
     match spec {
-        SourceSpec::Files { paths, kind } => {
-            let s = dump::stream_paths(paths, &ctx.load_options(*kind), ctx.on_file, consume);
+        SourceSpec::Files {
+            paths,
+            kind,
+            limits,
+        } => {
+            let s = dump::stream_paths(
+                paths,
+                &ctx.load_options(*kind, *limits),
+                ctx.on_file,
+                consume,
+            );
             Ok(StreamedSide {
                 results: s.results,
                 loaded: Loaded {
@@ -345,7 +363,7 @@ pub fn stream<R: Send>(
 
 fn open_git(g: &GitSource, ctx: &Ctx<'_>) -> Result<Loaded, SourceError> {
     let started = std::time::Instant::now();
-    let load = ctx.load_options(FilesKind::Manifests);
+    let load = ctx.load_options(FilesKind::Manifests, dump::FileLimits::default());
     let gl = render::load_git(&g.spec, &g.auth, &g.sync, &g.render, &load).map_err(|source| {
         SourceError::Git {
             side: ctx.side.to_string(),
