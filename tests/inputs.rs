@@ -220,3 +220,54 @@ fn file_over_the_size_cap_is_an_input_error() {
         "{msgs:?}"
     );
 }
+
+/// Item 12: a desired side with a malformed file never yields `unmanaged` drift (nor a
+/// `kubectl delete` suggestion) for the live object that file described; the run exits 2,
+/// lists the error and says why drifts were withheld.
+#[test]
+fn malformed_desired_file_withholds_unmanaged_drift() {
+    let (_tmp, desired, live) = sides();
+    // desired/b.yaml describes ConfigMap `b` but does not parse; `b` exists live.
+    std::fs::write(
+        desired.join("b.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n  namespace: default\ndata:\n  k: [unclosed\n",
+    )
+    .unwrap();
+    std::fs::write(live.join("b.yaml"), cm("b")).unwrap();
+    let run = diff(&desired, &live, &[]);
+    assert_eq!(run.code, Some(2), "{}\n{}", run.stdout, run.stderr);
+    let v = run.json();
+    assert_eq!(v["summary"]["by_type"]["unmanaged"], 0, "{}", run.stdout);
+    assert!(!run.stdout.contains("kubectl delete"), "{}", run.stdout);
+    let errors = v["errors"].as_array().unwrap();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e["source"].as_str().unwrap().ends_with("b.yaml")),
+        "{}",
+        run.stdout
+    );
+    let notes = v["notes"].as_array().expect("a note on withheld drifts");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("unmanaged drifts withheld")),
+        "{notes:?}"
+    );
+    let table = envdrift(&[
+        "diff",
+        "--desired",
+        desired.to_str().unwrap(),
+        "--live",
+        live.to_str().unwrap(),
+        "-f",
+        "table",
+    ]);
+    assert_eq!(table.code, Some(2));
+    assert!(
+        table.stdout.contains("INPUT ERRORS") && table.stdout.contains("withheld"),
+        "{}",
+        table.stdout
+    );
+    assert!(!table.stdout.contains("kubectl delete"), "{}", table.stdout);
+}
