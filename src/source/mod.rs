@@ -255,13 +255,15 @@ pub enum SourceError {
     Git {
         side: String,
         source_desc: String,
-        source: render::RenderError,
+        /// Boxed: a render error is large, and every `Result` of this type carries it.
+        source: Box<render::RenderError>,
     },
     #[error("{side} source {source_desc}: {source}")]
     Cluster {
         side: String,
         source_desc: String,
-        source: kube::KubeError,
+        /// Boxed, as for `Git`.
+        source: Box<kube::KubeError>,
     },
     #[error("{side} source {source_desc}: the reader thread panicked")]
     Panicked { side: String, source_desc: String },
@@ -368,7 +370,7 @@ fn open_git(g: &GitSource, ctx: &Ctx<'_>) -> Result<Loaded, SourceError> {
         SourceError::Git {
             side: ctx.side.to_string(),
             source_desc: g.spec.describe(),
-            source,
+            source: Box::new(source),
         }
     })?;
     tracing::info!(
@@ -425,7 +427,7 @@ fn open_cluster(c: &ClusterSource, ctx: &Ctx<'_>) -> Result<Loaded, SourceError>
     .map_err(|source| SourceError::Cluster {
         side: ctx.side.to_string(),
         source_desc: described,
-        source,
+        source: Box::new(source),
     })?;
     tracing::debug!(
         side = ctx.side,
