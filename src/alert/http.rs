@@ -88,8 +88,7 @@ pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<std:
 /// than [`MAX_RETRY_AFTER`] (one hour: a huge value must not park the alert for ever or
 /// overflow a clock). Without `raw`, `backoff_step` itself, capped the same way.
 ///
-/// For the outbox driver (src/daemon), which wires it in; nothing in the library calls it yet.
-#[allow(dead_code)]
+/// Re-exported as `envdrift::alert::clamp_retry_after` for the outbox driver (src/daemon).
 pub fn clamp_retry_after(
     raw: Option<std::time::Duration>,
     backoff_step: std::time::Duration,
