@@ -6,6 +6,9 @@
 //! `kubectl.kubernetes.io/last-applied-configuration` annotation (which `kubectl apply`
 //! fills with the clear values) is rewritten the same way. The engine then compares
 //! hashes, and renderers show them shortened ([`short_hash`]).
+//!
+//! URLs are shown through [`redact_url`], the one function for every URL envdrift prints,
+//! logs or stores: user info and credential-looking query parameters become `***`.
 
 use base64::Engine as _;
 use serde_json::{Map, Value};
@@ -200,6 +203,202 @@ mod tests {
         assert_eq!(
             short_hash(s["data"]["a"].as_str().unwrap()).chars().count(),
             7 + 12 + 1
+        );
+    }
+}
+
+/// A URL without its secrets, for messages, logs, API responses and the store:
+/// the password of the user info (`https://user:tok@host` → `https://user:***@host`), a
+/// bare user info on http(s) (`https://TOKEN@host` → `https://***@host`), and the value of
+/// every query parameter whose name looks like a credential ([`is_credential_name`]:
+/// `?access_token=abc` → `?access_token=***`). Text without `://` (local paths, scp-like
+/// `git@host:org/repo`) is returned as it is.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let scheme = &url[..scheme_end];
+    let after = &url[scheme_end + 3..];
+    let auth_end = after.find(['/', '?', '#']).unwrap_or(after.len());
+    let authority = &after[..auth_end];
+    let authority = match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            let user = match userinfo.split_once(':') {
+                Some((u, _)) => format!("{u}:***"),
+                // A bare user info on http(s) is usually a token (`https://TOKEN@host`).
+                None if scheme.starts_with("http") => "***".to_string(),
+                None => userinfo.to_string(),
+            };
+            format!("{user}@{}", &authority[at + 1..])
+        }
+        None => authority.to_string(),
+    };
+    format!("{scheme}://{authority}{}", redact_query(&after[auth_end..]))
+}
+
+/// The secret parts of a URL that [`redact_url`] hides (the user info's password or bare
+/// token, credential query values), to scrub them from text that quotes the URL (errors of
+/// libraries).
+pub fn url_secrets(url: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(scheme_end) = url.find("://") else {
+        return out;
+    };
+    let after = &url[scheme_end + 3..];
+    let auth_end = after.find(['/', '?', '#']).unwrap_or(after.len());
+    if let Some(at) = after[..auth_end].rfind('@') {
+        let userinfo = &after[..at];
+        match userinfo.split_once(':') {
+            Some((_, p)) => out.push(p.to_string()),
+            None if url.starts_with("http") => out.push(userinfo.to_string()),
+            None => {}
+        }
+    }
+    let rest = &after[auth_end..];
+    let rest = rest.split('#').next().unwrap_or("");
+    if let Some((_, query)) = rest.split_once('?') {
+        for p in query.split('&') {
+            if let Some((n, v)) = p.split_once('=')
+                && is_credential_name(n)
+                && !v.is_empty()
+            {
+                out.push(v.to_string());
+            }
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+/// `text` with every secret of `url` ([`url_secrets`]) replaced by `***`.
+pub fn scrub_url_secrets(text: &str, url: &str) -> String {
+    let mut out = text.to_string();
+    for s in url_secrets(url) {
+        out = out.replace(&s, "***");
+    }
+    out
+}
+
+/// Path, query and fragment of a URL with credential query values replaced by `***`.
+fn redact_query(rest: &str) -> String {
+    let (main, fragment) = match rest.find('#') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let Some((path, query)) = main.split_once('?') else {
+        return rest.to_string();
+    };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|p| match p.split_once('=') {
+            Some((n, v)) if is_credential_name(n) && !v.is_empty() => format!("{n}=***"),
+            _ => p.to_string(),
+        })
+        .collect();
+    format!("{path}?{}{fragment}", params.join("&"))
+}
+
+/// Whether a query parameter's name looks like a credential (case-insensitive): `token`,
+/// `access_token`, `private_token`, `password`, `passwd`, `pwd`, `key`, `api_key`, `secret`,
+/// `client_secret`, `sig`, `signature`, `auth`, `authorization`, `credential`, `session`,
+/// `X-Amz-Signature`, `X-Amz-Security-Token`, …
+pub fn is_credential_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase().replace('-', "_");
+    let n = n.trim();
+    const PARTS: [&str; 8] = [
+        "token",
+        "secret",
+        "passw",
+        "signature",
+        "credential",
+        "auth",
+        "session",
+        "cookie",
+    ];
+    PARTS.iter().any(|p| n.contains(p))
+        || matches!(n, "sig" | "key" | "pwd" | "pass" | "apikey" | "code")
+        || n.ends_with("_key")
+        || n.ends_with("_sig")
+        || n.ends_with("_pwd")
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    #[test]
+    fn user_info_is_masked() {
+        assert_eq!(
+            redact_url("https://bot:s3cr3t@example.com/x.git"),
+            "https://bot:***@example.com/x.git"
+        );
+        assert_eq!(
+            redact_url("https://s3cr3t@example.com/x"),
+            "https://***@example.com/x"
+        );
+        assert_eq!(
+            redact_url("ssh://git@example.com/x.git"),
+            "ssh://git@example.com/x.git"
+        );
+        assert_eq!(redact_url("https://tok@host"), "https://***@host");
+    }
+
+    #[test]
+    fn credential_query_parameters_are_masked() {
+        for name in [
+            "token",
+            "access_token",
+            "private_token",
+            "PRIVATE-TOKEN",
+            "password",
+            "passwd",
+            "key",
+            "api_key",
+            "secret",
+            "client_secret",
+            "sig",
+            "signature",
+            "auth",
+            "X-Amz-Signature",
+            "X-Amz-Security-Token",
+        ] {
+            let url = format!("https://example.com/r.git?ref=main&{name}=hunter2&x=1#f");
+            let shown = redact_url(&url);
+            assert_eq!(
+                shown,
+                format!("https://example.com/r.git?ref=main&{name}=***&x=1#f"),
+                "{name}"
+            );
+            assert_eq!(url_secrets(&url), ["hunter2"], "{name}");
+        }
+    }
+
+    #[test]
+    fn other_parameters_and_paths_stay() {
+        for url in [
+            "https://example.com/r.git?ref=main&depth=1",
+            "https://example.com/r.git",
+            "https://example.com?token=",
+            "/srv/git/repo?token=x",
+            "git@github.com:acme/deploy.git",
+            "file:///srv/git/repo.git",
+        ] {
+            assert_eq!(redact_url(url), url);
+        }
+    }
+
+    #[test]
+    fn query_without_path_and_both_forms_at_once() {
+        assert_eq!(
+            redact_url("https://u:p@example.com?access_token=abc&monkey=1"),
+            "https://u:***@example.com?access_token=***&monkey=1"
+        );
+        let url = "https://u:p4ss@example.com/r?token=t0k";
+        assert_eq!(url_secrets(url), ["p4ss", "t0k"]);
+        assert_eq!(
+            scrub_url_secrets(&format!("cannot fetch {url}: 401"), url),
+            "cannot fetch https://u:***@example.com/r?token=***: 401"
         );
     }
 }

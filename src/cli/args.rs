@@ -93,6 +93,34 @@ pub(crate) struct DiffArgs {
     pub(crate) allow_empty: bool,
     #[command(flatten)]
     pub(crate) git: GitArgs,
+    #[command(flatten)]
+    pub(crate) inputs: InputArgs,
+}
+
+/// How files and directories are read (`diff`, `compare`, `render`).
+#[derive(Args, Debug, Clone)]
+pub(crate) struct InputArgs {
+    /// Follow symbolic links that lead outside the directories given (links inside them
+    /// are always followed; link cycles are always detected).
+    #[arg(long)]
+    pub(crate) follow_links: bool,
+    /// Largest input file read, in bytes; larger files are input errors.
+    #[arg(long, value_name = "BYTES", default_value_t = envdrift::source::dump::MAX_FILE_BYTES)]
+    pub(crate) max_file_size: u64,
+}
+
+impl InputArgs {
+    /// Applies these limits to a file source (other sources are returned as they are).
+    pub(crate) fn apply(
+        &self,
+        mut spec: envdrift::source::SourceSpec,
+    ) -> envdrift::source::SourceSpec {
+        if let envdrift::source::SourceSpec::Files { limits, .. } = &mut spec {
+            limits.follow_links = self.follow_links;
+            limits.max_file_bytes = self.max_file_size;
+        }
+        spec
+    }
 }
 
 #[derive(Args, Debug)]
@@ -111,6 +139,8 @@ pub(crate) struct RenderArgs {
     pub(crate) default_namespace: Option<String>,
     #[command(flatten)]
     pub(crate) git: GitArgs,
+    #[command(flatten)]
+    pub(crate) inputs: InputArgs,
 }
 
 /// Options of Git sources and renderers.
@@ -234,6 +264,8 @@ pub(crate) struct CompareArgs {
     /// Accept a side without any object (by default an error: exit 2 naming its paths).
     #[arg(long)]
     pub(crate) allow_empty: bool,
+    #[command(flatten)]
+    pub(crate) inputs: InputArgs,
 }
 
 /// How to read a cluster (with `--live cluster:CONTEXT` and `snapshot`).

@@ -147,8 +147,8 @@ pub(crate) fn cmd_diff(args: DiffArgs) -> Result<u8> {
             .default_namespace
             .clone_from(ns);
     }
-    let desired = desired_spec(&args.desired, &args.git)?;
-    let live = live_spec(&args.live, &args.cluster)?;
+    let desired = args.inputs.apply(desired_spec(&args.desired, &args.git)?);
+    let live = args.inputs.apply(live_spec(&args.live, &args.cluster)?);
     let mut job = Job::new(
         Mode::DesiredVsLive,
         Input::spec("desired", desired),
@@ -182,8 +182,12 @@ pub(crate) fn cmd_compare(args: CompareArgs) -> Result<u8> {
     let to = CmpSource::parse(&args.to, "--to")?;
     let from_name = args.from_name.clone().unwrap_or_else(|| from.name());
     let to_name = args.to_name.clone().unwrap_or_else(|| to.name());
-    let from_spec = from.spec(&from_name, &config, args.config.as_deref())?;
-    let to_spec = to.spec(&to_name, &config, args.config.as_deref())?;
+    let from_spec = args
+        .inputs
+        .apply(from.spec(&from_name, &config, args.config.as_deref())?);
+    let to_spec = args
+        .inputs
+        .apply(to.spec(&to_name, &config, args.config.as_deref())?);
     let mut job = Job::new(
         Mode::EnvVsEnv,
         Input::spec(from_name, from_spec),
@@ -274,6 +278,7 @@ pub(crate) fn cmd_render(args: RenderArgs) -> Result<u8> {
             args.default_namespace.clone(),
         )
     };
+    let spec = args.inputs.apply(spec);
     let default_ns = default_ns.unwrap_or_else(|| "default".to_string());
     let ctx = Ctx {
         side: "desired",
@@ -344,6 +349,7 @@ pub(crate) fn cmd_dev_parse(
         let spec = SourceSpec::Files {
             paths: paths.to_vec(),
             kind,
+            limits: source::dump::FileLimits::default(),
         };
         let ctx = Ctx {
             side,

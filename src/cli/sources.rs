@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use envdrift::config::{Compiled, Config};
+use envdrift::source::dump::FileLimits;
 use envdrift::source::render::{HelmOptions, KustomizeCommand, RenderOptions, Renderer};
 use envdrift::source::{ClusterSource, FilesKind, GitSource, RenderedDir, SourceSpec, git, kube};
 
@@ -117,6 +118,7 @@ pub(crate) fn desired_spec(values: &[String], git_args: &GitArgs) -> Result<Sour
                 None => SourceSpec::Files {
                     paths,
                     kind: FilesKind::Manifests,
+                    limits: FileLimits::default(),
                 },
             })
         }
@@ -150,6 +152,7 @@ pub(crate) fn live_spec(live: &[PathBuf], cluster: &ClusterArgs) -> Result<Sourc
         None => Ok(SourceSpec::Files {
             paths: live.to_vec(),
             kind: FilesKind::Dump,
+            limits: FileLimits::default(),
         }),
     }
 }
@@ -222,6 +225,7 @@ impl CmpSource {
             CmpSource::Dump(p) => Ok(SourceSpec::Files {
                 paths: vec![p.clone()],
                 kind: FilesKind::Dump,
+                limits: FileLimits::default(),
             }),
             CmpSource::Env { name, desired } => {
                 let Some(cfg_path) = config_path else {

@@ -96,85 +96,71 @@ pub enum MappingError {
 #[derive(Debug, Clone, Default)]
 pub struct Mapping {
     cfg: MappingConfig,
+    /// `cfg.values`, compiled (same order).
+    values: Vec<Rewrite>,
+    /// `cfg.values` reversed (`to` → `from`), for [`Mapping::reverse_value`]; `None` for a
+    /// rule with an empty `to`.
+    reverse: Vec<Option<Rewrite>>,
 }
 
-fn is_host_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '-' || c == '_'
+/// The host-name characters a `*` matches a run of.
+const HOST_RUN: &str = "([A-Za-z0-9_-]+)";
+
+/// One value rewrite, compiled: a literal (`str::replace`) or one regex in which every `*`
+/// is a greedy run of host-name characters. Matching is linear in the value's length (the
+/// `regex` crate's automata); the old hand-written matcher was quadratic.
+#[derive(Debug, Clone)]
+struct Rewrite {
+    from: String,
+    to: String,
+    /// `None` when `from` has no `*`.
+    re: Option<regex::Regex>,
 }
 
-/// Finds every match of `pattern` in `s` and replaces it with `to` (captures in order).
-fn replace_pattern(s: &str, pattern: &str, to: &str) -> Option<String> {
-    if !pattern.contains('*') {
-        return s.contains(pattern).then(|| s.replace(pattern, to));
+impl Rewrite {
+    fn new(from: &str, to: &str) -> Rewrite {
+        let re = from.contains('*').then(|| {
+            let pattern: Vec<String> = from.split('*').map(regex::escape).collect();
+            regex::Regex::new(&pattern.join(HOST_RUN))
+                .expect("escaped literals and host runs always form a valid regex")
+        });
+        Rewrite {
+            from: from.to_string(),
+            to: to.to_string(),
+            re,
+        }
     }
-    let parts: Vec<&str> = pattern.split('*').collect();
-    let chars: Vec<(usize, char)> = s.char_indices().collect();
-    let mut out = String::new();
-    let mut i = 0usize; // byte offset
-    let mut changed = false;
-    while i <= s.len() {
-        if let Some((end, caps)) = match_at(s, i, &parts) {
+
+    /// Every non-overlapping match (leftmost first; each `*` as long as the rest allows)
+    /// replaced by `to`, whose `*`s take the matched runs in order (missing ones are empty);
+    /// `None` when nothing matched.
+    fn apply(&self, s: &str) -> Option<String> {
+        let Some(re) = &self.re else {
+            return s
+                .contains(&self.from)
+                .then(|| s.replace(&self.from, &self.to));
+        };
+        let out = re.replace_all(s, |caps: &regex::Captures<'_>| {
             let mut rep = String::new();
-            let mut caps_iter = caps.iter();
-            for (n, piece) in to.split('*').enumerate() {
+            for (n, piece) in self.to.split('*').enumerate() {
                 if n > 0 {
-                    rep.push_str(caps_iter.next().map_or("", |c| c.as_str()));
+                    rep.push_str(caps.get(n).map_or("", |m| m.as_str()));
                 }
                 rep.push_str(piece);
             }
-            out.push_str(&rep);
-            changed = true;
-            if end == i {
-                // Empty match cannot happen (every `*` takes ≥ 1 char), but stay safe.
-                break;
-            }
-            i = end;
-            continue;
-        }
-        match chars.iter().find(|(b, _)| *b >= i) {
-            Some((b, c)) if *b == i => {
-                out.push(*c);
-                i += c.len_utf8();
-            }
-            _ => break,
+            rep
+        });
+        match out {
+            std::borrow::Cow::Borrowed(_) => None,
+            std::borrow::Cow::Owned(o) => Some(o),
         }
     }
-    changed.then_some(out)
 }
 
-/// Matches `parts` (literal, star, literal, …) at byte `start`; each star takes ≥ 1 host
-/// character, as many as possible while the rest still matches.
-fn match_at(s: &str, start: usize, parts: &[&str]) -> Option<(usize, Vec<String>)> {
-    let first = parts[0];
-    if !s[start..].starts_with(first) {
-        return None;
-    }
-    let mut pos = start + first.len();
-    let mut caps = Vec::new();
-    for lit in parts.iter().skip(1) {
-        let run: usize = s[pos..]
-            .chars()
-            .take_while(|c| is_host_char(*c))
-            .map(char::len_utf8)
-            .sum();
-        if run == 0 {
-            return None;
-        }
-        // Longest capture for which the following literal matches.
-        let mut found = None;
-        let mut len = run;
-        while len >= 1 {
-            if s.is_char_boundary(pos + len) && s[pos + len..].starts_with(lit) {
-                found = Some(len);
-                break;
-            }
-            len -= 1;
-        }
-        let len = found?;
-        caps.push(s[pos..pos + len].to_string());
-        pos += len + lit.len();
-    }
-    Some((pos, caps))
+/// Finds every match of `pattern` in `s` and replaces it with `to` (captures in order).
+#[cfg(test)]
+fn replace_pattern(s: &str, pattern: &str, to: &str) -> Option<String> {
+    Rewrite::new(pattern, to).apply(s)
 }
 
 impl Mapping {
@@ -225,8 +211,9 @@ impl Mapping {
             }
             // Apply to a sample of its own output: a second application must change nothing.
             let sample = r.from.replace('*', "x1");
-            if let Some(once) = replace_pattern(&sample, &r.from, &r.to)
-                && replace_pattern(&once, &r.from, &r.to).is_some_and(|twice| twice != once)
+            let rw = Rewrite::new(&r.from, &r.to);
+            if let Some(once) = rw.apply(&sample)
+                && rw.apply(&once).is_some_and(|twice| twice != once)
             {
                 errs.push(MappingError::ValueLoops {
                     index,
@@ -236,7 +223,19 @@ impl Mapping {
             }
         }
         if errs.is_empty() {
-            Ok(Mapping { cfg: cfg.clone() })
+            Ok(Mapping {
+                cfg: cfg.clone(),
+                values: cfg
+                    .values
+                    .iter()
+                    .map(|r| Rewrite::new(&r.from, &r.to))
+                    .collect(),
+                reverse: cfg
+                    .values
+                    .iter()
+                    .map(|r| (!r.to.is_empty()).then(|| Rewrite::new(&r.to, &r.from)))
+                    .collect(),
+            })
         } else {
             Err(errs)
         }
@@ -374,8 +373,8 @@ impl Mapping {
                 *s = s.replace(&dns, &format!(".{b}.svc"));
             }
         }
-        for r in &self.cfg.values {
-            if let Some(n) = replace_pattern(s, &r.from, &r.to) {
+        for r in &self.values {
+            if let Some(n) = r.apply(s) {
                 *s = n;
             }
         }
@@ -426,11 +425,8 @@ impl Mapping {
                         *s = s.replace(&dns, &format!(".{a}.svc"));
                     }
                 }
-                for r in &self.cfg.values {
-                    if r.to.is_empty() {
-                        continue;
-                    }
-                    if let Some(n) = replace_pattern(s, &r.to, &r.from) {
+                for r in self.reverse.iter().flatten() {
+                    if let Some(n) = r.apply(s) {
                         *s = n;
                     }
                 }
@@ -488,6 +484,31 @@ mod tests {
         assert_eq!(
             replace_pattern("db-staging:5432", "db-staging", "db").as_deref(),
             Some("db:5432")
+        );
+    }
+
+    #[test]
+    fn megabyte_values_are_rewritten_in_one_pass() {
+        // 1 MB of host-name characters with matches spread through it: the old matcher
+        // rescanned the run at every position (quadratic: minutes); one regex pass is
+        // linear.
+        let unit = "abcdefgh-".repeat(100) + "shop.staging.example.com ";
+        let value = unit.repeat(1_000_000 / unit.len() + 1);
+        assert!(value.len() >= 1_000_000);
+        let out = replace_pattern(&value, "*.staging.example.com", "*.example.com").unwrap();
+        let want =
+            ("abcdefgh-".repeat(100) + "shop.example.com ").repeat(1_000_000 / unit.len() + 1);
+        // The star takes the whole host run before `.staging` (`abcdefgh-…shop`).
+        assert_eq!(out, want);
+        let none = "x".repeat(1_000_000);
+        assert_eq!(
+            replace_pattern(&none, "*.staging.example.com", "*.example.com"),
+            None
+        );
+        // Two stars, captures in order.
+        assert_eq!(
+            replace_pattern("a-1.b-2.staging", "*.*.staging", "*.*.prod").as_deref(),
+            Some("a-1.b-2.prod")
         );
     }
 

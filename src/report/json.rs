@@ -143,6 +143,9 @@ pub fn to_value(rep: &Report<'_>) -> Value {
             .map(|s| json!({"source": s.source, "reason": s.reason}))
             .collect(),
     );
+    if !rep.notes.is_empty() {
+        doc.insert("notes".into(), rep.notes.iter().cloned().collect());
+    }
     doc.insert(
         "unknown".into(),
         rep.result

@@ -78,6 +78,9 @@ pub struct Report<'a> {
     pub result: &'a DiffResult,
     pub errors: Vec<InputError>,
     pub skipped: Vec<SkippedInput>,
+    /// Why some drift types were withheld (a side was read only in part); empty when the
+    /// result is complete.
+    pub notes: Vec<String>,
 }
 
 /// Counts for the summary line and the JSON `summary`.

@@ -268,6 +268,9 @@ pub fn render(rep: &Report<'_>, opts: TableOptions) -> String {
             let _ = writeln!(out, "  {e}");
         }
     }
+    for n in &rep.notes {
+        let _ = writeln!(out, "{} {n}", p.bold("NOTE"));
+    }
     if !rep.result.unknown.is_empty() {
         let _ = writeln!(out);
         let _ = writeln!(

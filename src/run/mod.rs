@@ -186,6 +186,20 @@ impl Outcome {
             result: &self.result,
             errors,
             skipped,
+            notes: self
+                .untrusted()
+                .iter()
+                .map(|t| {
+                    let (side, what) = match t {
+                        DriftType::Missing => (&self.to.name, "objects it may hold are not reported as missing"),
+                        _ => (&self.from.name, "objects its unread files may describe are not reported as unmanaged (no delete suggested)"),
+                    };
+                    format!(
+                        "{} drifts withheld: the {side} side was read only in part (see the input errors); {what}",
+                        t.as_str()
+                    )
+                })
+                .collect(),
         }
     }
 

@@ -32,6 +32,8 @@ pub struct LoadOptions {
     pub drop_status: bool,
     /// Git commit the files were read at, recorded on every object's origin.
     pub commit: Option<String>,
+    /// Symbolic links and file sizes of file walks.
+    pub limits: FileLimits,
 }
 
 impl Default for LoadOptions {
@@ -42,67 +44,237 @@ impl Default for LoadOptions {
             cluster_scoped_kinds: Vec::new(),
             drop_status: true,
             commit: None,
+            limits: FileLimits::default(),
         }
     }
 }
 
-/// Upper bound on one input file; larger files are refused with an error (not read).
-pub const MAX_FILE_BYTES: u64 = 512 * 1024 * 1024;
+/// Default upper bound on one input file (256 MiB); larger files are refused with an
+/// error (not read). `--max-file-size` changes it.
+pub const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
 
-/// Collects the manifest files under `paths`, in a stable order.
+/// Limits of a file walk: symbolic links and file sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileLimits {
+    /// Follow symbolic links that lead outside the directory given (`--follow-links`).
+    /// Links inside it are always followed; cycles are always detected.
+    pub follow_links: bool,
+    /// Largest file read, in bytes; larger ones are input errors.
+    pub max_file_bytes: u64,
+}
+
+impl Default for FileLimits {
+    fn default() -> Self {
+        FileLimits {
+            follow_links: false,
+            max_file_bytes: MAX_FILE_BYTES,
+        }
+    }
+}
+
+/// What a walk of the given paths found: files to read, entries skipped (FIFOs, sockets,
+/// devices, links that leave the root, link cycles) and unreadable paths.
+#[derive(Debug, Default)]
+pub struct Walk {
+    pub files: Vec<PathBuf>,
+    pub skipped: Vec<SkippedInput>,
+    pub errors: Vec<InputError>,
+}
+
+/// Collects the manifest files under `paths`, in a stable order, with the default limits.
 pub fn collect_files(paths: &[PathBuf], side: &str, errors: &mut Vec<InputError>) -> Vec<PathBuf> {
-    let mut files = Vec::new();
+    let w = walk(paths, side, &FileLimits::default());
+    errors.extend(w.errors);
+    w.files
+}
+
+/// What a path is when it is neither a regular file nor a directory (`None` otherwise).
+fn special_kind(ft: std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_fifo() {
+        Some("a FIFO (named pipe)")
+    } else if ft.is_socket() {
+        Some("a socket")
+    } else if ft.is_block_device() {
+        Some("a block device")
+    } else if ft.is_char_device() {
+        Some("a character device")
+    } else if ft.is_file() || ft.is_dir() || ft.is_symlink() {
+        None
+    } else {
+        Some("not a regular file")
+    }
+}
+
+/// The device and inode of a directory: its identity for cycle detection.
+fn dir_id(m: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (m.dev(), m.ino())
+}
+
+/// Walks `paths`: directories recursively (`.yaml`, `.yml`, `.json`; hidden entries
+/// skipped), files named explicitly whatever their extension. Never opens anything: FIFOs,
+/// sockets and devices are skipped with a note inside directories and refused with an
+/// input error when named explicitly; a directory reached twice (a symlink cycle) is
+/// walked once; a symbolic link whose target is outside the given directory is skipped
+/// unless [`FileLimits::follow_links`].
+pub fn walk(paths: &[PathBuf], side: &str, limits: &FileLimits) -> Walk {
+    let mut w = Walk::default();
+    let err = |source: &Path, message: String| InputError {
+        side: side.to_string(),
+        source: source.display().to_string(),
+        line: None,
+        column: None,
+        message,
+    };
     for p in paths {
         match std::fs::metadata(p) {
-            Ok(m) if m.is_dir() => walk_dir(p, side, &mut files, errors),
-            Ok(_) => files.push(p.clone()),
-            Err(e) => errors.push(InputError {
-                side: side.to_string(),
-                source: p.display().to_string(),
-                line: None,
-                column: None,
-                message: if e.kind() == std::io::ErrorKind::NotFound {
+            Ok(m) if m.is_dir() => {
+                let root = match std::fs::canonicalize(p) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        w.errors.push(err(p, format!("cannot read directory: {e}")));
+                        continue;
+                    }
+                };
+                let mut visited = std::collections::HashSet::new();
+                visited.insert(dir_id(&m));
+                let mut walker = Walker {
+                    side,
+                    root: &root,
+                    limits,
+                    visited,
+                    out: &mut w,
+                };
+                walker.dir(p);
+            }
+            Ok(m) => match special_kind(m.file_type()) {
+                None => w.files.push(p.clone()),
+                Some(what) => w.errors.push(err(
+                    p,
+                    format!("cannot read: {what}, not a file (refused: reading it could block)"),
+                )),
+            },
+            Err(e) => w.errors.push(err(
+                p,
+                if e.kind() == std::io::ErrorKind::NotFound {
                     "cannot read: does not exist".to_string()
                 } else {
                     format!("cannot read: {e}")
                 },
-            }),
+            )),
         }
     }
-    files
+    w
 }
 
-fn walk_dir(dir: &Path, side: &str, files: &mut Vec<PathBuf>, errors: &mut Vec<InputError>) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            errors.push(InputError {
-                side: side.to_string(),
-                source: dir.display().to_string(),
-                line: None,
-                column: None,
-                message: format!("cannot read directory: {e}"),
-            });
+struct Walker<'a> {
+    side: &'a str,
+    /// The given directory, canonical: links leading outside it are not followed.
+    root: &'a Path,
+    limits: &'a FileLimits,
+    /// Directories entered, by (device, inode).
+    visited: std::collections::HashSet<(u64, u64)>,
+    out: &'a mut Walk,
+}
+
+impl Walker<'_> {
+    fn skip(&mut self, p: &Path, reason: String) {
+        self.out.skipped.push(SkippedInput {
+            source: p.display().to_string(),
+            reason,
+        });
+    }
+
+    fn error(&mut self, p: &Path, message: String) {
+        self.out.errors.push(InputError {
+            side: self.side.to_string(),
+            source: p.display().to_string(),
+            line: None,
+            column: None,
+            message,
+        });
+    }
+
+    fn dir(&mut self, dir: &Path) {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) => {
+                self.error(dir, format!("cannot read directory: {e}"));
+                return;
+            }
+        };
+        let mut list: Vec<(PathBuf, Option<std::fs::FileType>)> = entries
+            .filter_map(Result::ok)
+            .map(|e| (e.path(), e.file_type().ok()))
+            .collect();
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        for (p, ft) in list {
+            let hidden = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'));
+            if hidden {
+                continue;
+            }
+            self.entry(&p, ft);
+        }
+    }
+
+    fn entry(&mut self, p: &Path, ft: Option<std::fs::FileType>) {
+        let is_link = ft.is_some_and(|t| t.is_symlink());
+        if is_link && !self.limits.follow_links {
+            match std::fs::canonicalize(p) {
+                Ok(target) if !target.starts_with(self.root) => {
+                    self.skip(
+                        p,
+                        format!(
+                            "symbolic link to {}, outside {} (not followed; --follow-links follows it)",
+                            target.display(),
+                            self.root.display()
+                        ),
+                    );
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.skip(p, format!("broken symbolic link: {e}"));
+                    return;
+                }
+            }
+        }
+        // The entry itself, or what its link leads to.
+        let m = match std::fs::metadata(p) {
+            Ok(m) => m,
+            Err(e) => {
+                if is_link {
+                    self.skip(p, format!("broken symbolic link: {e}"));
+                } else {
+                    self.error(p, format!("cannot read: {e}"));
+                }
+                return;
+            }
+        };
+        if m.is_dir() {
+            if self.visited.insert(dir_id(&m)) {
+                self.dir(p);
+            } else {
+                self.skip(
+                    p,
+                    "directory already read (a symbolic link cycle or a second link to it)".into(),
+                );
+            }
             return;
         }
-    };
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort();
-    for p in paths {
-        let hidden = p
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'));
-        if hidden {
-            continue;
+        if let Some(what) = special_kind(m.file_type()) {
+            self.skip(p, format!("{what}, not a file: not read"));
+            return;
         }
-        if p.is_dir() {
-            walk_dir(&p, side, files, errors);
-        } else if matches!(
+        if matches!(
             p.extension().and_then(|e| e.to_str()),
             Some("yaml" | "yml" | "json")
         ) {
-            files.push(p);
+            self.out.files.push(p.to_path_buf());
         }
     }
 }
@@ -114,28 +286,51 @@ struct FileResult {
     read_error: Option<String>,
 }
 
-fn read_file(path: &Path) -> FileResult {
+fn read_file(path: &Path, limits: &FileLimits) -> FileResult {
     let fail = |msg: String| FileResult {
         path: path.to_path_buf(),
         parsed: ParsedText::default(),
         read_error: Some(msg),
     };
-    match std::fs::metadata(path) {
-        Ok(m) if m.len() > MAX_FILE_BYTES => {
-            return fail(format!(
-                "file is {} bytes, over the {} byte limit",
-                m.len(),
-                MAX_FILE_BYTES
-            ));
-        }
-        Err(e) => return fail(format!("cannot read: {e}")),
-        _ => {}
+    match read_bounded(path, limits.max_file_bytes) {
+        Ok(bytes) => parse_bytes(path, bytes),
+        Err(msg) => fail(msg),
     }
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) => return fail(format!("cannot read: {e}")),
+}
+
+/// Reads a regular file of at most `max` bytes. The type is checked before opening (a FIFO
+/// would block `open`) and again on the open file; the size both before reading and while
+/// reading (a file that grows).
+fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let over = |len: u64| {
+        format!("file is {len} bytes, over the {max} byte limit (--max-file-size raises it)")
     };
-    parse_bytes(path, bytes)
+    let m = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+    if let Some(what) = special_kind(m.file_type()) {
+        return Err(format!(
+            "cannot read: {what}, not a file (refused: reading it could block)"
+        ));
+    }
+    if m.is_dir() {
+        return Err("cannot read: a directory".into());
+    }
+    if m.len() > max {
+        return Err(over(m.len()));
+    }
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let fm = file.metadata().map_err(|e| format!("cannot read: {e}"))?;
+    if !fm.is_file() {
+        return Err("cannot read: not a regular file".into());
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(fm.len().min(max)).unwrap_or(0));
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() as u64 > max {
+        return Err(over(bytes.len() as u64));
+    }
+    Ok(bytes)
 }
 
 fn parse_bytes(path: &Path, bytes: Vec<u8>) -> FileResult {
@@ -197,12 +392,15 @@ pub fn load_paths(
         source: Some(source_ref(paths, opts)),
         ..Snapshot::default()
     };
-    let files = collect_files(paths, &opts.side, &mut snap.errors);
+    let walked = walk(paths, &opts.side, &opts.limits);
+    snap.errors.extend(walked.errors);
+    snap.skipped.extend(walked.skipped);
     snap.unknown = read_unknown(paths, &opts.side, &mut snap.errors);
-    let results: Vec<FileObjects> = files
+    let results: Vec<FileObjects> = walked
+        .files
         .par_iter()
         .map(|f| {
-            let r = file_objects(read_file(f), opts);
+            let r = file_objects(read_file(f, &opts.limits), opts);
             on_file(f);
             r
         })
@@ -252,7 +450,10 @@ pub fn stream_paths<R: Send>(
         source: Some(source_ref(paths, opts)),
         ..Snapshot::default()
     };
-    let files = collect_files(paths, &opts.side, &mut meta.errors);
+    let walked = walk(paths, &opts.side, &opts.limits);
+    meta.errors.extend(walked.errors);
+    meta.skipped.extend(walked.skipped);
+    let files = walked.files;
     meta.unknown = read_unknown(paths, &opts.side, &mut meta.errors);
     type PerFile<R> = (
         R,
@@ -263,7 +464,7 @@ pub fn stream_paths<R: Send>(
     let per_file: Vec<PerFile<R>> = files
         .par_iter()
         .map(|f| {
-            let fo = file_objects(read_file(f), opts);
+            let fo = file_objects(read_file(f, &opts.limits), opts);
             on_file(f);
             let r = consume(&fo.objects);
             let keys = fo.objects.into_iter().map(|(k, o)| (k, o.origin)).collect();
@@ -468,9 +669,14 @@ fn read_unknown(paths: &[PathBuf], side: &str, errors: &mut Vec<InputError>) -> 
     let mut out = Vec::new();
     for p in paths.iter().filter(|p| p.is_dir()) {
         let f = p.join(UNKNOWN_FILE);
-        let Ok(text) = std::fs::read_to_string(&f) else {
+        // Only a regular file: a FIFO there would block.
+        if !std::fs::metadata(&f).is_ok_and(|m| m.is_file()) {
+            continue;
+        }
+        let Ok(bytes) = read_bounded(&f, MAX_FILE_BYTES) else {
             continue;
         };
+        let text = String::from_utf8_lossy(&bytes);
         match serde_json::from_str::<Vec<UnknownScope>>(&text) {
             Ok(list) => out.extend(list),
             Err(e) => errors.push(InputError {

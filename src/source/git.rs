@@ -182,28 +182,9 @@ fn normalize_repo_path(p: &str) -> Result<String, String> {
     Ok(parts.join("/"))
 }
 
-/// Removes the password (and a token-looking user name) from a URL's user info:
-/// `https://user:tok@host/x` → `https://user:***@host/x`. Local paths and scp-like
-/// `git@host:path` are returned unchanged.
-pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let after = &url[scheme_end + 3..];
-    let host_end = after.find('/').unwrap_or(after.len());
-    let authority = &after[..host_end];
-    let Some(at) = authority.rfind('@') else {
-        return url.to_string();
-    };
-    let userinfo = &authority[..at];
-    let user = match userinfo.split_once(':') {
-        Some((u, _)) => format!("{u}:***"),
-        // A bare user info on https is usually a token (`https://TOKEN@host`).
-        None if url.starts_with("http") => "***".to_string(),
-        None => userinfo.to_string(),
-    };
-    format!("{}://{}@{}", &url[..scheme_end], user, &after[at + 1..])
-}
+/// The one URL redaction of envdrift (user info and credential query parameters), kept
+/// here under its old path: see [`crate::redact::redact_url`].
+pub use crate::redact::redact_url;
 
 /// Splits credentials out of an http(s) URL: (URL without user info, user, password).
 fn split_credentials(url: &str) -> (String, Option<String>, Option<String>) {
@@ -276,7 +257,9 @@ fn cache_path(opts: &SyncOptions, clean_url: &str) -> PathBuf {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let slug: String = clean_url
+    // The name never carries the query (it may hold a token).
+    let without_query = clean_url.split(['?', '#']).next().unwrap_or(clean_url);
+    let slug: String = without_query
         .rsplit(['/', ':'])
         .find(|s| !s.is_empty())
         .unwrap_or("repo")
@@ -400,9 +383,12 @@ pub fn sync(spec: &GitSpec, auth: &GitAuth, opts: &SyncOptions) -> Result<Synced
         opts.connect_timeout,
     );
     let fetch_time = started.elapsed();
-    let clean = |s: String| match &password {
-        Some(p) if !p.is_empty() => s.replace(p.as_str(), "***"),
-        _ => s,
+    let clean = |s: String| {
+        let s = crate::redact::scrub_url_secrets(&s.replace(url.as_str(), &shown), &url);
+        match &password {
+            Some(p) if !p.is_empty() => s.replace(p.as_str(), "***"),
+            _ => s,
+        }
     };
     let stale = match fetched {
         Ok(()) => {

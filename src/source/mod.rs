@@ -37,6 +37,8 @@ pub enum SourceSpec {
         /// Manifests as people write them (namespaced objects without a namespace get the
         /// default namespace), or live dumps (`kubectl get -o yaml`, `envdrift snapshot`).
         kind: FilesKind,
+        /// Symbolic links and file sizes.
+        limits: dump::FileLimits,
     },
     /// A Git repository at a ref, rendered (plain, Kustomize, Helm).
     Git(Box<GitSource>),
@@ -129,10 +131,12 @@ impl SourceSpec {
             SourceConfig::Dir { path } => SourceSpec::Files {
                 paths: vec![abs(path)],
                 kind: FilesKind::Manifests,
+                limits: dump::FileLimits::default(),
             },
             SourceConfig::Dump { path } => SourceSpec::Files {
                 paths: vec![abs(path)],
                 kind: FilesKind::Dump,
+                limits: dump::FileLimits::default(),
             },
             SourceConfig::Git(g) => {
                 let (mut spec, mut auth, render) = g.parts().map_err(&invalid)?;
@@ -201,7 +205,7 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn load_options(&self, kind: FilesKind) -> dump::LoadOptions {
+    fn load_options(&self, kind: FilesKind, limits: dump::FileLimits) -> dump::LoadOptions {
         dump::LoadOptions {
             side: self.side.to_string(),
             default_namespace: (kind == FilesKind::Manifests)
@@ -209,6 +213,7 @@ impl Ctx<'_> {
             cluster_scoped_kinds: self.cluster_scoped_kinds.to_vec(),
             drop_status: true,
             commit: None,
+            limits,
         }
     }
 }
@@ -262,12 +267,14 @@ pub enum SourceError {
     Git {
         side: String,
         source_desc: String,
+        /// Boxed: a render error is large, and every `Result` of this type carries it.
         source: Box<render::RenderError>,
     },
     #[error("{side} source {source_desc}: {source}")]
     Cluster {
         side: String,
         source_desc: String,
+        /// Boxed, as for `Git`.
         source: Box<kube::KubeError>,
     },
     #[error("{side} source {source_desc}: the reader thread panicked")]
@@ -301,8 +308,12 @@ impl SourceCaches {
 /// cluster that could not be reached). Unreadable files are input errors in the snapshot.
 pub fn open(spec: &SourceSpec, ctx: &Ctx<'_>) -> Result<Loaded, SourceError> {
     match spec {
-        SourceSpec::Files { paths, kind } => {
-            let snapshot = dump::load_paths(paths, &ctx.load_options(*kind), ctx.on_file);
+        SourceSpec::Files {
+            paths,
+            kind,
+            limits,
+        } => {
+            let snapshot = dump::load_paths(paths, &ctx.load_options(*kind, *limits), ctx.on_file);
             Ok(Loaded {
                 objects: snapshot.objects.len(),
                 snapshot,
@@ -333,8 +344,17 @@ pub fn stream<R: Send>(
     consume: &dump::Consumer<'_, R>,
 ) -> Result<StreamedSide<R>, SourceError> {
     match spec {
-        SourceSpec::Files { paths, kind } => {
-            let s = dump::stream_paths(paths, &ctx.load_options(*kind), ctx.on_file, consume);
+        SourceSpec::Files {
+            paths,
+            kind,
+            limits,
+        } => {
+            let s = dump::stream_paths(
+                paths,
+                &ctx.load_options(*kind, *limits),
+                ctx.on_file,
+                consume,
+            );
             Ok(StreamedSide {
                 results: s.results,
                 loaded: Loaded {
@@ -358,7 +378,7 @@ pub fn stream<R: Send>(
 
 fn open_git(g: &GitSource, ctx: &Ctx<'_>) -> Result<Loaded, SourceError> {
     let started = std::time::Instant::now();
-    let load = ctx.load_options(FilesKind::Manifests);
+    let load = ctx.load_options(FilesKind::Manifests, dump::FileLimits::default());
     let gl = render::load_git(&g.spec, &g.auth, &g.sync, &g.render, &load).map_err(|source| {
         SourceError::Git {
             side: ctx.side.to_string(),
@@ -395,7 +415,7 @@ fn open_git(g: &GitSource, ctx: &Ctx<'_>) -> Result<Loaded, SourceError> {
 }
 
 fn open_rendered(r: &RenderedDir, ctx: &Ctx<'_>) -> Result<Loaded, SourceError> {
-    let load = ctx.load_options(FilesKind::Manifests);
+    let load = ctx.load_options(FilesKind::Manifests, dump::FileLimits::default());
     let gl = render::load_local(&r.dir, r.renderer, &r.render, &load).map_err(|source| {
         SourceError::Git {
             side: ctx.side.to_string(),

@@ -220,7 +220,9 @@ pub(crate) fn classify(sink: &str, err: &SlackClientError) -> DeliveryError {
         SlackClientError::RateLimitError(e) => (
             "rate limited by Slack (HTTP 429)".to_string(),
             true,
-            e.retry_after,
+            // slack-morphism parses any integer: cap it (a huge value overflowed clocks).
+            e.retry_after
+                .map(|d| d.min(crate::alert::http::MAX_RETRY_AFTER)),
         ),
         SlackClientError::HttpError(e) => {
             let status = e.status_code;
