@@ -563,12 +563,16 @@ impl Daemon {
                                 .base_backoff
                                 .saturating_mul(1u32 << (attempts.min(10) as u32 - 1))
                                 .min(Duration::from_secs(3600));
-                            let wait = e
-                                .retry_after
-                                .map_or(backoff, |r| r.max(Duration::from_millis(100)));
+                            // The server's Retry-After, never below the backoff step nor
+                            // above an hour (a huge or zero value must neither park the
+                            // alert for ever, overflow the clock, nor burn the retries).
+                            let wait = crate::alert::clamp_retry_after(e.retry_after, backoff);
+                            let now = chrono::Utc::now();
                             fmt_time(
-                                chrono::Utc::now()
-                                    + chrono::Duration::from_std(wait).unwrap_or_default(),
+                                chrono::Duration::from_std(wait)
+                                    .ok()
+                                    .and_then(|d| now.checked_add_signed(d))
+                                    .unwrap_or(now),
                             )
                         });
                         self.count_delivery(
