@@ -144,7 +144,7 @@ fn build_builtin(group: &str, kind: &str) -> KindSchema {
     let bundled = BUNDLED.kinds.get(&(group.to_string(), kind.to_string()));
     let mut node = SchemaNode::default();
     if let Some((root, _)) = bundled {
-        into_node(root, &BUNDLED.defs, &mut node, 0);
+        into_node(root, &BUNDLED.defs, &mut node, &mut Vec::new());
     }
     let hand = normalize::hand_table_knows(group, kind);
     let mut b = SchemaBuilder::from_node(node);
@@ -205,31 +205,36 @@ fn scalar_text(v: &Value) -> Option<String> {
     }
 }
 
-/// Resolves a node's references (one level, repeatedly) into the list of nodes that
-/// describe it.
-fn resolved<'a>(n: &'a Value, defs: &'a Map<String, Value>, depth: usize) -> Vec<&'a Value> {
-    let mut out = vec![n];
+/// Resolves a node's references (repeatedly) into the nodes that describe it, skipping
+/// definitions already being expanded further up (recursive ones: JSONSchemaProps).
+fn resolved<'a>(
+    n: &'a Value,
+    defs: &'a Map<String, Value>,
+    stack: &[String],
+) -> Vec<(&'a Value, Option<String>)> {
+    let mut out = vec![(n, None)];
     let mut cur = n;
-    let mut d = depth;
     while let Some(r) = cur.get("r").and_then(Value::as_str) {
-        d += 1;
+        if stack.iter().any(|s| s == r) || out.iter().any(|(_, x)| x.as_deref() == Some(r)) {
+            break;
+        }
         match defs.get(r) {
-            Some(next) if d < 64 => {
-                out.push(next);
+            Some(next) => {
+                out.push((next, Some(r.to_string())));
                 cur = next;
             }
-            _ => break,
+            None => break,
         }
     }
     out
 }
 
 /// Reads a trimmed node (and what it references) into `out`.
-fn into_node(n: &Value, defs: &Map<String, Value>, out: &mut SchemaNode, depth: usize) {
-    if depth > 48 {
-        return; // recursive definitions (JSONSchemaProps): deep enough for any real object
-    }
-    for part in resolved(n, defs, depth) {
+fn into_node(n: &Value, defs: &Map<String, Value>, out: &mut SchemaNode, stack: &mut Vec<String>) {
+    let parts = resolved(n, defs, stack);
+    let pushed = parts.iter().filter(|(_, r)| r.is_some()).count();
+    stack.extend(parts.iter().filter_map(|(_, r)| r.clone()));
+    for (part, _) in parts {
         match part.get("t").and_then(Value::as_str) {
             Some("q") => out.scalar = ScalarType::Quantity,
             Some("ios") => out.scalar = ScalarType::IntOrString,
@@ -247,11 +252,11 @@ fn into_node(n: &Value, defs: &Map<String, Value>, out: &mut SchemaNode, depth: 
         }
         if let Some(p) = part.get("p").and_then(Value::as_object) {
             for (k, c) in p {
-                into_node(c, defs, out.child_mut(k), depth + 1);
+                into_node(c, defs, out.child_mut(k), stack);
             }
         }
         if let Some(c) = part.get("i").or_else(|| part.get("a")) {
-            into_node(c, defs, out.any_mut(), depth + 1);
+            into_node(c, defs, out.any_mut(), stack);
         }
         let lt = part.get("lt").and_then(Value::as_str);
         let keys: Option<Vec<String>> = match (lt, part.get("lk"), part.get("mk")) {
@@ -285,6 +290,7 @@ fn into_node(n: &Value, defs: &Map<String, Value>, out: &mut SchemaNode, depth: 
             _ => {}
         }
     }
+    stack.truncate(stack.len() - pushed);
     if out.embedded {
         let mut b = SchemaBuilder::from_node(std::mem::take(out));
         normalize::metadata_rules(&mut b, "");
@@ -510,7 +516,7 @@ pub fn crd_schemas(crd: &Value) -> (Vec<(String, String, KindSchema)>, Vec<Schem
                 p.remove("metadata");
             }
             let mut node = SchemaNode::default();
-            into_node(&trimmed, &Map::new(), &mut node, 0);
+            into_node(&trimmed, &Map::new(), &mut node, &mut Vec::new());
             let mut b = SchemaBuilder::from_node(node);
             normalize::kind_rules(&mut b, group, kind);
             out.push((
