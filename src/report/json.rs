@@ -151,6 +151,10 @@ pub fn to_value(rep: &Report<'_>) -> Value {
             .map(|k| json!({"group": k.group, "kind": k.kind, "namespace": k.namespace, "name": k.name}))
             .collect(),
     );
+    if !rep.result.notes.is_empty() {
+        // Schema notes (kinds compared without a schema, unreadable CRD schemas).
+        doc.insert("notes".into(), json!(rep.result.notes));
+    }
     Value::Object(doc)
 }
 

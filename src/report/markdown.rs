@@ -123,6 +123,13 @@ pub fn render(rep: &Report<'_>) -> String {
         }
         let _ = writeln!(out);
     }
+    if !rep.result.notes.is_empty() {
+        let _ = writeln!(out, "### Notes\n");
+        for n in &rep.result.notes {
+            let _ = writeln!(out, "- {}", cell(n));
+        }
+        let _ = writeln!(out);
+    }
     if !rep.result.unknown.is_empty() {
         let _ = writeln!(
             out,

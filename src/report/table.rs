@@ -265,6 +265,12 @@ pub fn render(rep: &Report<'_>, opts: TableOptions) -> String {
             let _ = writeln!(out, "  {e}");
         }
     }
+    if !rep.result.notes.is_empty() {
+        let _ = writeln!(out);
+        for n in &rep.result.notes {
+            let _ = writeln!(out, "{} {n}", p.bold("NOTE"));
+        }
+    }
     if !rep.result.unknown.is_empty() {
         let _ = writeln!(out);
         let _ = writeln!(

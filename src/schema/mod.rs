@@ -170,8 +170,8 @@ fn intern_keys(
 ) -> &'static [(&'static str, Option<&'static str>)] {
     type Keys = &'static [(&'static str, Option<&'static str>)];
     static STRS: LazyLock<Mutex<HashSet<&'static str>>> = LazyLock::new(Default::default);
-    static SETS: LazyLock<Mutex<HashMap<Vec<(String, Option<String>)>, Keys>>> =
-        LazyLock::new(Default::default);
+    type Owned = Vec<(String, Option<String>)>;
+    static SETS: LazyLock<Mutex<HashMap<Owned, Keys>>> = LazyLock::new(Default::default);
     let mut sets = SETS.lock().expect("key interner");
     if let Some(k) = sets.get(&keys) {
         return k;
