@@ -30,6 +30,7 @@ pub mod model;
 pub mod redact;
 pub mod report;
 pub mod run;
+pub mod schema;
 pub mod source;
 pub mod store;
 

@@ -15,9 +15,7 @@ use super::Options;
 use super::defaults::DefaultValue;
 use super::ignore::SegView;
 use super::managed::{FieldElem, ManagedEntry, ManagedIndex, field_elem, key_elem, value_elem};
-use super::normalize::{
-    ListType, ScalarType, SchemaNode, is_empty, item_key, scalar_eq, schema_for,
-};
+use super::normalize::{ListType, ScalarType, SchemaNode, is_empty, item_key, scalar_eq};
 use crate::model::{Attribution, Category, Cause, ChangeOp, ResourceKey, Severity, Suppressed};
 use crate::redact::LAST_APPLIED;
 
@@ -111,12 +109,25 @@ struct Walker<'a> {
 
 static ATOMIC: ListType = ListType::Atomic;
 
-/// Compares one desired object with its live counterpart.
+/// Compares one desired object with its live counterpart, with the kind's built-in schema
+/// (bundled OpenAPI set and hand table; no CRDs: see [`compare_with_schema`]).
 pub fn compare_objects(
     key: &ResourceKey,
     desired: &Value,
     live: &Value,
     opts: &Options,
+) -> ObjectDiff {
+    let schema = crate::schema::builtin(&key.group, &key.kind);
+    compare_with_schema(key, desired, live, opts, &schema.node)
+}
+
+/// Compares one desired object with its live counterpart, guided by `schema`.
+pub fn compare_with_schema(
+    key: &ResourceKey,
+    desired: &Value,
+    live: &Value,
+    opts: &Options,
+    schema: &SchemaNode,
 ) -> ObjectDiff {
     let managed = ManagedIndex::from_object(live);
     let last_applied: Option<Value> = live
@@ -145,7 +156,6 @@ pub fn compare_objects(
         segs: Vec::with_capacity(16),
         out: ObjectDiff::default(),
     };
-    let schema = schema_for(&key.group, &key.kind);
     let la = if opts.three_way {
         last_applied.as_ref()
     } else {
@@ -160,7 +170,7 @@ impl<'a> Walker<'a> {
         &mut self,
         d: &'a Value,
         l: &'a Value,
-        s: Option<&'static SchemaNode>,
+        s: Option<&'a SchemaNode>,
         la: Option<&'a Value>,
         user: bool,
     ) {
@@ -192,7 +202,7 @@ impl<'a> Walker<'a> {
         &mut self,
         dm: &'a Map<String, Value>,
         lm: &'a Map<String, Value>,
-        s: Option<&'static SchemaNode>,
+        s: Option<&'a SchemaNode>,
         la: Option<&'a Value>,
     ) {
         let user = s.is_some_and(|n| n.user_map);
@@ -241,7 +251,7 @@ impl<'a> Walker<'a> {
         &mut self,
         da: &'a [Value],
         lar: &'a [Value],
-        s: Option<&'static SchemaNode>,
+        s: Option<&'a SchemaNode>,
         la: Option<&'a Value>,
     ) {
         let list = s.map_or(&ATOMIC, |n| &n.list);
@@ -324,7 +334,7 @@ impl<'a> Walker<'a> {
         &mut self,
         da: &'a [Value],
         lar: &'a [Value],
-        item_s: Option<&'static SchemaNode>,
+        item_s: Option<&'a SchemaNode>,
         la: Option<&'a Value>,
     ) {
         let scalars = da
@@ -391,7 +401,7 @@ impl<'a> Walker<'a> {
     fn one_side(
         &mut self,
         v: &'a Value,
-        s: Option<&'static SchemaNode>,
+        s: Option<&'a SchemaNode>,
         la: Option<&'a Value>,
         parent: Option<&'a Map<String, Value>>,
         side: OneSide,

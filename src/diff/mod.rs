@@ -41,7 +41,8 @@ use crate::model::{
     ResourceRef, ReverseFix, Severity, Snapshot, Suppressed,
 };
 use crate::redact::short_hash;
-use compare::{RawChange, compare_objects};
+use crate::schema::Registry;
+use compare::{RawChange, compare_with_schema};
 use ignore::{IgnoreSet, ObjectSelector};
 
 /// Which live objects count as "unmanaged" when they are not in desired.
@@ -151,6 +152,9 @@ pub struct DiffResult {
     pub compared: usize,
     /// Desired objects not checked because the live side could not read their kind.
     pub unknown: Vec<ResourceKey>,
+    /// What the comparison wants said once, not per drift: kinds compared without a
+    /// schema, CRD schemas that could not be read (sorted, each once).
+    pub notes: Vec<String>,
 }
 
 /// Compares desired with live (see the module doc).
@@ -173,10 +177,14 @@ pub struct Partial {
 /// A comparison fed with live objects in batches, so that a large live side never has to
 /// be held in memory at once: `new`, then [`Comparison::batch`] for each batch (from any
 /// thread), then [`Comparison::finish`].
+///
+/// The schema registry ([`crate::schema`]) holds the CRDs of the desired side from the
+/// start and those of each live batch before the batch is compared.
 pub struct Comparison<'a> {
     desired: &'a Snapshot,
     opts: &'a Options,
     scope: WatchedScope<'a>,
+    schemas: Registry,
 }
 
 impl<'a> Comparison<'a> {
@@ -185,7 +193,13 @@ impl<'a> Comparison<'a> {
             desired,
             opts,
             scope: WatchedScope::new(desired, &opts.unmanaged),
+            schemas: Registry::from_objects(&desired.objects),
         }
+    }
+
+    /// The comparison's schema registry.
+    pub fn schemas(&self) -> &Registry {
+        &self.schemas
     }
 
     /// Compares a batch of live objects with their desired counterparts.
@@ -195,6 +209,8 @@ impl<'a> Comparison<'a> {
         O: std::borrow::Borrow<Object> + Sync,
     {
         let opts = self.opts;
+        self.schemas
+            .add_crds(live.iter().map(|(k, o)| (k.borrow(), o.borrow())));
         let per_object: Vec<(Option<Drift>, Suppressed, bool)> = live
             .par_iter()
             .map(|(k, l)| {
@@ -209,7 +225,8 @@ impl<'a> Comparison<'a> {
                         (None, Suppressed::default(), false)
                     }
                     Some(d) => {
-                        let (drift, sup) = modified_drift(key, d, l, opts);
+                        let schema = self.schemas.get(&key.group, &key.kind);
+                        let (drift, sup) = modified_drift(key, d, l, opts, &schema);
                         (drift, sup, true)
                     }
                     None => {
@@ -280,6 +297,7 @@ impl<'a> Comparison<'a> {
             }
         }
         sort_drifts(&mut result.drifts);
+        result.notes = self.schemas.notes();
         result
     }
 }
@@ -438,13 +456,14 @@ fn make_fix(
     live: &Value,
     changes: &[RawChange],
     opts: &Options,
+    schema: &crate::schema::KindSchema,
 ) -> Fix {
     let real: Vec<RawChange> = changes.iter().filter(|c| !c.expected).cloned().collect();
     let mut ops = patch::assemble(&real);
     let (verified, error) = if !opts.verify_patches {
         (false, Some("verification disabled".to_string()))
     } else {
-        match verify(key, desired, live, &ops, opts) {
+        match verify(key, desired, live, &ops, opts, schema) {
             Ok(()) => (true, None),
             Err(e) => (false, Some(e)),
         }
@@ -485,8 +504,17 @@ fn modified_drift(
     d: &Object,
     l: &Object,
     opts: &Options,
+    schema: &crate::schema::KindSchema,
 ) -> (Option<Drift>, Suppressed) {
-    let mut diff = compare_objects(key, &d.value, &l.value, opts);
+    // The desired object as the API server would store it: structural-schema defaults
+    // applied (CRDs). Patches are built and verified against this defaulted object.
+    let defaulted: Option<Value> = (schema.apply_defaults && !opts.symmetric).then(|| {
+        let mut v = d.value.clone();
+        crate::schema::apply_defaults(&mut v, &schema.node);
+        v
+    });
+    let d_value = defaulted.as_ref().unwrap_or(&d.value);
+    let mut diff = compare_with_schema(key, d_value, &l.value, opts, &schema.node);
     let expected = diff.changes.iter().filter(|c| c.expected).count();
     if !opts.show_expected {
         diff.suppressed.expected += expected;
@@ -495,12 +523,12 @@ fn modified_drift(
     if diff.changes.is_empty() {
         return (None, diff.suppressed);
     }
-    let fix = make_fix(key, key, &d.value, &l.value, &diff.changes, opts);
+    let fix = make_fix(key, key, d_value, &l.value, &diff.changes, opts, schema);
     let reverse = opts.symmetric.then(|| {
         // Make `from` match `to`: compare the other way round, map values back.
-        let back = compare_objects(key, &l.value, &d.value, opts);
+        let back = compare_with_schema(key, &l.value, &d.value, opts, &schema.node);
         let target = d.mapped.as_ref().map_or(key, |m| &m.key);
-        let mut f = make_fix(key, target, &l.value, &d.value, &back.changes, opts);
+        let mut f = make_fix(key, target, &l.value, &d.value, &back.changes, opts, schema);
         if let (Some(m), Some(mf)) = (&opts.mapping, &d.mapped) {
             for op in &mut f.ops {
                 let path = op
@@ -598,9 +626,10 @@ fn verify(
     live: &Value,
     ops: &[Value],
     opts: &Options,
+    schema: &crate::schema::KindSchema,
 ) -> Result<(), String> {
     let patched = patch::apply(live, ops)?;
-    let again = compare_objects(key, desired, &patched, opts);
+    let again = compare_with_schema(key, desired, &patched, opts, &schema.node);
     match again.changes.iter().find(|c| !c.expected) {
         None => Ok(()),
         Some(c) => Err(format!(

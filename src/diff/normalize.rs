@@ -62,6 +62,17 @@ pub struct SchemaNode {
     pub strip: bool,
     /// The children are user data: `""` is a value, not "empty".
     pub user_map: bool,
+    /// In this user-data map, `""`, `null` and absent values are alike (Secret and
+    /// ConfigMap data: the API server returns an empty value as `""`, clients send `null`).
+    pub blank_is_absent: bool,
+    /// The schema's `default` (OpenAPI / CRD structural schema), applied to the desired
+    /// side of kinds whose schema the API server defaults with (CRDs).
+    pub schema_default: Option<Value>,
+    /// `x-kubernetes-preserve-unknown-fields`: what lies under it without a schema is
+    /// compared as plain JSON (lists by position).
+    pub preserve_unknown: bool,
+    /// `x-kubernetes-embedded-resource`: an object with its own metadata rules.
+    pub embedded: bool,
 }
 
 impl SchemaNode {
@@ -73,6 +84,21 @@ impl SchemaNode {
     /// The node of a list item.
     pub fn item(&self) -> Option<&SchemaNode> {
         self.any.as_deref()
+    }
+
+    /// The node of a named field, created if needed.
+    pub(crate) fn child_mut(&mut self, key: &str) -> &mut SchemaNode {
+        self.children.entry(key.to_string()).or_default()
+    }
+
+    /// The node of list items / map values, created if needed.
+    pub(crate) fn any_mut(&mut self) -> &mut SchemaNode {
+        self.any.get_or_insert_with(Default::default)
+    }
+
+    /// The named fields' nodes.
+    pub fn children(&self) -> impl Iterator<Item = (&String, &SchemaNode)> {
+        self.children.iter()
     }
 
     fn at_mut(&mut self, pointer: &str) -> &mut SchemaNode {
@@ -96,6 +122,10 @@ pub struct SchemaBuilder {
 }
 
 impl SchemaBuilder {
+    /// Lays rules over an existing tree (one read from a schema).
+    pub fn from_node(root: SchemaNode) -> Self {
+        SchemaBuilder { root }
+    }
     pub fn list(&mut self, pointer: &str, list: ListType) -> &mut Self {
         self.root.at_mut(pointer).list = list;
         self
@@ -116,6 +146,14 @@ impl SchemaBuilder {
         let n = self.root.at_mut(pointer);
         n.user_map = true;
         n.any.get_or_insert_with(Default::default).scalar = ScalarType::Text;
+        self
+    }
+    /// `""`, `null` and absent alike in this user-data map.
+    pub fn blank_is_absent(&mut self, pointer: &str) -> &mut Self {
+        self.user_map(pointer);
+        let n = self.root.at_mut(pointer);
+        n.blank_is_absent = true;
+        n.any_mut().blank_is_absent = true;
         self
     }
     pub fn build(self) -> SchemaNode {
@@ -243,7 +281,8 @@ pub(crate) const POD_SPEC_ROOTS: &[(&str, &str, &str)] = &[
     ("batch", "CronJob", "/spec/jobTemplate/spec/template/spec"),
 ];
 
-fn kind_rules(b: &mut SchemaBuilder, group: &str, kind: &str) {
+/// The hand-written rules of a kind, laid over whatever a schema gave (see `crate::schema`).
+pub(crate) fn kind_rules(b: &mut SchemaBuilder, group: &str, kind: &str) {
     metadata_rules(b, "");
     b.strip("/status");
     b.strip("/apiVersion");
@@ -269,12 +308,12 @@ fn kind_rules(b: &mut SchemaBuilder, group: &str, kind: &str) {
             b.user_map("/spec/selector");
         }
         ("", "ConfigMap") => {
-            b.user_map("/data");
-            b.user_map("/binaryData");
+            b.blank_is_absent("/data");
+            b.blank_is_absent("/binaryData");
         }
         ("", "Secret") => {
-            b.user_map("/data");
-            b.user_map("/stringData");
+            b.blank_is_absent("/data");
+            b.blank_is_absent("/stringData");
         }
         ("", "PersistentVolumeClaim") => {
             b.scalar("/spec/resources/requests/storage", ScalarType::Quantity);
@@ -372,7 +411,7 @@ fn kind_rules(b: &mut SchemaBuilder, group: &str, kind: &str) {
     defaults::add_defaults(b, group, kind);
 }
 
-static SCHEMAS: LazyLock<HashMap<(String, String), SchemaNode>> = LazyLock::new(|| {
+fn hand_kinds() -> Vec<(&'static str, &'static str)> {
     let mut kinds: Vec<(&str, &str)> = POD_SPEC_ROOTS.iter().map(|(g, k, _)| (*g, *k)).collect();
     kinds.extend([
         ("", "Service"),
@@ -393,6 +432,15 @@ static SCHEMAS: LazyLock<HashMap<(String, String), SchemaNode>> = LazyLock::new(
         ("policy", "PodDisruptionBudget"),
     ]);
     kinds
+}
+
+/// Whether the hand-written table has rules of its own for a kind.
+pub fn hand_table_knows(group: &str, kind: &str) -> bool {
+    hand_kinds().iter().any(|(g, k)| *g == group && *k == kind)
+}
+
+static SCHEMAS: LazyLock<HashMap<(String, String), SchemaNode>> = LazyLock::new(|| {
+    hand_kinds()
         .into_iter()
         .map(|(g, k)| {
             let mut b = SchemaBuilder::default();
@@ -408,7 +456,9 @@ static GENERIC: LazyLock<SchemaNode> = LazyLock::new(|| {
     b.build()
 });
 
-/// The schema tree of a kind; unknown kinds (CRDs) get the generic one (metadata rules only).
+/// The hand-written table's tree of a kind; unknown kinds get the generic one (metadata
+/// rules only). The engine itself reads [`crate::schema`] (the bundled OpenAPI set and
+/// CRDs, with this table laid over them); this stays as the fallback's own view.
 pub fn schema_for(group: &str, kind: &str) -> &'static SchemaNode {
     SCHEMAS
         .get(&(group.to_string(), kind.to_string()))
@@ -431,7 +481,7 @@ pub fn is_empty(v: &Value, in_user_map: bool, s: Option<&SchemaNode>) -> bool {
             }
         }
         Value::Array(a) => a.is_empty(),
-        Value::String(s) => s.is_empty() && !in_user_map,
+        Value::String(x) => x.is_empty() && (!in_user_map || s.is_some_and(|n| n.blank_is_absent)),
         _ => false,
     }
 }

@@ -143,9 +143,6 @@ pub fn to_value(rep: &Report<'_>) -> Value {
             .map(|s| json!({"source": s.source, "reason": s.reason}))
             .collect(),
     );
-    if !rep.notes.is_empty() {
-        doc.insert("notes".into(), rep.notes.iter().cloned().collect());
-    }
     doc.insert(
         "unknown".into(),
         rep.result
@@ -154,6 +151,11 @@ pub fn to_value(rep: &Report<'_>) -> Value {
             .map(|k| json!({"group": k.group, "kind": k.kind, "namespace": k.namespace, "name": k.name}))
             .collect(),
     );
+    let notes = rep.all_notes();
+    if !notes.is_empty() {
+        // Withheld drifts, kinds compared without a schema, unreadable CRD schemas.
+        doc.insert("notes".into(), json!(notes));
+    }
     Value::Object(doc)
 }
 

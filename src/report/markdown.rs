@@ -123,6 +123,14 @@ pub fn render(rep: &Report<'_>) -> String {
         }
         let _ = writeln!(out);
     }
+    let notes = rep.all_notes();
+    if !notes.is_empty() {
+        let _ = writeln!(out, "### Notes\n");
+        for n in notes {
+            let _ = writeln!(out, "- {}", cell(n));
+        }
+        let _ = writeln!(out);
+    }
     if !rep.result.unknown.is_empty() {
         let _ = writeln!(
             out,

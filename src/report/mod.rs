@@ -93,6 +93,11 @@ pub struct Summary {
 }
 
 impl Report<'_> {
+    /// Every note: the run's (withheld drifts), then the engine's (schemas).
+    pub fn all_notes(&self) -> Vec<&String> {
+        self.notes.iter().chain(&self.result.notes).collect()
+    }
+
     pub fn summary(&self) -> Summary {
         let mut s = Summary::default();
         for t in [

@@ -268,8 +268,12 @@ pub fn render(rep: &Report<'_>, opts: TableOptions) -> String {
             let _ = writeln!(out, "  {e}");
         }
     }
-    for n in &rep.notes {
-        let _ = writeln!(out, "{} {n}", p.bold("NOTE"));
+    let notes = rep.all_notes();
+    if !notes.is_empty() {
+        let _ = writeln!(out);
+        for n in notes {
+            let _ = writeln!(out, "{} {n}", p.bold("NOTE"));
+        }
     }
     if !rep.result.unknown.is_empty() {
         let _ = writeln!(out);
