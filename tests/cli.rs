@@ -645,3 +645,42 @@ fn cluster_errors_say_it_once_and_list_the_contexts() {
     assert!(err.contains("cannot read it"), "{err}");
     assert!(!err.contains("not-a-real-token"));
 }
+
+#[test]
+fn the_readme_main_job_prints_drifts_and_fixes_every_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = std::fs::read_to_string(root().join("config/demo.yaml"))
+        .unwrap()
+        .replace(
+            "data_dir: ../.envdrift-demo",
+            &format!("data_dir: {}", dir.path().join("state").display()),
+        );
+    let cfg_path = root()
+        .join("config")
+        .join(format!("test-once-{}.yaml", std::process::id()));
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let c = cfg_path.display().to_string();
+    let args = ["daemon", "--config", &c, "--once", "--fail-on", "never"];
+    let first = envdrift(&args);
+    let second = envdrift(&args);
+    std::fs::remove_file(&cfg_path).unwrap();
+    for (run, out, mark) in [(1, &first, "[new]"), (2, &second, "[known]")] {
+        assert_eq!(out.status.code(), Some(0), "run {run}: {}", text(&out.stderr));
+        let s = text(&out.stdout);
+        assert!(s.contains("production: scan ok"), "run {run}: {s}");
+        assert!(s.contains("staging-vs-production: scan ok"), "run {run}: {s}");
+        assert!(
+            s.contains("CRITICAL Deployment shop-prod/api  modified · manual")
+                && s.contains(mark),
+            "run {run}: {s}"
+        );
+        assert!(
+            s.contains("fix (verified): kubectl patch deployment.apps api -n shop-prod"),
+            "run {run}: {s}"
+        );
+        assert!(!s.contains("\u{1b}["), "no colour codes when not a terminal");
+        assert!(!text(&out.stderr).contains("\u{1b}["), "no colour codes in logs");
+    }
+    assert!(text(&first.stdout).contains("report daily: sent to"), "{}", text(&first.stdout));
+    assert!(!text(&second.stdout).contains("[new]"), "{}", text(&second.stdout));
+}

@@ -420,7 +420,12 @@ pub(crate) fn cmd_daemon(args: DaemonArgs) -> Result<u8> {
     let rt = runtime()?;
     rt.block_on(async move {
         if args.once {
-            return Ok(daemon.run_once(args.fail_on.threshold()).await?);
+            let once = daemon.run_once_detailed(args.fail_on.threshold()).await?;
+            let text = once_summary(&daemon, &once)?;
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(text.as_bytes()).context("writing the summary")?;
+            stdout.flush().context("writing the summary")?;
+            return Ok(once.code);
         }
         let state = Arc::new(envdrift::api::ApiState::new(Arc::clone(&daemon), &api_cfg, &base)?);
         let (tx, rx) = tokio::sync::watch::channel(false);
@@ -509,4 +514,87 @@ pub(crate) fn cmd_report(args: ReportArgs) -> Result<u8> {
     out.write_all(text.as_bytes())
         .context("writing the report")?;
     Ok(0)
+}
+
+/// What `daemon --once` prints on stdout: per target its scan and every open drift (new in
+/// this run, changed in it, or already known to the store) with attribution and fix, then
+/// one line per report sent.
+fn once_summary(
+    daemon: &envdrift::daemon::Daemon,
+    once: &envdrift::daemon::OnceOutcome,
+) -> Result<String> {
+    use std::fmt::Write as _;
+    use envdrift::report::{inline_value, truncate};
+    let mut out = String::new();
+    for scan in &once.scans {
+        let rows = daemon.store.open_drifts(&scan.target)?;
+        let _ = write!(
+            out,
+            "{}: scan {} in {} ms · {} open drift(s)",
+            scan.target,
+            scan.outcome,
+            scan.duration_ms,
+            rows.len()
+        );
+        if let Some(e) = &scan.error {
+            let _ = write!(out, " · {}", truncate(e, 300));
+        }
+        out.push('\n');
+        for row in &rows {
+            let (_, events) = daemon.store.drift(row.id)?;
+            let mark = events
+                .iter()
+                .filter(|e| e.scan_id == Some(scan.scan_id))
+                .map(|e| match e.event.as_str() {
+                    "opened" => "new",
+                    "escalated" => "escalated",
+                    _ => "changed",
+                })
+                .next_back()
+                .unwrap_or("known");
+            let b = &row.body;
+            let _ = writeln!(
+                out,
+                "  {} {}  {} · {}  [{mark}]",
+                row.severity.to_uppercase(),
+                row.resource,
+                b["type"].as_str().unwrap_or(&row.drift_type),
+                b["cause"].as_str().unwrap_or("unknown"),
+            );
+            for c in b["changes"].as_array().into_iter().flatten() {
+                let who = c["manager"]
+                    .as_str()
+                    .map(|m| format!(" · {m}"))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "    {} {}  {} → {}  [{} {}{who}]",
+                    match c["op"].as_str() {
+                        Some("added") => "+",
+                        Some("removed") => "-",
+                        _ => "~",
+                    },
+                    c["field"].as_str().unwrap_or_default(),
+                    inline_value(&c["desired"], 60),
+                    inline_value(&c["live"], 60),
+                    c["category"].as_str().unwrap_or_default(),
+                    c["severity"].as_str().unwrap_or_default(),
+                );
+            }
+            if let Some(fix) = b["kubectl"].as_str() {
+                let label = if b["patch_verified"].as_bool() == Some(true) {
+                    "fix (verified):"
+                } else if b["redacted"].as_bool() == Some(true) {
+                    "fix (needs the value):"
+                } else {
+                    "fix:"
+                };
+                let _ = writeln!(out, "    {label} {}", truncate(fix, 4000));
+            }
+        }
+    }
+    for (name, sinks) in &once.reports {
+        let _ = writeln!(out, "report {name}: sent to {sinks} sink(s)");
+    }
+    Ok(out)
 }

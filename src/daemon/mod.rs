@@ -150,6 +150,16 @@ pub struct ScanSummary {
     pub duration_ms: u64,
 }
 
+/// What [`Daemon::run_once_detailed`] did.
+#[derive(Debug, Clone)]
+pub struct OnceOutcome {
+    /// 0 clean, 1 open drift at or above `--fail-on`, 2 a scan failed or was partial.
+    pub code: u8,
+    pub scans: Vec<ScanSummary>,
+    /// Reports sent: name and the number of sinks they were queued for.
+    pub reports: Vec<(String, usize)>,
+}
+
 /// Errors that stop the daemon from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -714,15 +724,38 @@ impl Daemon {
     /// code of `envdrift diff`: 2 when a scan failed or was partial, 1 when open drift at or
     /// above `fail_on` exists, else 0.
     pub async fn run_once(self: &Arc<Self>, fail_on: Option<Severity>) -> Result<u8, StoreError> {
+        Ok(self.run_once_detailed(fail_on).await?.code)
+    }
+
+    /// [`Daemon::run_once`], with what it did: each target's scan and the reports sent.
+    pub async fn run_once_detailed(
+        self: &Arc<Self>,
+        fail_on: Option<Severity>,
+    ) -> Result<OnceOutcome, StoreError> {
         let mut summaries = Vec::new();
         for t in self.targets() {
             summaries.push(self.scan(&t).await?);
         }
+        let mut reports = Vec::new();
         for r in &self.cfg.reports {
             if self.report_due(r)? {
-                self.send_report(r)?;
+                let sinks = self.send_report(r)?;
+                reports.push((r.name.clone(), sinks));
             }
         }
+        let code = self.finish_once(&summaries, fail_on).await?;
+        Ok(OnceOutcome {
+            code,
+            scans: summaries,
+            reports,
+        })
+    }
+
+    async fn finish_once(
+        self: &Arc<Self>,
+        summaries: &[ScanSummary],
+        fail_on: Option<Severity>,
+    ) -> Result<u8, StoreError> {
         self.drain_outbox(Duration::from_secs(60)).await?;
         let retention = interval_of(&self.cfg.retention, Duration::from_secs(30 * 86_400));
         self.store.prune(&fmt_time(
