@@ -665,22 +665,84 @@ fn the_readme_main_job_prints_drifts_and_fixes_every_time() {
     let second = envdrift(&args);
     std::fs::remove_file(&cfg_path).unwrap();
     for (run, out, mark) in [(1, &first, "[new]"), (2, &second, "[known]")] {
-        assert_eq!(out.status.code(), Some(0), "run {run}: {}", text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "run {run}: {}",
+            text(&out.stderr)
+        );
         let s = text(&out.stdout);
         assert!(s.contains("production: scan ok"), "run {run}: {s}");
-        assert!(s.contains("staging-vs-production: scan ok"), "run {run}: {s}");
         assert!(
-            s.contains("CRITICAL Deployment shop-prod/api  modified · manual")
-                && s.contains(mark),
+            s.contains("staging-vs-production: scan ok"),
+            "run {run}: {s}"
+        );
+        assert!(
+            s.contains("CRITICAL Deployment shop-prod/api  modified · manual") && s.contains(mark),
             "run {run}: {s}"
         );
         assert!(
             s.contains("fix (verified): kubectl patch deployment.apps api -n shop-prod"),
             "run {run}: {s}"
         );
-        assert!(!s.contains("\u{1b}["), "no colour codes when not a terminal");
-        assert!(!text(&out.stderr).contains("\u{1b}["), "no colour codes in logs");
+        assert!(
+            !s.contains("\u{1b}["),
+            "no colour codes when not a terminal"
+        );
+        assert!(
+            !text(&out.stderr).contains("\u{1b}["),
+            "no colour codes in logs"
+        );
     }
-    assert!(text(&first.stdout).contains("report daily: sent to"), "{}", text(&first.stdout));
-    assert!(!text(&second.stdout).contains("[new]"), "{}", text(&second.stdout));
+    assert!(
+        text(&first.stdout).contains("report daily: sent to"),
+        "{}",
+        text(&first.stdout)
+    );
+    assert!(
+        !text(&second.stdout).contains("[new]"),
+        "{}",
+        text(&second.stdout)
+    );
+}
+
+#[test]
+fn a_taken_port_stops_the_daemon_at_once() {
+    use wait_timeout::ChildExt;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let demo = root().join("config/demo");
+    let cfg = dir.path().join("envdrift.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir: state\nlisten: {addr}\nenvironments:\n  production:\n    desired: {{type: dir, path: {d}/git/production}}\n    live: {{type: dump, path: {d}/live/production}}\n",
+            d = demo.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_envdrift"))
+        .args(["daemon", "--config", cfg.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = child
+        .wait_timeout(std::time::Duration::from_secs(20))
+        .unwrap();
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the daemon kept running on a taken port");
+    };
+    assert_eq!(status.code(), Some(2));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains(&addr.to_string()), "{err}");
+    assert!(
+        !err.contains("scan finished"),
+        "nothing scanned before the bind: {err}"
+    );
+    drop(taken);
 }

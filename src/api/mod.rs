@@ -742,16 +742,44 @@ pub async fn serve(
     cfg: &ApiConfig,
     addr: SocketAddr,
     base: &Path,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
     bound: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
 ) -> Result<(), ApiError> {
+    let listener = bind(cfg, addr).await?;
+    serve_on(state, cfg, listener, base, shutdown, bound).await
+}
+
+/// Binds the API's listener (refusing a non-loopback address without tokens): the daemon
+/// binds before it starts anything else, so a taken port is an error at once.
+///
+/// # Errors
+/// [`ApiError::OpenOnNetwork`], [`ApiError::Bind`] naming the address.
+pub async fn bind(cfg: &ApiConfig, addr: SocketAddr) -> Result<tokio::net::TcpListener, ApiError> {
     if !addr.ip().is_loopback() && cfg.tokens.is_empty() {
         return Err(ApiError::OpenOnNetwork { addr });
     }
-    let app = router(state, cfg)?;
-    let listener = tokio::net::TcpListener::bind(addr)
+    tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|source| ApiError::Bind { addr, source })?;
+        .map_err(|source| ApiError::Bind { addr, source })
+}
+
+/// Serves the API on a listener from [`bind`] until `shutdown` turns true.
+///
+/// # Errors
+/// A bad TLS setup or a failing listener.
+pub async fn serve_on(
+    state: Shared,
+    cfg: &ApiConfig,
+    listener: tokio::net::TcpListener,
+    base: &Path,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    bound: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+) -> Result<(), ApiError> {
+    let app = router(state, cfg)?;
+    let addr = listener.local_addr().map_err(|source| ApiError::Bind {
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        source,
+    })?;
     let local = listener
         .local_addr()
         .map_err(|source| ApiError::Bind { addr, source })?;

@@ -427,15 +427,28 @@ pub(crate) fn cmd_daemon(args: DaemonArgs) -> Result<u8> {
             stdout.flush().context("writing the summary")?;
             return Ok(once.code);
         }
+        // The listener first: a taken port is an error now, before any scan starts.
+        let listener = envdrift::api::bind(&api_cfg, addr).await?;
         let state = Arc::new(envdrift::api::ApiState::new(Arc::clone(&daemon), &api_cfg, &base)?);
         let (tx, rx) = tokio::sync::watch::channel(false);
         let api_rx = rx.clone();
-        let api = tokio::spawn(async move { envdrift::api::serve(state, &api_cfg, addr, &base, api_rx, None).await });
+        let api = tokio::spawn(async move {
+            envdrift::api::serve_on(state, &api_cfg, listener, &base, api_rx, None).await
+        });
         tokio::spawn(async move {
             wait_for_signal().await;
             let _ = tx.send(true);
         });
-        tracing::info!(targets = daemon.targets().len(), store = %daemon.store.path().display(), api = %addr, "daemon started");
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            listen = %addr,
+            store = %daemon.store.path().display(),
+            targets = daemon.targets().len(),
+            "daemon started"
+        );
+        for t in daemon.targets() {
+            tracing::info!(target_name = t.name(), kind = t.kind(), every = %humantime::format_duration(daemon.interval(&t)), "scheduled");
+        }
         daemon.run(rx).await;
         match api.await {
             Ok(Err(e)) => Err(anyhow::Error::new(e)),
@@ -523,8 +536,8 @@ fn once_summary(
     daemon: &envdrift::daemon::Daemon,
     once: &envdrift::daemon::OnceOutcome,
 ) -> Result<String> {
-    use std::fmt::Write as _;
     use envdrift::report::{inline_value, truncate};
+    use std::fmt::Write as _;
     let mut out = String::new();
     for scan in &once.scans {
         let rows = daemon.store.open_drifts(&scan.target)?;

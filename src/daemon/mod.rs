@@ -130,7 +130,8 @@ impl Target {
             Target::Environment(n) | Target::Comparison(n) => n,
         }
     }
-    fn kind(&self) -> &'static str {
+    /// `environment` or `comparison` (as stored with scans).
+    pub fn kind(&self) -> &'static str {
         match self {
             Target::Environment(_) => "environment",
             Target::Comparison(_) => "comparison",
@@ -250,6 +251,30 @@ impl Daemon {
             live_caches: crate::source::SourceCaches::default(),
             started: std::time::Instant::now(),
         })
+    }
+
+    /// How often a target is scanned: its `interval` (default 5 min for environments,
+    /// 15 min for comparisons).
+    pub fn interval(&self, t: &Target) -> Duration {
+        match t {
+            Target::Environment(n) => interval_of(
+                &self
+                    .cfg
+                    .environments
+                    .get(n)
+                    .and_then(|e| e.interval.clone()),
+                Duration::from_secs(300),
+            ),
+            Target::Comparison(n) => interval_of(
+                &self
+                    .cfg
+                    .comparisons
+                    .iter()
+                    .find(|c| &c.name() == n)
+                    .and_then(|c| c.interval.clone()),
+                Duration::from_secs(900),
+            ),
+        }
     }
 
     /// Every configured target.
@@ -786,25 +811,7 @@ impl Daemon {
         for t in self.targets() {
             let me = Arc::clone(&self);
             let mut stop = shutdown.clone();
-            let every = match &t {
-                Target::Environment(n) => interval_of(
-                    &self
-                        .cfg
-                        .environments
-                        .get(n)
-                        .and_then(|e| e.interval.clone()),
-                    Duration::from_secs(300),
-                ),
-                Target::Comparison(n) => interval_of(
-                    &self
-                        .cfg
-                        .comparisons
-                        .iter()
-                        .find(|c| &c.name() == n)
-                        .and_then(|c| c.interval.clone()),
-                    Duration::from_secs(900),
-                ),
-            };
+            let every = self.interval(&t);
             tasks.spawn(async move {
                 // Spread the first scans over a tenth of the interval.
                 let mut delay = jitter(every / 10);
