@@ -23,8 +23,9 @@ struct Run {
     stdout: Vec<u8>,
 }
 
-// The child is reaped with wait4 (for its rusage), not Child::wait.
-#[allow(clippy::zombie_processes)]
+// The child is reaped with wait4 (for its rusage), not Child::wait; libc's wait4 is the
+// one unsafe call of the workspace (the lints table denies unsafe code elsewhere).
+#[allow(clippy::zombie_processes, unsafe_code)]
 fn run(args: &[&str]) -> Run {
     let start = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_envdrift"))

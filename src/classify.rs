@@ -346,7 +346,7 @@ pub struct ManagerClasses {
 }
 
 fn strings(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
+    v.iter().map(std::string::ToString::to_string).collect()
 }
 
 fn default_manual() -> Vec<String> {

@@ -383,7 +383,7 @@ fn rule(group: &str, kind: &str, paths: &[&str]) -> IgnoreRule {
     IgnoreRule {
         group: (group != "*").then(|| group.to_string()),
         kind: (kind != "*").then(|| kind.to_string()),
-        paths: paths.iter().map(|p| p.to_string()).collect(),
+        paths: paths.iter().map(std::string::ToString::to_string).collect(),
         reason: Some("differs by design between environments".into()),
         ..IgnoreRule::default()
     }
@@ -879,7 +879,7 @@ mod tests {
         let problems: Vec<String> = cfg
             .validate(Path::new("c.yaml"))
             .iter()
-            .map(|e| e.to_string())
+            .map(std::string::ToString::to_string)
             .collect();
         assert_eq!(problems.len(), 3, "{problems:?}");
         assert!(problems.iter().any(|p| p.contains("ignore[0].paths[0]")));

@@ -19,6 +19,9 @@
 //!
 //! Secret values never leave the process in clear: [`redact`] hashes them as they are read.
 
+// Input never reaches an unwrap or expect in the product (tests may use them).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod alert;
 pub mod api;
 pub mod classify;

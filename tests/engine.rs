@@ -46,7 +46,7 @@ fn take_ownership(v: &mut Value, manager: &str, subresource: Option<&str>, field
             return;
         };
         for (k, sub) in f {
-            let is_leaf = sub.as_object().is_none_or(|m| m.is_empty());
+            let is_leaf = sub.as_object().is_none_or(serde_json::Map::is_empty);
             if is_leaf {
                 e.remove(k);
             } else if let Some(child) = e.get_mut(k) {

@@ -740,7 +740,7 @@ fn adopt_patches_apply_with_git_and_clear_the_drift() {
         .unwrap()
         .iter()
         .filter(|d| d["type"] == "modified" && d["resource"]["kind"] != "Secret")
-        .map(|d| d.to_string())
+        .map(std::string::ToString::to_string)
         .collect();
     assert!(left.is_empty(), "drift left after adopting: {left:?}");
 

@@ -219,7 +219,7 @@ fn kubectl_changes_are_found_attributed_and_undone_by_their_patches() {
     let with_ns = |args: &[&str]| -> Vec<String> {
         args.iter()
             .chain(ns.iter())
-            .map(|s| s.to_string())
+            .map(std::string::ToString::to_string)
             .collect()
     };
     let run = |args: Vec<String>| {

@@ -45,13 +45,10 @@ fn diff_with_token_url(
         .stderr(std::fs::File::create(&se).unwrap())
         .spawn()
         .unwrap();
-    let status = match child.wait_timeout(Duration::from_secs(60)).unwrap() {
-        Some(s) => s,
-        None => {
-            child.kill().ok();
-            child.wait().ok();
-            panic!("envdrift diff did not finish in 60 s");
-        }
+    let Some(status) = child.wait_timeout(Duration::from_secs(60)).unwrap() else {
+        child.kill().ok();
+        child.wait().ok();
+        panic!("envdrift diff did not finish in 60 s");
     };
     let all = std::fs::read_to_string(&so).unwrap() + &std::fs::read_to_string(&se).unwrap();
     (status.code(), all)

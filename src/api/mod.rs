@@ -838,7 +838,7 @@ mod tls {
         };
         let (cert, key) = (abs(&cfg.cert_file), abs(&cfg.key_file));
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert)
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .and_then(std::iter::Iterator::collect::<Result<Vec<_>, _>>)
             .map_err(|e| ApiError::Tls(format!("cert_file {}: {e}", cert.display())))?;
         if certs.is_empty() {
             return Err(ApiError::Tls(format!(

@@ -119,11 +119,13 @@ struct Rewrite {
 
 impl Rewrite {
     fn new(from: &str, to: &str) -> Rewrite {
+        // Escaped literals joined by host runs always form a valid regex; should one not
+        // compile, the rule matches its text literally.
         let re = from.contains('*').then(|| {
             let pattern: Vec<String> = from.split('*').map(regex::escape).collect();
-            regex::Regex::new(&pattern.join(HOST_RUN))
-                .expect("escaped literals and host runs always form a valid regex")
+            regex::Regex::new(&pattern.join(HOST_RUN)).ok()
         });
+        let re = re.flatten();
         Rewrite {
             from: from.to_string(),
             to: to.to_string(),

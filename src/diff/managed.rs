@@ -173,7 +173,7 @@ mod tests {
     }
 
     fn path(parts: &[&str]) -> Vec<FieldElem> {
-        parts.iter().map(|s| s.to_string()).collect()
+        parts.iter().map(std::string::ToString::to_string).collect()
     }
 
     #[test]

@@ -80,7 +80,9 @@ struct Bundled {
 }
 
 static BUNDLED: LazyLock<Bundled> = LazyLock::new(|| {
-    let doc: Value = serde_json::from_str(BUILTIN_JSON).expect("src/schema/builtin.json is JSON");
+    // Generated and checked by tests (`bundled_set_*`); should it not parse, no kind would
+    // have a bundled schema and every one would be noted as such.
+    let doc: Value = serde_json::from_str(BUILTIN_JSON).unwrap_or_default();
     let mut kinds = HashMap::new();
     if let Some(k) = doc.get("kinds").and_then(Value::as_object) {
         for (gk, e) in k {
@@ -128,13 +130,17 @@ static BUILTIN_CACHE: LazyLock<Cache> = LazyLock::new(Default::default);
 /// The schema of a kind from the bundled set and the hand table only (no CRDs).
 pub fn builtin(group: &str, kind: &str) -> Arc<KindSchema> {
     let k = (group.to_string(), kind.to_string());
-    if let Some(s) = BUILTIN_CACHE.read().expect("schema cache").get(&k) {
+    if let Some(s) = BUILTIN_CACHE
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&k)
+    {
         return s.clone();
     }
     let built = Arc::new(build_builtin(group, kind));
     BUILTIN_CACHE
         .write()
-        .expect("schema cache")
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .entry(k)
         .or_insert(built)
         .clone()
@@ -172,11 +178,15 @@ fn intern_keys(
     static STRS: LazyLock<Mutex<HashSet<&'static str>>> = LazyLock::new(Default::default);
     type Owned = Vec<(String, Option<String>)>;
     static SETS: LazyLock<Mutex<HashMap<Owned, Keys>>> = LazyLock::new(Default::default);
-    let mut sets = SETS.lock().expect("key interner");
+    let mut sets = SETS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(k) = sets.get(&keys) {
         return k;
     }
-    let mut strs = STRS.lock().expect("key interner");
+    let mut strs = STRS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut s = |x: &str| -> &'static str {
         match strs.get(x) {
             Some(v) => v,
@@ -571,9 +581,15 @@ impl Registry {
             }
             let (kinds, errors) = crd_schemas(&obj.value);
             if !errors.is_empty() {
-                self.errors.lock().expect("schema errors").extend(errors);
+                self.errors
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .extend(errors);
             }
-            let mut map = self.crds.write().expect("schema registry");
+            let mut map = self
+                .crds
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             for (g, k, s) in kinds {
                 map.insert((g, k), Arc::new(s));
             }
@@ -584,12 +600,20 @@ impl Registry {
     /// for [`Registry::notes`].
     pub fn get(&self, group: &str, kind: &str) -> Arc<KindSchema> {
         let k = (group.to_string(), kind.to_string());
-        if let Some(s) = self.crds.read().expect("schema registry").get(&k) {
+        if let Some(s) = self
+            .crds
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&k)
+        {
             return s.clone();
         }
         let s = builtin(group, kind);
         if s.source == SchemaSource::Unknown {
-            let mut u = self.unknown.lock().expect("schema notes");
+            let mut u = self
+                .unknown
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let name = if group.is_empty() {
                 kind.to_string()
             } else {
@@ -604,7 +628,10 @@ impl Registry {
 
     /// Errors met reading CRD schemas.
     pub fn errors(&self) -> Vec<SchemaError> {
-        self.errors.lock().expect("schema errors").clone()
+        self.errors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// What the result should say about schemas: kinds compared without one, and CRD
@@ -615,7 +642,12 @@ impl Registry {
             .iter()
             .map(|e| format!("{e}: compared without that schema"))
             .collect();
-        for k in self.unknown.lock().expect("schema notes").iter() {
+        for k in self
+            .unknown
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
             out.push(format!("no schema for {k}: lists compared by position"));
         }
         out

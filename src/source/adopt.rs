@@ -176,7 +176,7 @@ fn apply_edits(lines: &[&str], edits: Vec<Edit>) -> Result<String, String> {
             return Err("overlapping edits in one file region".into());
         }
     }
-    let mut out: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
+    let mut out: Vec<String> = lines.iter().map(std::string::ToString::to_string).collect();
     for e in edits {
         out.splice(e.start..e.end, e.lines);
     }

@@ -765,7 +765,11 @@ mod tests {
             "stdin",
             &LoadOptions::default(),
         );
-        let keys: Vec<String> = snap.objects.keys().map(|k| k.to_string()).collect();
+        let keys: Vec<String> = snap
+            .objects
+            .keys()
+            .map(std::string::ToString::to_string)
+            .collect();
         assert_eq!(
             keys,
             [

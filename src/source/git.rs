@@ -700,7 +700,7 @@ pub fn read_files(synced: &Synced, reference: &str, path: &str) -> Result<Vec<Tr
         }
         let sub = entry
             .object()
-            .and_then(|o| o.peel_to_tree())
+            .and_then(gix::Object::peel_to_tree)
             .map_err(|e| read_err(format!("{e:#}")))?;
         (sub, format!("{path}/"))
     };

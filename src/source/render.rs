@@ -602,7 +602,7 @@ fn kustomize_needs(files: &dyn TreeView, dir: &str, out: &mut Vec<String>) {
                 if !out.iter().any(|d| d == parent) {
                     out.push(parent.to_string());
                 }
-            } else if !out.iter().any(|d| d.is_empty()) {
+            } else if !out.iter().any(std::string::String::is_empty) {
                 out.push(String::new());
             }
         } else {

@@ -423,7 +423,9 @@ impl Store {
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves SQLite consistent (transactions roll back).
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn err(&self, context: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
@@ -686,7 +688,8 @@ impl Store {
         let limit = if f.limit == 0 { 100 } else { f.limit.min(1000) };
         sql.push_str(&format!(" ORDER BY id LIMIT {limit}"));
         let mut stmt = conn.prepare(&sql).map_err(self.err("listing drifts"))?;
-        let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|b| b.as_ref()).collect();
+        let refs: Vec<&dyn rusqlite::ToSql> =
+            args.iter().map(std::convert::AsRef::as_ref).collect();
         let rows = stmt
             .query_map(refs.as_slice(), row_to_drift)
             .map_err(self.err("listing drifts"))?;

@@ -31,9 +31,8 @@ pub fn body(templates: &Templates, notice: &Notice) -> Result<Vec<u8>, String> {
 /// `sha256=<lowercase hex of HMAC-SHA256(secret, body)>`.
 pub fn signature(secret: &[u8], body: &[u8]) -> String {
     // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = match Hmac::<Sha256>::new_from_slice(secret) {
-        Ok(m) => m,
-        Err(_) => return String::new(),
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+        return String::new();
     };
     mac.update(body);
     let tag = mac.finalize().into_bytes();

@@ -84,7 +84,7 @@ impl ResourceDef {
                 "watch",
             ]
             .iter()
-            .map(|s| s.to_string())
+            .map(std::string::ToString::to_string)
             .collect(),
         }
     }
@@ -118,7 +118,7 @@ fn builtin_resources() -> Vec<ResourceDef> {
                    scale: bool,
                    status: bool| {
         let mut d = ResourceDef::new(g, ver, k, p, ns);
-        d.short_names = short.iter().map(|s| s.to_string()).collect();
+        d.short_names = short.iter().map(std::string::ToString::to_string).collect();
         d.scale = scale;
         d.status = status;
         v.push(d);
@@ -399,7 +399,7 @@ struct Shared {
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A running test server; stops on drop.
@@ -831,7 +831,7 @@ async fn handle(
         }
     };
     // namespaces/NS/PLURAL[/NAME[/SUB]] or PLURAL[/NAME[/SUB]]
-    let rest: Vec<String> = rest.iter().map(|x| x.to_string()).collect();
+    let rest: Vec<String> = rest.iter().map(std::string::ToString::to_string).collect();
     let (namespace, rest) = if rest.len() >= 3
         && rest[0] == "namespaces"
         && !matches!(rest[2].as_str(), "status" | "finalize")
@@ -860,8 +860,8 @@ async fn handle(
             None,
         );
     };
-    let name = tail.first().map(|n| n.to_string());
-    let sub = tail.get(1).map(|n| n.to_string());
+    let name = tail.first().cloned();
+    let sub = tail.get(1).cloned();
     let rname = def.resource_name();
     // Faults.
     let (delay, fail, forbidden) = {
