@@ -39,17 +39,18 @@ impl Deliver for NoSinks {
 /// `kind namespace/name` → fingerprint.
 type Prints = BTreeMap<String, String>;
 
-fn prints(drifts: &Value, kind: &str, ns: &str, name: &str) -> Prints {
+fn prints(drifts: &Value, resource_at: &str) -> Prints {
     drifts
         .as_array()
         .expect("a drift list")
         .iter()
         .map(|d| {
+            let r = d.pointer(resource_at).expect("a resource");
             let key = format!(
                 "{} {}/{}",
-                d[kind].as_str().unwrap_or_default(),
-                d[ns].as_str().unwrap_or_default(),
-                d[name].as_str().unwrap_or_default()
+                r["kind"].as_str().unwrap_or_default(),
+                r["namespace"].as_str().unwrap_or_default(),
+                r["name"].as_str().unwrap_or_default()
             );
             (
                 key,
@@ -83,20 +84,7 @@ fn cli_prints(root: &Path) -> Prints {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: Value = serde_json::from_slice(&out.stdout).expect("JSON output");
-    let flat: Vec<Value> = v["drifts"]
-        .as_array()
-        .expect("drifts")
-        .iter()
-        .map(|d| {
-            serde_json::json!({
-                "kind": d["resource"]["kind"],
-                "namespace": d["resource"]["namespace"],
-                "name": d["resource"]["name"],
-                "fingerprint": d["fingerprint"],
-            })
-        })
-        .collect();
-    prints(&Value::Array(flat), "kind", "namespace", "name")
+    prints(&v["drifts"], "/resource")
 }
 
 async fn get(addr: std::net::SocketAddr, path: &str) -> Value {
@@ -177,39 +165,13 @@ async fn diff_api_compare_and_store_agree_on_fingerprints() {
         "/api/v1/compare?from=git:production&to=live:production",
     )
     .await;
-    let flat: Vec<Value> = compared["drifts"]
-        .as_array()
-        .expect("drifts")
-        .iter()
-        .map(|d| {
-            serde_json::json!({
-                "kind": d["resource"]["kind"],
-                "namespace": d["resource"]["namespace"],
-                "name": d["resource"]["name"],
-                "fingerprint": d["fingerprint"],
-            })
-        })
-        .collect();
-    let from_compare = prints(&Value::Array(flat), "kind", "namespace", "name");
+    let from_compare = prints(&compared["drifts"], "/resource");
     assert_eq!(
         from_compare, from_cli,
         "GET /api/v1/compare vs envdrift diff"
     );
 
     let stored = get(addr, "/api/v1/drifts?env=production").await;
-    let flat: Vec<Value> = stored["drifts"]
-        .as_array()
-        .expect("drifts")
-        .iter()
-        .map(|d| {
-            serde_json::json!({
-                "kind": d["body"]["resource"]["kind"],
-                "namespace": d["body"]["resource"]["namespace"],
-                "name": d["body"]["resource"]["name"],
-                "fingerprint": d["fingerprint"],
-            })
-        })
-        .collect();
-    let from_store = prints(&Value::Array(flat), "kind", "namespace", "name");
+    let from_store = prints(&stored["drifts"], "/body/resource");
     assert_eq!(from_store, from_cli, "GET /api/v1/drifts vs envdrift diff");
 }

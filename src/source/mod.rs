@@ -401,17 +401,7 @@ fn open_git(g: &GitSource, ctx: &Ctx<'_>) -> Result<Loaded, SourceError> {
     if let Some(reason) = &gl.stale {
         tracing::debug!(side = ctx.side, source = %g.spec.describe(), "STALE: {reason}");
     }
-    Ok(Loaded {
-        objects: gl.snapshot.objects.len(),
-        snapshot: gl.snapshot,
-        adopt: Some(AdoptSources {
-            files: gl.files,
-            renderer: gl.renderer,
-            trace_order: gl.trace_order,
-            set_values: gl.set_values,
-        }),
-        reused: 0,
-    })
+    Ok(rendered(gl))
 }
 
 fn open_rendered(r: &RenderedDir, ctx: &Ctx<'_>) -> Result<Loaded, SourceError> {
@@ -431,7 +421,12 @@ fn open_rendered(r: &RenderedDir, ctx: &Ctx<'_>) -> Result<Loaded, SourceError> 
         render_ms = u64::try_from(gl.render_time.as_millis()).unwrap_or(u64::MAX),
         "rendered local directory"
     );
-    Ok(Loaded {
+    Ok(rendered(gl))
+}
+
+/// A rendered source (Git or a local directory) with what adopt patches need.
+fn rendered(gl: render::GitLoad) -> Loaded {
+    Loaded {
         objects: gl.snapshot.objects.len(),
         snapshot: gl.snapshot,
         adopt: Some(AdoptSources {
@@ -441,7 +436,7 @@ fn open_rendered(r: &RenderedDir, ctx: &Ctx<'_>) -> Result<Loaded, SourceError> 
             set_values: gl.set_values,
         }),
         reused: 0,
-    })
+    }
 }
 
 fn open_cluster(c: &ClusterSource, ctx: &Ctx<'_>) -> Result<Loaded, SourceError> {
