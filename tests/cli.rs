@@ -746,3 +746,29 @@ fn a_taken_port_stops_the_daemon_at_once() {
     );
     drop(taken);
 }
+
+#[test]
+fn an_unusable_store_says_why_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // data_dir under a regular file: its directory cannot be created.
+    std::fs::write(dir.path().join("state"), "not a directory").unwrap();
+    let demo = root().join("config/demo");
+    let cfg = dir.path().join("envdrift.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir: state/db\nenvironments:\n  production:\n    desired: {{type: dir, path: {d}/git/production}}\n    live: {{type: dump, path: {d}/live/production}}\n",
+            d = demo.display()
+        ),
+    )
+    .unwrap();
+    let out = envdrift(&["daemon", "--config", cfg.to_str().unwrap(), "--once"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("cannot open the store: cannot create its directory")
+            && err.contains("not a directory"),
+        "{err}"
+    );
+    assert_eq!(err.matches("cannot open the store").count(), 1, "{err}");
+}

@@ -25,6 +25,9 @@ pub enum StoreError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    /// The store's file or directory cannot be used, in plain words.
+    #[error("{path}: cannot open the store: {reason}")]
+    Unusable { path: PathBuf, reason: String },
     #[error("{path}: migration to schema version {version} failed: {source}")]
     Migrate {
         path: PathBuf,
@@ -135,6 +138,17 @@ pub const MIGRATIONS: &[&str] = &[
 ];
 
 /// RFC 3339 UTC with milliseconds: sorts as text.
+/// An I/O error in plain words (permission denied, read-only file system, not a directory).
+fn plain_io(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::PermissionDenied => "permission denied".into(),
+        ErrorKind::ReadOnlyFilesystem => "the file system is read-only".into(),
+        ErrorKind::NotADirectory => "a part of the path is a file, not a directory".into(),
+        _ => e.to_string(),
+    }
+}
+
 pub fn now_rfc3339() -> String {
     fmt_time(chrono::Utc::now())
 }
@@ -369,10 +383,31 @@ impl Store {
     /// [`StoreError::Open`], [`StoreError::Migrate`], or [`StoreError::TooNew`] when a
     /// newer envdrift wrote the file.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let unusable = |reason: String| StoreError::Unusable {
+            path: path.to_path_buf(),
+            reason,
+        };
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
         {
-            let _ = std::fs::create_dir_all(dir);
+            std::fs::create_dir_all(dir).map_err(|e| {
+                unusable(format!(
+                    "cannot create its directory {}: {}",
+                    dir.display(),
+                    plain_io(&e)
+                ))
+            })?;
+            if std::fs::metadata(dir).is_ok_and(|m| m.permissions().readonly()) {
+                return Err(unusable(format!(
+                    "its directory {} is read-only (the store needs to write there)",
+                    dir.display()
+                )));
+            }
+        }
+        if std::fs::metadata(path).is_ok_and(|m| m.permissions().readonly()) {
+            return Err(unusable(
+                "the file is read-only (the store needs to write it)".into(),
+            ));
         }
         let conn = Connection::open(path).map_err(|source| StoreError::Open {
             path: path.to_path_buf(),
