@@ -408,17 +408,17 @@ impl Default for ManagerClasses {
 }
 
 impl ManagerClasses {
-    pub fn is_manual(&self, m: &str) -> bool {
+    pub(crate) fn is_manual(&self, m: &str) -> bool {
         self.manual.iter().any(|p| wildcard(p, m))
     }
-    pub fn is_controller(&self, m: &str) -> bool {
+    pub(crate) fn is_controller(&self, m: &str) -> bool {
         self.controller.iter().any(|p| wildcard(p, m))
     }
-    pub fn is_gitops(&self, m: &str) -> bool {
+    pub(crate) fn is_gitops(&self, m: &str) -> bool {
         self.gitops.iter().any(|p| wildcard(p, m))
     }
     /// The cause a manager stands for.
-    pub fn cause_of(&self, m: &str) -> Cause {
+    pub(crate) fn cause_of(&self, m: &str) -> Cause {
         if self.is_gitops(m) {
             Cause::Gitops
         } else if self.is_manual(m) {
@@ -573,7 +573,7 @@ impl Classifier {
     }
 
     /// Severity of a whole missing or unmanaged resource.
-    pub fn resource_severity(&self, key: &ResourceKey, drift: DriftType) -> Severity {
+    pub(crate) fn resource_severity(&self, key: &ResourceKey, drift: DriftType) -> Severity {
         self.kinds
             .iter()
             .find(|r| r.drift == drift && r.select.selects(key))

@@ -248,7 +248,7 @@ pub struct ClusterSourceConfig {
 
 impl SourceConfig {
     /// A one-line description for logs and reports.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             SourceConfig::Dir { path } => format!("dir:{}", path.display()),
             SourceConfig::Dump { path } => format!("dump:{}", path.display()),
@@ -335,7 +335,7 @@ pub struct ReportConfig {
 }
 
 /// Parses a duration like `5m`, `30s`, `1h30m`, `2d`.
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(s.trim())
         .map_err(|e| format!("`{s}` is not a duration (e.g. 30s, 5m, 1h): {e}"))
 }
@@ -390,7 +390,7 @@ fn rule(group: &str, kind: &str, paths: &[&str]) -> IgnoreRule {
 }
 
 /// The built-in expected divergences between environments.
-pub fn builtin_expected() -> Vec<IgnoreRule> {
+pub(crate) fn builtin_expected() -> Vec<IgnoreRule> {
     vec![
         rule("apps", "*", &["/spec/replicas"]),
         rule(

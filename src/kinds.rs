@@ -47,7 +47,7 @@ const CLUSTER_SCOPED: &[(&str, &str)] = &[
 
 /// True when `(group, kind)` is a built-in cluster-scoped kind or listed in `extra`
 /// (`Kind` or `Kind.group`, from config).
-pub fn is_cluster_scoped(group: &str, kind: &str, extra: &[String]) -> bool {
+pub(crate) fn is_cluster_scoped(group: &str, kind: &str, extra: &[String]) -> bool {
     CLUSTER_SCOPED
         .iter()
         .any(|(g, k)| *g == group && *k == kind)

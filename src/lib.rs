@@ -4,20 +4,25 @@
 //! and what actually runs, classified (category, severity, who changed it and when) and
 //! with a verified patch that undoes it.
 //!
-//! The flow (see DESIGN.md):
+//! The flow (docs/architecture.md):
 //!
 //! ```text
-//! Source ──► Snapshot ──► normalize ──► compare ──► classify ──► Drift set ──► report
+//! SourceSpec ──► source::open ──► run::run(&Job) ──► normalize ─► compare ─► classify ─► Outcome
 //! ```
 //!
-//! - [`source`] reads objects from files, directories, dumps and Git repositories (plain,
-//!   Kustomize, Helm) into a [`model::Snapshot`], and makes adopt-into-Git patches.
-//! - [`diff::compare`] is the pure engine: two snapshots in, [`model::Drift`]s out.
-//! - [`classify`] holds the category/severity rules and manager classes.
-//! - [`report`] renders a result as a table, JSON or Markdown.
-//! - [`config`] is the config file's schema.
+//! The library's face:
 //!
-//! Secret values never leave the process in clear: [`redact`] hashes them as they are read.
+//! - [`run`]: [`run::Job`] (two sides, a mode, the compiled config) → [`run::Outcome`] (the
+//!   drift set, both sides' metadata, whether it can be trusted): the one path used by the
+//!   CLI, the daemon and the API.
+//! - [`compare`] ([`diff::compare`]): the pure engine, two snapshots in, [`model::Drift`]s out.
+//! - [`model`]: keys, objects, snapshots, drifts, field changes.
+//! - [`config`]: the config file's schema, validation and [`config::Config::compile`].
+//!
+//! The other modules are public for the `envdrift` binary and the integration tests (sources,
+//! store, daemon, API, sinks, renderers); their items are `pub(crate)` unless one of those
+//! uses them. Secret values never leave the process in clear: [`redact`] hashes them as
+//! they are read.
 
 // Input never reaches an unwrap or expect in the product (tests may use them).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -28,7 +33,7 @@ pub mod classify;
 pub mod config;
 pub mod daemon;
 pub mod diff;
-pub mod kinds;
+pub(crate) mod kinds;
 pub mod model;
 pub mod redact;
 pub mod report;

@@ -36,7 +36,7 @@ impl ResourceKey {
     }
 
     /// `Kind` or `Kind.group`, the way kubectl names a resource type.
-    pub fn kind_with_group(&self) -> String {
+    pub(crate) fn kind_with_group(&self) -> String {
         if self.group.is_empty() {
             self.kind.clone()
         } else {
@@ -136,7 +136,7 @@ impl Object {
     }
 
     /// True when the object has `metadata.ownerReferences` (it is owned by another object).
-    pub fn is_owned(&self) -> bool {
+    pub(crate) fn is_owned(&self) -> bool {
         self.metadata()
             .and_then(|m| m.get("ownerReferences"))
             .and_then(Value::as_array)
@@ -229,11 +229,7 @@ pub struct Snapshot {
     pub unknown: Vec<UnknownScope>,
 }
 
-impl Snapshot {
-    pub fn is_unknown(&self, key: &ResourceKey) -> bool {
-        self.unknown.iter().any(|u| u.covers(key))
-    }
-}
+impl Snapshot {}
 
 /// How bad a change is. Ordered: `Info < Low < Medium < High < Critical`.
 #[derive(

@@ -41,7 +41,7 @@ pub fn is_hashed(s: &str) -> bool {
 }
 
 /// `sha256:ab12cd34ef56…`: the first 12 hex digits, for display.
-pub fn short_hash(s: &str) -> String {
+pub(crate) fn short_hash(s: &str) -> String {
     if is_hashed(s) {
         format!("{}…", &s[..HASH_PREFIX.len() + 12])
     } else {
@@ -122,7 +122,7 @@ fn redact_secret_body(obj: &mut Map<String, Value>) {
 }
 
 /// If `value` is a core/v1 Secret, hash all its values (see the module doc).
-pub fn redact_secret(value: &mut Value) {
+pub(crate) fn redact_secret(value: &mut Value) {
     if !is_secret(value) {
         return;
     }
@@ -148,7 +148,7 @@ pub fn redact_secret(value: &mut Value) {
 }
 
 /// True for `apiVersion: v1, kind: Secret`.
-pub fn is_secret(value: &Value) -> bool {
+pub(crate) fn is_secret(value: &Value) -> bool {
     value.get("kind").and_then(Value::as_str) == Some("Secret")
         && value.get("apiVersion").and_then(Value::as_str) == Some("v1")
 }
@@ -213,7 +213,7 @@ mod tests {
 /// every query parameter whose name looks like a credential ([`is_credential_name`]:
 /// `?access_token=abc` → `?access_token=***`). Text without `://` (local paths, scp-like
 /// `git@host:org/repo`) is returned as it is.
-pub fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_string();
     };
@@ -240,7 +240,7 @@ pub fn redact_url(url: &str) -> String {
 /// The secret parts of a URL that [`redact_url`] hides (the user info's password or bare
 /// token, credential query values), to scrub them from text that quotes the URL (errors of
 /// libraries).
-pub fn url_secrets(url: &str) -> Vec<String> {
+pub(crate) fn url_secrets(url: &str) -> Vec<String> {
     let mut out = Vec::new();
     let Some(scheme_end) = url.find("://") else {
         return out;
@@ -272,7 +272,7 @@ pub fn url_secrets(url: &str) -> Vec<String> {
 }
 
 /// `text` with every secret of `url` ([`url_secrets`]) replaced by `***`.
-pub fn scrub_url_secrets(text: &str, url: &str) -> String {
+pub(crate) fn scrub_url_secrets(text: &str, url: &str) -> String {
     let mut out = text.to_string();
     for s in url_secrets(url) {
         out = out.replace(&s, "***");
@@ -303,7 +303,7 @@ fn redact_query(rest: &str) -> String {
 /// `access_token`, `private_token`, `password`, `passwd`, `pwd`, `key`, `api_key`, `secret`,
 /// `client_secret`, `sig`, `signature`, `auth`, `authorization`, `credential`, `session`,
 /// `X-Amz-Signature`, `X-Amz-Security-Token`, …
-pub fn is_credential_name(name: &str) -> bool {
+pub(crate) fn is_credential_name(name: &str) -> bool {
     let n = name.to_ascii_lowercase().replace('-', "_");
     let n = n.trim();
     const PARTS: [&str; 8] = [

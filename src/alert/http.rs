@@ -23,7 +23,7 @@ pub fn connector(sink: &str) -> Result<HttpsConnector<HttpConnector>, SinkError>
 }
 
 /// Parses `url` (from config key `key`) and checks the scheme rule above.
-pub fn check_url(sink: &str, key: &str, url: &str) -> Result<hyper::Uri, SinkError> {
+pub(crate) fn check_url(sink: &str, key: &str, url: &str) -> Result<hyper::Uri, SinkError> {
     let uri: hyper::Uri = url
         .parse()
         .map_err(|e| SinkError::invalid(sink, key, format!("not a URL: {e}")))?;
@@ -67,7 +67,10 @@ pub fn retry_after(headers: &hyper::HeaderMap) -> Option<std::time::Duration> {
 /// (`100000000000000`, `18446744073709551615`, a 30-digit number) is that maximum, so that
 /// callers adding it to a clock never overflow. Negative, fractional or garbage values are
 /// `None` (no hint: the caller's own backoff applies).
-pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<std::time::Duration> {
+pub(crate) fn parse_retry_after(
+    value: &str,
+    now: std::time::SystemTime,
+) -> Option<std::time::Duration> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
         // All digits: only the size can fail, and a huge delay is the maximum.
@@ -89,7 +92,7 @@ pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<std:
 /// overflow a clock). Without `raw`, `backoff_step` itself, capped the same way.
 ///
 /// Re-exported as `envdrift::alert::clamp_retry_after` for the outbox driver (src/daemon).
-pub fn clamp_retry_after(
+pub(crate) fn clamp_retry_after(
     raw: Option<std::time::Duration>,
     backoff_step: std::time::Duration,
 ) -> std::time::Duration {

@@ -15,7 +15,8 @@ pub mod templates;
 pub mod webhook;
 
 /// `Retry-After` handling for the outbox driver: see [`clamp_retry_after`].
-pub use http::{MAX_RETRY_AFTER, clamp_retry_after, parse_retry_after};
+pub use http::MAX_RETRY_AFTER;
+pub(crate) use http::clamp_retry_after;
 pub use route::Route;
 pub use sink::{Sink, SinkConfig, SinkError, build_sinks};
 pub use templates::{TemplateError, Templates};

@@ -60,17 +60,6 @@ impl SinkConfig {
         }
     }
 
-    /// The sink's type as written in the config (`slack`, `email`, …).
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            SinkConfig::Slack(_) => "slack",
-            SinkConfig::Email(_) => "email",
-            SinkConfig::Desktop(_) => "desktop",
-            SinkConfig::Webhook(_) => "webhook",
-            SinkConfig::Log(_) => "log",
-        }
-    }
-
     /// Validates the config, resolves its secrets and builds the sink. No network traffic:
     /// use [`Sink::health`] for that.
     ///
@@ -263,7 +252,7 @@ pub struct Secret(String);
 
 impl Secret {
     /// The value, for the one place that sends it.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -280,7 +269,7 @@ impl fmt::Debug for Secret {
 /// # Errors
 /// Both set, the variable unset, the file unreadable, or the value empty: each names
 /// `<key>_env` or `<key>_file`.
-pub fn resolve_secret(
+pub(crate) fn resolve_secret(
     sink: &str,
     key: &str,
     env: Option<&str>,
@@ -321,7 +310,7 @@ pub fn resolve_secret(
 }
 
 /// Like [`resolve_secret`], for a secret the sink cannot work without.
-pub fn require_secret(
+pub(crate) fn require_secret(
     sink: &str,
     key: &str,
     env: Option<&str>,
@@ -370,7 +359,6 @@ mod tests {
     #[test]
     fn internally_tagged_config_rejects_misspelt_keys() {
         let ok = parse("{type: slack, name: s, channel: C1, token_env: T}").expect("valid");
-        assert_eq!(ok.type_name(), "slack");
         assert_eq!(ok.name(), "s");
         for (yaml, bad) in [
             ("{type: slack, name: s, chanel: C1, token_env: T}", "chanel"),

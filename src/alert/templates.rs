@@ -243,7 +243,7 @@ fn new_env() -> Environment<'static> {
 }
 
 /// Cuts `s` to at most `n` characters, the last one `…` when cut.
-pub fn shorten(s: &str, n: usize) -> String {
+pub(crate) fn shorten(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         return s.to_string();
     }

@@ -123,7 +123,7 @@ fn parse_src(d: &Daemon, raw: &str, param: &'static str) -> Result<(String, Side
     }
 }
 
-pub async fn handler(
+pub(crate) async fn handler(
     State(st): State<Shared>,
     q: Result<Query<CompareQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, HttpError> {

@@ -355,7 +355,7 @@ async fn metrics(State(st): State<Shared>) -> Response {
 
 /// The OpenAPI document with this daemon's environment and comparison names filled in as
 /// enums (schemas marked `x-envdrift-enum`), so that it describes exactly what is accepted.
-pub fn openapi_document(d: &Daemon) -> Value {
+pub(crate) fn openapi_document(d: &Daemon) -> Value {
     let mut doc: Value = serde_json::from_str(OPENAPI).unwrap_or(Value::Null);
     let targets: Vec<Value> = d.targets().iter().map(|t| json!(t.name())).collect();
     let mut sources = Vec::new();

@@ -20,7 +20,7 @@ use crate::report::{Mode, inline_value};
 use crate::store::{DriftRow, DriftWrite, NewDrift};
 
 /// The identity of a drift across scans: its type and resource (the version aside).
-pub fn identity(d: &Drift) -> String {
+pub(crate) fn identity(d: &Drift) -> String {
     let group = ResourceKey::group_of(&d.resource.api_version);
     format!(
         "{}|{}|{}|{}|{}",
@@ -46,7 +46,7 @@ pub fn age(since: &str, now: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 /// A drift as a notice shows it.
-pub fn notice_drift(
+pub(crate) fn notice_drift(
     d: &Drift,
     mode: Mode,
     first_seen: &str,
@@ -82,7 +82,7 @@ pub fn notice_drift(
 }
 
 /// A stored drift as a notice shows it (resolutions, reminders, reports).
-pub fn notice_from_row(row: &DriftRow, now: chrono::DateTime<chrono::Utc>) -> NoticeDrift {
+pub(crate) fn notice_from_row(row: &DriftRow, now: chrono::DateTime<chrono::Utc>) -> NoticeDrift {
     let body = &row.body;
     let changes = body["changes"]
         .as_array()

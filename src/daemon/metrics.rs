@@ -105,7 +105,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Sets the open-drift gauges from `(target, severity, categories)` rows.
-    pub fn set_open(&self, rows: &[(String, String, Vec<String>)]) {
+    pub(crate) fn set_open(&self, rows: &[(String, String, Vec<String>)]) {
         self.open_drifts.clear();
         for (target, severity, cats) in rows {
             for c in cats {

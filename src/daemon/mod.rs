@@ -293,12 +293,12 @@ impl Daemon {
     }
 
     /// Records a scan as started and returns its id; run it with [`Daemon::scan_with_id`].
-    pub fn reserve_scan(&self, target: &Target) -> Result<i64, StoreError> {
+    pub(crate) fn reserve_scan(&self, target: &Target) -> Result<i64, StoreError> {
         self.store.start_scan(target.name(), target.kind())
     }
 
     /// Scans a target, under an id from [`Daemon::reserve_scan`] when given.
-    pub async fn scan_with_id(
+    pub(crate) async fn scan_with_id(
         self: &Arc<Self>,
         target: &Target,
         id: Option<i64>,
@@ -348,16 +348,6 @@ impl Daemon {
             .observe(summary.duration_ms as f64 / 1000.0);
         self.outbox_wake.notify_one();
         Ok(summary)
-    }
-
-    /// Wakes the outbox driver (after alerts were queued outside a scan).
-    pub fn wake_outbox(&self) {
-        self.outbox_wake.notify_one();
-    }
-
-    /// Runs one scan of a target and records everything (blocking).
-    pub fn scan_blocking(&self, target: &Target) -> Result<ScanSummary, StoreError> {
-        self.scan_blocking_with(target, None)
     }
 
     fn scan_blocking_with(
@@ -568,7 +558,7 @@ impl Daemon {
     }
 
     /// Delivers every alert that is due. Returns how many were sent.
-    pub async fn deliver_due(&self) -> Result<usize, StoreError> {
+    pub(crate) async fn deliver_due(&self) -> Result<usize, StoreError> {
         let mut sent = 0;
         loop {
             let due = self.store.due_outbox(&now_rfc3339(), 50)?;
@@ -720,7 +710,7 @@ impl Daemon {
     }
 
     /// The next time a report's cron fires after `after`.
-    pub fn next_fire(
+    pub(crate) fn next_fire(
         &self,
         r: &ReportConfig,
         after: chrono::DateTime<chrono::Utc>,
@@ -733,7 +723,7 @@ impl Daemon {
     }
 
     /// Whether a report is due now (never ran, or its schedule fired since the last run).
-    pub fn report_due(&self, r: &ReportConfig) -> Result<bool, StoreError> {
+    pub(crate) fn report_due(&self, r: &ReportConfig) -> Result<bool, StoreError> {
         let Some(last) = self.store.report_last_run(&r.name)? else {
             return Ok(true);
         };

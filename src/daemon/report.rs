@@ -168,7 +168,7 @@ fn esc(s: &str) -> String {
 }
 
 /// The report as a standalone HTML page (API `format=html`).
-pub fn render_html(title: &str, sections: &[ReportSection]) -> String {
+pub(crate) fn render_html(title: &str, sections: &[ReportSection]) -> String {
     let mut out = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title></head><body><h1>{t}</h1>\n<table border=\"1\" cellpadding=\"4\"><tr><th>target</th><th>critical</th><th>high</th><th>medium</th><th>low</th><th>info</th><th>new</th><th>resolved</th></tr>\n",
         t = esc(title)

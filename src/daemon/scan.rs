@@ -91,7 +91,7 @@ impl ScanOutput {
 ///
 /// # Errors
 /// A source block that does not resolve (a bad Git block), naming the side.
-pub fn environment_job<'a>(
+pub(crate) fn environment_job<'a>(
     cfg: &Config,
     compiled: &Arc<Compiled>,
     base: &Path,
@@ -111,7 +111,7 @@ pub fn environment_job<'a>(
 }
 
 /// Scans one environment: desired vs live.
-pub fn scan_environment(
+pub(crate) fn scan_environment(
     cfg: &Config,
     compiled: &Arc<Compiled>,
     base: &Path,
@@ -129,7 +129,7 @@ pub fn scan_environment(
 }
 
 /// Runs one comparison: the live sides of two environments.
-pub fn scan_comparison(
+pub(crate) fn scan_comparison(
     cfg: &Config,
     compiled: &Arc<Compiled>,
     base: &Path,

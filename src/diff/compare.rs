@@ -1,6 +1,6 @@
 //! Field-level comparison of one desired object with its live counterpart.
 //!
-//! [`compare_objects`] walks both raw objects together, guided by the kind's schema
+//! [`compare_with_schema`] walks both raw objects together, guided by the kind's schema
 //! ([`super::normalize`]): keyed lists are matched by their merge keys, scalars compared
 //! canonically, server-managed fields skipped. Fields present only live go through the
 //! rules of DESIGN.md ("Desired vs live"): ignore rules, server defaults, three-way
@@ -109,20 +109,8 @@ struct Walker<'a> {
 
 static ATOMIC: ListType = ListType::Atomic;
 
-/// Compares one desired object with its live counterpart, with the kind's built-in schema
-/// (bundled OpenAPI set and hand table; no CRDs: see [`compare_with_schema`]).
-pub fn compare_objects(
-    key: &ResourceKey,
-    desired: &Value,
-    live: &Value,
-    opts: &Options,
-) -> ObjectDiff {
-    let schema = crate::schema::builtin(&key.group, &key.kind);
-    compare_with_schema(key, desired, live, opts, &schema.node)
-}
-
 /// Compares one desired object with its live counterpart, guided by `schema`.
-pub fn compare_with_schema(
+pub(crate) fn compare_with_schema(
     key: &ResourceKey,
     desired: &Value,
     live: &Value,
@@ -971,7 +959,7 @@ fn attribution(e: &ManagedEntry) -> Attribution {
 }
 
 /// JSON Pointer escaping of one token.
-pub fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     if s.contains(['~', '/']) {
         s.replace('~', "~0").replace('/', "~1")
     } else {

@@ -386,7 +386,7 @@ impl Mapping {
     /// `from` side's terms, for patches that make `from` match `to`. Only strings at paths
     /// the forward mapping rewrote in this object are reversed (`rewritten`): a value both
     /// environments share (`registry.example.com`) stays as it is.
-    pub fn reverse_at(
+    pub(crate) fn reverse_at(
         &self,
         v: &mut Value,
         path: &str,
@@ -414,7 +414,7 @@ impl Mapping {
 
     /// Rewrites a value from the `to` side back into the `from` side's terms, everywhere.
     /// Wildcard rules are reversed by swapping their patterns; prefer [`Mapping::reverse_at`].
-    pub fn reverse_value(&self, v: &mut Value) {
+    pub(crate) fn reverse_value(&self, v: &mut Value) {
         match v {
             Value::String(s) => {
                 for (a, b) in &self.cfg.namespaces {

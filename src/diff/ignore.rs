@@ -256,28 +256,28 @@ impl IgnoreSet {
     }
 
     /// True when a rule ignores the whole object.
-    pub fn ignores_object(&self, key: &ResourceKey) -> bool {
+    pub(crate) fn ignores_object(&self, key: &ResourceKey) -> bool {
         self.rules
             .iter()
             .any(|r| r.paths.is_empty() && r.managers.is_empty() && r.select.selects(key))
     }
 
     /// True when a path rule covers `path` of the object.
-    pub fn ignores_path(&self, key: &ResourceKey, path: &[SegView<'_>]) -> bool {
+    pub(crate) fn ignores_path(&self, key: &ResourceKey, path: &[SegView<'_>]) -> bool {
         self.rules
             .iter()
             .any(|r| r.select.selects(key) && r.paths.iter().any(|p| p.covers(path)))
     }
 
     /// True when a manager rule names `manager` for the object.
-    pub fn ignores_manager(&self, key: &ResourceKey, manager: &str) -> bool {
+    pub(crate) fn ignores_manager(&self, key: &ResourceKey, manager: &str) -> bool {
         self.rules
             .iter()
             .any(|r| r.select.selects(key) && r.managers.iter().any(|m| wildcard(m, manager)))
     }
 
     /// Whether any rule can apply to this object at all (lets the engine skip checks).
-    pub fn applies_to(&self, key: &ResourceKey) -> bool {
+    pub(crate) fn applies_to(&self, key: &ResourceKey) -> bool {
         self.rules.iter().any(|r| r.select.selects(key))
     }
 }

@@ -19,7 +19,7 @@ pub struct ManagedEntry {
 }
 
 impl ManagedEntry {
-    pub fn is_apply(&self) -> bool {
+    pub(crate) fn is_apply(&self) -> bool {
         self.operation.as_deref() == Some("Apply")
     }
 }
@@ -76,7 +76,7 @@ fn canonical_elem(raw: &str) -> String {
 
 impl ManagedIndex {
     /// Reads `metadata.managedFields` of a live object; `None` when it has none.
-    pub fn from_object(obj: &Value) -> Option<ManagedIndex> {
+    pub(crate) fn from_object(obj: &Value) -> Option<ManagedIndex> {
         let list = obj.pointer("/metadata/managedFields")?.as_array()?;
         if list.is_empty() {
             return None;
@@ -107,7 +107,7 @@ impl ManagedIndex {
     /// Managers owning `path`: the ones that own it or (when `subtree`) anything under it;
     /// when the path goes below a leaf that someone owns as a whole (an atomic list), that
     /// leaf's owners. Sorted by time, most recent first.
-    pub fn owners(&self, path: &[FieldElem], subtree: bool) -> Vec<&ManagedEntry> {
+    pub(crate) fn owners(&self, path: &[FieldElem], subtree: bool) -> Vec<&ManagedEntry> {
         let mut node = &self.root;
         let mut ids = Vec::new();
         let mut complete = true;

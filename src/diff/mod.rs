@@ -1,7 +1,7 @@
 //! The pure drift engine: two [`Snapshot`]s in, a [`DiffResult`] out. No I/O.
 //!
 //! Entry point: [`compare`]. Objects are paired by [`ResourceKey`]; each pair is compared
-//! field by field ([`compare::compare_objects`]), changes are classified
+//! field by field ([`compare::compare_with_schema`]), changes are classified
 //! ([`crate::classify`]) and turned into a patch that is verified by applying it to the
 //! live object and comparing again ([`patch`]).
 //!
@@ -197,11 +197,6 @@ impl<'a> Comparison<'a> {
         }
     }
 
-    /// The comparison's schema registry.
-    pub fn schemas(&self) -> &Registry {
-        &self.schemas
-    }
-
     /// Compares a batch of live objects with their desired counterparts.
     pub fn batch<K, O>(&self, live: &[(K, O)]) -> Partial
     where
@@ -315,7 +310,7 @@ fn objects_per_file(desired: &Snapshot) -> std::collections::HashMap<&std::path:
 }
 
 /// Highest severity first, then by resource.
-pub fn sort_drifts(drifts: &mut [Drift]) {
+pub(crate) fn sort_drifts(drifts: &mut [Drift]) {
     drifts.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
@@ -604,7 +599,7 @@ fn modified_drift(
 
 /// The change that speaks for a drift: the most severe non-expected one; among equals a
 /// person's change first, then a controller's, then an unknown writer, then the applier's.
-pub fn top_change(changes: &[FieldChange]) -> Option<&FieldChange> {
+pub(crate) fn top_change(changes: &[FieldChange]) -> Option<&FieldChange> {
     let rank = |c: &Cause| match c {
         Cause::Manual => 0,
         Cause::Controller => 1,

@@ -123,7 +123,7 @@ pub struct SchemaBuilder {
 
 impl SchemaBuilder {
     /// Lays rules over an existing tree (one read from a schema).
-    pub fn from_node(root: SchemaNode) -> Self {
+    pub(crate) fn from_node(root: SchemaNode) -> Self {
         SchemaBuilder { root }
     }
     pub fn list(&mut self, pointer: &str, list: ListType) -> &mut Self {
@@ -138,18 +138,18 @@ impl SchemaBuilder {
         self.root.at_mut(pointer).default = Some(value);
         self
     }
-    pub fn strip(&mut self, pointer: &str) -> &mut Self {
+    pub(crate) fn strip(&mut self, pointer: &str) -> &mut Self {
         self.root.at_mut(pointer).strip = true;
         self
     }
-    pub fn user_map(&mut self, pointer: &str) -> &mut Self {
+    pub(crate) fn user_map(&mut self, pointer: &str) -> &mut Self {
         let n = self.root.at_mut(pointer);
         n.user_map = true;
         n.any.get_or_insert_with(Default::default).scalar = ScalarType::Text;
         self
     }
     /// `""`, `null` and absent alike in this user-data map.
-    pub fn blank_is_absent(&mut self, pointer: &str) -> &mut Self {
+    pub(crate) fn blank_is_absent(&mut self, pointer: &str) -> &mut Self {
         self.user_map(pointer);
         let n = self.root.at_mut(pointer);
         n.blank_is_absent = true;
@@ -435,7 +435,7 @@ fn hand_kinds() -> Vec<(&'static str, &'static str)> {
 }
 
 /// Whether the hand-written table has rules of its own for a kind.
-pub fn hand_table_knows(group: &str, kind: &str) -> bool {
+pub(crate) fn hand_table_knows(group: &str, kind: &str) -> bool {
     hand_kinds().iter().any(|(g, k)| *g == group && *k == kind)
 }
 
@@ -487,7 +487,7 @@ pub fn is_empty(v: &Value, in_user_map: bool, s: Option<&SchemaNode>) -> bool {
 }
 
 /// Compares two scalars (or atomic values) the way the API server would see them.
-pub fn scalar_eq(a: &Value, b: &Value, ty: ScalarType) -> bool {
+pub(crate) fn scalar_eq(a: &Value, b: &Value, ty: ScalarType) -> bool {
     if a == b {
         return true;
     }
@@ -526,7 +526,7 @@ fn text_of(v: &Value) -> Option<String> {
 
 /// int-or-string canonical form: integers (also when written as digit strings) become
 /// numbers, everything else stays as it is.
-pub fn int_or_string(v: &Value) -> Value {
+pub(crate) fn int_or_string(v: &Value) -> Value {
     match v {
         Value::String(s) => match s.trim().parse::<i64>() {
             Ok(n) => Value::from(n),
@@ -547,7 +547,7 @@ fn quantity_of(v: &Value) -> Option<i128> {
 /// Parses a Kubernetes resource quantity into an exact count of nano-units
 /// (`1` = 1_000_000_000, `1m` = 1_000_000, `1Ki` = 1024 × 10⁹). Fractions below a
 /// nano-unit are rounded up, as the API server rounds. `None` for a malformed quantity.
-pub fn parse_quantity(s: &str) -> Option<i128> {
+pub(crate) fn parse_quantity(s: &str) -> Option<i128> {
     let s = s.trim();
     if s.is_empty() {
         return None;
@@ -614,7 +614,7 @@ pub fn parse_quantity(s: &str) -> Option<i128> {
 
 /// The key of a keyed-list item as a canonical string (`web`, `8080/TCP`), or `None`
 /// when the item lacks a key field (the list is then compared atomically).
-pub fn item_key(item: &Value, keys: &[(&str, Option<&str>)]) -> Option<String> {
+pub(crate) fn item_key(item: &Value, keys: &[(&str, Option<&str>)]) -> Option<String> {
     let obj = item.as_object()?;
     let mut out = String::new();
     for (i, (field, default)) in keys.iter().enumerate() {

@@ -81,7 +81,7 @@ pub fn apply(live: &Value, ops: &[Value]) -> Result<Value, String> {
 
 /// Replaces hashed Secret values in a patch by placeholders that say what to put there.
 /// Returns whether anything was replaced.
-pub fn redact_ops(key: &ResourceKey, ops: &mut [Value]) -> bool {
+pub(crate) fn redact_ops(key: &ResourceKey, ops: &mut [Value]) -> bool {
     if !(key.group.is_empty() && key.kind == "Secret") {
         return false;
     }
@@ -101,7 +101,7 @@ pub fn redact_ops(key: &ResourceKey, ops: &mut [Value]) -> bool {
 
 /// `kubectl apply -f -` with `manifest` as YAML in a quoted heredoc (nothing in it is
 /// expanded by the shell): applies that one object.
-pub fn kubectl_apply_heredoc(manifest: &Value) -> String {
+pub(crate) fn kubectl_apply_heredoc(manifest: &Value) -> String {
     let mut yaml = serde_saphyr::to_string(manifest).unwrap_or_else(|_| manifest.to_string());
     if !yaml.ends_with('\n') {
         yaml.push('\n');
@@ -115,7 +115,7 @@ pub fn kubectl_apply_heredoc(manifest: &Value) -> String {
 }
 
 /// Replaces hashed Secret values in a whole manifest (a missing Secret) by placeholders.
-pub fn redact_manifest(key: &ResourceKey, manifest: &mut Value) -> bool {
+pub(crate) fn redact_manifest(key: &ResourceKey, manifest: &mut Value) -> bool {
     if !(key.group.is_empty() && key.kind == "Secret") {
         return false;
     }
@@ -146,7 +146,7 @@ fn redact_value(v: &mut Value, path: &str) -> bool {
 }
 
 /// The kubectl resource name: `deployment.apps`, `configmap`, `certificate.cert-manager.io`.
-pub fn kubectl_resource(key: &ResourceKey) -> String {
+pub(crate) fn kubectl_resource(key: &ResourceKey) -> String {
     let kind = key.kind.to_ascii_lowercase();
     if key.group.is_empty() {
         kind
@@ -156,7 +156,7 @@ pub fn kubectl_resource(key: &ResourceKey) -> String {
 }
 
 /// Quotes a string for a POSIX shell (single quotes).
-pub fn shell_quote(s: &str) -> String {
+pub(crate) fn shell_quote(s: &str) -> String {
     if !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,".contains(c))
@@ -174,7 +174,7 @@ fn ns_flag(key: &ResourceKey) -> String {
 }
 
 /// `kubectl patch deployment.apps web -n shop --type=json -p '[…]'`.
-pub fn kubectl_patch(key: &ResourceKey, ops: &[Value]) -> String {
+pub(crate) fn kubectl_patch(key: &ResourceKey, ops: &[Value]) -> String {
     let body = Value::Array(ops.to_vec()).to_string();
     format!(
         "kubectl patch {} {}{} --type=json -p {}",
@@ -186,7 +186,7 @@ pub fn kubectl_patch(key: &ResourceKey, ops: &[Value]) -> String {
 }
 
 /// `kubectl delete configmap debug -n shop`.
-pub fn kubectl_delete(key: &ResourceKey) -> String {
+pub(crate) fn kubectl_delete(key: &ResourceKey) -> String {
     format!(
         "kubectl delete {} {}{}",
         kubectl_resource(key),

@@ -80,7 +80,7 @@ pub fn drift(d: &Drift, mode: Mode) -> Value {
 }
 
 /// The whole report as a JSON value.
-pub fn to_value(rep: &Report<'_>) -> Value {
+pub(crate) fn to_value(rep: &Report<'_>) -> Value {
     let (l, r) = rep.mode.side_names();
     let s = rep.summary();
     let by_type: Map<String, Value> = s

@@ -24,7 +24,7 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub fn side_names(self) -> (&'static str, &'static str) {
+    pub(crate) fn side_names(self) -> (&'static str, &'static str) {
         match self {
             Mode::DesiredVsLive => ("desired", "live"),
             Mode::EnvVsEnv => ("from", "to"),
@@ -33,7 +33,7 @@ impl Mode {
 
     /// How a drift type is named in this mode: comparing environments, `missing` is
     /// `only-in-from` and `unmanaged` is `only-in-to`.
-    pub fn type_name(self, t: DriftType) -> &'static str {
+    pub(crate) fn type_name(self, t: DriftType) -> &'static str {
         match (self, t) {
             (Mode::EnvVsEnv, DriftType::Missing) => "only-in-from",
             (Mode::EnvVsEnv, DriftType::Unmanaged) => "only-in-to",
@@ -94,7 +94,7 @@ pub struct Summary {
 
 impl Report<'_> {
     /// Every note: the run's (withheld drifts), then the engine's (schemas).
-    pub fn all_notes(&self) -> Vec<&String> {
+    pub(crate) fn all_notes(&self) -> Vec<&String> {
         self.notes.iter().chain(&self.result.notes).collect()
     }
 

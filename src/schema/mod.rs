@@ -76,6 +76,8 @@ pub struct SchemaError {
 struct Bundled {
     kinds: HashMap<(String, String), (Value, bool)>,
     defs: Map<String, Value>,
+    /// The Kubernetes release the set was generated from (checked by the tests).
+    #[cfg_attr(not(test), allow(dead_code, reason = "read by the tests only"))]
     release: String,
 }
 
@@ -111,12 +113,14 @@ static BUNDLED: LazyLock<Bundled> = LazyLock::new(|| {
 });
 
 /// The Kubernetes release the bundled set was generated from (`v1.35`).
-pub fn bundled_release() -> &'static str {
+#[cfg(test)]
+pub(crate) fn bundled_release() -> &'static str {
     &BUNDLED.release
 }
 
 /// Whether the bundled set knows a kind.
-pub fn bundled_knows(group: &str, kind: &str) -> bool {
+#[cfg(test)]
+pub(crate) fn bundled_knows(group: &str, kind: &str) -> bool {
     BUNDLED
         .kinds
         .contains_key(&(group.to_string(), kind.to_string()))
@@ -128,7 +132,7 @@ type Cache = RwLock<HashMap<(String, String), Arc<KindSchema>>>;
 static BUILTIN_CACHE: LazyLock<Cache> = LazyLock::new(Default::default);
 
 /// The schema of a kind from the bundled set and the hand table only (no CRDs).
-pub fn builtin(group: &str, kind: &str) -> Arc<KindSchema> {
+pub(crate) fn builtin(group: &str, kind: &str) -> Arc<KindSchema> {
     let k = (group.to_string(), kind.to_string());
     if let Some(s) = BUILTIN_CACHE
         .read()
@@ -312,7 +316,7 @@ const QUANTITY_PATTERN_MARK: &str = "([KMGTPE]i)";
 
 /// Trims a CRD version's `openAPIV3Schema` into the compact form, checking what the engine
 /// relies on. `path` is the schema's JSON Pointer in the CRD, for errors.
-pub fn trim_crd_schema(s: &Value, path: &str, crd: &str) -> Result<Value, SchemaError> {
+pub(crate) fn trim_crd_schema(s: &Value, path: &str, crd: &str) -> Result<Value, SchemaError> {
     let err = |p: &str, m: String| SchemaError {
         crd: crd.to_string(),
         path: p.to_string(),
@@ -464,7 +468,7 @@ fn escape(s: &str) -> String {
 
 /// The kinds a CRD defines, with their trees: `(group, kind, schema)`, or the errors of
 /// the schemas that could not be read (the others still count).
-pub fn crd_schemas(crd: &Value) -> (Vec<(String, String, KindSchema)>, Vec<SchemaError>) {
+pub(crate) fn crd_schemas(crd: &Value) -> (Vec<(String, String, KindSchema)>, Vec<SchemaError>) {
     let name = crd
         .pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -565,7 +569,7 @@ impl std::fmt::Debug for Registry {
 
 impl Registry {
     /// A registry with the CRDs of these objects (either side's).
-    pub fn from_objects<'o>(
+    pub(crate) fn from_objects<'o>(
         objects: impl IntoIterator<Item = (&'o ResourceKey, &'o Object)>,
     ) -> Self {
         let r = Registry::default();
@@ -574,7 +578,10 @@ impl Registry {
     }
 
     /// Adds the CRDs among these objects (a CRD met later replaces an earlier one's tree).
-    pub fn add_crds<'o>(&self, objects: impl IntoIterator<Item = (&'o ResourceKey, &'o Object)>) {
+    pub(crate) fn add_crds<'o>(
+        &self,
+        objects: impl IntoIterator<Item = (&'o ResourceKey, &'o Object)>,
+    ) {
         for (key, obj) in objects {
             if !is_crd(key) {
                 continue;

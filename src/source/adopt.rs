@@ -39,7 +39,7 @@ pub struct Sources<'a> {
 
 /// Fills `remedy.adopt` for every modified drift whose desired object came from the
 /// source files.
-pub fn attach(result: &mut DiffResult, src: &Sources<'_>) {
+pub(crate) fn attach(result: &mut DiffResult, src: &Sources<'_>) {
     let (files, renderer) = (src.files, src.renderer);
     for d in &mut result.drifts {
         if d.drift_type != DriftType::Modified {
@@ -188,7 +188,7 @@ fn edit_indent(e: &Edit) -> usize {
 }
 
 /// A git-apply-able unified diff with `a/` and `b/` prefixes.
-pub fn unified(path: &str, old: &str, new: &str) -> String {
+pub(crate) fn unified(path: &str, old: &str, new: &str) -> String {
     similar::TextDiff::from_lines(old, new)
         .unified_diff()
         .context_radius(3)
@@ -753,7 +753,7 @@ fn emit_item(v: &Value, col: usize, out: &mut Vec<String>) {
 /// value, or whose value is the part of the desired value that changed (`tag: 1.4.2` in
 /// `api:1.4.2`), is the candidate; the first one found is patched. A value that comes from
 /// a Helm `--set` is named as such.
-pub fn trace_rendered(
+pub(crate) fn trace_rendered(
     d: &Drift,
     files: &BTreeMap<String, String>,
     order: &[String],

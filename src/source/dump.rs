@@ -440,7 +440,7 @@ pub struct Streamed<R> {
 /// A duplicate object is reported as an input error, but both copies were already
 /// handed to `consume`.
 #[allow(clippy::type_complexity)] // one callback type, spelled out once
-pub fn stream_paths<R: Send>(
+pub(crate) fn stream_paths<R: Send>(
     paths: &[PathBuf],
     opts: &LoadOptions,
     on_file: &(dyn Fn(&Path) + Sync),
@@ -520,13 +520,13 @@ fn duplicate_error(
 
 /// Parses the bytes of one file that was not read from disk (a blob in a Git tree):
 /// `path` is what origins and errors name. Same checks as for files (binary, UTF-8, BOM).
-pub fn objects_from_bytes(path: &Path, bytes: Vec<u8>, opts: &LoadOptions) -> FileObjects {
+pub(crate) fn objects_from_bytes(path: &Path, bytes: Vec<u8>, opts: &LoadOptions) -> FileObjects {
     file_objects(parse_bytes(path, bytes), opts)
 }
 
 /// Adds one file's objects, errors and skip note to `snap`; a duplicate object is an
 /// input error naming both places.
-pub fn merge_file(snap: &mut Snapshot, fo: FileObjects, opts: &LoadOptions) {
+pub(crate) fn merge_file(snap: &mut Snapshot, fo: FileObjects, opts: &LoadOptions) {
     merge_meta(snap, fo.errors, fo.skipped);
     for (key, obj) in fo.objects {
         if let Some(first) = snap.objects.get(&key) {
@@ -623,7 +623,7 @@ fn file_objects(r: FileResult, opts: &LoadOptions) -> FileObjects {
 }
 
 /// The key of an object value, or why it has none.
-pub fn object_key(value: &Value, opts: &LoadOptions) -> Result<ResourceKey, String> {
+pub(crate) fn object_key(value: &Value, opts: &LoadOptions) -> Result<ResourceKey, String> {
     let api_version = value
         .get("apiVersion")
         .and_then(Value::as_str)

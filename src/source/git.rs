@@ -154,12 +154,12 @@ impl GitSpec {
     }
 
     /// The repository URL without credentials, for messages.
-    pub fn display_url(&self) -> String {
+    pub(crate) fn display_url(&self) -> String {
         redact_url(&self.repo)
     }
 
     /// `git:URL@REF[:PATH]` without credentials.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let mut s = format!("git:{}@{}", self.display_url(), self.reference);
         if !self.path.is_empty() {
             s.push(':');
@@ -184,7 +184,7 @@ fn normalize_repo_path(p: &str) -> Result<String, String> {
 
 /// The one URL redaction of envdrift (user info and credential query parameters), kept
 /// here under its old path: see [`crate::redact::redact_url`].
-pub use crate::redact::redact_url;
+pub(crate) use crate::redact::redact_url;
 
 /// Splits credentials out of an http(s) URL: (URL without user info, user, password).
 fn split_credentials(url: &str) -> (String, Option<String>, Option<String>) {
@@ -226,7 +226,7 @@ impl Default for SyncOptions {
 }
 
 /// The default cache directory (see [`SyncOptions::cache_dir`]).
-pub fn default_cache_dir() -> PathBuf {
+pub(crate) fn default_cache_dir() -> PathBuf {
     if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
         return PathBuf::from(x).join("envdrift/git");
     }
@@ -324,7 +324,7 @@ fn token(auth: &GitAuth, url: &str) -> Result<Option<String>, GitError> {
 
 /// `ssh -i KEY -o IdentitiesOnly=yes -o BatchMode=yes` (the key path single-quoted for
 /// git's own command parsing).
-pub fn ssh_command(key: &Path) -> String {
+pub(crate) fn ssh_command(key: &Path) -> String {
     let k = key.display().to_string().replace('\'', "'\\''");
     format!("ssh -i '{k}' -o IdentitiesOnly=yes -o BatchMode=yes")
 }
@@ -660,7 +660,11 @@ pub struct TreeFile {
 /// # Errors
 /// [`GitError::PathNotFound`] when `path` is not in the tree; [`GitError::Read`] when an
 /// object cannot be read.
-pub fn read_files(synced: &Synced, reference: &str, path: &str) -> Result<Vec<TreeFile>, GitError> {
+pub(crate) fn read_files(
+    synced: &Synced,
+    reference: &str,
+    path: &str,
+) -> Result<Vec<TreeFile>, GitError> {
     let repo = &synced.repo;
     let read_err = |reason: String| GitError::Read {
         url: synced.url.clone(),

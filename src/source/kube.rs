@@ -828,7 +828,7 @@ pub fn snapshot_blocking(
 
 /// [`snapshot_blocking`] reusing the objects of a previous scan's [`LiveSnapshot::cache`]
 /// (incremental rescans: unchanged uid + resourceVersion are not parsed again).
-pub fn snapshot_blocking_cached(
+pub(crate) fn snapshot_blocking_cached(
     target: &ClusterTarget,
     opts: &KubeOptions,
     cache: &ObjectCache,
@@ -845,7 +845,7 @@ pub fn snapshot_blocking_cached(
 }
 
 /// Now as `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -118,7 +118,7 @@ fn is_comment_only(doc: &str) -> bool {
 /// Splits a YAML stream at `---` / `...` markers (column 0), returning each document's text
 /// and its first line (1-based). A marker line's own content (`--- # c` or `--- {a: 1}`)
 /// stays with the document it opens.
-pub fn split_documents(text: &str) -> Vec<(&str, usize)> {
+pub(crate) fn split_documents(text: &str) -> Vec<(&str, usize)> {
     let mut docs = Vec::new();
     let mut start = 0usize; // byte offset of the current document
     let mut start_line = 1usize;

@@ -81,7 +81,7 @@ pub struct ClusterSource {
 
 impl SourceSpec {
     /// How the source is named in messages (never with credentials).
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             SourceSpec::Files { paths, .. } => paths
                 .iter()
@@ -228,7 +228,7 @@ pub struct AdoptSources {
 }
 
 impl AdoptSources {
-    pub fn as_sources(&self) -> adopt::Sources<'_> {
+    pub(crate) fn as_sources(&self) -> adopt::Sources<'_> {
         adopt::Sources {
             files: &self.files,
             renderer: self.renderer,

@@ -159,7 +159,7 @@ pub enum RenderError {
 }
 
 /// Picks the renderer for a directory from the files in it (see the module doc).
-pub fn detect(files: &[TreeFile], dir: &str) -> Renderer {
+pub(crate) fn detect(files: &[TreeFile], dir: &str) -> Renderer {
     let has = |name: &str| {
         let want = if dir.is_empty() {
             name.to_string()
@@ -344,7 +344,7 @@ fn render_tree(
 ///
 /// # Errors
 /// An unreadable directory, a missing renderer binary, a failed or timed-out render.
-pub fn load_local(
+pub(crate) fn load_local(
     dir: &Path,
     renderer: Renderer,
     render: &RenderOptions,
@@ -754,7 +754,7 @@ fn common_ancestor(dirs: &[String]) -> String {
 }
 
 /// Finds `name` in `extra` dirs, then on `PATH`.
-pub fn find_binary(name: &str, extra: &[PathBuf]) -> Option<PathBuf> {
+pub(crate) fn find_binary(name: &str, extra: &[PathBuf]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     extra
         .iter()

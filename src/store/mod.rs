@@ -149,16 +149,16 @@ fn plain_io(e: &std::io::Error) -> String {
     }
 }
 
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     fmt_time(chrono::Utc::now())
 }
 
-pub fn fmt_time(t: chrono::DateTime<chrono::Utc>) -> String {
+pub(crate) fn fmt_time(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// Severity as a sortable number.
-pub fn severity_rank(s: crate::model::Severity) -> i64 {
+pub(crate) fn severity_rank(s: crate::model::Severity) -> i64 {
     s as i64
 }
 
@@ -417,7 +417,8 @@ impl Store {
     }
 
     /// An in-memory store (tests, one-off commands).
-    pub fn open_in_memory() -> Result<Store, StoreError> {
+    #[cfg(test)]
+    pub(crate) fn open_in_memory() -> Result<Store, StoreError> {
         let conn = Connection::open_in_memory().map_err(|source| StoreError::Open {
             path: PathBuf::from(":memory:"),
             source,
@@ -503,7 +504,7 @@ impl Store {
     }
 
     /// The schema version in use.
-    pub fn schema_version(&self) -> Result<usize, StoreError> {
+    pub(crate) fn schema_version(&self) -> Result<usize, StoreError> {
         let conn = self.conn();
         conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
             .map(|v| v as usize)
@@ -511,7 +512,7 @@ impl Store {
     }
 
     /// Records the start of a scan; returns its id.
-    pub fn start_scan(&self, target: &str, kind: &str) -> Result<i64, StoreError> {
+    pub(crate) fn start_scan(&self, target: &str, kind: &str) -> Result<i64, StoreError> {
         let conn = self.conn();
         conn.execute(
             "INSERT INTO scans(target, kind, started_at) VALUES (?1, ?2, ?3)",
@@ -523,7 +524,7 @@ impl Store {
 
     /// Records a scan's end, its drift lifecycle writes and the alerts they cause, in one
     /// transaction. A failed scan passes no drift writes: it never resolves anything.
-    pub fn record_scan(
+    pub(crate) fn record_scan(
         &self,
         scan_id: i64,
         target: &str,
@@ -672,7 +673,8 @@ impl Store {
     }
 
     /// Queues alerts outside a scan (reports).
-    pub fn enqueue(&self, outbox: &[OutboxWrite]) -> Result<(), StoreError> {
+    #[cfg(test)]
+    pub(crate) fn enqueue(&self, outbox: &[OutboxWrite]) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let now = now_rfc3339();
         let tx = conn
@@ -700,7 +702,7 @@ impl Store {
     }
 
     /// Drifts by filter, ordered by id (cursor pagination with `after_id`).
-    pub fn list_drifts(&self, f: &DriftFilter) -> Result<Vec<DriftRow>, StoreError> {
+    pub(crate) fn list_drifts(&self, f: &DriftFilter) -> Result<Vec<DriftRow>, StoreError> {
         let conn = self.conn();
         let mut sql = format!("SELECT {DRIFT_COLUMNS} FROM drifts WHERE id > ?1");
         let mut args: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(f.after_id.unwrap_or(0))];
@@ -823,7 +825,7 @@ impl Store {
     }
 
     /// Alerts due for delivery (pending, next attempt reached), oldest first.
-    pub fn due_outbox(&self, now: &str, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+    pub(crate) fn due_outbox(&self, now: &str, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare(
@@ -839,7 +841,7 @@ impl Store {
     }
 
     /// The earliest next attempt among pending alerts.
-    pub fn next_due(&self) -> Result<Option<String>, StoreError> {
+    pub(crate) fn next_due(&self) -> Result<Option<String>, StoreError> {
         let conn = self.conn();
         conn.query_row(
             "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'",
@@ -866,7 +868,7 @@ impl Store {
     }
 
     /// Marks an alert delivered.
-    pub fn mark_sent(&self, id: i64) -> Result<(), StoreError> {
+    pub(crate) fn mark_sent(&self, id: i64) -> Result<(), StoreError> {
         let conn = self.conn();
         conn.execute(
             "UPDATE outbox SET state = 'sent', sent_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
@@ -877,7 +879,7 @@ impl Store {
     }
 
     /// Records a failed attempt: retried at `next_attempt_at`, or given up (`failed`).
-    pub fn mark_failed(
+    pub(crate) fn mark_failed(
         &self,
         id: i64,
         error: &str,
@@ -899,7 +901,7 @@ impl Store {
     }
 
     /// Counts of outbox rows by state.
-    pub fn outbox_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+    pub(crate) fn outbox_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare("SELECT state, COUNT(*) FROM outbox GROUP BY state ORDER BY state")
@@ -944,7 +946,11 @@ impl Store {
     }
 
     /// Scans of a target since a time (reports).
-    pub fn scans_since(&self, target: &str, since: &str) -> Result<Vec<ScanRow>, StoreError> {
+    pub(crate) fn scans_since(
+        &self,
+        target: &str,
+        since: &str,
+    ) -> Result<Vec<ScanRow>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare("SELECT * FROM scans WHERE target = ?1 AND started_at >= ?2 ORDER BY id")
@@ -957,7 +963,7 @@ impl Store {
     }
 
     /// Number of drifts of a target opened / resolved since a time (reports).
-    pub fn counts_since(&self, target: &str, since: &str) -> Result<(i64, i64), StoreError> {
+    pub(crate) fn counts_since(&self, target: &str, since: &str) -> Result<(i64, i64), StoreError> {
         let conn = self.conn();
         let count = |event: &str| -> Result<i64, StoreError> {
             conn.query_row(
@@ -972,7 +978,7 @@ impl Store {
     }
 
     /// When a report last ran.
-    pub fn report_last_run(&self, name: &str) -> Result<Option<String>, StoreError> {
+    pub(crate) fn report_last_run(&self, name: &str) -> Result<Option<String>, StoreError> {
         let conn = self.conn();
         conn.query_row(
             "SELECT last_run_at FROM report_runs WHERE name = ?1",
@@ -984,7 +990,7 @@ impl Store {
     }
 
     /// Records a report run together with the alerts it queued.
-    pub fn record_report(
+    pub(crate) fn record_report(
         &self,
         name: &str,
         at: &str,
@@ -1006,7 +1012,7 @@ impl Store {
 
     /// Deletes scans (and snapshot hashes no scan refers to) older than `before`, and sent
     /// alerts older than it. Open drifts and their history are kept.
-    pub fn prune(&self, before: &str) -> Result<usize, StoreError> {
+    pub(crate) fn prune(&self, before: &str) -> Result<usize, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(self.err("pruning"))?;
         let scans = tx
@@ -1031,7 +1037,7 @@ impl Store {
     }
 
     /// Open drift counts by target, severity and categories (metrics, environments API).
-    pub fn open_counts(&self) -> Result<Vec<(String, String, Vec<String>)>, StoreError> {
+    pub(crate) fn open_counts(&self) -> Result<Vec<(String, String, Vec<String>)>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare("SELECT target, severity, categories FROM drifts WHERE status = 'open'")
