@@ -166,7 +166,8 @@ impl Sink {
         };
         match &res {
             Ok(()) => tracing::debug!(sink = self.name(), notice = %notice.id, "notice delivered"),
-            Err(e) => tracing::warn!(
+            // The daemon logs the failure with its retry decision; here only the detail.
+            Err(e) => tracing::debug!(
                 sink = self.name(),
                 notice = %notice.id,
                 retryable = e.retryable,

@@ -192,6 +192,9 @@ pub struct Daemon {
     pub live_caches: crate::source::SourceCaches,
     /// When the daemon started (readiness: "still starting").
     pub started: std::time::Instant,
+    /// The last delivery error per sink: the same error again is logged at debug, not warn
+    /// (a desktop sink without a D-Bus session would otherwise warn for every alert).
+    last_delivery_error: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
 fn interval_of(s: &Option<String>, default: Duration) -> Duration {
@@ -250,6 +253,7 @@ impl Daemon {
             metrics: Arc::default(),
             live_caches: crate::source::SourceCaches::default(),
             started: std::time::Instant::now(),
+            last_delivery_error: std::sync::Mutex::default(),
         })
     }
 
@@ -576,6 +580,10 @@ impl Daemon {
                 };
                 match self.deliver.deliver(&row.sink, &notice).await {
                     Ok(()) => {
+                        self.last_delivery_error
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .remove(&row.sink);
                         self.count_delivery(&row.sink, "sent");
                         self.store.mark_sent(row.id)?;
                         sent += 1;
@@ -604,7 +612,18 @@ impl Daemon {
                             &row.sink,
                             if next.is_some() { "retry" } else { "failed" },
                         );
-                        tracing::warn!(sink = %row.sink, notice = %row.notice_id, attempts, retry_at = next.as_deref().unwrap_or("never"), error = %e, "alert delivery failed");
+                        let message = e.to_string();
+                        let repeated = self
+                            .last_delivery_error
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .insert(row.sink.clone(), message.clone())
+                            .is_some_and(|last| last == message);
+                        if repeated {
+                            tracing::debug!(sink = %row.sink, notice = %row.notice_id, attempts, retry_at = next.as_deref().unwrap_or("never"), error = %e, "alert delivery failed (as before)");
+                        } else {
+                            tracing::warn!(sink = %row.sink, notice = %row.notice_id, attempts, retry_at = next.as_deref().unwrap_or("never"), error = %e, "alert delivery failed");
+                        }
                         self.store
                             .mark_failed(row.id, &e.to_string(), next.as_deref())?;
                     }
