@@ -361,19 +361,41 @@ fn unknown_flag_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-#[test]
-fn daemon_once_scan_and_report_on_the_demo() {
-    let dir = tempfile::tempdir().unwrap();
+/// `config/demo.yaml` with its store in `state_dir`, written beside it (its paths are
+/// relative to `config/`) as `test-TAG-PID.yaml`; the caller removes it.
+fn demo_config_copy(state_dir: &Path, tag: &str) -> PathBuf {
     let cfg = std::fs::read_to_string(root().join("config/demo.yaml"))
         .unwrap()
         .replace(
             "data_dir: ../.envdrift-demo",
-            &format!("data_dir: {}", dir.path().join("state").display()),
+            &format!("data_dir: {}", state_dir.join("state").display()),
         );
-    let cfg_path = root()
+    let path = root()
         .join("config")
-        .join(format!("test-demo-{}.yaml", std::process::id()));
-    std::fs::write(&cfg_path, cfg).unwrap();
+        .join(format!("test-{tag}-{}.yaml", std::process::id()));
+    std::fs::write(&path, cfg).unwrap();
+    path
+}
+
+/// A config in `dir` with `head` first, then the demo's production environment, then `tail`.
+fn production_config(dir: &Path, head: &str, tail: &str) -> PathBuf {
+    let demo = root().join("config/demo");
+    let cfg = dir.join("envdrift.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "{head}environments:\n  production:\n    desired: {{type: dir, path: {d}/git/production}}\n    live: {{type: dump, path: {d}/live/production}}\n{tail}",
+            d = demo.display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+#[test]
+fn daemon_once_scan_and_report_on_the_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = demo_config_copy(dir.path(), "demo");
     let c = cfg_path.display().to_string();
     let once = envdrift(&["daemon", "--config", &c, "--once"]);
     let scan = envdrift(&["scan", "--config", &c, "--env", "staging", "-f", "json"]);
@@ -459,16 +481,11 @@ fn bundled_configs_pass_config_check() {
 #[test]
 fn printing_a_report_needs_no_sink_secrets() {
     let dir = tempfile::tempdir().unwrap();
-    let demo = root().join("config/demo");
-    let cfg = dir.path().join("envdrift.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir: state\nenvironments:\n  production:\n    desired: {{type: dir, path: {d}/git/production}}\n    live: {{type: dump, path: {d}/live/production}}\nalerts:\n  sinks:\n    - {{type: slack, name: ops, channel: C1, token_env: ENVDRIFT_TEST_UNSET_SLACK_TOKEN}}\nreports:\n  - {{name: daily, cron: \"0 0 9 * * *\", sinks: [ops]}}\n",
-            d = demo.display()
-        ),
-    )
-    .unwrap();
+    let cfg = production_config(
+        dir.path(),
+        "data_dir: state\n",
+        "alerts:\n  sinks:\n    - {type: slack, name: ops, channel: C1, token_env: ENVDRIFT_TEST_UNSET_SLACK_TOKEN}\nreports:\n  - {name: daily, cron: \"0 0 9 * * *\", sinks: [ops]}\n",
+    );
     let c = cfg.to_str().unwrap();
     let out = envdrift(&["report", "--config", c]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -649,16 +666,7 @@ fn cluster_errors_say_it_once_and_list_the_contexts() {
 #[test]
 fn the_readme_main_job_prints_drifts_and_fixes_every_time() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = std::fs::read_to_string(root().join("config/demo.yaml"))
-        .unwrap()
-        .replace(
-            "data_dir: ../.envdrift-demo",
-            &format!("data_dir: {}", dir.path().join("state").display()),
-        );
-    let cfg_path = root()
-        .join("config")
-        .join(format!("test-once-{}.yaml", std::process::id()));
-    std::fs::write(&cfg_path, cfg).unwrap();
+    let cfg_path = demo_config_copy(dir.path(), "once");
     let c = cfg_path.display().to_string();
     let args = ["daemon", "--config", &c, "--once", "--fail-on", "never"];
     let first = envdrift(&args);
@@ -712,16 +720,11 @@ fn a_taken_port_stops_the_daemon_at_once() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let demo = root().join("config/demo");
-    let cfg = dir.path().join("envdrift.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir: state\nlisten: {addr}\nenvironments:\n  production:\n    desired: {{type: dir, path: {d}/git/production}}\n    live: {{type: dump, path: {d}/live/production}}\n",
-            d = demo.display()
-        ),
-    )
-    .unwrap();
+    let cfg = production_config(
+        dir.path(),
+        &format!("data_dir: state\nlisten: {addr}\n"),
+        "",
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_envdrift"))
         .args(["daemon", "--config", cfg.to_str().unwrap()])
         .stdout(std::process::Stdio::null())
@@ -752,16 +755,7 @@ fn an_unusable_store_says_why_once() {
     let dir = tempfile::tempdir().unwrap();
     // data_dir under a regular file: its directory cannot be created.
     std::fs::write(dir.path().join("state"), "not a directory").unwrap();
-    let demo = root().join("config/demo");
-    let cfg = dir.path().join("envdrift.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir: state/db\nenvironments:\n  production:\n    desired: {{type: dir, path: {d}/git/production}}\n    live: {{type: dump, path: {d}/live/production}}\n",
-            d = demo.display()
-        ),
-    )
-    .unwrap();
+    let cfg = production_config(dir.path(), "data_dir: state/db\n", "");
     let out = envdrift(&["daemon", "--config", cfg.to_str().unwrap(), "--once"]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
