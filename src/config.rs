@@ -691,18 +691,23 @@ fn is_missing_secret(e: &crate::alert::SinkError) -> bool {
 }
 
 impl Config {
-    /// Problems that do not make the file invalid but stop delivery where it runs now: sink
-    /// secrets whose environment variable is unset or whose file does not exist. `config
-    /// check` prints them as warnings (errors with `--strict`); the daemon refuses to start
-    /// without them (its sinks cannot be built).
-    pub fn warnings(&self, path: &Path) -> Vec<ConfigError> {
-        let templates_dir = self.alerts.templates_dir.as_ref().map(|d| {
+    /// `alerts.templates_dir`, relative to the config file at `path`.
+    fn templates_dir(&self, path: &Path) -> Option<PathBuf> {
+        self.alerts.templates_dir.as_ref().map(|d| {
             if d.is_absolute() {
                 d.clone()
             } else {
                 path.parent().unwrap_or(Path::new(".")).join(d)
             }
-        });
+        })
+    }
+
+    /// Problems that do not make the file invalid but stop delivery where it runs now: sink
+    /// secrets whose environment variable is unset or whose file does not exist. `config
+    /// check` prints them as warnings (errors with `--strict`); the daemon refuses to start
+    /// without them (its sinks cannot be built).
+    pub fn warnings(&self, path: &Path) -> Vec<ConfigError> {
+        let templates_dir = self.templates_dir(path);
         let Ok(t) = crate::alert::Templates::load(templates_dir.as_deref()) else {
             return Vec::new();
         };
@@ -788,13 +793,7 @@ impl Config {
                 invalid(key.into(), e);
             }
         }
-        let templates_dir = self.alerts.templates_dir.as_ref().map(|d| {
-            if d.is_absolute() {
-                d.clone()
-            } else {
-                path.parent().unwrap_or(Path::new(".")).join(d)
-            }
-        });
+        let templates_dir = self.templates_dir(path);
         match crate::alert::Templates::load(templates_dir.as_deref()) {
             Err(e) => invalid("alerts.templates_dir".into(), e.to_string()),
             Ok(t) => {

@@ -79,6 +79,17 @@ pub struct ClusterSource {
     pub opts: kube::KubeOptions,
 }
 
+impl ClusterSource {
+    /// `cluster:CONTEXT`, `cluster:(current context)` or `in-cluster`.
+    pub fn describe(&self) -> String {
+        match (&self.target.context, self.target.in_cluster) {
+            (_, true) => "in-cluster".to_string(),
+            (Some(ctx), _) => format!("cluster:{ctx}"),
+            (None, _) => "cluster:(current context)".to_string(),
+        }
+    }
+}
+
 impl SourceSpec {
     /// How the source is named in messages (never with credentials).
     pub(crate) fn describe(&self) -> String {
@@ -90,11 +101,7 @@ impl SourceSpec {
                 .join(", "),
             SourceSpec::Git(g) => g.spec.describe(),
             SourceSpec::Rendered(r) => format!("{} ({})", r.dir.display(), r.renderer.as_str()),
-            SourceSpec::Cluster(c) => match (&c.target.context, c.target.in_cluster) {
-                (_, true) => "in-cluster".to_string(),
-                (Some(ctx), _) => format!("cluster:{ctx}"),
-                (None, _) => "cluster:(current context)".to_string(),
-            },
+            SourceSpec::Cluster(c) => c.describe(),
         }
     }
 
@@ -440,7 +447,7 @@ fn rendered(gl: render::GitLoad) -> Loaded {
 }
 
 fn open_cluster(c: &ClusterSource, ctx: &Ctx<'_>) -> Result<Loaded, SourceError> {
-    let described = SourceSpec::Cluster(Box::new(c.clone())).describe();
+    let described = c.describe();
     let mut opts = c.opts.clone();
     opts.env = ctx.side.to_string();
     let key = format!("{}|{:?}|{:?}", ctx.side, c.target, opts);

@@ -221,12 +221,7 @@ pub fn load_git(
         commit: Some(synced.commit.clone()),
         ..load.clone()
     };
-    // `helm install --namespace NS` puts objects without a namespace into NS.
-    if renderer == Renderer::Helm
-        && let Some(ns) = &render.helm.namespace
-    {
-        load.default_namespace = Some(ns.clone());
-    }
+    helm_namespace(renderer, render, &mut load);
     let mut snapshot = Snapshot {
         source: Some(SourceRef {
             env: load.side.clone(),
@@ -279,16 +274,30 @@ pub fn load_git(
         renderer,
         files,
         trace_order,
-        set_values: match renderer {
-            Renderer::Helm => render.helm.set.clone(),
-            _ => Vec::new(),
-        },
+        set_values: set_values(renderer, render),
         commit: synced.commit,
         stale: synced.stale,
         cloned: synced.cloned,
         fetch_time: synced.fetch_time,
         render_time: started.elapsed(),
     })
+}
+
+/// `helm install --namespace NS` puts objects without a namespace into NS.
+fn helm_namespace(renderer: Renderer, render: &RenderOptions, load: &mut LoadOptions) {
+    if renderer == Renderer::Helm
+        && let Some(ns) = &render.helm.namespace
+    {
+        load.default_namespace = Some(ns.clone());
+    }
+}
+
+/// Helm `--set` values (a value set there cannot be adopted into a file).
+fn set_values(renderer: Renderer, render: &RenderOptions) -> Vec<String> {
+    match renderer {
+        Renderer::Helm => render.helm.set.clone(),
+        _ => Vec::new(),
+    }
 }
 
 /// Files to render: a Git tree at a commit, or a local directory.
@@ -423,11 +432,7 @@ pub(crate) fn load_local(
         ..Snapshot::default()
     };
     let mut load = load.clone();
-    if renderer == Renderer::Helm
-        && let Some(ns) = &render.helm.namespace
-    {
-        load.default_namespace = Some(ns.clone());
-    }
+    helm_namespace(renderer, render, &mut load);
     let (files, trace_order) = match renderer {
         Renderer::Plain => {
             return Err(io(
@@ -452,10 +457,7 @@ pub(crate) fn load_local(
         renderer,
         files,
         trace_order,
-        set_values: match renderer {
-            Renderer::Helm => render.helm.set.clone(),
-            _ => Vec::new(),
-        },
+        set_values: set_values(renderer, render),
         commit: String::new(),
         stale: None,
         cloned: false,
