@@ -184,7 +184,7 @@ async fn failing_source_keeps_drifts_open_and_says_so_once() {
     let got = rec.got.lock().unwrap();
     assert!(got[1].error.as_deref().unwrap().contains("does not exist"));
     let scans = d.store.scans(Some("production"), 5).unwrap();
-    assert_eq!(scans[0].outcome, "failed");
+    assert_eq!(scans[0].outcome.as_str(), "failed");
 }
 
 #[tokio::test]
@@ -332,7 +332,7 @@ async fn git_desired_source_records_the_commit() {
     let d = env.daemon(rec.clone());
     assert_eq!(d.run_once(None).await.unwrap(), 0);
     let scan = &d.store.scans(Some("production"), 1).unwrap()[0];
-    assert_eq!(scan.outcome, "ok", "{:?}", scan.error);
+    assert_eq!(scan.outcome.as_str(), "ok", "{:?}", scan.error);
     assert_eq!(scan.revision.as_deref(), Some(sha.as_str()));
     assert_eq!(rec.got.lock().unwrap()[0].drifts.len(), 6);
 }

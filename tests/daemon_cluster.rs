@@ -67,7 +67,7 @@ async fn cluster_live_source_in_the_daemon() {
     let d = Arc::new(Daemon::new(cfg, dir.path().to_path_buf(), store, rec.clone()).unwrap());
     let t = Target::Environment("production".into());
     let first = d.scan(&t).await.unwrap();
-    assert_eq!(first.outcome, "ok", "{:?}", first.error);
+    assert_eq!(first.outcome.as_str(), "ok", "{:?}", first.error);
     assert_eq!(
         first.drifts,
         0,

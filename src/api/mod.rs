@@ -12,6 +12,7 @@
 //! a loopback address. Tokens never appear in logs or responses.
 
 mod compare;
+pub mod dto;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -32,7 +33,7 @@ use subtle::ConstantTimeEq;
 use crate::config::{ApiConfig, Role, parse_duration};
 use crate::daemon::{Daemon, Target};
 use crate::model::Severity;
-use crate::store::{DriftFilter, StoreError};
+use crate::store::{DriftFilter, DriftStatus, ScanOutcome, StoreError, StoreReader};
 
 /// The OpenAPI document.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -70,6 +71,8 @@ pub enum ApiError {
     },
     #[error("api.tls: {0}")]
     Tls(String),
+    #[error("the API's store reader: {0}")]
+    Store(#[from] StoreError),
 }
 
 struct Token {
@@ -81,6 +84,9 @@ struct Token {
 /// Shared state of the handlers.
 pub struct ApiState {
     pub daemon: Arc<Daemon>,
+    /// Every read goes through this read-only handle; only ack and silence write (through
+    /// the daemon's store).
+    store: StoreReader,
     tokens: Vec<Token>,
     metrics_public: bool,
     compare: compare::CompareCache,
@@ -103,6 +109,7 @@ impl ApiState {
         }
         let max_age = dur(&cfg.compare_max_age, Duration::from_secs(30))?;
         Ok(ApiState {
+            store: daemon.store.reader()?,
             daemon,
             tokens,
             metrics_public: cfg.metrics_public.unwrap_or(true),
@@ -320,19 +327,28 @@ async fn healthz() -> Json<Value> {
 }
 
 async fn readyz(State(st): State<Shared>) -> Response {
-    let store_ok = st.daemon.store.schema_version().is_ok();
-    let scans = st.daemon.store.scans(None, 200).unwrap_or_default();
-    let finished: Vec<_> = scans.iter().filter(|s| s.outcome != "running").collect();
+    let store_ok = st.store.schema_version().is_ok();
+    let scans = st.store.scans(None, 200).unwrap_or_default();
+    let finished: Vec<_> = scans
+        .iter()
+        .filter(|s| s.outcome != ScanOutcome::Running)
+        .collect();
     let any_ok = finished
         .iter()
-        .any(|s| s.outcome == "ok" || s.outcome == "partial");
+        .any(|s| matches!(s.outcome, ScanOutcome::Ok | ScanOutcome::Partial));
     let starting = finished.is_empty();
     let ready = store_ok && (any_ok || starting);
-    let body = json!({
-        "ready": ready,
-        "store": if store_ok { "open" } else { "failed" },
-        "scans": if any_ok { "ok" } else if starting { "starting" } else { "all failed" },
-    });
+    let body = dto::Readiness {
+        ready,
+        store: if store_ok { "open" } else { "failed" },
+        scans: if any_ok {
+            "ok"
+        } else if starting {
+            "starting"
+        } else {
+            "all failed"
+        },
+    };
     let status = if ready {
         StatusCode::OK
     } else {
@@ -342,7 +358,7 @@ async fn readyz(State(st): State<Shared>) -> Response {
 }
 
 async fn metrics(State(st): State<Shared>) -> Response {
-    if let Ok(rows) = st.daemon.store.open_counts() {
+    if let Ok(rows) = st.store.open_counts() {
         st.daemon.metrics.set_open(&rows);
     }
     let mut resp = st.daemon.metrics.encode().into_response();
@@ -397,22 +413,24 @@ async fn openapi(State(st): State<Shared>) -> Response {
     resp
 }
 
-async fn environments(State(st): State<Shared>) -> Result<Json<Value>, HttpError> {
+async fn environments(State(st): State<Shared>) -> Result<Json<dto::Environments>, HttpError> {
     let d = &st.daemon;
-    let open = d.store.open_counts()?;
+    let open = st.store.open_counts()?;
     let mut out = Vec::new();
     for t in d.targets() {
         let name = t.name().to_string();
-        let last = d.store.scans(Some(&name), 1)?.into_iter().next();
-        let mut by_sev = serde_json::Map::new();
-        for s in Severity::ALL {
-            let n = open
-                .iter()
-                .filter(|(tg, sev, _)| tg == &name && sev == s.as_str())
-                .count();
-            by_sev.insert(s.as_str().to_string(), json!(n));
-        }
-        let (kind, detail) = match &t {
+        let last = st.store.scans(Some(&name), 1)?.into_iter().next();
+        let open_drifts = Severity::ALL
+            .iter()
+            .map(|s| {
+                let n = open
+                    .iter()
+                    .filter(|c| c.target == name && c.severity == *s)
+                    .count();
+                (s.as_str(), n)
+            })
+            .collect();
+        let (kind, sources) = match &t {
             Target::Environment(n) => {
                 let e = d.cfg.environments.get(n);
                 (
@@ -431,36 +449,43 @@ async fn environments(State(st): State<Shared>) -> Result<Json<Value>, HttpError
                 )
             }
         };
-        out.push(json!({
-            "name": name,
-            "kind": kind,
-            "sources": detail,
-            "last_scan": last.as_ref().map(|s| json!({
-                "id": s.id, "started_at": s.started_at, "finished_at": s.finished_at,
-                "outcome": s.outcome, "error": s.error, "drifts": s.drifts,
-            })),
-            "open_drifts": by_sev,
-        }));
+        out.push(dto::Environment {
+            kind,
+            last_scan: last.as_ref().map(dto::LastScan::from),
+            name,
+            open_drifts,
+            sources,
+        });
     }
     // Alert delivery state: counts by outbox state and the latest failures (visible here,
     // in the log and in the metrics).
-    let counts: serde_json::Map<String, Value> = d
+    let outbox = st
         .store
         .outbox_counts()?
         .into_iter()
-        .map(|(state, n)| (state, json!(n)))
+        .map(|(state, n)| (state.as_str(), n))
         .collect();
-    let failures: Vec<Value> = d
+    let recent_failures = st
         .store
         .outbox(200)?
         .into_iter()
         .filter(|r| r.last_error.is_some())
         .take(10)
-        .map(|r| json!({"sink": r.sink, "notice": r.notice_id, "state": r.state, "attempts": r.attempts, "error": r.last_error}))
+        .map(|r| dto::DeliveryFailure {
+            attempts: r.attempts,
+            error: r.last_error,
+            notice: r.notice_id,
+            sink: r.sink,
+            state: r.state.as_str(),
+        })
         .collect();
-    Ok(Json(
-        json!({"environments": out, "alerts": {"outbox": counts, "recent_failures": failures}}),
-    ))
+    Ok(Json(dto::Environments {
+        alerts: dto::Alerts {
+            outbox,
+            recent_failures,
+        },
+        environments: out,
+    }))
 }
 
 /// Query of `GET /api/v1/drifts`.
@@ -502,15 +527,15 @@ fn check_target(d: &Daemon, name: &str, param: &'static str) -> Result<Target, H
 async fn list_drifts(
     State(st): State<Shared>,
     q: Result<Query<DriftsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, HttpError> {
+) -> Result<Json<dto::DriftPage>, HttpError> {
     let Query(q) = q.map_err(|e| HttpError::bad("query", e.body_text()))?;
     let d = &st.daemon;
     if let Some(env) = &q.env {
         check_target(d, env, "env")?;
     }
     let status = match q.status.as_deref().unwrap_or("open") {
-        "open" => Some("open".to_string()),
-        "resolved" => Some("resolved".to_string()),
+        "open" => Some(DriftStatus::Open),
+        "resolved" => Some(DriftStatus::Resolved),
         "all" => None,
         other => {
             return Err(HttpError::bad(
@@ -548,14 +573,17 @@ async fn list_drifts(
         after_id,
         limit: limit + 1,
     };
-    let mut rows = d.store.list_drifts(&filter)?;
-    let next = if rows.len() > limit {
+    let mut rows = st.store.list_drifts(&filter)?;
+    let next_cursor = if rows.len() > limit {
         rows.truncate(limit);
         rows.last().map(|r| encode_cursor(r.id))
     } else {
         None
     };
-    Ok(Json(json!({"drifts": rows, "next_cursor": next})))
+    Ok(Json(dto::DriftPage {
+        drifts: rows.into_iter().map(dto::Drift::from).collect(),
+        next_cursor,
+    }))
 }
 
 fn encode_cursor(id: i64) -> String {
@@ -576,10 +604,13 @@ fn parse_id(raw: &str) -> Result<i64, HttpError> {
 async fn get_drift(
     State(st): State<Shared>,
     UrlPath(raw): UrlPath<String>,
-) -> Result<Json<Value>, HttpError> {
+) -> Result<Json<dto::DriftDetail>, HttpError> {
     let id = parse_id(&raw)?;
-    let (drift, history) = st.daemon.store.drift(id)?;
-    Ok(Json(json!({"drift": drift, "history": history})))
+    let (drift, history) = st.store.drift(id)?;
+    Ok(Json(dto::DriftDetail {
+        drift: drift.into(),
+        history: history.into_iter().map(dto::Event::from).collect(),
+    }))
 }
 
 /// Body of `POST /api/v1/drifts/{id}/ack` (optional).
@@ -610,7 +641,7 @@ async fn ack(
     UrlPath(raw): UrlPath<String>,
     caller: Option<axum::Extension<Caller>>,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, HttpError> {
+) -> Result<Json<dto::DriftEnvelope>, HttpError> {
     let id = parse_id(&raw)?;
     let b: AckBody = json_body(&body, false)?;
     let who = caller.map_or_else(|| "api".to_string(), |c| c.0.0.clone());
@@ -619,8 +650,16 @@ async fn ack(
         None => who,
     };
     st.daemon.store.ack(id, &by)?;
+    drift_envelope(&st, id)
+}
+
+/// The drift after an action, read back from the daemon's store (the writer that just wrote
+/// it, so the read sees the write).
+fn drift_envelope(st: &ApiState, id: i64) -> Result<Json<dto::DriftEnvelope>, HttpError> {
     let (drift, _) = st.daemon.store.drift(id)?;
-    Ok(Json(json!({"drift": drift})))
+    Ok(Json(dto::DriftEnvelope {
+        drift: drift.into(),
+    }))
 }
 
 /// Body of `POST /api/v1/drifts/{id}/silence`.
@@ -635,7 +674,7 @@ async fn silence(
     State(st): State<Shared>,
     UrlPath(raw): UrlPath<String>,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, HttpError> {
+) -> Result<Json<dto::DriftEnvelope>, HttpError> {
     let id = parse_id(&raw)?;
     let b: SilenceBody = json_body(&body, true)?;
     let until = b
@@ -649,8 +688,7 @@ async fn silence(
     st.daemon
         .store
         .silence(id, &crate::store::fmt_time(t), &reason)?;
-    let (drift, _) = st.daemon.store.drift(id)?;
-    Ok(Json(json!({"drift": drift})))
+    drift_envelope(&st, id)
 }
 
 /// Body of `POST /api/v1/scans`.
@@ -676,18 +714,22 @@ async fn trigger_scan(
             tracing::error!(scan_id = id, error = %e, "triggered scan");
         }
     });
-    let body =
-        json!({"id": id, "env": env, "status": "running", "url": format!("/api/v1/scans/{id}")});
+    let body = dto::ScanAccepted {
+        url: format!("/api/v1/scans/{id}"),
+        env,
+        id,
+        status: "running",
+    };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
 async fn get_scan(
     State(st): State<Shared>,
     UrlPath(raw): UrlPath<String>,
-) -> Result<Json<Value>, HttpError> {
+) -> Result<Json<dto::ScanEnvelope>, HttpError> {
     let id = parse_id(&raw)?;
-    let scan = st.daemon.store.scan(id)?;
-    Ok(Json(json!({"scan": scan})))
+    let scan = st.store.scan(id)?;
+    Ok(Json(dto::ScanEnvelope { scan: scan.into() }))
 }
 
 /// Query of `GET /api/v1/reports/latest`.

@@ -447,7 +447,7 @@ pub(crate) fn cmd_daemon(args: DaemonArgs) -> Result<u8> {
             "daemon started"
         );
         for t in daemon.targets() {
-            tracing::info!(target_name = t.name(), kind = t.kind(), every = %humantime::format_duration(daemon.interval(&t)), "scheduled");
+            tracing::info!(target_name = t.name(), kind = %t.kind(), every = %humantime::format_duration(daemon.interval(&t)), "scheduled");
         }
         daemon.run(rx).await;
         match api.await {
@@ -569,7 +569,7 @@ fn once_summary(
             let _ = writeln!(
                 out,
                 "  {} {}  {} · {}  [{mark}]",
-                row.severity.to_uppercase(),
+                row.severity.as_str().to_uppercase(),
                 row.resource,
                 b["type"].as_str().unwrap_or(&row.drift_type),
                 b["cause"].as_str().unwrap_or("unknown"),

@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use crate::alert::notice::{NoticeChange, NoticeDrift};
 use crate::model::{Drift, DriftType, ResourceKey, Severity};
 use crate::report::{Mode, inline_value};
-use crate::store::{DriftRow, DriftWrite, NewDrift};
+use crate::store::{DriftRecord, DriftWrite, NewDrift};
 
 /// The identity of a drift across scans: its type and resource (the version aside).
 pub(crate) fn identity(d: &Drift) -> String {
@@ -82,7 +82,10 @@ pub(crate) fn notice_drift(
 }
 
 /// A stored drift as a notice shows it (resolutions, reminders, reports).
-pub(crate) fn notice_from_row(row: &DriftRow, now: chrono::DateTime<chrono::Utc>) -> NoticeDrift {
+pub(crate) fn notice_from_row(
+    row: &DriftRecord,
+    now: chrono::DateTime<chrono::Utc>,
+) -> NoticeDrift {
     let body = &row.body;
     let changes = body["changes"]
         .as_array()
@@ -110,7 +113,7 @@ pub(crate) fn notice_from_row(row: &DriftRow, now: chrono::DateTime<chrono::Utc>
         fingerprint: row.fingerprint.clone(),
         resource: row.resource.clone(),
         drift_type: row.drift_type.clone(),
-        severity: row.severity.parse().unwrap_or_default(),
+        severity: row.severity,
         previous_severity: None,
         cause: body["cause"].as_str().unwrap_or("").to_string(),
         changes,
@@ -140,13 +143,13 @@ pub struct Visibility<'a> {
     pub visible: &'a dyn Fn(&str) -> bool,
 }
 
-fn silenced(row: &DriftRow, now: &str) -> bool {
+fn silenced(row: &DriftRecord, now: &str) -> bool {
     row.silenced_until.as_deref().is_some_and(|u| u > now)
 }
 
 /// Plans the lifecycle writes and notices of one scan (pure).
 pub fn plan(
-    prev: &[DriftRow],
+    prev: &[DriftRecord],
     observed: &[Drift],
     mode: Mode,
     vis: &Visibility<'_>,
@@ -155,7 +158,7 @@ pub fn plan(
 ) -> Plan {
     let now_s = crate::store::fmt_time(now);
     let mut plan = Plan::default();
-    let by_identity: HashMap<&str, &DriftRow> =
+    let by_identity: HashMap<&str, &DriftRecord> =
         prev.iter().map(|r| (r.identity.as_str(), r)).collect();
     let mut seen: HashSet<String> = HashSet::new();
     for d in observed {
@@ -191,7 +194,7 @@ pub fn plan(
                 }
             }
             Some(row) => {
-                let before: Severity = row.severity.parse().unwrap_or_default();
+                let before: Severity = row.severity;
                 let escalated = d.severity > before;
                 if !silenced(row, &now_s) {
                     let mut n = notice_drift(d, mode, &row.first_seen, now);
@@ -273,17 +276,17 @@ mod tests {
         }
     }
 
-    fn row(id: i64, d: &Drift, extra: impl FnOnce(&mut DriftRow)) -> DriftRow {
-        let mut r = DriftRow {
+    fn row(id: i64, d: &Drift, extra: impl FnOnce(&mut DriftRecord)) -> DriftRecord {
+        let mut r = DriftRecord {
             id,
             target: "prod".into(),
             identity: identity(d),
             fingerprint: d.fingerprint.clone(),
             resource: d.resource.to_string(),
             drift_type: "modified".into(),
-            severity: d.severity.as_str().into(),
+            severity: d.severity,
             categories: vec![],
-            status: "open".into(),
+            status: crate::store::DriftStatus::Open,
             first_seen: "2026-11-01T00:00:00.000Z".into(),
             last_seen: "2026-11-01T00:00:00.000Z".into(),
             changed_at: "2026-11-01T00:00:00.000Z".into(),

@@ -104,15 +104,15 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Sets the open-drift gauges from `(target, severity, categories)` rows.
-    pub(crate) fn set_open(&self, rows: &[(String, String, Vec<String>)]) {
+    /// Sets the open-drift gauges from the store's open drift counts.
+    pub(crate) fn set_open(&self, rows: &[crate::store::OpenCount]) {
         self.open_drifts.clear();
-        for (target, severity, cats) in rows {
-            for c in cats {
+        for row in rows {
+            for c in &row.categories {
                 self.open_drifts
                     .get_or_create(&OpenLabels {
-                        target: target.clone(),
-                        severity: severity.clone(),
+                        target: row.target.clone(),
+                        severity: row.severity.as_str().to_string(),
                         category: c.clone(),
                     })
                     .inc();

@@ -30,7 +30,9 @@ use crate::alert::notice::{Notice, NoticeDrift, NoticeKind, ReportSection};
 use crate::config::{Config, ReportConfig, parse_duration};
 use crate::model::Severity;
 use crate::report::Mode;
-use crate::store::{OutboxWrite, ScanEnd, Store, StoreError, fmt_time, now_rfc3339};
+use crate::store::{
+    OutboxWrite, ScanEnd, ScanKind, ScanOutcome, Store, StoreError, fmt_time, now_rfc3339,
+};
 use lifecycle::Visibility;
 use scan::ScanOutput;
 
@@ -130,11 +132,11 @@ impl Target {
             Target::Environment(n) | Target::Comparison(n) => n,
         }
     }
-    /// `environment` or `comparison` (as stored with scans).
-    pub fn kind(&self) -> &'static str {
+    /// What a scan of it is (as stored with scans).
+    pub fn kind(&self) -> ScanKind {
         match self {
-            Target::Environment(_) => "environment",
-            Target::Comparison(_) => "comparison",
+            Target::Environment(_) => ScanKind::Environment,
+            Target::Comparison(_) => ScanKind::Comparison,
         }
     }
 }
@@ -144,7 +146,7 @@ impl Target {
 pub struct ScanSummary {
     pub scan_id: i64,
     pub target: String,
-    pub outcome: String,
+    pub outcome: ScanOutcome,
     pub error: Option<String>,
     pub drifts: usize,
     pub max_severity: Option<Severity>,
@@ -321,7 +323,7 @@ impl Daemon {
                     None => self.store.start_scan(target.name(), target.kind())?,
                 };
                 let end = ScanEnd {
-                    outcome: "failed".into(),
+                    outcome: ScanOutcome::Failed,
                     error: Some(format!("internal error: {e}")),
                     ..ScanEnd::default()
                 };
@@ -329,7 +331,7 @@ impl Daemon {
                 ScanSummary {
                     scan_id: id,
                     target: target.name().to_string(),
-                    outcome: "failed".into(),
+                    outcome: ScanOutcome::Failed,
                     error: end.error,
                     drifts: 0,
                     max_severity: None,
@@ -341,7 +343,7 @@ impl Daemon {
             .scans
             .get_or_create(&metrics::ScanLabels {
                 target: summary.target.clone(),
-                outcome: summary.outcome.clone(),
+                outcome: summary.outcome.as_str().to_string(),
             })
             .inc();
         self.metrics
@@ -405,7 +407,7 @@ impl Daemon {
             .map(|r| r.drifts.iter().filter(|d| !d.expected).cloned().collect())
             .unwrap_or_default();
         let mut end = ScanEnd {
-            outcome: out.outcome.to_string(),
+            outcome: out.outcome,
             error: out.error.clone(),
             revision: out.revision.clone(),
             objects: out.objects as i64,
@@ -415,13 +417,13 @@ impl Daemon {
         };
         let mut outbox = Vec::new();
         let mut writes = Vec::new();
-        if out.outcome == "failed" {
+        if out.outcome == ScanOutcome::Failed {
             // Never resolve or report anything from a failed scan; tell people once per
             // failure streak (or when the reason changes).
             let previous = self.store.scans(Some(&name), 2)?;
             let repeated = previous
                 .get(1)
-                .is_some_and(|p| p.outcome == "failed" && p.error == out.error);
+                .is_some_and(|p| p.outcome == ScanOutcome::Failed && p.error == out.error);
             if !repeated {
                 let n = self.notice(
                     NoticeKind::ScanFailed,
@@ -461,7 +463,7 @@ impl Daemon {
                     outbox.extend(self.route(&n));
                 }
             }
-            if out.outcome == "partial" {
+            if out.outcome == ScanOutcome::Partial {
                 let n = self.notice(
                     NoticeKind::ScanFailed,
                     &name,
@@ -477,14 +479,14 @@ impl Daemon {
         self.store
             .record_scan(scan_id, &name, &end, &writes, &outbox)?;
         let max = drifts.iter().map(|d| d.severity).max();
-        tracing::info!(target = %name, scan_id, outcome = out.outcome, drifts = drifts.len(), duration_ms, "scan finished");
+        tracing::info!(target = %name, scan_id, outcome = %out.outcome, drifts = drifts.len(), duration_ms, "scan finished");
         if let Some(e) = &out.error {
             tracing::warn!(target = %name, scan_id, error = %e, "scan {}", out.outcome);
         }
         Ok(ScanSummary {
             scan_id,
             target: name,
-            outcome: out.outcome.to_string(),
+            outcome: out.outcome,
             error: out.error,
             drifts: drifts.len(),
             max_severity: max,
@@ -795,18 +797,12 @@ impl Daemon {
         self.store.prune(&fmt_time(
             chrono::Utc::now() - chrono::Duration::from_std(retention).unwrap_or_default(),
         ))?;
-        if summaries.iter().any(|s| s.outcome != "ok") {
+        if summaries.iter().any(|s| s.outcome != ScanOutcome::Ok) {
             return Ok(2);
         }
         let open = self.store.open_counts()?;
         let code = match fail_on {
-            Some(t)
-                if open
-                    .iter()
-                    .any(|(_, sev, _)| sev.parse::<Severity>().is_ok_and(|s| s >= t)) =>
-            {
-                1
-            }
+            Some(t) if open.iter().any(|c| c.severity >= t) => 1,
             _ => 0,
         };
         Ok(code)
@@ -912,7 +908,7 @@ impl Daemon {
 
 fn fail(e: String) -> ScanOutput {
     ScanOutput {
-        outcome: "failed",
+        outcome: ScanOutcome::Failed,
         error: Some(e),
         result: None,
         revision: None,

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use crate::alert::notice::ReportSection;
 use crate::model::Severity;
-use crate::store::{DriftFilter, Store, StoreError};
+use crate::store::{DriftFilter, DriftStatus, ScanOutcome, StoreError, StoreReader};
 
 use super::lifecycle::notice_from_row;
 
@@ -15,7 +15,7 @@ pub const OLDEST: usize = 5;
 
 /// Builds the report sections of `targets` since `since` (RFC 3339).
 pub fn build(
-    store: &Store,
+    store: &StoreReader,
     targets: &[String],
     since: &str,
     now: chrono::DateTime<chrono::Utc>,
@@ -24,16 +24,14 @@ pub fn build(
     for t in targets {
         let open = store.list_drifts(&DriftFilter {
             target: Some(t.clone()),
-            status: Some("open".into()),
+            status: Some(DriftStatus::Open),
             limit: 1000,
             ..DriftFilter::default()
         })?;
         let mut by_sev: BTreeMap<Severity, usize> = BTreeMap::new();
         let mut by_cat: BTreeMap<String, usize> = BTreeMap::new();
         for d in &open {
-            *by_sev
-                .entry(d.severity.parse().unwrap_or_default())
-                .or_default() += 1;
+            *by_sev.entry(d.severity).or_default() += 1;
             for c in &d.categories {
                 *by_cat.entry(c.clone()).or_default() += 1;
             }
@@ -44,7 +42,7 @@ pub fn build(
         let failed: Vec<String> = store
             .scans_since(t, since)?
             .into_iter()
-            .filter(|s| s.outcome == "failed" || s.outcome == "partial")
+            .filter(|s| matches!(s.outcome, ScanOutcome::Failed | ScanOutcome::Partial))
             .map(|s| {
                 format!(
                     "{} {}: {}",

@@ -16,12 +16,12 @@ use crate::model::DriftType;
 use crate::report::Mode;
 use crate::run::{self, Input, Job, Outcome, Trust};
 use crate::source::{SourceCaches, SourceSpec};
+use crate::store::ScanOutcome;
 
 /// What one scan produced.
 #[derive(Debug)]
 pub struct ScanOutput {
-    /// `ok`, `partial` or `failed`.
-    pub outcome: &'static str,
+    pub outcome: ScanOutcome,
     pub error: Option<String>,
     pub result: Option<DiffResult>,
     /// Source revisions (Git commits) when known.
@@ -39,7 +39,7 @@ pub struct ScanOutput {
 impl ScanOutput {
     fn failed(error: String) -> ScanOutput {
         ScanOutput {
-            outcome: "failed",
+            outcome: ScanOutcome::Failed,
             error: Some(error),
             result: None,
             revision: None,
@@ -69,9 +69,9 @@ impl ScanOutput {
         let snapshot = out.to_hash.clone().map(|h| (h.hash, h.objects));
         let (outcome, error, untrusted) = match out.trust {
             Trust::Failed(e) => return ScanOutput::failed(format!("{name}: {e}")),
-            Trust::Complete => ("ok", stale, Vec::new()),
+            Trust::Complete => (ScanOutcome::Ok, stale, Vec::new()),
             Trust::Partial { reasons, untrusted } => {
-                ("partial", Some(reasons.join("; ")), untrusted)
+                (ScanOutcome::Partial, Some(reasons.join("; ")), untrusted)
             }
         };
         ScanOutput {

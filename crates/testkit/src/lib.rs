@@ -22,11 +22,19 @@ pub mod webhook;
 
 use std::path::{Path, PathBuf};
 
-/// The workspace (repository) root: two levels above this crate's manifest
-/// (`crates/testkit`).
+/// The workspace (repository) root: the nearest directory holding `Cargo.lock` above the
+/// package under test (`CARGO_MANIFEST_DIR` as `cargo test` sets it at run time), else two
+/// levels above this crate's manifest. Run time first: a target directory shared between
+/// checkouts must not send tests to another checkout's files.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
+    let compiled = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let start = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
+    start
+        .iter()
+        .flat_map(|s| s.ancestors())
+        .find(|d| d.join("Cargo.lock").is_file())
+        .map(Path::to_path_buf)
+        .unwrap_or(compiled)
         .canonicalize()
         .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
 }

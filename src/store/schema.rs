@@ -1,0 +1,123 @@
+//! The schema: versioned migrations ([`MIGRATIONS`]), tracked in `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+use std::path::Path;
+
+/// Schema migrations, in order; index + 1 is the schema version.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: scans, drifts, history, outbox, snapshot hashes.
+    "CREATE TABLE scans (
+        id INTEGER PRIMARY KEY,
+        target TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        outcome TEXT NOT NULL DEFAULT 'running',
+        error TEXT,
+        revision TEXT,
+        objects INTEGER NOT NULL DEFAULT 0,
+        drifts INTEGER NOT NULL DEFAULT 0,
+        duration_ms INTEGER,
+        snapshot_hash TEXT
+    );
+    CREATE INDEX scans_target ON scans(target, id);
+    CREATE TABLE snapshots (
+        hash TEXT PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        objects TEXT NOT NULL
+    );
+    CREATE TABLE drifts (
+        id INTEGER PRIMARY KEY,
+        target TEXT NOT NULL,
+        identity TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        drift_type TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        severity_rank INTEGER NOT NULL,
+        categories TEXT NOT NULL,
+        status TEXT NOT NULL,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        changed_at TEXT NOT NULL,
+        resolved_at TEXT,
+        acked_at TEXT,
+        acked_by TEXT,
+        silenced_until TEXT,
+        silence_reason TEXT,
+        last_reminded_at TEXT,
+        last_scan_id INTEGER,
+        body TEXT NOT NULL,
+        UNIQUE(target, identity)
+    );
+    CREATE INDEX drifts_status ON drifts(status, target, severity_rank);
+    CREATE TABLE drift_events (
+        id INTEGER PRIMARY KEY,
+        drift_id INTEGER NOT NULL REFERENCES drifts(id),
+        at TEXT NOT NULL,
+        event TEXT NOT NULL,
+        fingerprint TEXT,
+        severity TEXT,
+        scan_id INTEGER,
+        detail TEXT
+    );
+    CREATE INDEX drift_events_drift ON drift_events(drift_id, id);
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        notice_id TEXT NOT NULL,
+        sink TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        target TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        next_attempt_at TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL DEFAULT 'pending',
+        last_error TEXT,
+        sent_at TEXT,
+        UNIQUE(notice_id, sink)
+    );
+    CREATE INDEX outbox_due ON outbox(state, next_attempt_at);
+    CREATE TABLE report_runs (
+        name TEXT PRIMARY KEY,
+        last_run_at TEXT NOT NULL
+    );",
+];
+
+/// Brings the schema at `path` up to [`MIGRATIONS`], one transaction per version.
+///
+/// # Errors
+/// [`StoreError::TooNew`] when a newer envdrift wrote the file, [`StoreError::Migrate`]
+/// naming the version that failed.
+pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let found: usize = conn
+        .pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
+        .map_err(|source| StoreError::Query {
+            path: path.to_path_buf(),
+            context: "reading the schema version",
+            source,
+        })? as usize;
+    if found > MIGRATIONS.len() {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found,
+            known: MIGRATIONS.len(),
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found) {
+        let version = i + 1;
+        let failed = |source| StoreError::Migrate {
+            path: path.to_path_buf(),
+            version,
+            source,
+        };
+        let tx = conn.transaction().map_err(failed)?;
+        tx.execute_batch(sql)
+            .and_then(|_| tx.pragma_update(None, "user_version", version as i64))
+            .and_then(|_| tx.commit())
+            .map_err(failed)?;
+    }
+    Ok(())
+}
