@@ -1,6 +1,6 @@
 //! Classification: the category and severity of each change, and the cause behind it.
 //!
-//! Severity rules are JSON Pointer patterns (see [`crate::diff::ignore::PathPattern`]) per
+//! Severity rules are JSON Pointer patterns (see [`crate::pattern::PathPattern`]) per
 //! group/kind, first match wins; rules from the config come before the built-in table
 //! ([`BUILTIN_RULES`], printed in the README). Whole resources (missing, unmanaged) get a
 //! severity by kind.
@@ -10,8 +10,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::diff::ignore::{ObjectSelector, PathPattern, SegView, wildcard};
 use crate::model::{Category, Cause, DriftType, ResourceKey, Severity};
+use crate::pattern::{ObjectSelector, PathPattern, SegView, wildcard};
 
 /// A severity rule as written in the config file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -460,7 +460,7 @@ pub enum RuleError {
     #[error("severity_rules[{index}]: {source}")]
     BadPath {
         index: usize,
-        source: crate::diff::ignore::BadPattern,
+        source: crate::pattern::BadPattern,
     },
     #[error("severity_rules[{index}]: set exactly one of `path` or `drift`")]
     PathOrDrift { index: usize },

@@ -247,6 +247,96 @@ pub struct ClusterSourceConfig {
 }
 
 impl SourceConfig {
+    /// The spec of a config file's `desired:` or `live:` block: paths relative to `base`
+    /// (the config file's directory), Git caches under `data_dir/git`.
+    ///
+    /// # Errors
+    /// A Git block whose fields are invalid, a bad `request_timeout`; the message names the
+    /// side and the field.
+    pub fn spec(
+        &self,
+        base: &Path,
+        data_dir: &Path,
+        side: &str,
+    ) -> Result<crate::source::SourceSpec, crate::source::SourceError> {
+        use crate::source::{
+            ClusterSource, FilesKind, GitSource, SourceError, SourceSpec, dump, git, kube,
+        };
+        let cfg = self;
+        let abs = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+        let invalid = |message: String| SourceError::Invalid {
+            side: side.to_string(),
+            source_desc: cfg.describe(),
+            message,
+        };
+        Ok(match cfg {
+            SourceConfig::Dir { path } => SourceSpec::Files {
+                paths: vec![abs(path)],
+                kind: FilesKind::Manifests,
+                limits: dump::FileLimits::default(),
+            },
+            SourceConfig::Dump { path } => SourceSpec::Files {
+                paths: vec![abs(path)],
+                kind: FilesKind::Dump,
+                limits: dump::FileLimits::default(),
+            },
+            SourceConfig::Git(g) => {
+                let (mut spec, mut auth, render) = g.parts().map_err(&invalid)?;
+                // A relative local repository path is relative to the config file, like
+                // every path.
+                if !spec.repo.contains("://")
+                    && !spec.repo.contains('@')
+                    && !Path::new(&spec.repo).is_absolute()
+                {
+                    spec.repo = abs(Path::new(&spec.repo)).display().to_string();
+                }
+                auth.token_file = auth.token_file.as_deref().map(abs);
+                auth.ssh_key = auth.ssh_key.as_deref().map(abs);
+                let sync = git::SyncOptions {
+                    cache_dir: data_dir.join("git"),
+                    ..git::SyncOptions::default()
+                };
+                SourceSpec::Git(Box::new(GitSource {
+                    spec,
+                    auth,
+                    sync,
+                    render,
+                }))
+            }
+            SourceConfig::Cluster(c) => {
+                let request_timeout = match &c.request_timeout {
+                    Some(t) => {
+                        parse_duration(t).map_err(|e| invalid(format!("request_timeout: {e}")))?
+                    }
+                    None => std::time::Duration::from_secs(30),
+                };
+                SourceSpec::Cluster(Box::new(ClusterSource {
+                    target: kube::ClusterTarget {
+                        kubeconfig: c.kubeconfig.as_deref().map(abs),
+                        context: c.context.clone(),
+                        in_cluster: c.in_cluster,
+                    },
+                    opts: kube::KubeOptions {
+                        env: side.to_string(),
+                        namespaces: c.namespaces.clone(),
+                        namespace_selector: c.namespace_selector.clone(),
+                        include: c.include_kinds.clone(),
+                        exclude: c.exclude_kinds.clone(),
+                        cluster_scoped: c.cluster_scoped.unwrap_or(true),
+                        request_timeout,
+                        ..kube::KubeOptions::default()
+                    },
+                }))
+            }
+        })
+    }
+
     /// A one-line description for logs and reports.
     pub(crate) fn describe(&self) -> String {
         match self {
@@ -254,7 +344,7 @@ impl SourceConfig {
             SourceConfig::Dump { path } => format!("dump:{}", path.display()),
             SourceConfig::Git(g) => format!(
                 "git:{}@{}:{}",
-                crate::source::git::redact_url(&g.repo),
+                crate::redact::redact_url(&g.repo),
                 g.reference,
                 g.path
             ),
@@ -501,7 +591,7 @@ impl Config {
         };
         for (i, r) in self.ignore.iter().enumerate() {
             for (j, p) in r.paths.iter().enumerate() {
-                if let Err(e) = crate::diff::ignore::PathPattern::parse(p) {
+                if let Err(e) = crate::pattern::PathPattern::parse(p) {
                     out.push(invalid(format!("ignore[{i}].paths[{j}]"), e.to_string()));
                 }
             }
@@ -528,7 +618,7 @@ impl Config {
         }
         for (i, r) in self.compare.expected.rules.iter().enumerate() {
             for (j, p) in r.paths.iter().enumerate() {
-                if let Err(e) = crate::diff::ignore::PathPattern::parse(p) {
+                if let Err(e) = crate::pattern::PathPattern::parse(p) {
                     out.push(invalid(
                         format!("compare.expected.rules[{i}].paths[{j}]"),
                         e.to_string(),
@@ -664,14 +754,14 @@ pub enum CompileError {
     #[error("ignore[{index}].paths: {source}")]
     Ignore {
         index: usize,
-        source: crate::diff::ignore::BadPattern,
+        source: crate::pattern::BadPattern,
     },
     #[error(transparent)]
     Severity(#[from] RuleError),
     #[error("compare.expected.rules[{index}]: {source}")]
     Expected {
         index: usize,
-        source: crate::diff::ignore::BadPattern,
+        source: crate::pattern::BadPattern,
     },
     #[error("compare.mapping: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Mapping(Vec<crate::diff::envmap::MappingError>),

@@ -35,6 +35,7 @@ pub mod daemon;
 pub mod diff;
 pub(crate) mod kinds;
 pub mod model;
+pub mod pattern;
 pub mod redact;
 pub mod report;
 pub mod run;

@@ -135,7 +135,7 @@ impl Route {
 
 /// Glob match: `*` any run of characters (also none), `?` exactly one, all else literal
 /// (the same matcher the ignore rules use).
-pub use crate::diff::ignore::wildcard as glob;
+pub use crate::pattern::wildcard as glob;
 
 #[cfg(test)]
 mod tests {

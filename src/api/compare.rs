@@ -22,7 +22,7 @@ use crate::daemon::{Daemon, Target};
 use crate::model::DriftType;
 use crate::report::{Mode, Report};
 use crate::run::{self, Input, Job, Src};
-use crate::source::{self, Ctx, Loaded, SourceSpec};
+use crate::source::{self, Ctx, Loaded};
 
 /// Cached sources and the concurrency limit.
 pub struct CompareCache {
@@ -59,7 +59,8 @@ impl CompareCache {
             SideKind::Live => (&e.live, env.to_string()),
         };
         let data_dir = d.cfg.data_dir_in(&d.base);
-        let spec = SourceSpec::from_config(cfg_spec, &d.base, &data_dir, &label)
+        let spec = cfg_spec
+            .spec(&d.base, &data_dir, &label)
             .map_err(|e| e.to_string())?;
         let ctx = Ctx {
             side: &label,

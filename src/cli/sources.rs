@@ -257,12 +257,7 @@ pub(crate) fn environment_side(
     };
     let base = config_base(cfg_path);
     let side = if desired { &e.desired } else { &e.live };
-    Ok(SourceSpec::from_config(
-        side,
-        &base,
-        &config.data_dir_in(&base),
-        label,
-    )?)
+    Ok(side.spec(&base, &config.data_dir_in(&base), label)?)
 }
 
 /// The config of `--config` when given (else the defaults); `None` when it is invalid

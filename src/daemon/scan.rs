@@ -15,7 +15,7 @@ use crate::diff::DiffResult;
 use crate::model::DriftType;
 use crate::report::Mode;
 use crate::run::{self, Input, Job, Outcome, Trust};
-use crate::source::{SourceCaches, SourceSpec};
+use crate::source::SourceCaches;
 use crate::store::ScanOutcome;
 
 /// What one scan produced.
@@ -99,9 +99,11 @@ pub(crate) fn environment_job<'a>(
     env: &EnvironmentConfig,
 ) -> Result<Job<'a>, String> {
     let dd = cfg.data_dir_in(base);
-    let desired =
-        SourceSpec::from_config(&env.desired, base, &dd, "desired").map_err(|e| e.to_string())?;
-    let live = SourceSpec::from_config(&env.live, base, &dd, name).map_err(|e| e.to_string())?;
+    let desired = env
+        .desired
+        .spec(base, &dd, "desired")
+        .map_err(|e| e.to_string())?;
+    let live = env.live.spec(base, &dd, name).map_err(|e| e.to_string())?;
     Ok(Job::new(
         Mode::DesiredVsLive,
         Input::spec("desired", desired),
@@ -144,8 +146,10 @@ pub(crate) fn scan_comparison(
         return ScanOutput::failed(format!("{name}: unknown environment"));
     };
     let dd = cfg.data_dir_in(base);
-    let specs = SourceSpec::from_config(&from_env.live, base, &dd, &cmp.from)
-        .and_then(|f| SourceSpec::from_config(&to_env.live, base, &dd, &cmp.to).map(|t| (f, t)));
+    let specs = from_env
+        .live
+        .spec(base, &dd, &cmp.from)
+        .and_then(|f| to_env.live.spec(base, &dd, &cmp.to).map(|t| (f, t)));
     let (from, to) = match specs {
         Ok(s) => s,
         Err(e) => return ScanOutput::failed(format!("{name}: {e}")),

@@ -13,10 +13,10 @@ use serde_json::{Map, Value};
 
 use super::Options;
 use super::defaults::DefaultValue;
-use super::ignore::SegView;
 use super::managed::{FieldElem, ManagedEntry, ManagedIndex, field_elem, key_elem, value_elem};
 use super::normalize::{ListType, ScalarType, SchemaNode, is_empty, item_key, scalar_eq};
 use crate::model::{Attribution, Category, Cause, ChangeOp, ResourceKey, Severity, Suppressed};
+use crate::pattern::SegView;
 use crate::redact::LAST_APPLIED;
 
 /// One RFC 6902 operation that reverts a change, with its place in the patch order.

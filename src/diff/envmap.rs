@@ -27,8 +27,8 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::ignore::wildcard;
 use crate::model::{InputError, MappedFrom, ResourceKey, Snapshot};
+use crate::pattern::wildcard;
 
 /// A name rewrite: `from_prefix`/`from_suffix` are replaced by `to_prefix`/`to_suffix`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

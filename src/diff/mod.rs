@@ -40,10 +40,11 @@ use crate::model::{
     Cause, ChangeOp, Drift, DriftType, FieldChange, Object, Origin, Remedy, ResourceKey,
     ResourceRef, ReverseFix, Severity, Snapshot, Suppressed,
 };
+use crate::pattern::ObjectSelector;
 use crate::redact::short_hash;
 use crate::schema::Registry;
 use compare::{RawChange, compare_with_schema};
-use ignore::{IgnoreSet, ObjectSelector};
+use ignore::IgnoreSet;
 
 /// Which live objects count as "unmanaged" when they are not in desired.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -365,7 +366,7 @@ impl<'a> WatchedScope<'a> {
         }
         match &key.namespace {
             Some(ns) => match self.namespaces {
-                Some(globs) => globs.iter().any(|g| ignore::wildcard(g, ns)),
+                Some(globs) => globs.iter().any(|g| crate::pattern::wildcard(g, ns)),
                 None => self.desired_namespaces.contains(ns.as_str()),
             },
             None => self

@@ -35,8 +35,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::diff::ignore::wildcard;
 use crate::model::{Object, Origin, ResourceKey, Snapshot, SourceRef, UnknownScope};
+use crate::pattern::wildcard;
 use crate::redact::redact_secret;
 
 /// Which cluster to read.

@@ -4,7 +4,7 @@
 //! [`open`] is the one way from a [`SourceSpec`] (files, a Git repository, a cluster) to
 //! objects with their metadata ([`Loaded`]); [`stream`] reads file sources one file at a
 //! time for the live side of a comparison. The daemon's per-source caches
-//! ([`SourceCaches`]) live behind both. [`SourceSpec::from_config`] turns a config file's
+//! ([`SourceCaches`]) live behind both. [`crate::config::SourceConfig::spec`] turns a config file's
 //! `desired:`/`live:` block into a spec.
 //!
 //! - [`manifest`]: YAML/JSON text → objects (pure parsing, with lines).
@@ -25,7 +25,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::config::SourceConfig;
 use crate::model::{ResourceKey, Snapshot};
 
 /// One side's source, resolved: paths are final, options complete.
@@ -108,91 +107,6 @@ impl SourceSpec {
     /// Whether [`stream`] can read this source one file at a time.
     pub fn streams(&self) -> bool {
         matches!(self, SourceSpec::Files { .. })
-    }
-
-    /// The spec of a config file's `desired:` or `live:` block: paths relative to `base`
-    /// (the config file's directory), Git caches under `data_dir/git`.
-    ///
-    /// # Errors
-    /// A Git block whose fields are invalid, a bad `request_timeout`; the message names the
-    /// side and the field.
-    pub fn from_config(
-        cfg: &SourceConfig,
-        base: &Path,
-        data_dir: &Path,
-        side: &str,
-    ) -> Result<SourceSpec, SourceError> {
-        let abs = |p: &Path| {
-            if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                base.join(p)
-            }
-        };
-        let invalid = |message: String| SourceError::Invalid {
-            side: side.to_string(),
-            source_desc: cfg.describe(),
-            message,
-        };
-        Ok(match cfg {
-            SourceConfig::Dir { path } => SourceSpec::Files {
-                paths: vec![abs(path)],
-                kind: FilesKind::Manifests,
-                limits: dump::FileLimits::default(),
-            },
-            SourceConfig::Dump { path } => SourceSpec::Files {
-                paths: vec![abs(path)],
-                kind: FilesKind::Dump,
-                limits: dump::FileLimits::default(),
-            },
-            SourceConfig::Git(g) => {
-                let (mut spec, mut auth, render) = g.parts().map_err(&invalid)?;
-                // A relative local repository path is relative to the config file, like
-                // every path.
-                if !spec.repo.contains("://")
-                    && !spec.repo.contains('@')
-                    && !Path::new(&spec.repo).is_absolute()
-                {
-                    spec.repo = abs(Path::new(&spec.repo)).display().to_string();
-                }
-                auth.token_file = auth.token_file.as_deref().map(abs);
-                auth.ssh_key = auth.ssh_key.as_deref().map(abs);
-                let sync = git::SyncOptions {
-                    cache_dir: data_dir.join("git"),
-                    ..git::SyncOptions::default()
-                };
-                SourceSpec::Git(Box::new(GitSource {
-                    spec,
-                    auth,
-                    sync,
-                    render,
-                }))
-            }
-            SourceConfig::Cluster(c) => {
-                let request_timeout = match &c.request_timeout {
-                    Some(t) => crate::config::parse_duration(t)
-                        .map_err(|e| invalid(format!("request_timeout: {e}")))?,
-                    None => std::time::Duration::from_secs(30),
-                };
-                SourceSpec::Cluster(Box::new(ClusterSource {
-                    target: kube::ClusterTarget {
-                        kubeconfig: c.kubeconfig.as_deref().map(abs),
-                        context: c.context.clone(),
-                        in_cluster: c.in_cluster,
-                    },
-                    opts: kube::KubeOptions {
-                        env: side.to_string(),
-                        namespaces: c.namespaces.clone(),
-                        namespace_selector: c.namespace_selector.clone(),
-                        include: c.include_kinds.clone(),
-                        exclude: c.exclude_kinds.clone(),
-                        cluster_scoped: c.cluster_scoped.unwrap_or(true),
-                        request_timeout,
-                        ..kube::KubeOptions::default()
-                    },
-                }))
-            }
-        })
     }
 }
 
