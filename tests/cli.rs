@@ -401,6 +401,7 @@ fn daemon_once_scan_and_report_on_the_demo() {
     let scan = envdrift(&["scan", "--config", &c, "--env", "staging", "-f", "json"]);
     let report = envdrift(&["report", "--config", &c]);
     let md = envdrift(&["report", "--config", &c, "--format", "markdown"]);
+    let json = envdrift(&["report", "--config", &c, "--format", "json"]);
     let bad = envdrift(&["scan", "--config", &c, "--env", "mars"]);
     std::fs::remove_file(&cfg_path).unwrap();
     assert_eq!(once.status.code(), Some(1), "{}", text(&once.stderr));
@@ -415,6 +416,33 @@ fn daemon_once_scan_and_report_on_the_demo() {
         insta::assert_snapshot!("demo_report_text", text(&report.stdout));
         insta::assert_snapshot!("demo_report_markdown", text(&md.stdout));
     });
+    // `report -f json` has the value types of `diff -f json`: a boolean stays a boolean and
+    // an absent value is null, not the texts `"true"` and `"(absent)"` the templates show.
+    let report_json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let changes: Vec<&serde_json::Value> = report_json["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["oldest"].as_array().unwrap())
+        .flat_map(|d| d["changes"].as_array().unwrap())
+        .collect();
+    let privileged = changes
+        .iter()
+        .find(|c| {
+            c["path"]
+                .as_str()
+                .unwrap()
+                .ends_with("/securityContext/privileged")
+        })
+        .expect("the demo's privileged container is in the report");
+    assert_eq!(privileged["live"], serde_json::json!(true));
+    assert_eq!(privileged["desired"], serde_json::Value::Null);
+    assert!(
+        changes
+            .iter()
+            .all(|c| c["desired"] != "(absent)" && c["live"] != "(absent)"),
+        "{report_json}"
+    );
     assert_eq!(bad.status.code(), Some(2));
     assert!(
         text(&bad.stderr).contains("--env mars"),
@@ -712,6 +740,14 @@ fn the_readme_main_job_prints_drifts_and_fixes_every_time() {
         "{}",
         text(&second.stdout)
     );
+    // Both runs' stdout pinned: what a new user sees first, and on every run after.
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"in \d+ ms", "in [n] ms");
+    settings.add_filter(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[time]");
+    settings.bind(|| {
+        insta::assert_snapshot!("readme_main_job_first_run", text(&first.stdout));
+        insta::assert_snapshot!("readme_main_job_second_run", text(&second.stdout));
+    });
 }
 
 #[test]

@@ -1390,3 +1390,90 @@ fn renderer_works_for_local_directories_as_for_git_sources() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn drifts_of_objects_in_one_file_get_one_diff_applied_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = tmp.path().join("origin");
+    new_repo(&origin);
+    // one file with three ConfigMaps; live changed two of them
+    let cm_doc = |name: &str, v: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: shop\ndata:\n  level: \"{v}\" # tuned by hand\n  mode: fast\n"
+        )
+    };
+    let file = [cm_doc("a", "1"), cm_doc("b", "2"), cm_doc("c", "3")].join("---\n");
+    write(&origin, "prod/config.yaml", &file);
+    commit_all(&origin, "config");
+    let live_cm = |name: &str, v: &str| {
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "shop", "uid": format!("u-{name}"),
+                         "resourceVersion": "7", "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "data": {"level": v, "mode": "fast"}
+        })
+    };
+    let live = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
+        live_cm("a", "10"), live_cm("b", "2"), live_cm("c", "30")
+    ]});
+    let live_path = tmp.path().join("live.json");
+    std::fs::write(&live_path, live.to_string()).unwrap();
+    let spec = format!("git:{}@main:prod", origin.display());
+    let cache = tmp.path().join("cache");
+    let run = |format: &str| {
+        envdrift(
+            &[
+                "diff",
+                "--desired",
+                &spec,
+                "--live",
+                live_path.to_str().unwrap(),
+                "--renderer",
+                "plain",
+                "--git-cache",
+                cache.to_str().unwrap(),
+                "--format",
+                format,
+            ],
+            None,
+        )
+    };
+    let v: serde_json::Value = serde_json::from_slice(&run("json").stdout).unwrap();
+    let modified: Vec<&serde_json::Value> = v["drifts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["type"] == "modified")
+        .collect();
+    assert_eq!(modified.len(), 2, "{v}");
+    let diffs: Vec<&str> = modified
+        .iter()
+        .map(|d| d["adopt"]["diff"].as_str().expect("a diff"))
+        .collect();
+    assert_eq!(diffs[0], diffs[1], "one diff for the file");
+    for d in &modified {
+        let notes = d["adopt"]["notes"].to_string();
+        assert!(notes.contains("one diff for prod/config.yaml"), "{notes}");
+        assert!(notes.contains("apply it once"), "{notes}");
+    }
+    let table = text(&run("table").stdout);
+    assert_eq!(
+        table.matches("--- a/prod/config.yaml").count(),
+        1,
+        "the combined diff is printed once: {table}"
+    );
+    assert!(
+        table.contains("(the diff for this file is shown above)"),
+        "{table}"
+    );
+    let patch = tmp.path().join("adopt.patch");
+    std::fs::write(&patch, diffs[0]).unwrap();
+    git(&origin, &["apply", patch.to_str().unwrap()]);
+    let new = std::fs::read_to_string(origin.join("prod/config.yaml")).unwrap();
+    assert!(new.contains("level: \"10\" # tuned by hand"), "{new}");
+    assert!(new.contains("level: \"2\" # tuned by hand"), "{new}");
+    assert!(new.contains("level: \"30\" # tuned by hand"), "{new}");
+    commit_all(&origin, "adopt live");
+    let v: serde_json::Value = serde_json::from_slice(&run("json").stdout).unwrap();
+    assert_eq!(v["summary"]["drifts"], 0, "{v}");
+}

@@ -60,6 +60,11 @@ pub struct NoticeChange {
     pub manager: Option<String>,
     /// RFC 3339 time of that write, when known.
     pub time: Option<String>,
+    /// The desired and live values as the engine's JSON output has them (typed; Secret
+    /// values already hashed), for JSON renderings such as `report -f json`. Templates see
+    /// the short texts above; this is not part of the template context.
+    #[serde(skip)]
+    pub values: Option<Box<(serde_json::Value, serde_json::Value)>>,
 }
 
 /// One drift inside a notice.

@@ -334,6 +334,7 @@ fn change(
         }
         .into(),
         manager: manager.map(str::to_string),
+        values: None,
         time: manager.map(|_| "2026-11-26T09:12:44Z".to_string()),
     }
 }

@@ -751,7 +751,7 @@ async fn latest_report(
     let (ctype, body) = match q.format.as_deref().unwrap_or("json") {
         "json" => (
             "application/json",
-            serde_json::to_string(&json!({"title": title, "sections": sections}))
+            serde_json::to_string(&crate::daemon::report::render_json(&title, &sections))
                 .unwrap_or_default(),
         ),
         "markdown" => (

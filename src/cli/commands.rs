@@ -516,9 +516,9 @@ pub(crate) fn cmd_report(args: ReportArgs) -> Result<u8> {
         ReportFormat::Text => envdrift::daemon::report::render_text(&title, &sections),
         ReportFormat::Markdown => envdrift::daemon::report::render_markdown(&title, &sections),
         ReportFormat::Json => {
-            let mut s = serde_json::to_string_pretty(
-                &serde_json::json!({"title": title, "sections": sections}),
-            )?;
+            let mut s = serde_json::to_string_pretty(&envdrift::daemon::report::render_json(
+                &title, &sections,
+            ))?;
             s.push('\n');
             s
         }

@@ -73,6 +73,7 @@ pub(crate) fn notice_drift(
                 cause: c.cause.to_string(),
                 manager: c.attribution.as_ref().map(|a| a.manager.clone()),
                 time: c.attribution.as_ref().and_then(|a| a.time.clone()),
+                values: Some(Box::new((c.desired.clone(), c.live.clone()))),
             })
             .collect(),
         kubectl: d.remedy.kubectl.clone(),
@@ -105,6 +106,7 @@ pub(crate) fn notice_from_row(
                     cause: c["cause"].as_str().unwrap_or("").to_string(),
                     manager: c["manager"].as_str().map(str::to_string),
                     time: c["time"].as_str().map(str::to_string),
+                    values: Some(Box::new((c["desired"].clone(), c["live"].clone()))),
                 })
                 .collect()
         })

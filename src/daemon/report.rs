@@ -72,6 +72,24 @@ pub fn build(
     Ok(out)
 }
 
+/// The report as JSON (`report -f json`, `GET /api/v1/reports/latest?format=json`): the
+/// sections as the templates see them, except that each change's `desired` and `live` are
+/// the typed values of `diff -f json` (`true`, `3`, `null` for absent), not short texts.
+pub fn render_json(title: &str, sections: &[ReportSection]) -> serde_json::Value {
+    let mut out = serde_json::json!({"title": title, "sections": sections});
+    for (i, s) in sections.iter().enumerate() {
+        for (j, d) in s.oldest.iter().enumerate() {
+            for (k, c) in d.changes.iter().enumerate() {
+                let Some(v) = &c.values else { continue };
+                let slot = &mut out["sections"][i]["oldest"][j]["changes"][k];
+                slot["desired"] = v.0.clone();
+                slot["live"] = v.1.clone();
+            }
+        }
+    }
+    out
+}
+
 /// The report as plain text (stdout of `envdrift report`).
 pub fn render_text(title: &str, sections: &[ReportSection]) -> String {
     let mut out = String::new();

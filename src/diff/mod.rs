@@ -673,7 +673,9 @@ fn field_change(key: &ResourceKey, c: RawChange) -> FieldChange {
     }
 }
 
-/// A live object as a manifest to create elsewhere: server-written metadata removed.
+/// A live object as a manifest to create elsewhere: server-written metadata, empty
+/// label/annotation maps and what the other cluster allocated for a Service (cluster IPs
+/// unless headless, node ports, the health-check node port) removed.
 fn as_manifest(v: &Value) -> Value {
     let mut m = v.clone();
     if let Some(obj) = m.as_object_mut() {
@@ -694,6 +696,32 @@ fn as_manifest(v: &Value) -> Value {
                 ann.remove(crate::redact::LAST_APPLIED);
                 ann.remove("deployment.kubernetes.io/revision");
             }
+            for f in ["annotations", "labels"] {
+                if meta
+                    .get(f)
+                    .and_then(Value::as_object)
+                    .is_some_and(serde_json::Map::is_empty)
+                {
+                    meta.remove(f);
+                }
+            }
+        }
+        // Values the other cluster allocated: applying them here would ask for that
+        // cluster's IPs and ports (and fail where they are taken).
+        let is_service = obj.get("kind").and_then(Value::as_str) == Some("Service")
+            && obj.get("apiVersion").and_then(Value::as_str) == Some("v1");
+        if is_service && let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+            let headless = spec.get("clusterIP").and_then(Value::as_str) == Some("None");
+            if !headless {
+                spec.remove("clusterIP");
+                spec.remove("clusterIPs");
+            }
+            spec.remove("healthCheckNodePort");
+            if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+                for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+                    p.remove("nodePort");
+                }
+            }
         }
     }
     m
@@ -711,7 +739,8 @@ fn missing_drift(key: &ResourceKey, d: &Object, shared_file: bool, opts: &Option
         let orig = d.mapped.as_ref().map_or(key, |m| &m.key);
         (
             format!(
-                "# create it in {to} from `manifest`, or remove it from {from}: {}",
+                "# create it in {to} (with {to}'s kubectl context):\n{}\n# or remove it from {from} (with {from}'s context): {}",
+                patch::kubectl_apply_heredoc(&manifest),
                 patch::kubectl_delete(orig)
             ),
             format!("{key} exists in {from} only"),
@@ -808,5 +837,37 @@ fn unmanaged_drift(key: &ResourceKey, l: &Object, opts: &Options) -> Drift {
             reverse: None,
             adopt: None,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::as_manifest;
+    use serde_json::json;
+
+    #[test]
+    fn a_manifest_for_another_cluster_drops_what_this_one_allocated() {
+        let live = json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": "shop", "uid": "u", "resourceVersion": "9",
+                         "annotations": {}, "labels": {"app": "web"}},
+            "spec": {"type": "NodePort", "clusterIP": "10.96.0.7", "clusterIPs": ["10.96.0.7"],
+                     "ports": [{"port": 80, "nodePort": 31234, "protocol": "TCP"}],
+                     "selector": {"app": "web"}},
+            "status": {"loadBalancer": {}}
+        });
+        assert_eq!(
+            as_manifest(&live),
+            json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
+                "spec": {"type": "NodePort", "ports": [{"port": 80, "protocol": "TCP"}],
+                         "selector": {"app": "web"}}
+            })
+        );
+        // a headless Service keeps `clusterIP: None`: it is what makes it headless
+        let headless = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db"},
+                              "spec": {"clusterIP": "None", "clusterIPs": ["None"]}});
+        assert_eq!(as_manifest(&headless)["spec"]["clusterIP"], "None");
     }
 }

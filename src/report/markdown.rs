@@ -37,6 +37,8 @@ pub fn render(rep: &Report<'_>) -> String {
         );
     }
     let _ = writeln!(out);
+    // A combined adopt diff (one per file with several drifted objects) is printed once.
+    let mut printed_diffs: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for d in &rep.result.drifts {
         let _ = writeln!(
             out,
@@ -111,7 +113,11 @@ pub fn render(rep: &Report<'_>) -> String {
             if !a.notes.is_empty() {
                 let _ = writeln!(out);
             }
-            if let Some(diff) = &a.diff {
+            if let Some(diff) = &a.diff
+                && !printed_diffs.insert(diff.as_str())
+            {
+                let _ = writeln!(out, "(The diff for this file is shown above.)\n");
+            } else if let Some(diff) = &a.diff {
                 let _ = writeln!(out, "```diff\n{}```\n", diff);
             }
         }

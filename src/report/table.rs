@@ -140,6 +140,8 @@ pub fn render(rep: &Report<'_>, opts: TableOptions) -> String {
     if let Some(s) = suppressed_line(rep) {
         let _ = writeln!(out, "  {}", p.dim(&s));
     }
+    // A combined adopt diff (one per file with several drifted objects) is printed once.
+    let mut printed_diffs: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for sev in Severity::ALL {
         let group: Vec<&Drift> = rep
             .result
@@ -247,8 +249,12 @@ pub fn render(rep: &Report<'_>, opts: TableOptions) -> String {
                     let _ = writeln!(out, "      {n}");
                 }
                 if let Some(diff) = &a.diff {
-                    for l in diff.lines() {
-                        let _ = writeln!(out, "      {l}");
+                    if printed_diffs.insert(diff.as_str()) {
+                        for l in diff.lines() {
+                            let _ = writeln!(out, "      {l}");
+                        }
+                    } else {
+                        let _ = writeln!(out, "      (the diff for this file is shown above)");
                     }
                 }
             }

@@ -39,9 +39,16 @@ pub struct Sources<'a> {
 
 /// Fills `remedy.adopt` for every modified drift whose desired object came from the
 /// source files.
+///
+/// Drifts of several objects in one plain file get ONE diff for that file (the edits of all
+/// of them, made against the file as it is): separate diffs against the same text would
+/// conflict once the first is applied. Each of those drifts carries the combined diff and a
+/// note naming the other objects it adopts; renderers print it once.
 pub(crate) fn attach(result: &mut DiffResult, src: &Sources<'_>) {
     let (files, renderer) = (src.files, src.renderer);
-    for d in &mut result.drifts {
+    // file → indices of the drifts whose plain-file edit touches it
+    let mut by_file: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, d) in result.drifts.iter_mut().enumerate() {
         if d.drift_type != DriftType::Modified {
             continue;
         }
@@ -56,7 +63,63 @@ pub(crate) fn attach(result: &mut DiffResult, src: &Sources<'_>) {
             },
             _ => trace_rendered(d, files, src.trace_order, src.set_values),
         };
+        if renderer == Renderer::Plain && adopt.diff.is_some() {
+            by_file.entry(path).or_default().push(i);
+        }
         d.remedy.adopt = Some(adopt);
+    }
+    for (path, idx) in by_file {
+        if idx.len() < 2 {
+            continue;
+        }
+        let Some(text) = files.get(&path) else {
+            continue;
+        };
+        combine(&path, text, &idx, &mut result.drifts);
+    }
+}
+
+/// One diff for the drifts `idx` of the plain file `path`: every edit of every drift,
+/// against the original text. When the edits overlap (they cannot, for distinct objects,
+/// unless the file is unusual) each drift keeps its own diff and a note says to apply them
+/// one at a time.
+fn combine(path: &str, text: &str, idx: &[usize], drifts: &mut [Drift]) {
+    let lines: Vec<&str> = text.split('\n').collect();
+    let mut edits = Vec::new();
+    for &i in idx {
+        let Some(Origin::File { line, .. }) = &drifts[i].desired_origin else {
+            return;
+        };
+        edits.extend(edits_for(&lines, *line, &drifts[i]).0);
+    }
+    let names: Vec<String> = idx
+        .iter()
+        .map(|&i| drifts[i].resource.to_string())
+        .collect();
+    let combined = apply_edits(&lines, edits).map(|new| unified(path, text, &new));
+    for (n, &i) in idx.iter().enumerate() {
+        let others: Vec<&str> = names
+            .iter()
+            .enumerate()
+            .filter(|(m, _)| *m != n)
+            .map(|(_, s)| s.as_str())
+            .collect();
+        let Some(adopt) = drifts[i].remedy.adopt.as_mut() else {
+            continue;
+        };
+        match &combined {
+            Ok(diff) => {
+                adopt.diff = Some(diff.clone());
+                adopt.notes.push(format!(
+                    "one diff for {path}: it also adopts {} (apply it once)",
+                    others.join(", ")
+                ));
+            }
+            Err(_) => adopt.notes.push(format!(
+                "{path} also has drift of {}: apply these diffs one at a time, re-running envdrift between them",
+                others.join(", ")
+            )),
+        }
     }
 }
 
@@ -134,7 +197,17 @@ pub fn adopt_plain(path: &str, text: &str, line: usize, d: &Drift) -> Adopt {
 /// When two edits overlap (then no edit is made).
 pub fn adopt_text(text: &str, line: usize, d: &Drift) -> Result<(String, Vec<String>), String> {
     let lines: Vec<&str> = text.split('\n').collect();
-    let doc = Doc::new(&lines, line.saturating_sub(1));
+    let (edits, notes) = edits_for(&lines, line, d);
+    if edits.is_empty() {
+        return Ok((text.to_string(), notes));
+    }
+    Ok((apply_edits(&lines, edits)?, notes))
+}
+
+/// The line edits that adopt `d`'s live values into the document starting at 1-based
+/// `line`, and notes for the changes that cannot be edited.
+fn edits_for(lines: &[&str], line: usize, d: &Drift) -> (Vec<Edit>, Vec<String>) {
+    let doc = Doc::new(lines, line.saturating_sub(1));
     let mut edits = Vec::new();
     let mut notes = Vec::new();
     let mut removals: BTreeMap<&str, usize> = BTreeMap::new();
@@ -150,10 +223,7 @@ pub fn adopt_text(text: &str, line: usize, d: &Drift) -> Result<(String, Vec<Str
             Err(why) => notes.push(format!("{} (not edited: {why})", describe(c))),
         }
     }
-    if edits.is_empty() {
-        return Ok((text.to_string(), notes));
-    }
-    Ok((apply_edits(&lines, edits)?, notes))
+    (edits, notes)
 }
 
 fn apply_edits(lines: &[&str], edits: Vec<Edit>) -> Result<String, String> {
