@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generates src/schema/builtin.json, envdrift's bundled schema set for built-in kinds.
+"""Generates src/diff/schema/builtin.json, envdrift's bundled schema set for built-in kinds.
 
 Input: the Kubernetes OpenAPI v3 documents of one release (one JSON document per
 group-version, as published under `api/openapi-spec/v3/` of the kubernetes/kubernetes
@@ -11,7 +11,7 @@ recursively for *.json) or a git repository, a revision and a path inside it:
     python3 scripts/gen-schemas.py --git REPO.git --rev REV --path pkg/openapiclient/builtins/1.35 --release v1.35
 
 Output (deterministic: sorted keys; small enough, about 60 kB, to commit uncompressed): what the engine needs per kind and
-nothing else (see src/schema/mod.rs for the format): list types and map keys
+nothing else (see src/diff/schema/mod.rs for the format): list types and map keys
 (`x-kubernetes-list-type`, `x-kubernetes-list-map-keys`), strategic-merge keys
 (`x-kubernetes-patch-merge-key` with `x-kubernetes-patch-strategy: merge`), int-or-string
 (`format: int-or-string`), quantities (references to `resource.Quantity`),
@@ -161,7 +161,7 @@ def main():
     ap.add_argument("--rev")
     ap.add_argument("--path")
     ap.add_argument("--release", required=True)
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "src", "schema", "builtin.json"))
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "src", "diff", "schema", "builtin.json"))
     args = ap.parse_args()
     if not args.dir and not (args.git and args.rev and args.path):
         ap.error("give --dir, or --git with --rev and --path")

@@ -39,7 +39,6 @@ pub mod pattern;
 pub mod redact;
 pub mod report;
 pub mod run;
-pub mod schema;
 pub mod source;
 pub mod store;
 

@@ -26,6 +26,7 @@ pub mod ignore;
 pub mod managed;
 pub mod normalize;
 pub mod patch;
+pub mod schema;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -36,13 +37,13 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::classify::Classifier;
+use crate::diff::schema::Registry;
 use crate::model::{
     Cause, ChangeOp, Drift, DriftType, FieldChange, Object, Origin, Remedy, ResourceKey,
     ResourceRef, ReverseFix, Severity, Snapshot, Suppressed,
 };
 use crate::pattern::ObjectSelector;
 use crate::redact::short_hash;
-use crate::schema::Registry;
 use compare::{RawChange, compare_with_schema};
 use ignore::IgnoreSet;
 
@@ -179,7 +180,7 @@ pub struct Partial {
 /// be held in memory at once: `new`, then [`Comparison::batch`] for each batch (from any
 /// thread), then [`Comparison::finish`].
 ///
-/// The schema registry ([`crate::schema`]) holds the CRDs of the desired side from the
+/// The schema registry ([`crate::diff::schema`]) holds the CRDs of the desired side from the
 /// start and those of each live batch before the batch is compared.
 pub struct Comparison<'a> {
     desired: &'a Snapshot,
@@ -452,7 +453,7 @@ fn make_fix(
     live: &Value,
     changes: &[RawChange],
     opts: &Options,
-    schema: &crate::schema::KindSchema,
+    schema: &crate::diff::schema::KindSchema,
 ) -> Fix {
     let real: Vec<RawChange> = changes.iter().filter(|c| !c.expected).cloned().collect();
     let mut ops = patch::assemble(&real);
@@ -500,13 +501,13 @@ fn modified_drift(
     d: &Object,
     l: &Object,
     opts: &Options,
-    schema: &crate::schema::KindSchema,
+    schema: &crate::diff::schema::KindSchema,
 ) -> (Option<Drift>, Suppressed) {
     // The desired object as the API server would store it: structural-schema defaults
     // applied (CRDs). Patches are built and verified against this defaulted object.
     let defaulted: Option<Value> = (schema.apply_defaults && !opts.symmetric).then(|| {
         let mut v = d.value.clone();
-        crate::schema::apply_defaults(&mut v, &schema.node);
+        crate::diff::schema::apply_defaults(&mut v, &schema.node);
         v
     });
     let d_value = defaulted.as_ref().unwrap_or(&d.value);
@@ -622,7 +623,7 @@ fn verify(
     live: &Value,
     ops: &[Value],
     opts: &Options,
-    schema: &crate::schema::KindSchema,
+    schema: &crate::diff::schema::KindSchema,
 ) -> Result<(), String> {
     let patched = patch::apply(live, ops)?;
     let again = compare_with_schema(key, desired, &patched, opts, &schema.node);

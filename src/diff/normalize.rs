@@ -281,7 +281,7 @@ pub(crate) const POD_SPEC_ROOTS: &[(&str, &str, &str)] = &[
     ("batch", "CronJob", "/spec/jobTemplate/spec/template/spec"),
 ];
 
-/// The hand-written rules of a kind, laid over whatever a schema gave (see `crate::schema`).
+/// The hand-written rules of a kind, laid over whatever a schema gave (see `crate::diff::schema`).
 pub(crate) fn kind_rules(b: &mut SchemaBuilder, group: &str, kind: &str) {
     metadata_rules(b, "");
     b.strip("/status");
@@ -457,7 +457,7 @@ static GENERIC: LazyLock<SchemaNode> = LazyLock::new(|| {
 });
 
 /// The hand-written table's tree of a kind; unknown kinds get the generic one (metadata
-/// rules only). The engine itself reads [`crate::schema`] (the bundled OpenAPI set and
+/// rules only). The engine itself reads [`crate::diff::schema`] (the bundled OpenAPI set and
 /// CRDs, with this table laid over them); this stays as the fallback's own view.
 pub fn schema_for(group: &str, kind: &str) -> &'static SchemaNode {
     SCHEMAS
