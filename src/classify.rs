@@ -380,6 +380,12 @@ fn default_controllers() -> Vec<String> {
         "cluster-autoscaler",
         "keda-operator",
         "cert-manager*",
+        "cainjector",
+        "clusterrole-aggregation-controller",
+        "endpoint-controller",
+        "endpointslice-controller",
+        "endpointslicemirroring-controller",
+        "vpa-admission-controller",
         "linkerd*",
         "istio*",
     ])

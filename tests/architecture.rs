@@ -33,7 +33,9 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
             .unwrap()
             .trim_end_matches(".rs")
             .to_string();
-        if ["main", "lib", "cli"].contains(&top.as_str()) || rel.ends_with("tests.rs") {
+        if ["main", "lib", "cli"].contains(&top.as_str())
+            || rel.to_string_lossy().ends_with("tests.rs")
+        {
             continue;
         }
         let text = std::fs::read_to_string(&f).unwrap();

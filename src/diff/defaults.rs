@@ -4,8 +4,13 @@
 //! that runs on every cluster) would have set it to that value. The table mirrors the
 //! defaulting functions of `k8s.io/kubernetes/pkg/apis/*/v1/defaults.go` for the kinds
 //! envdrift knows: Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, Pod
-//! spec/template, Service, Ingress, ConfigMap, Secret, ServiceAccount, Role/ClusterRole and
-//! bindings, PersistentVolumeClaim, HorizontalPodAutoscaler, NetworkPolicy, Namespace.
+//! spec/template, Service, Endpoints, EndpointSlice, Ingress, ConfigMap, Secret,
+//! ServiceAccount, Role/ClusterRole and bindings, PersistentVolume(Claim),
+//! HorizontalPodAutoscaler, NetworkPolicy, Namespace, admission webhook configurations and
+//! ValidatingAdmissionPolicy, APIService, StorageClass, CSIDriver, PriorityClass.
+//!
+//! PodDisruptionBudget (`policy/v1`) and Ingress paths have no Go defaults (`pathType` is
+//! required), so they have no entry beyond the metadata rules.
 //!
 //! Fields the server *computes* (a Service's `clusterIP`, a PVC's `volumeName`) are
 //! [`DefaultValue::Any`]: whatever their value, nobody wrote them in Git.
@@ -221,6 +226,22 @@ fn pod_spec_defaults(b: &mut SchemaBuilder, root: &str, is_pod: bool) {
     );
 }
 
+/// `k8s.io/kubernetes/pkg/apis/admissionregistration/v1/defaults.go`: every webhook of a
+/// Validating/MutatingWebhookConfiguration, its rules and its service reference.
+fn webhook_defaults(b: &mut SchemaBuilder, mutating: bool) {
+    let w = "/webhooks/*";
+    b.set_default(&format!("{w}/failurePolicy"), v(json!("Fail")));
+    b.set_default(&format!("{w}/matchPolicy"), v(json!("Equivalent")));
+    b.set_default(&format!("{w}/namespaceSelector"), v(json!({})));
+    b.set_default(&format!("{w}/objectSelector"), v(json!({})));
+    b.set_default(&format!("{w}/timeoutSeconds"), v(json!(10)));
+    b.set_default(&format!("{w}/rules/*/scope"), v(json!("*")));
+    b.set_default(&format!("{w}/clientConfig/service/port"), v(json!(443)));
+    if mutating {
+        b.set_default(&format!("{w}/reinvocationPolicy"), v(json!("Never")));
+    }
+}
+
 /// Adds the defaults of one kind to its schema.
 pub(crate) fn add_defaults(b: &mut SchemaBuilder, group: &str, kind: &str) {
     metadata_defaults(b, "");
@@ -344,6 +365,52 @@ pub(crate) fn add_defaults(b: &mut SchemaBuilder, group: &str, kind: &str) {
             b.set_default("/spec/volumeMode", v(json!("Filesystem")));
             b.set_default("/spec/storageClassName", DefaultValue::Any);
             b.set_default("/spec/volumeName", DefaultValue::Any);
+        }
+        ("", "Endpoints") => {
+            b.set_default("/subsets/*/ports/*/protocol", v(json!("TCP")));
+        }
+        ("discovery.k8s.io", "EndpointSlice") => {
+            b.set_default("/ports/*/protocol", v(json!("TCP")));
+            b.set_default("/ports/*/name", v(json!("")));
+        }
+        ("", "PersistentVolume") => {
+            b.set_default("/spec/persistentVolumeReclaimPolicy", v(json!("Retain")));
+            b.set_default("/spec/volumeMode", v(json!("Filesystem")));
+            b.set_default("/spec/claimRef", DefaultValue::Any);
+        }
+        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration") => {
+            webhook_defaults(b, false);
+        }
+        ("admissionregistration.k8s.io", "MutatingWebhookConfiguration") => {
+            webhook_defaults(b, true);
+        }
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy") => {
+            b.set_default("/spec/failurePolicy", v(json!("Fail")));
+            let mc = "/spec/matchConstraints";
+            b.set_default(&format!("{mc}/matchPolicy"), v(json!("Equivalent")));
+            b.set_default(&format!("{mc}/namespaceSelector"), v(json!({})));
+            b.set_default(&format!("{mc}/objectSelector"), v(json!({})));
+            b.set_default(&format!("{mc}/resourceRules/*/scope"), v(json!("*")));
+            b.set_default(&format!("{mc}/excludeResourceRules/*/scope"), v(json!("*")));
+        }
+        ("apiregistration.k8s.io", "APIService") => {
+            b.set_default("/spec/service/port", v(json!(443)));
+        }
+        ("storage.k8s.io", "StorageClass") => {
+            b.set_default("/reclaimPolicy", v(json!("Delete")));
+            b.set_default("/volumeBindingMode", v(json!("Immediate")));
+        }
+        ("storage.k8s.io", "CSIDriver") => {
+            b.set_default("/spec/attachRequired", v(json!(true)));
+            b.set_default("/spec/podInfoOnMount", v(json!(false)));
+            b.set_default("/spec/storageCapacity", v(json!(false)));
+            b.set_default("/spec/requiresRepublish", v(json!(false)));
+            b.set_default("/spec/seLinuxMount", v(json!(false)));
+            b.set_default("/spec/fsGroupPolicy", v(json!("ReadWriteOnceWithFSType")));
+            b.set_default("/spec/volumeLifecycleModes", v(json!(["Persistent"])));
+        }
+        ("scheduling.k8s.io", "PriorityClass") => {
+            b.set_default("/preemptionPolicy", v(json!("PreemptLowerPriority")));
         }
         ("networking.k8s.io", "Ingress") => {
             b.set_default("/spec/ingressClassName", DefaultValue::Any);

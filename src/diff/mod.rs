@@ -28,7 +28,7 @@ pub mod normalize;
 pub mod patch;
 pub mod schema;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -174,6 +174,7 @@ pub struct Partial {
     suppressed: Suppressed,
     compared: usize,
     seen: Vec<ResourceKey>,
+    notes: Vec<String>,
 }
 
 /// A comparison fed with live objects in batches, so that a large live side never has to
@@ -187,16 +188,69 @@ pub struct Comparison<'a> {
     opts: &'a Options,
     scope: WatchedScope<'a>,
     schemas: Registry,
+    /// Desired objects that carry a namespace although their kind may be cluster-scoped
+    /// (the registry says so, or does not know), by group, kind and name: a live object of
+    /// that name without a namespace is theirs (see [`Comparison::desired_for`]).
+    namespaced_aliases: HashMap<(&'a str, &'a str, &'a str), &'a ResourceKey>,
+}
+
+/// Whether a key's namespace is dropped because its kind is cluster-scoped, and the note
+/// saying so.
+fn dropped_namespace_note(key: &ResourceKey) -> String {
+    format!(
+        "{}/{}: the desired metadata.namespace {:?} is ignored: {} is cluster-scoped (kubectl drops it too)",
+        key.kind,
+        key.name,
+        key.namespace.as_deref().unwrap_or(""),
+        key.kind
+    )
 }
 
 impl<'a> Comparison<'a> {
     pub fn new(desired: &'a Snapshot, opts: &'a Options) -> Self {
+        let schemas = Registry::from_objects(&desired.objects);
+        let mut scope_of: HashMap<(&str, &str), Option<bool>> = HashMap::new();
+        let mut namespaced_aliases = HashMap::new();
+        for key in desired.objects.keys() {
+            if key.namespace.is_none() {
+                continue;
+            }
+            let namespaced = *scope_of
+                .entry((key.group.as_str(), key.kind.as_str()))
+                .or_insert_with(|| schemas.get(&key.group, &key.kind).namespaced);
+            if namespaced != Some(true) {
+                namespaced_aliases.insert(
+                    (key.group.as_str(), key.kind.as_str(), key.name.as_str()),
+                    key,
+                );
+            }
+        }
         Comparison {
             desired,
             opts,
             scope: WatchedScope::new(desired, &opts.unmanaged),
-            schemas: Registry::from_objects(&desired.objects),
+            schemas,
+            namespaced_aliases,
         }
+    }
+
+    /// The desired object a live one is compared with: the one of the same key, or, for a
+    /// live object without a namespace (its kind is cluster-scoped, whatever the desired
+    /// side wrote), the desired object of the same kind and name that carries a namespace
+    /// anyway. Returns the desired key too when it differs from the live one.
+    fn desired_for(&self, key: &ResourceKey) -> Option<(&'a Object, Option<&'a ResourceKey>)> {
+        if let Some(d) = self.desired.objects.get(key) {
+            return Some((d, None));
+        }
+        if key.namespace.is_some() || self.namespaced_aliases.is_empty() {
+            return None;
+        }
+        let dkey = self.namespaced_aliases.get(&(
+            key.group.as_str(),
+            key.kind.as_str(),
+            key.name.as_str(),
+        ))?;
+        self.desired.objects.get(*dkey).map(|d| (d, Some(*dkey)))
     }
 
     /// Compares a batch of live objects with their desired counterparts.
@@ -208,23 +262,24 @@ impl<'a> Comparison<'a> {
         let opts = self.opts;
         self.schemas
             .add_crds(live.iter().map(|(k, o)| (k.borrow(), o.borrow())));
-        let per_object: Vec<(Option<Drift>, Suppressed, bool)> = live
+        type PerObject<'k> = (Option<Drift>, Suppressed, bool, Option<&'k ResourceKey>);
+        let per_object: Vec<PerObject<'a>> = live
             .par_iter()
             .map(|(k, l)| {
                 let (key, l) = (k.borrow(), l.borrow());
                 if opts.ignore.ignores_object(key) {
-                    return (None, Suppressed::default(), false);
+                    return (None, Suppressed::default(), false, None);
                 }
-                match self.desired.objects.get(key) {
+                match self.desired_for(key) {
                     // Comparing environments, objects owned by a controller (a CronJob's
                     // Jobs, ReplicaSets) follow their owner: compare the owners only.
-                    Some(d) if opts.symmetric && (d.is_owned() || l.is_owned()) => {
-                        (None, Suppressed::default(), false)
+                    Some((d, alias)) if opts.symmetric && (d.is_owned() || l.is_owned()) => {
+                        (None, Suppressed::default(), false, alias)
                     }
-                    Some(d) => {
+                    Some((d, alias)) => {
                         let schema = self.schemas.get(&key.group, &key.kind);
                         let (drift, sup) = modified_drift(key, d, l, opts, &schema);
-                        (drift, sup, true)
+                        (drift, sup, true, alias)
                     }
                     None => {
                         let unmanaged = opts.unmanaged.enabled
@@ -234,6 +289,7 @@ impl<'a> Comparison<'a> {
                             unmanaged.then(|| unmanaged_drift(key, l, opts)),
                             Suppressed::default(),
                             false,
+                            None,
                         )
                     }
                 }
@@ -243,10 +299,14 @@ impl<'a> Comparison<'a> {
             seen: live.iter().map(|(k, _)| k.borrow().clone()).collect(),
             ..Partial::default()
         };
-        for (drift, sup, compared) in per_object {
+        for (drift, sup, compared, alias) in per_object {
             p.suppressed.add(&sup);
             p.compared += usize::from(compared);
             p.drifts.extend(drift);
+            if let Some(dkey) = alias {
+                p.notes.push(dropped_namespace_note(dkey));
+                p.seen.push(dkey.clone());
+            }
         }
         p
     }
@@ -260,11 +320,13 @@ impl<'a> Comparison<'a> {
     ) -> DiffResult {
         let mut result = DiffResult::default();
         let mut seen = std::collections::HashSet::new();
+        let mut notes = BTreeSet::new();
         for p in partials {
             result.drifts.extend(p.drifts);
             result.suppressed.add(&p.suppressed);
             result.compared += p.compared;
             seen.extend(p.seen);
+            notes.extend(p.notes);
         }
         let mut per_file: Option<std::collections::HashMap<&std::path::Path, usize>> = None;
         for (key, d) in &self.desired.objects {
@@ -290,11 +352,26 @@ impl<'a> Comparison<'a> {
                     }
                     Origin::Live { .. } => false,
                 };
-                result.drifts.push(missing_drift(key, d, shared, self.opts));
+                // A cluster-scoped kind is created without the namespace Git gave it.
+                let cluster_scoped = key.namespace.is_some()
+                    && self.schemas.get(&key.group, &key.kind).namespaced == Some(false);
+                if cluster_scoped {
+                    notes.insert(dropped_namespace_note(key));
+                    let key = ResourceKey {
+                        namespace: None,
+                        ..key.clone()
+                    };
+                    result
+                        .drifts
+                        .push(missing_drift(&key, d, shared, self.opts));
+                } else {
+                    result.drifts.push(missing_drift(key, d, shared, self.opts));
+                }
             }
         }
         sort_drifts(&mut result.drifts);
         result.notes = self.schemas.notes();
+        result.notes.extend(notes);
         result
     }
 }
@@ -496,6 +573,28 @@ fn make_fix(
     }
 }
 
+/// Subtrees of an object that a controller computes from another of its fields, so that Git
+/// can own only that other field: an aggregated ClusterRole's `rules` (the
+/// clusterrole-aggregation-controller fills them in from its `aggregationRule`; whatever Git
+/// lists there is overwritten).
+fn computed_subtrees(key: &ResourceKey, desired: &Value) -> &'static [&'static str] {
+    let aggregated = key.group == "rbac.authorization.k8s.io"
+        && key.kind == "ClusterRole"
+        && desired.get("aggregationRule").is_some_and(|a| !a.is_null());
+    if aggregated { &["rules"] } else { &[] }
+}
+
+/// `v` without the given top-level fields.
+fn without(v: &Value, fields: &[&str]) -> Value {
+    let mut v = v.clone();
+    if let Some(m) = v.as_object_mut() {
+        for f in fields {
+            m.remove(*f);
+        }
+    }
+    v
+}
+
 fn modified_drift(
     key: &ResourceKey,
     d: &Object,
@@ -503,15 +602,23 @@ fn modified_drift(
     opts: &Options,
     schema: &crate::diff::schema::KindSchema,
 ) -> (Option<Drift>, Suppressed) {
+    // Subtrees a controller computes from the object itself are compared on neither side.
+    let computed = computed_subtrees(key, &d.value);
+    let stripped =
+        (!computed.is_empty()).then(|| (without(&d.value, computed), without(&l.value, computed)));
+    let (d_raw, l_value) = match &stripped {
+        Some((dv, lv)) => (dv, lv),
+        None => (&d.value, &l.value),
+    };
     // The desired object as the API server would store it: structural-schema defaults
     // applied (CRDs). Patches are built and verified against this defaulted object.
     let defaulted: Option<Value> = (schema.apply_defaults && !opts.symmetric).then(|| {
-        let mut v = d.value.clone();
+        let mut v = d_raw.clone();
         crate::diff::schema::apply_defaults(&mut v, &schema.node);
         v
     });
-    let d_value = defaulted.as_ref().unwrap_or(&d.value);
-    let mut diff = compare_with_schema(key, d_value, &l.value, opts, &schema.node);
+    let d_value = defaulted.as_ref().unwrap_or(d_raw);
+    let mut diff = compare_with_schema(key, d_value, l_value, opts, &schema.node);
     let expected = diff.changes.iter().filter(|c| c.expected).count();
     if !opts.show_expected {
         diff.suppressed.expected += expected;
@@ -520,12 +627,12 @@ fn modified_drift(
     if diff.changes.is_empty() {
         return (None, diff.suppressed);
     }
-    let fix = make_fix(key, key, d_value, &l.value, &diff.changes, opts, schema);
+    let fix = make_fix(key, key, d_value, l_value, &diff.changes, opts, schema);
     let reverse = opts.symmetric.then(|| {
         // Make `from` match `to`: compare the other way round, map values back.
-        let back = compare_with_schema(key, &l.value, &d.value, opts, &schema.node);
+        let back = compare_with_schema(key, l_value, d_raw, opts, &schema.node);
         let target = d.mapped.as_ref().map_or(key, |m| &m.key);
-        let mut f = make_fix(key, target, &l.value, &d.value, &back.changes, opts, schema);
+        let mut f = make_fix(key, target, l_value, d_raw, &back.changes, opts, schema);
         if let (Some(m), Some(mf)) = (&opts.mapping, &d.mapped) {
             for op in &mut f.ops {
                 let path = op
@@ -840,6 +947,9 @@ fn unmanaged_drift(key: &ResourceKey, l: &Object, opts: &Options) -> Drift {
         },
     }
 }
+
+#[cfg(test)]
+mod noise_tests;
 
 #[cfg(test)]
 mod tests {
