@@ -273,3 +273,107 @@ fn secret_and_configmap_blank_values() {
     );
     assert!(r.drifts.is_empty(), "{:#?}", r.drifts);
 }
+
+#[test]
+fn embedded_resource_metadata_follows_object_rules() {
+    let crd = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: bundles.edge.example.io}
+spec:
+  group: edge.example.io
+  scope: Namespaced
+  names: {kind: Bundle, plural: bundles}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              object:
+                type: object
+                x-kubernetes-embedded-resource: true
+                x-kubernetes-preserve-unknown-fields: true
+"#;
+    let git = r#"
+apiVersion: edge.example.io/v1
+kind: Bundle
+metadata: {name: b, namespace: default}
+spec:
+  object:
+    apiVersion: v1
+    kind: ConfigMap
+    metadata: {name: settings}
+    data: {mode: fast}
+"#;
+    // What controllers write back into embedded objects: server metadata.
+    let lv = r#"
+apiVersion: edge.example.io/v1
+kind: Bundle
+metadata: {name: b, namespace: default, resourceVersion: "9"}
+spec:
+  object:
+    apiVersion: v1
+    kind: ConfigMap
+    metadata:
+      name: settings
+      creationTimestamp: null
+      uid: 2f1e0c4a-8d3b-4c1e-9f7a-6b5d4c3b2a19
+      resourceVersion: "118"
+    data: {mode: fast}
+"#;
+    let desired = load_text(
+        &format!("{crd}\n---\n{git}"),
+        "git",
+        &LoadOptions::default(),
+    );
+    let r = compare(
+        &desired,
+        &live(&format!("{crd}\n---\n{lv}")),
+        &Options::default(),
+    );
+    let b: Vec<_> = r
+        .drifts
+        .iter()
+        .filter(|d| d.resource.kind == "Bundle")
+        .collect();
+    assert!(b.is_empty(), "{:#?}", b[0].changes);
+    // Without the marker the same metadata is compared as plain data.
+    let plain = crd.replace("x-kubernetes-embedded-resource: true\n", "");
+    let desired = load_text(
+        &format!("{plain}\n---\n{git}"),
+        "git",
+        &LoadOptions::default(),
+    );
+    let r = compare(
+        &desired,
+        &live(&format!("{plain}\n---\n{lv}")),
+        &Options::default(),
+    );
+    assert!(r.drifts.iter().any(|d| d.resource.kind == "Bundle"));
+    // A change inside the embedded object is one change.
+    let edited = lv.replace("data: {mode: fast}", "data: {mode: slow}");
+    let desired = load_text(
+        &format!("{crd}\n---\n{git}"),
+        "git",
+        &LoadOptions::default(),
+    );
+    let r = compare(
+        &desired,
+        &live(&format!("{crd}\n---\n{edited}")),
+        &Options::default(),
+    );
+    let b: Vec<_> = r
+        .drifts
+        .iter()
+        .filter(|d| d.resource.kind == "Bundle")
+        .collect();
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].changes.len(), 1, "{:#?}", b[0].changes);
+    assert_eq!(b[0].changes[0].path, "/spec/object/data/mode");
+}
