@@ -802,3 +802,115 @@ fn an_unusable_store_says_why_once() {
     );
     assert_eq!(err.matches("cannot open the store").count(), 1, "{err}");
 }
+
+/// A store file that is empty, not a database or damaged is never replaced: exit 2 naming
+/// the file and what to do, the file left as it was.
+#[test]
+fn a_truncated_or_corrupt_store_is_never_silently_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = production_config(dir.path(), "data_dir: state\n", "");
+    let cfg = cfg.to_str().unwrap();
+    let db = dir.path().join("state/envdrift.db");
+    let first = envdrift(&["daemon", "--config", cfg, "--once"]);
+    assert_ne!(first.status.code(), Some(2), "{}", text(&first.stderr));
+    let good = std::fs::read(&db).unwrap();
+    assert!(good.len() > 8192, "{} bytes", good.len());
+    let damaged = |bytes: &[u8], what: &str| {
+        std::fs::write(&db, bytes).unwrap();
+        let _ = std::fs::remove_file(dir.path().join("state/envdrift.db-wal"));
+        let _ = std::fs::remove_file(dir.path().join("state/envdrift.db-shm"));
+        let out = envdrift(&["daemon", "--config", cfg, "--once"]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+        assert!(err.contains(&db.display().to_string()), "{what}: {err}");
+        assert!(err.contains(what), "{what}: {err}");
+        assert!(err.contains("Restore it from a backup"), "{err}");
+        assert_eq!(err.matches("cannot open the store").count(), 1, "{err}");
+        assert_eq!(
+            std::fs::read(&db).unwrap(),
+            bytes,
+            "{what}: the file was changed"
+        );
+    };
+    damaged(b"", "the file is empty (0 bytes)");
+    let mut garbage = good.clone();
+    garbage[..16].copy_from_slice(b"not a database!\0");
+    damaged(&garbage, "not an SQLite database");
+    let mut torn = good.clone();
+    torn[4096..8192].fill(0xA5);
+    damaged(&torn, "the file is damaged");
+    // The intact store still opens and keeps its history.
+    std::fs::write(&db, &good).unwrap();
+    let again = envdrift(&["daemon", "--config", cfg, "--once"]);
+    assert_ne!(again.status.code(), Some(2), "{}", text(&again.stderr));
+}
+
+/// Daemons started together on one new store migrate it once; none fails.
+#[test]
+fn concurrent_starts_on_one_new_store_all_succeed() {
+    for round in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = production_config(dir.path(), "data_dir: state\n", "");
+        let children: Vec<_> = (0..3)
+            .map(|_| {
+                Command::new(env!("CARGO_BIN_EXE_envdrift"))
+                    .args(["daemon", "--config", cfg.to_str().unwrap(), "--once"])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in children {
+            let out = c.wait_with_output().unwrap();
+            let err = text(&out.stderr);
+            assert_ne!(out.status.code(), Some(2), "round {round}: {err}");
+            assert!(!err.contains("migration"), "round {round}: {err}");
+        }
+    }
+}
+
+fn notice_ids(db: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut st = conn.prepare("SELECT notice_id FROM outbox ORDER BY id").unwrap();
+    st.query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// Notice ids carry the store's own id: a new store (after a reset) never reuses an id
+/// that receivers already saw, and one store keeps its id across restarts.
+#[test]
+fn notice_ids_never_repeat_across_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = production_config(
+        dir.path(),
+        "data_dir: state\n",
+        "alerts:\n  sinks:\n    - type: log\n      name: log\n",
+    );
+    let cfg = cfg.to_str().unwrap();
+    let db = dir.path().join("state/envdrift.db");
+    let run = || {
+        let out = envdrift(&["daemon", "--config", cfg, "--once"]);
+        assert_ne!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    };
+    run();
+    let first = notice_ids(&db);
+    assert!(!first.is_empty());
+    let prefix = |id: &str| id.split('/').next().unwrap_or_default().to_string();
+    let store_id = prefix(&first[0]);
+    assert_eq!(store_id.len(), 32, "{first:?}");
+    assert!(store_id.bytes().all(|b| b.is_ascii_hexdigit()), "{first:?}");
+    assert!(first.iter().all(|id| prefix(id) == store_id), "{first:?}");
+    // The same store after a restart: the same id.
+    run();
+    assert!(notice_ids(&db).iter().all(|id| prefix(id) == store_id));
+    // A new store: the scan ids start again, the notice ids do not.
+    std::fs::rename(&db, dir.path().join("old.db")).unwrap();
+    run();
+    let second = notice_ids(&db);
+    assert!(!second.is_empty());
+    assert!(second.iter().all(|id| !first.contains(id)), "{first:?} {second:?}");
+    assert_ne!(prefix(&second[0]), store_id);
+}

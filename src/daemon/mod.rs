@@ -528,7 +528,11 @@ impl Daemon {
             NoticeKind::Report => format!("drift report: {target}"),
         };
         Notice {
-            id: format!("{target}/scan-{scan_id}/{}", kind.as_str()),
+            id: format!(
+                "{}/{target}/scan-{scan_id}/{}",
+                self.store.id(),
+                kind.as_str()
+            ),
             kind,
             env: target.to_string(),
             title,
@@ -708,7 +712,7 @@ impl Daemon {
             .unwrap_or(Severity::Info);
         let at = fmt_time(now);
         let n = Notice {
-            id: format!("report/{}/{at}", r.name),
+            id: format!("{}/report/{}/{at}", self.store.id(), r.name),
             kind: NoticeKind::Report,
             env: r.name.clone(),
             title,

@@ -188,6 +188,8 @@ impl StoreReader {
 pub struct Store {
     reader: StoreReader,
     in_memory: bool,
+    /// Random, made when the store was created (table `meta`).
+    id: String,
 }
 
 impl std::fmt::Debug for Store {
@@ -237,11 +239,66 @@ impl Store {
                 "the file is read-only (the store needs to write it)".into(),
             ));
         }
+        if std::fs::symlink_metadata(path).is_err() {
+            Self::create(path)?;
+        }
+        // An existing file must be an intact store: never replace history silently.
+        let existing = std::fs::metadata(path)
+            .ok()
+            .filter(std::fs::Metadata::is_file);
+        if existing.as_ref().is_some_and(|m| m.len() == 0) {
+            return Err(unusable(format!(
+                "the file is empty (0 bytes): it was truncated or is not an envdrift store. \
+                 {RECOVER}"
+            )));
+        }
         let conn = Connection::open(path).map_err(|source| StoreError::Open {
             path: path.to_path_buf(),
             source,
         })?;
+        if existing.is_some() {
+            check_integrity(&conn).map_err(unusable)?;
+        }
         Self::init(conn, path, false)
+    }
+
+    /// Creates a new store at `path` whole: built and migrated under a temporary name
+    /// beside it, then linked into place unless another process got there first (then
+    /// that one's store is used). So the store's file never exists half-made, and an
+    /// empty file at `path` always means a damaged store, never a concurrent start.
+    fn create(path: &Path) -> Result<(), StoreError> {
+        let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+        tmp_name.push(format!(".new-{}", std::process::id()));
+        let tmp = path.with_file_name(tmp_name);
+        let cleanup = |p: &Path| {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut f = p.as_os_str().to_os_string();
+                f.push(suffix);
+                let _ = std::fs::remove_file(PathBuf::from(f));
+            }
+        };
+        cleanup(&tmp);
+        let made = Connection::open(&tmp)
+            .map_err(|source| StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            })
+            .and_then(|conn| Self::init(conn, path, false));
+        // Closing the connection checkpoints the WAL into the file.
+        if let Err(e) = made.map(drop) {
+            cleanup(&tmp);
+            return Err(e);
+        }
+        let linked = std::fs::hard_link(&tmp, path);
+        cleanup(&tmp);
+        match linked {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(StoreError::Unusable {
+                path: path.to_path_buf(),
+                reason: format!("cannot create the file: {}", plain_io(&e)),
+            }),
+        }
     }
 
     /// An in-memory store (tests). Its readers share its connection.
@@ -263,6 +320,9 @@ impl Store {
                 source,
             }
         };
+        // First, so that every statement below waits for a concurrent starter's lock.
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(q("setting the busy timeout"))?;
         // WAL: readers never block the writer; with synchronous=NORMAL a committed
         // transaction survives a killed process (only an OS crash may lose the last ones).
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -274,7 +334,13 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(q("setting the busy timeout"))?;
         schema::migrate(&mut conn, path)?;
+        let id: String = conn
+            .query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| {
+                r.get(0)
+            })
+            .map_err(q("reading the store id"))?;
         Ok(Store {
+            id,
             reader: StoreReader {
                 db: Arc::new(Db {
                     conn: Mutex::new(conn),
@@ -318,6 +384,47 @@ impl Store {
 
     fn db(&self) -> &Db {
         &self.reader.db
+    }
+
+    /// The store's own id (32 hex digits, random, made when the store was created): part
+    /// of every notice id, so ids never repeat across stores, even after a reset.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// What to do about a store that cannot be used as it is (in error messages).
+const RECOVER: &str = "Restore it from a backup, or move it away to start a new, empty store \
+     (its drift history and its record of sent alerts are then lost, so open drifts are \
+     alerted again)";
+
+/// `PRAGMA quick_check` of an existing store file: `Err` with the reason in plain words
+/// when the file is not an SQLite database or is damaged.
+fn check_integrity(conn: &Connection) -> Result<(), String> {
+    let rows: rusqlite::Result<Vec<String>> = conn
+        .prepare("PRAGMA quick_check(5)")
+        .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect());
+    match rows {
+        Ok(r) if r.len() == 1 && r[0] == "ok" => Ok(()),
+        Ok(r) => Err(format!(
+            "the file is damaged (SQLite quick_check: {}). {RECOVER}",
+            r.join("; ")
+        )),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::NotADatabase =>
+        {
+            Err(format!("the file is not an SQLite database. {RECOVER}"))
+        }
+        Err(rusqlite::Error::SqliteFailure(e, m))
+            if e.code == rusqlite::ErrorCode::DatabaseCorrupt =>
+        {
+            Err(format!(
+                "the file is damaged ({}). {RECOVER}",
+                m.unwrap_or_else(|| e.to_string())
+            ))
+        }
+        // Busy, permissions, I/O: reported by the open and migration that follow.
+        Err(_) => Ok(()),
     }
 }
 

@@ -84,21 +84,35 @@ pub const MIGRATIONS: &[&str] = &[
         name TEXT PRIMARY KEY,
         last_run_at TEXT NOT NULL
     );",
+    // 2: the store's own id, random, made once when the store is created: notice ids
+    // include it, so two stores (a reset one, another installation) never reuse one.
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO meta(key, value) VALUES ('store_id', lower(hex(randomblob(16))));",
 ];
 
-/// Brings the schema at `path` up to [`MIGRATIONS`], one transaction per version.
+/// Brings the schema at `path` up to [`MIGRATIONS`], all in one exclusive transaction.
 ///
 /// # Errors
 /// [`StoreError::TooNew`] when a newer envdrift wrote the file, [`StoreError::Migrate`]
 /// naming the version that failed.
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
-    let found: usize = conn
-        .pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
-        .map_err(|source| StoreError::Query {
+    let query = |context: &'static str| {
+        move |source| StoreError::Query {
             path: path.to_path_buf(),
-            context: "reading the schema version",
+            context,
             source,
-        })? as usize;
+        }
+    };
+    // One exclusive transaction for reading the version and migrating: two processes
+    // starting together on one store run the migrations once, the second waiting (busy
+    // timeout) and then finding the schema current.
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
+        .map_err(query("locking the store to migrate it"))?;
+    let found = tx
+        .pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
+        .map_err(query("reading the schema version"))?;
+    let found = usize::try_from(found).unwrap_or(usize::MAX);
     if found > MIGRATIONS.len() {
         return Err(StoreError::TooNew {
             path: path.to_path_buf(),
@@ -113,11 +127,15 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
             version,
             source,
         };
-        let tx = conn.transaction().map_err(failed)?;
         tx.execute_batch(sql)
-            .and_then(|_| tx.pragma_update(None, "user_version", version as i64))
-            .and_then(|_| tx.commit())
+            .and_then(|()| {
+                tx.pragma_update(
+                    None,
+                    "user_version",
+                    i64::try_from(version).unwrap_or(i64::MAX),
+                )
+            })
             .map_err(failed)?;
     }
-    Ok(())
+    tx.commit().map_err(query("committing the migrations"))
 }
