@@ -872,7 +872,9 @@ fn concurrent_starts_on_one_new_store_all_succeed() {
 
 fn notice_ids(db: &Path) -> Vec<String> {
     let conn = rusqlite::Connection::open(db).unwrap();
-    let mut st = conn.prepare("SELECT notice_id FROM outbox ORDER BY id").unwrap();
+    let mut st = conn
+        .prepare("SELECT notice_id FROM outbox ORDER BY id")
+        .unwrap();
     st.query_map([], |r| r.get::<_, String>(0))
         .unwrap()
         .collect::<Result<_, _>>()
@@ -911,6 +913,9 @@ fn notice_ids_never_repeat_across_stores() {
     run();
     let second = notice_ids(&db);
     assert!(!second.is_empty());
-    assert!(second.iter().all(|id| !first.contains(id)), "{first:?} {second:?}");
+    assert!(
+        second.iter().all(|id| !first.contains(id)),
+        "{first:?} {second:?}"
+    );
     assert_ne!(prefix(&second[0]), store_id);
 }

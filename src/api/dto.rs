@@ -236,6 +236,10 @@ pub struct Readiness {
     pub scans: &'static str,
     /// `open` or `failed`.
     pub store: &'static str,
+    /// `ok`, or `stalled` while a sink's delivery queue failed and is being restarted.
+    pub deliveries: &'static str,
+    /// The stalled sinks and why (empty when none is).
+    pub stalled: std::collections::BTreeMap<String, String>,
 }
 
 #[cfg(test)]
@@ -380,9 +384,19 @@ mod tests {
             (
                 "Readiness",
                 value(&Readiness {
-                    ready: true,
+                    ready: false,
                     scans: "ok",
                     store: "open",
+                    deliveries: "stalled",
+                    stalled: opt(
+                        full,
+                        (
+                            "slack".to_string(),
+                            "the delivery task panicked: boom".to_string(),
+                        ),
+                    )
+                    .into_iter()
+                    .collect(),
                 }),
             ),
         ]

@@ -337,10 +337,13 @@ async fn readyz(State(st): State<Shared>) -> Response {
         .iter()
         .any(|s| matches!(s.outcome, ScanOutcome::Ok | ScanOutcome::Partial));
     let starting = finished.is_empty();
-    let ready = store_ok && (any_ok || starting);
+    let stalled = st.daemon.stalled_deliveries();
+    let ready = store_ok && (any_ok || starting) && stalled.is_empty();
     let body = dto::Readiness {
         ready,
         store: if store_ok { "open" } else { "failed" },
+        deliveries: if stalled.is_empty() { "ok" } else { "stalled" },
+        stalled,
         scans: if any_ok {
             "ok"
         } else if starting {

@@ -23,6 +23,11 @@ pub struct TargetLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkLabels {
+    pub sink: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DeliveryLabels {
     pub sink: String,
     /// `sent`, `retry`, `failed`.
@@ -52,6 +57,7 @@ pub struct Metrics {
     pub scans: Family<ScanLabels, Counter>,
     pub scan_duration: Family<TargetLabels, Histogram, fn() -> Histogram>,
     pub deliveries: Family<DeliveryLabels, Counter>,
+    pub outbox_stalled: Family<SinkLabels, Counter>,
     pub api_requests: Family<ApiLabels, Counter>,
     pub open_drifts: Family<OpenLabels, Gauge>,
 }
@@ -65,6 +71,7 @@ impl Default for Metrics {
                 duration_histogram,
             );
         let deliveries = Family::<DeliveryLabels, Counter>::default();
+        let outbox_stalled = Family::<SinkLabels, Counter>::default();
         let api_requests = Family::<ApiLabels, Counter>::default();
         let open_drifts = Family::<OpenLabels, Gauge>::default();
         registry.register(
@@ -83,6 +90,11 @@ impl Default for Metrics {
             deliveries.clone(),
         );
         registry.register(
+            "outbox_stalled",
+            "Delivery queue rounds that failed (store error or panic) and were restarted, by sink",
+            outbox_stalled.clone(),
+        );
+        registry.register(
             "api_requests",
             "API requests by route and status",
             api_requests.clone(),
@@ -97,6 +109,7 @@ impl Default for Metrics {
             scans,
             scan_duration,
             deliveries,
+            outbox_stalled,
             api_requests,
             open_drifts,
         }

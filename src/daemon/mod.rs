@@ -182,7 +182,14 @@ pub struct Daemon {
     reminder_after: Option<chrono::Duration>,
     tz: chrono_tz::Tz,
     locks: BTreeMap<Target, Arc<AsyncMutex<()>>>,
-    outbox_wake: Arc<Notify>,
+    /// One wake-up per sink's delivery queue (new alerts queued).
+    outbox_wake: BTreeMap<String, Arc<Notify>>,
+    /// Outbox rows a sink accepted whose "sent" is not recorded yet (the store was locked):
+    /// the bookkeeping is retried, never the delivery.
+    unrecorded: std::sync::Mutex<std::collections::BTreeSet<i64>>,
+    /// Sinks whose delivery queue failed (store error or panic) and why; `/readyz` is 503
+    /// while any is here. Cleared by the queue's next good round.
+    stalled: std::sync::Mutex<BTreeMap<String, String>>,
     /// Maximum delivery attempts before an alert is marked failed. Default 10.
     pub max_attempts: i64,
     /// First retry delay; doubles per attempt up to an hour. Default 5 s.
@@ -240,6 +247,11 @@ impl Daemon {
             cfg.compile()
                 .map_err(|e| DaemonError::Config(e.to_string()))?,
         );
+        let outbox_wake = deliver
+            .sinks()
+            .into_iter()
+            .map(|s| (s, Arc::new(Notify::new())))
+            .collect();
         Ok(Daemon {
             compiled,
             cfg: Arc::new(cfg),
@@ -249,7 +261,9 @@ impl Daemon {
             reminder_after,
             tz,
             locks,
-            outbox_wake: Arc::new(Notify::new()),
+            outbox_wake,
+            unrecorded: std::sync::Mutex::default(),
+            stalled: std::sync::Mutex::default(),
             max_attempts: 10,
             base_backoff: Duration::from_secs(5),
             metrics: Arc::default(),
@@ -352,7 +366,7 @@ impl Daemon {
                 target: summary.target.clone(),
             })
             .observe(summary.duration_ms as f64 / 1000.0);
-        self.outbox_wake.notify_one();
+        self.wake_outbox();
         Ok(summary)
     }
 
@@ -567,15 +581,51 @@ impl Daemon {
             .collect()
     }
 
-    /// Delivers every alert that is due. Returns how many were sent.
+    /// Wakes every sink's delivery queue (alerts were queued).
+    fn wake_outbox(&self) {
+        for n in self.outbox_wake.values() {
+            n.notify_one();
+        }
+    }
+
+    /// Sinks whose delivery queue is stalled, with the reason (for `/readyz`).
+    pub fn stalled_deliveries(&self) -> BTreeMap<String, String> {
+        self.stalled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Delivers every alert that is due, the sinks concurrently (a slow or hung sink never
+    /// delays another). Returns how many were sent.
     pub(crate) async fn deliver_due(&self) -> Result<usize, StoreError> {
+        let sinks = self.deliver.sinks();
+        let rounds = futures::future::join_all(sinks.iter().map(|s| self.deliver_due_of(s))).await;
+        let mut sent = 0;
+        for r in rounds {
+            sent += r?;
+        }
+        Ok(sent)
+    }
+
+    /// Delivers one sink's due alerts, oldest first. Returns how many were sent.
+    async fn deliver_due_of(&self, sink: &str) -> Result<usize, StoreError> {
         let mut sent = 0;
         loop {
-            let due = self.store.due_outbox(&now_rfc3339(), 50)?;
+            let due = self.store.due_outbox_of(sink, &now_rfc3339(), 50)?;
             if due.is_empty() {
                 return Ok(sent);
             }
             for row in due {
+                let accepted_before = self
+                    .unrecorded
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .contains(&row.id);
+                if accepted_before {
+                    self.record_sent(row.id).await?;
+                    continue;
+                }
                 let notice: Notice = match serde_json::from_value(row.body.clone()) {
                     Ok(n) => n,
                     Err(e) => {
@@ -586,21 +636,26 @@ impl Daemon {
                 };
                 match self.deliver.deliver(&row.sink, &notice).await {
                     Ok(()) => {
+                        self.unrecorded
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .insert(row.id);
                         self.last_delivery_error
                             .lock()
                             .unwrap_or_else(std::sync::PoisonError::into_inner)
                             .remove(&row.sink);
                         self.count_delivery(&row.sink, "sent");
-                        self.store.mark_sent(row.id)?;
-                        sent += 1;
                         tracing::info!(sink = %row.sink, notice = %row.notice_id, "alert sent");
+                        self.record_sent(row.id).await?;
+                        sent += 1;
                     }
                     Err(e) => {
-                        let attempts = row.attempts + 1;
+                        let attempts = row.attempts.saturating_add(1);
                         let next = (e.retryable && attempts < self.max_attempts).then(|| {
+                            let step = u32::try_from(attempts.clamp(1, 11) - 1).unwrap_or(10);
                             let backoff = self
                                 .base_backoff
-                                .saturating_mul(1u32 << (attempts.min(10) as u32 - 1))
+                                .saturating_mul(1u32 << step)
                                 .min(Duration::from_secs(3600));
                             // The server's Retry-After, never below the backoff step nor
                             // above an hour (a huge or zero value must neither park the
@@ -634,6 +689,115 @@ impl Daemon {
                             .mark_failed(row.id, &e.to_string(), next.as_deref())?;
                     }
                 }
+            }
+        }
+    }
+
+    /// Records that a sink accepted outbox row `id`, retrying while the store is busy
+    /// (locked by another writer beyond its busy timeout) for up to two minutes. Until it
+    /// is recorded the row stays in [`Self::unrecorded`]: later rounds retry this
+    /// bookkeeping and never deliver the alert again (in this process; see docs/alerts.md
+    /// for the window a kill leaves).
+    async fn record_sent(&self, id: i64) -> Result<(), StoreError> {
+        let mut wait = Duration::from_millis(200);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            match self.store.mark_sent(id) {
+                Ok(()) => {
+                    self.unrecorded
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .remove(&id);
+                    return Ok(());
+                }
+                Err(e) if tokio::time::Instant::now() + wait < deadline => {
+                    tracing::warn!(error = %e, "recording a sent alert; retrying (the alert is not sent again)");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One sink's delivery queue, for as long as the daemon runs: delivers what is due,
+    /// then waits for the next due alert, a wake-up or shutdown. Each round runs as its
+    /// own task, so an error or even a panic in it is logged, counted
+    /// (`envdrift_outbox_stalled_total`), shown by `/readyz` and followed by a new round
+    /// after a pause, never the end of deliveries.
+    async fn sink_queue(self: Arc<Self>, sink: String, mut stop: watch::Receiver<bool>) {
+        let wake = self.outbox_wake.get(&sink).cloned().unwrap_or_default();
+        let mut pause = Duration::from_secs(1);
+        loop {
+            let me = Arc::clone(&self);
+            let s = sink.clone();
+            let mut task = tokio::spawn(async move { me.deliver_due_of(&s).await });
+            let round = tokio::select! {
+                r = &mut task => r,
+                _ = stop.changed() => {
+                    // Shutting down: give a delivery in flight a moment, then stop it (its
+                    // alert stays pending and is sent after the restart).
+                    match tokio::time::timeout(Duration::from_secs(5), &mut task).await {
+                        Ok(_) => {}
+                        Err(_) => {
+                            task.abort();
+                            tracing::warn!(sink = %sink, "shutting down with a delivery in flight; it is retried after the restart");
+                        }
+                    }
+                    break;
+                }
+            };
+            let failure = match round {
+                Ok(Ok(_)) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(e) if e.is_panic() => Some(format!(
+                    "the delivery task panicked: {}",
+                    panic_text(e.into_panic())
+                )),
+                Err(e) => Some(format!("the delivery task ended: {e}")),
+            };
+            let wait = match failure {
+                Some(reason) => {
+                    tracing::error!(sink = %sink, error = %reason, retry_in_s = pause.as_secs(), "alert delivery stalled; restarting the queue");
+                    self.metrics
+                        .outbox_stalled
+                        .get_or_create(&metrics::SinkLabels { sink: sink.clone() })
+                        .inc();
+                    self.stalled
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(sink.clone(), reason);
+                    let w = pause;
+                    pause = (pause * 2).min(Duration::from_secs(60));
+                    w
+                }
+                None => {
+                    pause = Duration::from_secs(1);
+                    self.stalled
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .remove(&sink);
+                    self.store
+                        .next_due_of(&sink)
+                        .ok()
+                        .flatten()
+                        .and_then(|n| chrono::DateTime::parse_from_rfc3339(&n).ok())
+                        .map(|t| {
+                            (t.with_timezone(&chrono::Utc) - chrono::Utc::now())
+                                .to_std()
+                                .unwrap_or_default()
+                        })
+                        .unwrap_or(Duration::from_secs(60))
+                        .min(Duration::from_secs(60))
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = wake.notified() => {}
+                _ = stop.changed() => break,
+            }
+            if *stop.borrow() {
+                break;
             }
         }
     }
@@ -730,7 +894,7 @@ impl Daemon {
             .collect();
         let count = rows.len();
         self.store.record_report(&r.name, &at, &rows)?;
-        self.outbox_wake.notify_one();
+        self.wake_outbox();
         Ok(count)
     }
 
@@ -840,34 +1004,8 @@ impl Daemon {
                 }
             });
         }
-        {
-            let me = Arc::clone(&self);
-            let mut stop = shutdown.clone();
-            tasks.spawn(async move {
-                loop {
-                    if let Err(e) = me.deliver_due().await {
-                        tracing::error!(error = %e, "outbox");
-                    }
-                    let wait = me
-                        .store
-                        .next_due()
-                        .ok()
-                        .flatten()
-                        .and_then(|n| chrono::DateTime::parse_from_rfc3339(&n).ok())
-                        .map(|t| {
-                            (t.with_timezone(&chrono::Utc) - chrono::Utc::now())
-                                .to_std()
-                                .unwrap_or_default()
-                        })
-                        .unwrap_or(Duration::from_secs(60))
-                        .min(Duration::from_secs(60));
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = me.outbox_wake.notified() => {}
-                        _ = stop.changed() => break,
-                    }
-                }
-            });
+        for sink in self.deliver.sinks() {
+            tasks.spawn(Arc::clone(&self).sink_queue(sink, shutdown.clone()));
         }
         for r in self.cfg.reports.clone() {
             let me = Arc::clone(&self);
@@ -908,6 +1046,14 @@ impl Daemon {
         tracing::info!("shutting down: waiting for running scans to finish");
         while tasks.join_next().await.is_some() {}
     }
+}
+
+/// A panic's message, as far as it is text.
+fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
 }
 
 fn fail(e: String) -> ScanOutput {

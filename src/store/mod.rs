@@ -386,6 +386,17 @@ impl Store {
         &self.reader.db
     }
 
+    /// How long a write waits for another process's lock before failing (default 10 s).
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] when SQLite refuses the setting.
+    pub fn set_busy_timeout(&self, wait: std::time::Duration) -> Result<(), StoreError> {
+        let db = self.db();
+        db.conn()
+            .busy_timeout(wait)
+            .map_err(db.err("setting the busy timeout"))
+    }
+
     /// The store's own id (32 hex digits, random, made when the store was created): part
     /// of every notice id, so ids never repeat across stores, even after a reset.
     pub fn id(&self) -> &str {

@@ -137,6 +137,46 @@ impl StoreReader {
             .map_err(self.db.err("reading the outbox"))
     }
 
+    /// Pending alerts of one sink due at `now`, oldest first.
+    pub fn due_outbox_of(
+        &self,
+        sink: &str,
+        now: &str,
+        limit: usize,
+    ) -> Result<Vec<OutboxRecord>, StoreError> {
+        let conn = self.db.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT id, notice_id, sink, kind, target, body, created_at, next_attempt_at, attempts, state, last_error, sent_at
+                 FROM outbox WHERE state = ?3 AND sink = ?4 AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2",
+            )
+            .map_err(self.db.err("reading the outbox"))?;
+        let rows = stmt
+            .query_map(
+                params![
+                    now,
+                    i64::try_from(limit).unwrap_or(i64::MAX),
+                    OutboxState::Pending,
+                    sink
+                ],
+                row_to_outbox,
+            )
+            .map_err(self.db.err("reading the outbox"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(self.db.err("reading the outbox"))
+    }
+
+    /// The earliest next attempt among one sink's pending alerts.
+    pub fn next_due_of(&self, sink: &str) -> Result<Option<String>, StoreError> {
+        let conn = self.db.conn();
+        conn.query_row(
+            "SELECT MIN(next_attempt_at) FROM outbox WHERE state = ?1 AND sink = ?2",
+            params![OutboxState::Pending, sink],
+            |r| r.get(0),
+        )
+        .map_err(self.db.err("reading the outbox"))
+    }
+
     /// The earliest next attempt among pending alerts.
     pub fn next_due(&self) -> Result<Option<String>, StoreError> {
         let conn = self.db.conn();
