@@ -404,6 +404,11 @@ pub struct AlertsConfig {
     /// A directory whose templates override the built-in ones (by file name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub templates_dir: Option<PathBuf>,
+    /// Keep retrying a failed delivery for this long after the alert was queued (`24h`,
+    /// the default); a sink's own `retry_for` wins. Retries are bounded by this time, not
+    /// by a count: the backoff doubles from 5 s to at most 1 h between attempts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_for: Option<String>,
     /// Where alerts go: Slack, email, desktop, webhook, log (docs/alerts.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sinks: Vec<crate::alert::SinkConfig>,
@@ -876,11 +881,19 @@ impl Config {
         for (key, v) in [
             ("retention", &self.retention),
             ("alerts.reminder_after", &self.alerts.reminder_after),
+            ("alerts.retry_for", &self.alerts.retry_for),
         ] {
             if let Some(v) = v
                 && let Err(e) = parse_duration(v)
             {
                 invalid(key.into(), e);
+            }
+        }
+        for (i, sink) in self.alerts.sinks.iter().enumerate() {
+            if let Some(v) = sink.retry_for()
+                && let Err(e) = parse_duration(v)
+            {
+                invalid(format!("alerts.sinks[{i}].retry_for"), e);
             }
         }
         let templates_dir = self.templates_dir(path);

@@ -336,3 +336,51 @@ async fn git_desired_source_records_the_commit() {
     assert_eq!(scan.revision.as_deref(), Some(sha.as_str()));
     assert_eq!(rec.got.lock().unwrap()[0].drifts.len(), 6);
 }
+
+/// Retries are bounded by time (`retry_for`), not by a count: eleven failures in a row
+/// (more than the ten attempts that used to be the limit) still end in one delivery.
+#[tokio::test]
+async fn retries_are_bounded_by_time_not_by_a_count() {
+    let env = Env::new();
+    let rec = Arc::new(Recorder {
+        fail_first: Mutex::new(11),
+        ..Recorder::default()
+    });
+    let cfg = Config::load(&env.path("envdrift.yaml")).unwrap();
+    let store = Arc::new(Store::open(&env.path("state/envdrift.db")).unwrap());
+    let mut d = Daemon::new(cfg, env.path(""), store, rec.clone()).unwrap();
+    d.base_backoff = Duration::from_millis(1);
+    let d = Arc::new(d);
+    d.run_once(None).await.unwrap();
+    d.drain_outbox(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(kinds(&rec), [NoticeKind::Drift]);
+    let rows = d.store.outbox(10).unwrap();
+    assert_eq!((rows[0].state.as_str(), rows[0].attempts), ("sent", 12));
+
+    // A short retry time: the alert is given up when it has passed, after several tries.
+    let env = Env::new();
+    let yaml = std::fs::read_to_string(env.path("envdrift.yaml")).unwrap();
+    std::fs::write(
+        env.path("envdrift.yaml"),
+        format!("{yaml}alerts:\n  retry_for: 300ms\n"),
+    )
+    .unwrap();
+    let rec = Arc::new(Recorder {
+        fail_first: Mutex::new(1000),
+        ..Recorder::default()
+    });
+    let d = env.daemon(rec.clone());
+    d.run_once(None).await.unwrap();
+    d.drain_outbox(Duration::from_secs(30)).await.unwrap();
+    assert!(rec.got.lock().unwrap().is_empty());
+    let rows = d.store.outbox(10).unwrap();
+    assert_eq!(rows[0].state.as_str(), "failed", "{:?}", rows[0]);
+    assert!(rows[0].attempts >= 2, "{:?}", rows[0]);
+    let created = chrono::DateTime::parse_from_rfc3339(&rows[0].created_at).unwrap();
+    let last = chrono::DateTime::parse_from_rfc3339(&rows[0].next_attempt_at).unwrap();
+    assert!(
+        last - created >= chrono::Duration::milliseconds(300),
+        "{:?}",
+        rows[0]
+    );
+}

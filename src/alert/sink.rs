@@ -60,6 +60,17 @@ impl SinkConfig {
         }
     }
 
+    /// The sink's own `retry_for`, when it sets one.
+    pub fn retry_for(&self) -> Option<&str> {
+        match self {
+            SinkConfig::Slack(c) => c.retry_for.as_deref(),
+            SinkConfig::Email(c) => c.retry_for.as_deref(),
+            SinkConfig::Desktop(c) => c.retry_for.as_deref(),
+            SinkConfig::Webhook(c) => c.retry_for.as_deref(),
+            SinkConfig::Log(c) => c.retry_for.as_deref(),
+        }
+    }
+
     /// Validates the config, resolves its secrets and builds the sink. No network traffic:
     /// use [`Sink::health`] for that.
     ///

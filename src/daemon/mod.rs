@@ -190,8 +190,9 @@ pub struct Daemon {
     /// Sinks whose delivery queue failed (store error or panic) and why; `/readyz` is 503
     /// while any is here. Cleared by the queue's next good round.
     stalled: std::sync::Mutex<BTreeMap<String, String>>,
-    /// Maximum delivery attempts before an alert is marked failed. Default 10.
-    pub max_attempts: i64,
+    /// How long a failed delivery is retried after its alert was queued, per sink
+    /// (`retry_for`; default 24 h). Retries are bounded by time, not by a count.
+    pub retry_for: BTreeMap<String, Duration>,
     /// First retry delay; doubles per attempt up to an hour. Default 5 s.
     pub base_backoff: Duration,
     pub metrics: Arc<metrics::Metrics>,
@@ -247,6 +248,24 @@ impl Daemon {
             cfg.compile()
                 .map_err(|e| DaemonError::Config(e.to_string()))?,
         );
+        let default_retry = match &cfg.alerts.retry_for {
+            Some(v) => parse_duration(v)
+                .map_err(|e| DaemonError::Config(format!("alerts.retry_for: {e}")))?,
+            None => Duration::from_secs(24 * 3600),
+        };
+        let mut retry_for = BTreeMap::new();
+        for (i, sc) in cfg.alerts.sinks.iter().enumerate() {
+            let d = match sc.retry_for() {
+                Some(v) => parse_duration(v).map_err(|e| {
+                    DaemonError::Config(format!("alerts.sinks[{i}].retry_for: {e}"))
+                })?,
+                None => default_retry,
+            };
+            retry_for.insert(sc.name().to_string(), d);
+        }
+        for s in deliver.sinks() {
+            retry_for.entry(s).or_insert(default_retry);
+        }
         let outbox_wake = deliver
             .sinks()
             .into_iter()
@@ -264,7 +283,7 @@ impl Daemon {
             outbox_wake,
             unrecorded: std::sync::Mutex::default(),
             stalled: std::sync::Mutex::default(),
-            max_attempts: 10,
+            retry_for,
             base_backoff: Duration::from_secs(5),
             metrics: Arc::default(),
             live_caches: crate::source::SourceCaches::default(),
@@ -651,7 +670,20 @@ impl Daemon {
                     }
                     Err(e) => {
                         let attempts = row.attempts.saturating_add(1);
-                        let next = (e.retryable && attempts < self.max_attempts).then(|| {
+                        let now = chrono::Utc::now();
+                        let give_up_at = chrono::DateTime::parse_from_rfc3339(&row.created_at)
+                            .ok()
+                            .and_then(|t| {
+                                let keep = self
+                                    .retry_for
+                                    .get(&row.sink)
+                                    .copied()
+                                    .unwrap_or(Duration::from_secs(24 * 3600));
+                                t.with_timezone(&chrono::Utc)
+                                    .checked_add_signed(chrono::Duration::from_std(keep).ok()?)
+                            })
+                            .unwrap_or(now);
+                        let next = (e.retryable && now < give_up_at).then(|| {
                             let step = u32::try_from(attempts.clamp(1, 11) - 1).unwrap_or(10);
                             let backoff = self
                                 .base_backoff
@@ -661,12 +693,13 @@ impl Daemon {
                             // above an hour (a huge or zero value must neither park the
                             // alert for ever, overflow the clock, nor burn the retries).
                             let wait = crate::alert::clamp_retry_after(e.retry_after, backoff);
-                            let now = chrono::Utc::now();
+                            // The last attempt comes at the end of the retry time.
                             fmt_time(
                                 chrono::Duration::from_std(wait)
                                     .ok()
                                     .and_then(|d| now.checked_add_signed(d))
-                                    .unwrap_or(now),
+                                    .unwrap_or(now)
+                                    .min(give_up_at),
                             )
                         });
                         self.count_delivery(

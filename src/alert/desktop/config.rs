@@ -26,6 +26,10 @@ pub struct DesktopConfig {
     /// Which notices go here. Default: all.
     #[serde(default)]
     pub route: Route,
+    /// Keep retrying a failed delivery for this long after the alert was queued
+    /// (`24h`, `30m`). Default: `alerts.retry_for`, else 24 h.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_for: Option<String>,
     /// Application name shown by the notification server. Default `envdrift`.
     #[serde(default = "default_app_name")]
     pub app_name: String,

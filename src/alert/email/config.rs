@@ -41,6 +41,10 @@ pub struct EmailConfig {
     /// Which notices go here. Default: all.
     #[serde(default)]
     pub route: Route,
+    /// Keep retrying a failed delivery for this long after the alert was queued
+    /// (`24h`, `30m`). Default: `alerts.retry_for`, else 24 h.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_for: Option<String>,
     /// SMTP server host name (also the name its TLS certificate must carry).
     pub host: String,
     /// SMTP port. Default: 587 for `starttls`, 465 for `tls`, 25 for `none`.

@@ -29,6 +29,10 @@ pub struct LogConfig {
     /// Which notices go here. Default: all.
     #[serde(default)]
     pub route: Route,
+    /// Keep retrying a failed delivery for this long after the alert was queued
+    /// (`24h`, `30m`). Default: `alerts.retry_for`, else 24 h.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_for: Option<String>,
     /// Level of every event. Default: by severity (`critical`, `high` → warn; a failed
     /// scan → warn; the rest → info).
     #[serde(default)]

@@ -25,6 +25,10 @@ pub struct SlackConfig {
     /// Which notices go here. Default: all.
     #[serde(default)]
     pub route: Route,
+    /// Keep retrying a failed delivery for this long after the alert was queued
+    /// (`24h`, `30m`). Default: `alerts.retry_for`, else 24 h.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_for: Option<String>,
     /// Channel ID or name for `chat.postMessage` (`C0123ABCD`, `#alerts`). Required with a bot
     /// token; not allowed with a webhook (the webhook is bound to its channel).
     #[serde(default)]

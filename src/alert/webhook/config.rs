@@ -28,6 +28,10 @@ pub struct WebhookConfig {
     /// Which notices go here. Default: all.
     #[serde(default)]
     pub route: Route,
+    /// Keep retrying a failed delivery for this long after the alert was queued
+    /// (`24h`, `30m`). Default: `alerts.retry_for`, else 24 h.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_for: Option<String>,
     /// Where to POST: `https://…`, or `http://` to a loopback address only.
     pub url: String,
     /// Environment variable holding the signing secret (required unless `secret_file`).
