@@ -112,6 +112,14 @@ pub struct ApiConfig {
     /// Per-request timeout. Default: `30s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_timeout: Option<String>,
+    /// Open connections at most; more wait in the listen backlog. Default: 256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+    /// A client must send each request's headers within this time (also on a kept-alive
+    /// connection, so idle and slowloris connections are closed; also bounds the TLS
+    /// handshake). Default: `10s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_read_timeout: Option<String>,
     /// Largest request body accepted, in bytes. Default: 65536.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_body_bytes: Option<usize>,
@@ -882,6 +890,9 @@ impl Config {
             ("retention", &self.retention),
             ("alerts.reminder_after", &self.alerts.reminder_after),
             ("alerts.retry_for", &self.alerts.retry_for),
+            ("api.request_timeout", &self.api.request_timeout),
+            ("api.compare_max_age", &self.api.compare_max_age),
+            ("api.header_read_timeout", &self.api.header_read_timeout),
         ] {
             if let Some(v) = v
                 && let Err(e) = parse_duration(v)

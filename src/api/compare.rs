@@ -154,13 +154,28 @@ pub(crate) async fn handler(
         .acquire()
         .await
         .map_err(|_| HttpError::internal("shutting down"))?;
+    // Dropped with this request's future (its timeout fired, or its client left): the
+    // comparison sees the flag and stops instead of computing for nobody.
+    let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let _on_drop = CancelOnDrop(Arc::clone(&cancel));
     let st2 = Arc::clone(&st);
     let work = tokio::task::spawn_blocking(move || -> Result<String, HttpError> {
         let d = &st2.daemon;
+        let stopped = || {
+            d.metrics.compare_cancelled.inc();
+            tracing::debug!("comparison cancelled: its request ended");
+            HttpError::internal("cancelled: the request ended")
+        };
+        if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(stopped());
+        }
         let left = st2
             .compare
             .get(d, &from.0, from.1)
             .map_err(|e| HttpError::bad("from", e))?;
+        if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(stopped());
+        }
         let right = st2
             .compare
             .get(d, &to.0, to.1)
@@ -170,7 +185,7 @@ pub(crate) async fn handler(
         } else {
             Mode::EnvVsEnv
         };
-        let job = Job::new(
+        let mut job = Job::new(
             mode,
             Input {
                 name: from_raw.clone(),
@@ -182,7 +197,11 @@ pub(crate) async fn handler(
             },
             Arc::clone(&d.compiled),
         );
+        job.cancel = Some(&cancel);
         let mut out = run::run(&job);
+        if matches!(out.failure(), Some(run::RunError::Cancelled)) {
+            return Err(stopped());
+        }
         if let Some(e) = out.failure() {
             // A side that yielded nothing readable: named by its parameter, as an open error.
             let param = match e {
@@ -224,6 +243,15 @@ pub(crate) async fn handler(
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     Ok(resp)
+}
+
+/// Sets its flag when dropped (see [`run::Job::cancel`]).
+struct CancelOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// `format=patch`: each modified drift's RFC 6902 patch and kubectl line.

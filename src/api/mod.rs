@@ -710,13 +710,24 @@ async fn trigger_scan(
         .env
         .ok_or_else(|| HttpError::bad("env", "`env` is required"))?;
     let target = check_target(&st.daemon, &env, "env")?;
-    let id = st.daemon.reserve_scan(&target)?;
-    let d = Arc::clone(&st.daemon);
-    tokio::spawn(async move {
-        if let Err(e) = d.scan_with_id(&target, Some(id)).await {
-            tracing::error!(scan_id = id, error = %e, "triggered scan");
+    let id = match st.daemon.trigger_scan(&target)? {
+        crate::daemon::Triggered::Queued(id) | crate::daemon::Triggered::AlreadyQueued(id) => id,
+        crate::daemon::Triggered::QueueFull => {
+            let mut resp = HttpError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                code: "too_many_scans",
+                message: format!(
+                    "{} triggered scans are already waiting; try again later",
+                    crate::daemon::MAX_QUEUED_TRIGGERS
+                ),
+                param: None,
+            }
+            .into_response();
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+            return Ok(resp);
         }
-    });
+    };
     let body = dto::ScanAccepted {
         url: format!("/api/v1/scans/{id}"),
         env,
@@ -831,44 +842,125 @@ pub async fn serve_on(
     if let Some(tx) = bound {
         let _ = tx.send(local);
     }
-    let stop = async move {
-        let _ = shutdown.changed().await;
+    let acceptor = match &cfg.tls {
+        Some(t) => Some(tls::acceptor(t, base)?),
+        None => None,
     };
-    match &cfg.tls {
-        None => {
-            tracing::info!(addr = %local, "API listening (http)");
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop)
-                .await
-                .map_err(|source| ApiError::Bind { addr, source })
-        }
-        Some(tls) => {
-            let acceptor = tls::acceptor(tls, base)?;
-            tracing::info!(addr = %local, "API listening (https)");
-            axum::serve(
-                tls::TlsListener {
-                    inner: listener,
-                    acceptor,
-                },
-                app,
-            )
-            .with_graceful_shutdown(stop)
-            .await
-            .map_err(|source| ApiError::Bind { addr, source })
-        }
+    let limits = ConnLimits::from_config(cfg)?;
+    tracing::info!(
+        addr = %local,
+        scheme = if acceptor.is_some() { "https" } else { "http" },
+        max_connections = limits.max_connections,
+        "API listening"
+    );
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        // A connection slot first: past the limit, new connections wait in the kernel's
+        // backlog instead of using file descriptors and memory here.
+        let permit = tokio::select! {
+            p = Arc::clone(&permits).acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = shutdown.changed() => break,
+        };
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: wait a moment instead of spinning.
+                    tracing::warn!(error = %e, "accepting an API connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let app = app.clone();
+        let acceptor = acceptor.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .keep_alive(true);
+            let served = match acceptor {
+                None => {
+                    let conn = http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+                    watcher.watch(conn).await
+                }
+                Some(acceptor) => {
+                    // The handshake in the connection's own task, bounded: a slow client
+                    // never holds up other connections.
+                    let tls = match tokio::time::timeout(
+                        limits.header_read_timeout,
+                        acceptor.accept(tcp),
+                    )
+                    .await
+                    {
+                        Ok(Ok(t)) => t,
+                        Ok(Err(e)) => {
+                            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(peer = %peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let conn = http.serve_connection(hyper_util::rt::TokioIo::new(tls), service);
+                    watcher.watch(conn).await
+                }
+            };
+            if let Err(e) = served {
+                tracing::debug!(peer = %peer, error = %e, "API connection ended");
+            }
+        });
+    }
+    // Requests in flight finish (bounded by the request timeout); idle connections close.
+    if tokio::time::timeout(limits.drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("API connections still open at shutdown; closing them");
+    }
+    Ok(())
+}
+
+/// Connection-level limits of the API server.
+#[derive(Debug, Clone, Copy)]
+struct ConnLimits {
+    /// Open connections at most (`api.max_connections`, default 256).
+    max_connections: usize,
+    /// A client must send a request's headers within this time, also for each further
+    /// request on a kept-alive connection, so idle and slowloris connections are closed
+    /// (`api.header_read_timeout`, default 10 s). Also bounds the TLS handshake.
+    header_read_timeout: Duration,
+    /// How long shutdown waits for requests in flight.
+    drain: Duration,
+}
+
+impl ConnLimits {
+    fn from_config(cfg: &ApiConfig) -> Result<ConnLimits, ApiError> {
+        let request_timeout = dur(&cfg.request_timeout, Duration::from_secs(30))?;
+        Ok(ConnLimits {
+            max_connections: cfg.max_connections.unwrap_or(256).max(1),
+            header_read_timeout: dur(&cfg.header_read_timeout, Duration::from_secs(10))?,
+            drain: request_timeout.saturating_add(Duration::from_secs(5)),
+        })
     }
 }
 
 mod tls {
     use std::path::Path;
     use std::sync::Arc;
-    use std::time::Duration;
 
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    use tokio::net::{TcpListener, TcpStream};
     use tokio_rustls::TlsAcceptor;
-    use tokio_rustls::server::TlsStream;
 
     use super::ApiError;
     use crate::config::TlsConfig;
@@ -899,39 +991,5 @@ mod tls {
             .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
             .map_err(|e| ApiError::Tls(e.to_string()))?;
         Ok(TlsAcceptor::from(Arc::new(config)))
-    }
-
-    /// TCP + TLS handshake (bounded by a timeout so a slow client cannot stall accepts).
-    pub struct TlsListener {
-        pub inner: TcpListener,
-        pub acceptor: TlsAcceptor,
-    }
-
-    impl axum::serve::Listener for TlsListener {
-        type Io = TlsStream<TcpStream>;
-        type Addr = std::net::SocketAddr;
-
-        async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-            loop {
-                let (tcp, addr) = match self.inner.accept().await {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                match tokio::time::timeout(Duration::from_secs(5), self.acceptor.accept(tcp)).await
-                {
-                    Ok(Ok(tls)) => return (tls, addr),
-                    Ok(Err(e)) => tracing::debug!(peer = %addr, error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(peer = %addr, "TLS handshake timed out"),
-                }
-            }
-        }
-
-        fn local_addr(&self) -> std::io::Result<Self::Addr> {
-            self.inner.local_addr()
-        }
     }
 }

@@ -58,6 +58,7 @@ pub struct Metrics {
     pub scan_duration: Family<TargetLabels, Histogram, fn() -> Histogram>,
     pub deliveries: Family<DeliveryLabels, Counter>,
     pub outbox_stalled: Family<SinkLabels, Counter>,
+    pub compare_cancelled: Counter,
     pub api_requests: Family<ApiLabels, Counter>,
     pub open_drifts: Family<OpenLabels, Gauge>,
 }
@@ -72,6 +73,7 @@ impl Default for Metrics {
             );
         let deliveries = Family::<DeliveryLabels, Counter>::default();
         let outbox_stalled = Family::<SinkLabels, Counter>::default();
+        let compare_cancelled = Counter::default();
         let api_requests = Family::<ApiLabels, Counter>::default();
         let open_drifts = Family::<OpenLabels, Gauge>::default();
         registry.register(
@@ -95,6 +97,11 @@ impl Default for Metrics {
             outbox_stalled.clone(),
         );
         registry.register(
+            "api_compare_cancelled",
+            "On-demand comparisons stopped because their request ended (timeout or client gone)",
+            compare_cancelled.clone(),
+        );
+        registry.register(
             "api_requests",
             "API requests by route and status",
             api_requests.clone(),
@@ -110,6 +117,7 @@ impl Default for Metrics {
             scan_duration,
             deliveries,
             outbox_stalled,
+            compare_cancelled,
             api_requests,
             open_drifts,
         }

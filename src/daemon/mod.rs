@@ -205,6 +205,22 @@ pub struct Daemon {
     /// The last delivery error per sink: the same error again is logged at debug, not warn
     /// (a desktop sink without a D-Bus session would otherwise warn for every alert).
     last_delivery_error: std::sync::Mutex<BTreeMap<String, String>>,
+    /// Triggered scans waiting for their target (not started yet): at most one per target.
+    queued_triggers: std::sync::Mutex<BTreeMap<Target, i64>>,
+}
+
+/// At most this many triggered scans wait at once, over all targets.
+pub const MAX_QUEUED_TRIGGERS: usize = 16;
+
+/// What [`Daemon::trigger_scan`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Triggered {
+    /// A new scan was queued under this id.
+    Queued(i64),
+    /// A triggered scan of the target is already waiting: this is its id.
+    AlreadyQueued(i64),
+    /// [`MAX_QUEUED_TRIGGERS`] scans are waiting already: try again later.
+    QueueFull,
 }
 
 fn interval_of(s: &Option<String>, default: Duration) -> Duration {
@@ -283,6 +299,7 @@ impl Daemon {
             outbox_wake,
             unrecorded: std::sync::Mutex::default(),
             stalled: std::sync::Mutex::default(),
+            queued_triggers: std::sync::Mutex::default(),
             retry_for,
             base_backoff: Duration::from_secs(5),
             metrics: Arc::default(),
@@ -331,6 +348,36 @@ impl Daemon {
         self.scan_with_id(target, None).await
     }
 
+    /// Queues a scan of `target` on request (the API), unless one is already waiting for
+    /// it (then that one's id: it will see the state of when it starts, which is what the
+    /// caller asked for) or [`MAX_QUEUED_TRIGGERS`] are waiting in all.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the scan cannot be recorded.
+    pub fn trigger_scan(self: &Arc<Self>, target: &Target) -> Result<Triggered, StoreError> {
+        let mut queued = self
+            .queued_triggers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(id) = queued.get(target) {
+            return Ok(Triggered::AlreadyQueued(*id));
+        }
+        if queued.len() >= MAX_QUEUED_TRIGGERS {
+            return Ok(Triggered::QueueFull);
+        }
+        let id = self.reserve_scan(target)?;
+        queued.insert(target.clone(), id);
+        drop(queued);
+        let d = Arc::clone(self);
+        let t = target.clone();
+        tokio::spawn(async move {
+            if let Err(e) = d.scan_with_id(&t, Some(id)).await {
+                tracing::error!(scan_id = id, error = %e, "triggered scan");
+            }
+        });
+        Ok(Triggered::Queued(id))
+    }
+
     /// Records a scan as started and returns its id; run it with [`Daemon::scan_with_id`].
     pub(crate) fn reserve_scan(&self, target: &Target) -> Result<i64, StoreError> {
         self.store.start_scan(target.name(), target.kind())
@@ -344,6 +391,16 @@ impl Daemon {
     ) -> Result<ScanSummary, StoreError> {
         let lock = self.locks.get(target).cloned().unwrap_or_default();
         let _guard = lock.lock().await;
+        if let Some(id) = id {
+            // Started: a later trigger queues a new scan, which sees later changes.
+            let mut queued = self
+                .queued_triggers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if queued.get(target) == Some(&id) {
+                queued.remove(target);
+            }
+        }
         let me = Arc::clone(self);
         let t = target.clone();
         let joined = tokio::task::spawn_blocking(move || me.scan_blocking_with(&t, id)).await;
@@ -1107,4 +1164,81 @@ fn jitter(max: Duration) -> Duration {
         return max;
     }
     max.mul_f64(fastrand::f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    struct NoSinks;
+    impl Deliver for NoSinks {
+        fn sinks(&self) -> Vec<String> {
+            Vec::new()
+        }
+        fn route(&self, _: &str, _: &Notice) -> Option<Notice> {
+            None
+        }
+        fn deliver<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a Notice,
+        ) -> Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + Send + 'a>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    /// Triggered scans: at most one waiting per target (later triggers get its id), at
+    /// most [`MAX_QUEUED_TRIGGERS`] waiting in all, and a new one once it started.
+    #[tokio::test]
+    async fn triggered_scans_are_deduplicated_and_bounded() {
+        let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo");
+        let mut text = String::from("environments:\n");
+        for i in 0..=MAX_QUEUED_TRIGGERS {
+            text.push_str(&format!(
+                "  env{i:02}:\n    desired: {{type: dir, path: {d}/git/production}}\n    live: {{type: dump, path: {d}/live/production}}\n",
+                d = demo.display()
+            ));
+        }
+        let cfg = Config::parse(&text, Path::new("envdrift.yaml")).unwrap();
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        let d = Arc::new(Daemon::new(cfg, PathBuf::from("."), store, Arc::new(NoSinks)).unwrap());
+        let targets = d.targets();
+        // Every target busy (a scan holds its lock), so triggered scans wait.
+        let mut guards = Vec::new();
+        for t in &targets {
+            guards.push(d.locks[t].clone().lock_owned().await);
+        }
+        let first = d.trigger_scan(&targets[0]).unwrap();
+        let Triggered::Queued(id) = first else {
+            panic!("{first:?}")
+        };
+        for _ in 0..300 {
+            assert_eq!(
+                d.trigger_scan(&targets[0]).unwrap(),
+                Triggered::AlreadyQueued(id)
+            );
+        }
+        for t in &targets[1..MAX_QUEUED_TRIGGERS] {
+            assert!(matches!(d.trigger_scan(t).unwrap(), Triggered::Queued(_)));
+        }
+        assert_eq!(
+            d.trigger_scan(&targets[MAX_QUEUED_TRIGGERS]).unwrap(),
+            Triggered::QueueFull
+        );
+        // 301 + 15 triggers recorded 16 scans.
+        assert_eq!(
+            d.store.scans(None, 1000).unwrap().len(),
+            MAX_QUEUED_TRIGGERS
+        );
+        // Once the first target's scan starts, a trigger queues a new one.
+        drop(guards.remove(0));
+        tokio::time::timeout(Duration::from_secs(20), async {
+            while d.trigger_scan(&targets[0]).unwrap() == Triggered::AlreadyQueued(id) {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .unwrap();
+    }
 }

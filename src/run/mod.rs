@@ -83,6 +83,10 @@ pub struct Job<'a> {
     pub on_file: Option<&'a (dyn Fn(&Path) + Sync)>,
     /// Compute the `to` side's content hash ([`Outcome::to_hash`]; the daemon records it).
     pub hash_to: bool,
+    /// Set by the caller when nobody waits for the result any more (an API request that
+    /// timed out or whose client left): the run stops at its next check (between stages
+    /// and between batches of objects) with [`RunError::Cancelled`].
+    pub cancel: Option<&'a std::sync::atomic::AtomicBool>,
 }
 
 impl<'a> Job<'a> {
@@ -96,6 +100,7 @@ impl<'a> Job<'a> {
             caches: None,
             on_file: None,
             hash_to: false,
+            cancel: None,
         }
     }
 }
@@ -146,6 +151,9 @@ pub enum RunError {
         source_desc: String,
         first: String,
     },
+    /// [`Job::cancel`] was set: whoever asked for the run no longer waits for it.
+    #[error("cancelled: the request for this comparison ended")]
+    Cancelled,
 }
 
 /// The `to` side's content hash: one per object (first 12 bytes of SHA-256 of its JSON, in
@@ -257,7 +265,17 @@ pub fn options(job: &Job<'_>) -> Options {
 }
 
 /// Runs a job: reads both sides, compares them, judges the result (see the module doc).
+/// Objects compared between two cancellation checks.
+const CANCEL_CHECK_EVERY: usize = 2048;
+
 pub fn run(job: &Job<'_>) -> Outcome {
+    let cancelled = || {
+        job.cancel
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+    };
+    if cancelled() {
+        return Outcome::failed(job, RunError::Cancelled);
+    }
     let opts = options(job);
     let no_progress = |_: &Path| {};
     let on_file: &(dyn Fn(&Path) + Sync) = job.on_file.unwrap_or(&no_progress);
@@ -291,6 +309,9 @@ pub fn run(job: &Job<'_>) -> Outcome {
         }
         _ => Cow::Borrowed(&from_loaded.snapshot),
     };
+    if cancelled() {
+        return Outcome::failed(job, RunError::Cancelled);
+    }
     let comparison = Comparison::new(&from_snap, &opts);
     let hash_to = job.hash_to;
     let consume = |objects: &[(crate::model::ResourceKey, crate::model::Object)]| {
@@ -343,15 +364,19 @@ pub fn run(job: &Job<'_>) -> Outcome {
                 ..clone_meta(&l.snapshot)
             };
             let namespaces = namespaces_of(l.snapshot.objects.keys());
-            (
-                vec![comparison.batch(&items)],
-                meta,
-                l.objects,
-                hashes,
-                namespaces,
-            )
+            let mut partials = Vec::with_capacity(items.len() / CANCEL_CHECK_EVERY + 1);
+            for chunk in items.chunks(CANCEL_CHECK_EVERY) {
+                if cancelled() {
+                    return Outcome::failed(job, RunError::Cancelled);
+                }
+                partials.push(comparison.batch(chunk));
+            }
+            (partials, meta, l.objects, hashes, namespaces)
         }
     };
+    if cancelled() {
+        return Outcome::failed(job, RunError::Cancelled);
+    }
     let mut result = comparison.finish(partials, &to_meta.unknown);
     drop(comparison);
     let adopt = match (&from_loaded.adopt, job.mode) {
