@@ -91,3 +91,104 @@ async fn killed_between_store_and_send_then_sent_exactly_once() {
         Some(format!("Bearer {TOKEN}").as_str())
     );
 }
+
+/// A daemon with the demo's production environment and a Slack sink, in `dir`.
+fn setup(dir: &std::path::Path, api_url: &str) -> std::path::PathBuf {
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo");
+    copy_dir(&demo.join("git/production"), &dir.join("git"));
+    copy_dir(&demo.join("live/production"), &dir.join("live"));
+    std::fs::write(dir.join("slack.token"), TOKEN).unwrap();
+    let cfg = dir.join("envdrift.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir: state\nlisten: 127.0.0.1:0\nenvironments:\n  production:\n    desired: {{type: dir, path: git}}\n    live: {{type: dump, path: live}}\n    interval: 2s\nalerts:\n  sinks:\n    - {{type: slack, name: ops, channel: \"#drift\", token_file: {}, api_url: \"{api_url}\"}}\n",
+            dir.join("slack.token").display(),
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+/// The outbox rows' states, read from the store file as another process would.
+fn outbox_states(dir: &std::path::Path) -> Vec<String> {
+    let Ok(conn) = rusqlite::Connection::open_with_flags(
+        dir.join("state/envdrift.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    ) else {
+        return Vec::new();
+    };
+    let Ok(mut st) = conn.prepare("SELECT state FROM outbox ORDER BY id") else {
+        return Vec::new();
+    };
+    st.query_map([], |r| r.get::<_, String>(0))
+        .map(|rows| rows.filter_map(Result::ok).collect())
+        .unwrap_or_default()
+}
+
+/// Runs the daemon until `ready` holds (bounded), then kills it with SIGKILL.
+async fn run_until_then_kill(cfg: &std::path::Path, ready: impl Fn() -> bool) {
+    let bin = envdrift_testkit::envdrift_bin(env!("CARGO_BIN_EXE_envdrift"));
+    let mut child = Command::new(&bin)
+        .args(["daemon", "--config"])
+        .arg(cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !ready() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the daemon never reached the kill point"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
+fn once_twice(cfg: &std::path::Path) {
+    let bin = envdrift_testkit::envdrift_bin(env!("CARGO_BIN_EXE_envdrift"));
+    for _ in 0..2 {
+        let out = Command::new(&bin)
+            .args(["daemon", "--once", "--config"])
+            .arg(cfg)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Killed after the alert was delivered and recorded: never sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_after_a_recorded_delivery_then_not_sent_again() {
+    let slack = SlackServer::start(TOKEN, "/services/T0/B0/X").await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path(), &slack.api_url());
+    let d = dir.path().to_path_buf();
+    run_until_then_kill(&cfg, || outbox_states(&d) == ["sent"]).await;
+    assert_eq!(slack.accepted().len(), 1);
+    once_twice(&cfg);
+    assert_eq!(slack.accepted().len(), 1, "sent exactly once");
+}
+
+/// Killed while the alert waits for a retry (the sink answered 500): after the restart it
+/// is delivered once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_while_an_alert_waits_for_a_retry_then_sent_once() {
+    let slack = SlackServer::start(TOKEN, "/services/T0/B0/X").await;
+    slack.queue(&[Reply::ServerError]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path(), &slack.api_url());
+    run_until_then_kill(&cfg, || slack.requests() >= 1).await;
+    assert!(slack.accepted().is_empty());
+    once_twice(&cfg);
+    assert_eq!(slack.accepted().len(), 1, "sent exactly once");
+    assert_eq!(outbox_states(dir.path()), ["sent"]);
+}
