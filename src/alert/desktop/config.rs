@@ -9,9 +9,10 @@ use crate::alert::route::Route;
 ///
 /// # Caveats
 /// Needs a D-Bus *session* bus (`DBUS_SESSION_BUS_ADDRESS`) with a notification server on it
-/// (any desktop environment has one). In a container or on a server there is none: delivery
-/// then fails with a non-retryable error that says so, and `config check`'s health check
-/// reports it.
+/// (any desktop environment has one). In a container or on a server there is no session
+/// bus: delivery then fails with a non-retryable error that says so, and `config check`'s
+/// health check reports it. A bus whose notification server has not started yet is retried
+/// like any sink (within `retry_for`).
 ///
 /// ```yaml
 /// - type: desktop

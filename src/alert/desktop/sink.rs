@@ -86,8 +86,10 @@ impl DesktopSink {
     /// Shows the notification on the session bus.
     ///
     /// # Errors
-    /// No session bus or no notification server: not retryable (a machine without a desktop
-    /// will not grow one); other D-Bus errors are retryable. notify-rust's error kind is
+    /// No session bus: not retryable (a machine without a desktop session will not grow
+    /// one). No notification server on the bus yet, or another D-Bus error: retryable (the
+    /// desktop's notification daemon often starts after login), like any sink, within
+    /// `retry_for`. notify-rust's error kind is
     /// private, so a failed call is classified by asking the bus (as [`DesktopSink::health`]
     /// does), never by parsing the message.
     pub async fn deliver(&self, notice: &Notice) -> Result<(), DeliveryError> {
@@ -95,12 +97,12 @@ impl DesktopSink {
         match n.show_async().await {
             Ok(_) => Ok(()),
             Err(e) => match self.health().await {
-                Err(h) if !h.retryable => Err(delivery_error(
+                Err(h) => Err(delivery_error(
                     &self.name,
                     format!("D-Bus: {e}; {}", h.message),
-                    false,
+                    h.retryable,
                 )),
-                _ => Err(delivery_error(&self.name, format!("D-Bus: {e}"), true)),
+                Ok(()) => Err(delivery_error(&self.name, format!("D-Bus: {e}"), true)),
             },
         }
     }
@@ -109,8 +111,8 @@ impl DesktopSink {
     /// or can be activated.
     ///
     /// # Errors
-    /// No session bus, or no notification server on it: not retryable. A failing D-Bus call:
-    /// retryable.
+    /// No session bus: not retryable. No notification server on it (it may start later) or
+    /// a failing D-Bus call: retryable.
     pub async fn health(&self) -> Result<(), DeliveryError> {
         let conn = zbus::Connection::session().await.map_err(|e| {
             delivery_error(
@@ -135,7 +137,7 @@ impl DesktopSink {
         Err(delivery_error(
             &self.name,
             format!("no notification server ({SERVICE}) on the D-Bus session bus"),
-            false,
+            true,
         ))
     }
 }
