@@ -919,3 +919,65 @@ fn notice_ids_never_repeat_across_stores() {
     );
     assert_ne!(prefix(&second[0]), store_id);
 }
+
+/// `envdrift store check|backup|reset`: the way out that a refused store's message names.
+#[test]
+fn store_check_backup_and_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = production_config(dir.path(), "data_dir: state\n", "");
+    let cfg = cfg.to_str().unwrap();
+    let db = dir.path().join("state/envdrift.db");
+    let first = envdrift(&["daemon", "--config", cfg, "--once"]);
+    assert_ne!(first.status.code(), Some(2), "{}", text(&first.stderr));
+    let check = envdrift(&["store", "check", "--config", cfg]);
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check.stderr));
+    let out = text(&check.stdout);
+    assert!(
+        out.contains("schema version: 2") && out.ends_with("ok\n"),
+        "{out}"
+    );
+    assert!(out.contains("scans: 1,"), "{out}");
+    let backup = dir.path().join("backup.db");
+    let b = envdrift(&["store", "backup", "--config", cfg, backup.to_str().unwrap()]);
+    assert_eq!(b.status.code(), Some(0), "{}", text(&b.stderr));
+    let again = envdrift(&["store", "backup", "--config", cfg, backup.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(2), "never overwrites a backup");
+    // Damage the store: the daemon refuses it and names the commands; check says why.
+    let mut bytes = std::fs::read(&db).unwrap();
+    bytes[4096..8192].fill(0x5A);
+    std::fs::write(&db, &bytes).unwrap();
+    let refused = envdrift(&["daemon", "--config", cfg, "--once"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        text(&refused.stderr).contains("envdrift store check"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let check = envdrift(&["store", "check", "--file", db.to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(2), "{}", text(&check.stdout));
+    assert!(
+        text(&check.stdout).contains("problem: "),
+        "{}",
+        text(&check.stdout)
+    );
+    // Reset needs --yes, then moves the file aside (nothing deleted); a new store starts.
+    let no = envdrift(&["store", "reset", "--config", cfg]);
+    assert_eq!(no.status.code(), Some(2));
+    assert!(text(&no.stderr).contains("--yes"), "{}", text(&no.stderr));
+    assert!(db.exists());
+    let yes = envdrift(&["store", "reset", "--config", cfg, "--yes"]);
+    assert_eq!(yes.status.code(), Some(0), "{}", text(&yes.stderr));
+    assert!(!db.exists());
+    let aside: Vec<_> = std::fs::read_dir(dir.path().join("state"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("envdrift.db.broken-") && n.ends_with('Z'))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    let fresh = envdrift(&["daemon", "--config", cfg, "--once"]);
+    assert_ne!(fresh.status.code(), Some(2), "{}", text(&fresh.stderr));
+    // The backup is an intact store of its own.
+    let check = envdrift(&["store", "check", "--file", backup.to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check.stdout));
+}

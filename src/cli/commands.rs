@@ -21,6 +21,76 @@ use super::sources::{
     optional_config,
 };
 
+/// The store file a `store` command is about.
+fn store_path(store: &super::StoreFile) -> Result<std::path::PathBuf> {
+    match (&store.config, &store.file) {
+        (_, Some(f)) => Ok(f.clone()),
+        (Some(c), None) => {
+            let cfg =
+                load_config(c).ok_or_else(|| anyhow::anyhow!("{}: invalid config", c.display()))?;
+            Ok(cfg.data_dir_in(&config_base(c)).join("envdrift.db"))
+        }
+        (None, None) => Err(anyhow::anyhow!("give --config FILE or --file STORE")),
+    }
+}
+
+pub(crate) fn cmd_store(cmd: super::StoreCmd) -> Result<u8> {
+    use envdrift::store::maintenance;
+    match cmd {
+        super::StoreCmd::Check { store } => {
+            let path = store_path(&store)?;
+            let r = maintenance::check(&path)?;
+            let show = |v: Option<i64>| v.map_or_else(|| "?".to_string(), |n| n.to_string());
+            println!("store: {}", path.display());
+            println!(
+                "schema version: {}, store id: {}",
+                show(r.schema_version),
+                r.store_id.as_deref().unwrap_or("?")
+            );
+            println!(
+                "scans: {}, open drifts: {}, pending alerts: {}",
+                show(r.scans),
+                show(r.open_drifts),
+                show(r.pending_alerts)
+            );
+            if r.ok {
+                println!("ok");
+                Ok(0)
+            } else {
+                for p in &r.problems {
+                    println!("problem: {p}");
+                }
+                println!(
+                    "the store is damaged: restore a backup, or `envdrift store reset --yes` to start a new one"
+                );
+                Ok(2)
+            }
+        }
+        super::StoreCmd::Backup { store, out } => {
+            let path = store_path(&store)?;
+            maintenance::backup(&path, &out)?;
+            println!("backed up {} to {}", path.display(), out.display());
+            Ok(0)
+        }
+        super::StoreCmd::Reset { store, yes } => {
+            let path = store_path(&store)?;
+            if !yes {
+                anyhow::bail!(
+                    "{}: resetting starts over with an empty store (history and the record of sent alerts are not used); run again with --yes",
+                    path.display()
+                );
+            }
+            let aside = maintenance::reset(&path, chrono::Utc::now())?;
+            println!(
+                "moved {} to {}; the next start creates a new store",
+                path.display(),
+                aside.display()
+            );
+            Ok(0)
+        }
+    }
+}
+
 pub(crate) fn cmd_config_check(file: &Path, strict: bool) -> Result<u8> {
     match Config::load(file) {
         Ok(cfg) => {

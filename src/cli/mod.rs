@@ -74,6 +74,9 @@ enum Command {
     /// Validate a config file and print every problem with its key path.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Look after the daemon's store file: check it, back it up, or move it aside.
+    #[command(subcommand)]
+    Store(StoreCmd),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
     ///
     /// bash: `envdrift completions bash > /etc/bash_completion.d/envdrift`;
@@ -100,6 +103,44 @@ enum ConfigCmd {
         /// Treat warnings (unset sink secret variables, missing secret files) as errors.
         #[arg(long)]
         strict: bool,
+    },
+}
+
+/// Which store file: the one of a config (`data_dir/envdrift.db`) or a file named directly.
+#[derive(clap::Args, Debug)]
+#[group(required = true, multiple = false)]
+struct StoreFile {
+    /// The config file whose store (`data_dir/envdrift.db`) is meant.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The store file itself.
+    #[arg(long)]
+    file: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum StoreCmd {
+    /// Check the store file (SQLite integrity check, schema version, what it holds).
+    /// Exit 0 when intact, 2 when not.
+    Check {
+        #[command(flatten)]
+        store: StoreFile,
+    },
+    /// Write a consistent copy of the store to OUT (safe while the daemon runs).
+    Backup {
+        #[command(flatten)]
+        store: StoreFile,
+        /// The backup file to write (must not exist).
+        out: PathBuf,
+    },
+    /// Move the store file aside (`NAME.broken-TIME`) so that the next start makes a new,
+    /// empty one: its drift history and record of sent alerts are then not used.
+    Reset {
+        #[command(flatten)]
+        store: StoreFile,
+        /// Yes, start over with an empty store.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -176,6 +217,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Config(ConfigCmd::Check { file, strict }) => {
             commands::cmd_config_check(&file, strict)
         }
+        Command::Store(cmd) => commands::cmd_store(cmd),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             // Into memory first: clap_complete panics when its writer fails (a closed pipe).

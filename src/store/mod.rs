@@ -23,6 +23,7 @@
 //! - `reports`: report runs, retention, counts for reports and metrics.
 
 mod drifts;
+pub mod maintenance;
 mod outbox;
 mod reports;
 mod scans;
@@ -405,9 +406,10 @@ impl Store {
 }
 
 /// What to do about a store that cannot be used as it is (in error messages).
-const RECOVER: &str = "Restore it from a backup, or move it away to start a new, empty store \
-     (its drift history and its record of sent alerts are then lost, so open drifts are \
-     alerted again)";
+const RECOVER: &str = "`envdrift store check` says what is wrong. Restore it from a backup, \
+     or `envdrift store reset --yes` to move it aside and start a new, empty store (its drift \
+     history and its record of sent alerts are then not used, so open drifts are alerted \
+     again)";
 
 /// `PRAGMA quick_check` of an existing store file: `Err` with the reason in plain words
 /// when the file is not an SQLite database or is damaged.
