@@ -566,7 +566,16 @@ impl Config {
                 source,
             }]
         })?;
-        let cfg = Config::parse(&text, path).map_err(|e| vec![e])?;
+        let mut cfg = Config::parse(&text, path).map_err(|e| vec![e])?;
+        // Sink secret and CA files are relative to the config file, like every other path
+        // in it (not to wherever the daemon was started).
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        for sink in &mut cfg.alerts.sinks {
+            sink.resolve_relative(base);
+        }
         let problems = cfg.validate(path);
         if problems.is_empty() {
             Ok(cfg)

@@ -846,3 +846,50 @@ async fn a_comparison_whose_request_ended_stops() {
     assert!(seen.is_ok(), "the comparison did not stop");
     let _ = stop.send(true);
 }
+
+/// `/readyz` is 503 while the store cannot be written (here: locked by another writer
+/// beyond the busy timeout), naming why, and ready again once a scan is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_while_the_store_cannot_be_written() {
+    let srv = start("", false).await;
+    let db = srv._dir.path().join("state/envdrift.db");
+    srv.daemon
+        .store
+        .set_busy_timeout(Duration::from_millis(50))
+        .unwrap();
+    let target = Target::Environment("production".into());
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let mut conn = rusqlite::Connection::open(&db).unwrap();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
+            .unwrap();
+        locked_tx.send(()).unwrap();
+        release_rx.recv_timeout(Duration::from_secs(60)).ok();
+        tx.commit().unwrap();
+    });
+    locked_rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert!(
+        srv.daemon.scan(&target).await.is_err(),
+        "the store is locked"
+    );
+    let r = call(&srv, "GET", "/readyz", None, None).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    let body = r.json();
+    assert_eq!(body["store"], "failed", "{body}");
+    assert!(
+        body["store_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("locked"),
+        "{body}"
+    );
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+    srv.daemon.scan(&target).await.unwrap();
+    let r = call(&srv, "GET", "/readyz", None, None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["store_error"], Value::Null);
+    let _ = srv.stop.send(true);
+}

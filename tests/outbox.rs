@@ -289,3 +289,52 @@ async fn a_locked_store_while_recording_sent_never_sends_twice() {
     d.drain_outbox(Duration::from_secs(1)).await.unwrap();
     assert_eq!(sinks.got("locker").len(), 1);
 }
+
+/// A 429 whose `Retry-After` is absurdly large (as in the issue: 100000000000000, and
+/// u64::MAX) parks the alert for at most an hour, never panics the delivery and never
+/// stalls it; the stand-in is the Slack Web API. (The token file is named relative to the
+/// config file, as every path in it is.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_retry_after_is_clamped_to_an_hour() {
+    use envdrift_testkit::Reply;
+    use envdrift_testkit::slack::SlackServer;
+    const TOKEN: &str = "xoxb-test-token-retry-after";
+    for huge in [100_000_000_000_000u64, u64::MAX] {
+        let slack = SlackServer::start(TOKEN, "/services/T0/B0/X").await;
+        slack.queue(&[Reply::RateLimited(huge)]);
+        let dir = tempfile::tempdir().unwrap();
+        setup(dir.path());
+        std::fs::write(dir.path().join("slack.token"), TOKEN).unwrap();
+        let yaml = std::fs::read_to_string(dir.path().join("envdrift.yaml")).unwrap();
+        std::fs::write(
+            dir.path().join("envdrift.yaml"),
+            format!(
+                "{yaml}alerts:\n  sinks:\n    - {{type: slack, name: ops, channel: \"#drift\", token_file: slack.token, api_url: \"{}\"}}\n",
+                slack.api_url()
+            ),
+        )
+        .unwrap();
+        let cfg = Config::load(&dir.path().join("envdrift.yaml")).unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("state/envdrift.db")).unwrap());
+        let sinks =
+            Arc::new(envdrift::daemon::SinkSet::from_config(&cfg.alerts, dir.path()).unwrap());
+        let d = Arc::new(Daemon::new(cfg, dir.path().to_path_buf(), store, sinks).unwrap());
+        let target = d.targets().into_iter().next().unwrap();
+        let before = chrono::Utc::now();
+        d.scan(&target).await.unwrap();
+        d.drain_outbox(Duration::from_secs(1)).await.unwrap();
+        assert_eq!(slack.requests(), 1);
+        assert!(d.stalled_deliveries().is_empty());
+        let rows = d.store.outbox(10).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].state.as_str(), rows[0].attempts), ("pending", 1));
+        let next = chrono::DateTime::parse_from_rfc3339(&rows[0].next_attempt_at)
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let wait = next - before;
+        assert!(
+            wait >= chrono::Duration::seconds(3595) && wait <= chrono::Duration::seconds(3610),
+            "Retry-After {huge}: next attempt in {wait}"
+        );
+    }
+}

@@ -91,3 +91,118 @@ fn query_token_never_printed_logged_or_stored() {
         }
     }
 }
+
+/// The daemon with a Git source whose URL carries the token in its query: the token is in
+/// no log line (debug), no API response and nowhere in the store file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_token_never_in_daemon_logs_api_or_store() {
+    use std::sync::Arc;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live");
+    std::fs::create_dir(&live).unwrap();
+    std::fs::write(
+        live.join("cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: default\n",
+    )
+    .unwrap();
+    let cfg_path = dir.path().join("envdrift.yaml");
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "data_dir: state\nenvironments:\n  prod:\n    desired: {{type: git, repo: \"http://127.0.0.1:{port}/acme/deploy.git?access_token={SECRET}\", ref: main}}\n    live: {{type: dump, path: live}}\n"
+        ),
+    )
+    .unwrap();
+    // Logs: one daemon cycle with debug logs.
+    let out = Command::new(env!("CARGO_BIN_EXE_envdrift"))
+        .args(["--log-level", "debug", "daemon", "--once", "--config"])
+        .arg(&cfg_path)
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let logs =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !logs.contains(SECRET),
+        "token in the daemon's output:\n{logs}"
+    );
+    assert!(logs.contains("access_token=***"), "{logs}");
+    // The API, in process, over the same store.
+    let cfg = envdrift::config::Config::load(&cfg_path).unwrap();
+    let api_cfg = cfg.api.clone();
+    let store =
+        Arc::new(envdrift::store::Store::open(&dir.path().join("state/envdrift.db")).unwrap());
+    let sinks = Arc::new(envdrift::daemon::SinkSet::from_config(&cfg.alerts, dir.path()).unwrap());
+    let daemon = Arc::new(
+        envdrift::daemon::Daemon::new(cfg, dir.path().to_path_buf(), store, sinks).unwrap(),
+    );
+    let summary = daemon
+        .scan(&envdrift::daemon::Target::Environment("prod".into()))
+        .await
+        .unwrap();
+    let state =
+        Arc::new(envdrift::api::ApiState::new(Arc::clone(&daemon), &api_cfg, dir.path()).unwrap());
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let (tx, bound) = tokio::sync::oneshot::channel();
+    let base = dir.path().to_path_buf();
+    tokio::spawn(async move {
+        envdrift::api::serve(
+            state,
+            &api_cfg,
+            "127.0.0.1:0".parse().unwrap(),
+            &base,
+            rx,
+            Some(tx),
+        )
+        .await
+        .unwrap();
+    });
+    let addr = bound.await.unwrap();
+    for path in [
+        "/api/v1/environments".to_string(),
+        format!("/api/v1/scans/{}", summary.scan_id),
+        "/api/v1/drifts?status=all".to_string(),
+        "/readyz".to_string(),
+    ] {
+        let body = get(addr, &path).await;
+        assert!(!body.contains(SECRET), "token in {path}: {body}");
+    }
+    let envs = get(addr, "/api/v1/environments").await;
+    assert!(envs.contains("access_token=***"), "{envs}");
+    let _ = stop.send(true);
+    drop(daemon);
+    // The store file and its WAL, byte for byte.
+    for entry in std::fs::read_dir(dir.path().join("state"))
+        .unwrap()
+        .flatten()
+    {
+        if entry.file_type().unwrap().is_file() {
+            let bytes = std::fs::read(entry.path()).unwrap();
+            assert!(
+                !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+                "token in {}",
+                entry.path().display()
+            );
+        }
+    }
+}
+
+async fn get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw).await;
+    String::from_utf8_lossy(&raw).into_owned()
+}

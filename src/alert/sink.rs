@@ -60,6 +60,30 @@ impl SinkConfig {
         }
     }
 
+    /// Makes the sink's relative file paths (`*_file`, `ca_file`) relative to `base` (the
+    /// config file's directory).
+    pub fn resolve_relative(&mut self, base: &std::path::Path) {
+        let fix = |p: &mut Option<std::path::PathBuf>| {
+            if let Some(f) = p
+                && f.is_relative()
+            {
+                *f = base.join(&*f);
+            }
+        };
+        match self {
+            SinkConfig::Slack(c) => {
+                fix(&mut c.token_file);
+                fix(&mut c.webhook_url_file);
+            }
+            SinkConfig::Email(c) => {
+                fix(&mut c.password_file);
+                fix(&mut c.ca_file);
+            }
+            SinkConfig::Webhook(c) => fix(&mut c.secret_file),
+            SinkConfig::Desktop(_) | SinkConfig::Log(_) => {}
+        }
+    }
+
     /// The sink's own `retry_for`, when it sets one.
     pub fn retry_for(&self) -> Option<&str> {
         match self {

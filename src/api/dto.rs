@@ -236,6 +236,8 @@ pub struct Readiness {
     pub scans: &'static str,
     /// `open` or `failed`.
     pub store: &'static str,
+    /// Why the store could not be written the last time a scan was recorded.
+    pub store_error: Option<String>,
     /// `ok`, or `stalled` while a sink's delivery queue failed and is being restarted.
     pub deliveries: &'static str,
     /// The stalled sinks and why (empty when none is).
@@ -387,6 +389,7 @@ mod tests {
                     ready: false,
                     scans: "ok",
                     store: "open",
+                    store_error: opt(full, "database is locked".to_string()),
                     deliveries: "stalled",
                     stalled: opt(
                         full,

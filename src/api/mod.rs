@@ -338,10 +338,13 @@ async fn readyz(State(st): State<Shared>) -> Response {
         .any(|s| matches!(s.outcome, ScanOutcome::Ok | ScanOutcome::Partial));
     let starting = finished.is_empty();
     let stalled = st.daemon.stalled_deliveries();
+    let store_error = st.daemon.store_write_error();
+    let store_ok = store_ok && store_error.is_none();
     let ready = store_ok && (any_ok || starting) && stalled.is_empty();
     let body = dto::Readiness {
         ready,
         store: if store_ok { "open" } else { "failed" },
+        store_error,
         deliveries: if stalled.is_empty() { "ok" } else { "stalled" },
         stalled,
         scans: if any_ok {

@@ -207,6 +207,8 @@ pub struct Daemon {
     last_delivery_error: std::sync::Mutex<BTreeMap<String, String>>,
     /// Triggered scans waiting for their target (not started yet): at most one per target.
     queued_triggers: std::sync::Mutex<BTreeMap<Target, i64>>,
+    /// The last scan could not be recorded: why (`/readyz`).
+    store_write_error: std::sync::Mutex<Option<String>>,
 }
 
 /// At most this many triggered scans wait at once, over all targets.
@@ -300,6 +302,7 @@ impl Daemon {
             unrecorded: std::sync::Mutex::default(),
             stalled: std::sync::Mutex::default(),
             queued_triggers: std::sync::Mutex::default(),
+            store_write_error: std::sync::Mutex::default(),
             retry_for,
             base_backoff: Duration::from_secs(5),
             metrics: Arc::default(),
@@ -383,8 +386,32 @@ impl Daemon {
         self.store.start_scan(target.name(), target.kind())
     }
 
-    /// Scans a target, under an id from [`Daemon::reserve_scan`] when given.
+    /// Scans a target, under an id from [`Daemon::reserve_scan`] when given. A scan that
+    /// could not be recorded marks the store unwritable for `/readyz` until one is.
     pub(crate) async fn scan_with_id(
+        self: &Arc<Self>,
+        target: &Target,
+        id: Option<i64>,
+    ) -> Result<ScanSummary, StoreError> {
+        let r = self.scan_recorded(target, id).await;
+        *self
+            .store_write_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            r.as_ref().err().map(ToString::to_string);
+        r
+    }
+
+    /// Why the store could not be written the last time a scan was recorded (`None` when
+    /// the last one was).
+    pub fn store_write_error(&self) -> Option<String> {
+        self.store_write_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    async fn scan_recorded(
         self: &Arc<Self>,
         target: &Target,
         id: Option<i64>,
