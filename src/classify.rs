@@ -633,7 +633,15 @@ fn semver_cmp(a: &str, b: &str) -> Option<std::cmp::Ordering> {
         (None, None) => std::cmp::Ordering::Equal,
         (None, Some(_)) => std::cmp::Ordering::Greater,
         (Some(_), None) => std::cmp::Ordering::Less,
-        (Some(p), Some(q)) => p.cmp(q),
+        // SemVer 2.0 precedence (numeric identifiers numerically: rc.9 < rc.10); a
+        // pre-release that is not valid SemVer is not comparable.
+        (Some(p), Some(q)) => {
+            let (p, q) = (
+                semver::Prerelease::new(p).ok()?,
+                semver::Prerelease::new(q).ok()?,
+            );
+            p.cmp(&q)
+        }
     })
 }
 
@@ -910,6 +918,25 @@ mod tests {
                 S::High,
             ),
             ("r/app:main-abc", "r/app:main-def", "differs", S::Medium),
+            // Pre-release parts by SemVer precedence, not as text.
+            (
+                "r/app:2.0.0-rc.10",
+                "r/app:2.0.0-rc.9",
+                "promotion-pending",
+                S::Medium,
+            ),
+            (
+                "r/app:2.0.0-rc.9",
+                "r/app:2.0.0-rc.10",
+                "hotfix-not-in-from",
+                S::High,
+            ),
+            (
+                "r/app:2.0.0-beta.11",
+                "r/app:2.0.0-rc.1",
+                "hotfix-not-in-from",
+                S::High,
+            ),
             ("r/app@sha256:aa", "r/app@sha256:bb", "differs", S::Medium),
             ("r/app:1", "other/app:1", "repository-differs", S::High),
             (

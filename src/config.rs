@@ -51,8 +51,13 @@ pub struct Config {
     /// Field-manager classes (each list replaces the built-in one when given).
     #[serde(default)]
     pub managers: ManagerClasses,
-    /// Differences to ignore.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Differences to ignore (an Argo CD `ignoreDifferences` list can be pasted as is, under
+    /// either name).
+    #[serde(
+        default,
+        alias = "ignoreDifferences",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub ignore: Vec<IgnoreRule>,
     /// Severity/category overrides, checked before the built-in table.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -617,6 +622,14 @@ impl Config {
                     out.push(invalid(format!("ignore[{i}].paths[{j}]"), e.to_string()));
                 }
             }
+            for (j, e) in r.jq_path_expressions.iter().enumerate() {
+                out.push(invalid(
+                    format!("ignore[{i}].jqPathExpressions[{j}]"),
+                    format!(
+                        "`{e}`: jq path expressions are not supported; write the fields as JSON Pointers in `paths` (or `jsonPointers`), with `*` for one segment and `**` for any depth"
+                    ),
+                ));
+            }
         }
         if let Err(e) = Classifier::new(&self.severity_rules, self.managers.clone()) {
             let key = match &e {
@@ -1045,5 +1058,31 @@ mod tests {
         let cfg = Config::parse("ignore:\n  - paths: [x]\n", Path::new("c.yaml")).unwrap();
         let e = cfg.compile().unwrap_err().to_string();
         assert!(e.starts_with("ignore[0].paths: "), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod argo_vocabulary_tests {
+    use super::*;
+
+    /// An Argo CD `ignoreDifferences` block pasted as is loads, with its meaning.
+    #[test]
+    fn argo_cd_ignore_differences_block_loads() {
+        let text = "ignoreDifferences:\n- group: apps\n  kind: Deployment\n  jsonPointers:\n  - /spec/replicas\n- kind: ConfigMap\n  name: argocd-cm\n  managedFieldsManagers:\n  - kube-controller-manager\n";
+        let path = Path::new("envdrift.yaml");
+        let cfg = Config::parse(text, path).unwrap();
+        assert_eq!(cfg.ignore.len(), 2);
+        assert_eq!(cfg.ignore[0].paths, ["/spec/replicas"]);
+        assert_eq!(cfg.ignore[1].managers, ["kube-controller-manager"]);
+        assert!(cfg.validate(path).is_empty(), "{:?}", cfg.validate(path));
+        assert!(cfg.compile().is_ok());
+        // jq expressions: a clear error naming the key, not an unknown-field error.
+        let jq = "ignore:\n- kind: Deployment\n  jqPathExpressions:\n  - .spec.template.spec.initContainers[] | select(.name == \"init\")\n";
+        let cfg = Config::parse(jq, path).unwrap();
+        let problems = cfg.validate(path);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        let text = problems[0].to_string();
+        assert!(text.contains("ignore[0].jqPathExpressions[0]"), "{text}");
+        assert!(text.contains("JSON Pointers"), "{text}");
     }
 }

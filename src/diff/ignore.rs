@@ -39,12 +39,25 @@ pub struct IgnoreRule {
     /// Name glob. Default: any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// JSON Pointer patterns of fields to ignore.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// JSON Pointer patterns of fields to ignore (Argo CD's `jsonPointers` is the same).
+    #[serde(default, alias = "jsonPointers", skip_serializing_if = "Vec::is_empty")]
     pub paths: Vec<String>,
-    /// Ignore every field whose last writer is one of these field managers (globs).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Ignore every field whose last writer is one of these field managers (globs; Argo
+    /// CD's `managedFieldsManagers` is the same).
+    #[serde(
+        default,
+        alias = "managedFieldsManagers",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub managers: Vec<String>,
+    /// Argo CD's `jqPathExpressions`: accepted so that a pasted `ignoreDifferences` block
+    /// loads, and reported by the config check as not supported (with what to use instead).
+    #[serde(
+        default,
+        rename = "jqPathExpressions",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub jq_path_expressions: Vec<String>,
     /// Why (shown by `config check`, kept for people).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
