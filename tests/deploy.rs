@@ -238,3 +238,26 @@ fn dockerfile_runs_as_non_root_on_a_small_base() {
     assert!(df.lines().any(|l| l.starts_with("USER 65532")));
     assert!(root().join(".dockerignore").exists());
 }
+
+/// The chart's values.schema.json: a typo'd or unknown value fails `helm template` (and
+/// install) naming it, instead of rendering silently without it.
+#[test]
+fn a_mistyped_value_is_rejected_by_the_values_schema() {
+    let helm = tool("helm");
+    for (set, named) in [
+        ("replicaCount=2", "replicaCount"),
+        ("persistence.enable=false", "enable"),
+        ("logFormat=yaml", "logFormat"),
+        ("service.port=0", "port"),
+    ] {
+        let out = Command::new(&helm)
+            .args(["template", "envdrift", CHART, "--set", set])
+            .current_dir(root())
+            .env("HOME", std::env::temp_dir())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{set} was accepted");
+        assert!(err.contains(named), "{set}: {err}");
+    }
+}
