@@ -202,7 +202,30 @@ async fn health_readiness_and_metrics() {
     let _ = call(&srv, "GET", "/api/v1/drifts", Some(READ), None).await;
     let m = call(&srv, "GET", "/metrics", None, None).await;
     assert_eq!(m.status, 200);
-    assert!(m.headers.contains("openmetrics"), "{}", m.headers);
+    // Without an Accept header: the Prometheus text format (what promtool reads), every
+    // counter's HELP and TYPE under its samples' `_total` name.
+    assert!(
+        m.headers.contains("text/plain; version=0.0.4"),
+        "{}",
+        m.headers
+    );
+    assert!(
+        m.body.contains("# HELP envdrift_scans_total ") && !m.body.contains("# EOF"),
+        "{}",
+        m.body
+    );
+    // Asked for OpenMetrics (as Prometheus does): OpenMetrics.
+    let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nAccept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw).await;
+    let om = String::from_utf8_lossy(&raw);
+    assert!(
+        om.contains("content-type: application/openmetrics-text") && om.contains("# EOF"),
+        "{om}"
+    );
     for needle in [
         "envdrift_scans_total{target=\"production\",outcome=\"ok\"} 1",
         "envdrift_open_drifts{",

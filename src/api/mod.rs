@@ -363,15 +363,31 @@ async fn readyz(State(st): State<Shared>) -> Response {
     (status, Json(body)).into_response()
 }
 
-async fn metrics(State(st): State<Shared>) -> Response {
+/// OpenMetrics for clients that ask for it (Prometheus does), else the Prometheus text
+/// format 0.0.4 (`curl … | promtool check metrics`).
+async fn metrics(State(st): State<Shared>, headers: axum::http::HeaderMap) -> Response {
     if let Ok(rows) = st.store.open_counts() {
         st.daemon.metrics.set_open(&rows);
     }
-    let mut resp = st.daemon.metrics.encode().into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    );
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let (body, ctype) = if openmetrics {
+        (
+            st.daemon.metrics.encode(),
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )
+    } else {
+        (
+            st.daemon.metrics.encode_prometheus_text(),
+            "text/plain; version=0.0.4; charset=utf-8",
+        )
+    };
+    let mut resp = body.into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     resp
 }
 

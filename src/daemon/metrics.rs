@@ -142,6 +142,12 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition.
+    /// The metrics in the Prometheus text format 0.0.4 (what `promtool check metrics` and
+    /// scrapers without OpenMetrics read): see [`to_prometheus_text`].
+    pub fn encode_prometheus_text(&self) -> String {
+        to_prometheus_text(&self.encode())
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
         let reg = self
@@ -152,5 +158,96 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+/// Converts OpenMetrics text to the Prometheus text format 0.0.4: a counter family `x` is
+/// named `x_total` there (its HELP and TYPE must name the samples), `_created` samples,
+/// `# UNIT` and `# EOF` do not exist. Other families are the same in both.
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split_once(' '))
+        .filter(|(_, t)| *t == "counter")
+        .map(|(name, _)| name)
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = line
+            .strip_prefix("# HELP ")
+            .map(|r| ("# HELP ", r))
+            .or_else(|| line.strip_prefix("# TYPE ").map(|r| ("# TYPE ", r)));
+        if let Some((tag, rest)) = meta {
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            if counters.contains(name) {
+                out.push_str(&format!("{tag}{name}_total {tail}\n"));
+                continue;
+            }
+        }
+        let sample = line.split(['{', ' ']).next().unwrap_or("");
+        if sample
+            .strip_suffix("_created")
+            .is_some_and(|base| counters.contains(base))
+        {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod text_format_tests {
+    use super::*;
+
+    /// Every sample's family has HELP and TYPE under the name the sample uses (what
+    /// `promtool check metrics` checks first).
+    #[test]
+    fn prometheus_text_names_every_family_by_its_samples() {
+        let m = Metrics::default();
+        m.scans
+            .get_or_create(&ScanLabels {
+                target: "prod".into(),
+                outcome: "ok".into(),
+            })
+            .inc();
+        m.deliveries
+            .get_or_create(&DeliveryLabels {
+                sink: "ops".into(),
+                result: "sent".into(),
+            })
+            .inc();
+        m.compare_cancelled.inc();
+        let text = m.encode_prometheus_text();
+        assert!(!text.contains("# EOF"), "{text}");
+        let helped: std::collections::HashSet<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# HELP "))
+            .filter_map(|r| r.split(' ').next())
+            .collect();
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
+            let name = line.split(['{', ' ']).next().unwrap_or("");
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s).filter(|b| helped.contains(b)))
+                .unwrap_or(name);
+            assert!(helped.contains(family), "no HELP for {name}:\n{text}");
+        }
+        assert!(
+            text.contains("# TYPE envdrift_scans_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("envdrift_scans_total{target=\"prod\",outcome=\"ok\"} 1"),
+            "{text}"
+        );
     }
 }
