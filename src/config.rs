@@ -622,6 +622,13 @@ impl Config {
                     out.push(invalid(format!("ignore[{i}].paths[{j}]"), e.to_string()));
                 }
             }
+            if let Some(problem) = r
+                .selector
+                .as_ref()
+                .and_then(crate::pattern::LabelSelector::problem)
+            {
+                out.push(invalid(format!("ignore[{i}].selector"), problem));
+            }
             for (j, e) in r.jq_path_expressions.iter().enumerate() {
                 out.push(invalid(
                     format!("ignore[{i}].jqPathExpressions[{j}]"),

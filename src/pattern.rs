@@ -142,6 +142,74 @@ impl PathPattern {
     }
 }
 
+/// A Kubernetes label selector (`matchLabels`, `matchExpressions`), matched against an
+/// object's `metadata.labels` with the API server's semantics.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LabelSelector {
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub match_labels: std::collections::BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_expressions: Vec<LabelExpression>,
+}
+
+/// One `matchExpressions` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelExpression {
+    pub key: String,
+    pub operator: LabelOperator,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LabelOperator {
+    In,
+    NotIn,
+    Exists,
+    DoesNotExist,
+}
+
+impl LabelSelector {
+    /// Whether an object with these `metadata.labels` (absent: none) is selected.
+    pub fn matches(&self, labels: Option<&serde_json::Map<String, serde_json::Value>>) -> bool {
+        let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(|v| v.as_str());
+        self.match_labels
+            .iter()
+            .all(|(k, v)| get(k) == Some(v.as_str()))
+            && self.match_expressions.iter().all(|e| {
+                let v = get(&e.key);
+                match e.operator {
+                    LabelOperator::In => v.is_some_and(|v| e.values.iter().any(|x| x == v)),
+                    LabelOperator::NotIn => v.is_none_or(|v| e.values.iter().all(|x| x != v)),
+                    LabelOperator::Exists => v.is_some(),
+                    LabelOperator::DoesNotExist => v.is_none(),
+                }
+            })
+    }
+
+    /// The problem with an expression's values (`In`/`NotIn` need some, `Exists` and
+    /// `DoesNotExist` none), as the API server checks them.
+    pub fn problem(&self) -> Option<String> {
+        self.match_expressions
+            .iter()
+            .find_map(|e| match e.operator {
+                LabelOperator::In | LabelOperator::NotIn if e.values.is_empty() => Some(format!(
+                    "matchExpressions key `{}`: {:?} needs values",
+                    e.key, e.operator
+                )),
+                LabelOperator::Exists | LabelOperator::DoesNotExist if !e.values.is_empty() => {
+                    Some(format!(
+                        "matchExpressions key `{}`: {:?} takes no values",
+                        e.key, e.operator
+                    ))
+                }
+                _ => None,
+            })
+    }
+}
+
 /// Which objects a rule applies to (all fields optional globs).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

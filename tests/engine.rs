@@ -602,3 +602,64 @@ fn fingerprints_are_stable_and_value_sensitive() {
     let c = run(&desired, &live).drifts[0].fingerprint.clone();
     assert_ne!(a, c);
 }
+
+/// Ignore rules with a label selector apply to the objects whose (desired) labels match.
+#[test]
+fn ignore_rules_select_objects_by_label() {
+    use envdrift::diff::ignore::{IgnoreRule, IgnoreSet};
+    use envdrift::source::dump::{LoadOptions, load_text};
+    let dep = |name: &str, labels: &str, replicas: u32| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: shop, labels: {{{labels}}}}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec: {{containers: [{{name: c, image: 'r/c:1'}}]}}\n---\n"
+        )
+    };
+    let git = dep("pay", "team: payments", 2) + &dep("cart", "team: shop", 2) + &dep("web", "", 2);
+    let live = dep("pay", "team: payments", 5) + &dep("cart", "team: shop", 5) + &dep("web", "", 5);
+    let desired = load_text(&git, "git", &LoadOptions::default());
+    let live = load_text(
+        &live,
+        "live",
+        &LoadOptions {
+            side: "live".into(),
+            default_namespace: None,
+            ..LoadOptions::default()
+        },
+    );
+    let run = |selector: &str| {
+        let rule: IgnoreRule = serde_json::from_value(serde_json::json!({
+            "kind": "Deployment",
+            "paths": ["/spec/replicas"],
+            "selector": serde_json::from_str::<serde_json::Value>(selector).unwrap(),
+        }))
+        .unwrap();
+        let opts = envdrift::diff::Options {
+            ignore: std::sync::Arc::new(IgnoreSet::new(&[rule]).unwrap()),
+            ..envdrift::diff::Options::default()
+        };
+        let mut names: Vec<String> = compare(&desired, &live, &opts)
+            .drifts
+            .iter()
+            .map(|d| d.resource.name.clone())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        run(r#"{"matchLabels": {"team": "payments"}}"#),
+        ["cart", "web"]
+    );
+    assert_eq!(
+        run(
+            r#"{"matchExpressions": [{"key": "team", "operator": "In", "values": ["payments", "shop"]}]}"#
+        ),
+        ["web"]
+    );
+    assert_eq!(
+        run(r#"{"matchExpressions": [{"key": "team", "operator": "DoesNotExist"}]}"#),
+        ["cart", "pay"]
+    );
+    assert_eq!(
+        run(r#"{"matchExpressions": [{"key": "team", "operator": "NotIn", "values": ["shop"]}]}"#),
+        ["cart"]
+    );
+}

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::ResourceKey;
 use crate::pattern::{BadPattern, ObjectSelector, PathPattern, SegView, wildcard};
+use serde_json::Value;
 
 /// An ignore rule as written in the config file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +40,10 @@ pub struct IgnoreRule {
     /// Name glob. Default: any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Only objects whose labels match (`matchLabels`, `matchExpressions`): the desired
+    /// object's labels, or the live object's when there is no desired one (unmanaged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<crate::pattern::LabelSelector>,
     /// JSON Pointer patterns of fields to ignore (Argo CD's `jsonPointers` is the same).
     #[serde(default, alias = "jsonPointers", skip_serializing_if = "Vec::is_empty")]
     pub paths: Vec<String>,
@@ -66,6 +71,9 @@ pub struct IgnoreRule {
 #[derive(Debug, Clone)]
 struct Compiled {
     select: ObjectSelector,
+    /// A label selector still to be matched: such a rule applies only in a set narrowed to
+    /// one object's labels ([`IgnoreSet::for_labels`]).
+    labels: Option<crate::pattern::LabelSelector>,
     paths: Vec<PathPattern>,
     managers: Vec<String>,
 }
@@ -94,11 +102,33 @@ impl IgnoreSet {
                     namespace: r.namespace.clone(),
                     name: r.name.clone(),
                 },
+                labels: r.selector.clone(),
                 paths,
                 managers: r.managers.clone(),
             });
         }
         Ok(IgnoreSet { rules: out })
+    }
+
+    /// Whether some rule selects objects by label (then the engine narrows the set to each
+    /// object's labels with [`IgnoreSet::for_labels`]).
+    pub(crate) fn has_label_rules(&self) -> bool {
+        self.rules.iter().any(|r| r.labels.is_some())
+    }
+
+    /// The rules that apply to an object with these labels, label selectors resolved.
+    pub(crate) fn for_labels(&self, labels: Option<&serde_json::Map<String, Value>>) -> IgnoreSet {
+        IgnoreSet {
+            rules: self
+                .rules
+                .iter()
+                .filter(|r| r.labels.as_ref().is_none_or(|l| l.matches(labels)))
+                .map(|r| Compiled {
+                    labels: None,
+                    ..r.clone()
+                })
+                .collect(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -107,28 +137,35 @@ impl IgnoreSet {
 
     /// True when a rule ignores the whole object.
     pub(crate) fn ignores_object(&self, key: &ResourceKey) -> bool {
-        self.rules
-            .iter()
-            .any(|r| r.paths.is_empty() && r.managers.is_empty() && r.select.selects(key))
+        self.rules.iter().any(|r| {
+            r.labels.is_none()
+                && r.paths.is_empty()
+                && r.managers.is_empty()
+                && r.select.selects(key)
+        })
     }
 
     /// True when a path rule covers `path` of the object.
     pub(crate) fn ignores_path(&self, key: &ResourceKey, path: &[SegView<'_>]) -> bool {
-        self.rules
-            .iter()
-            .any(|r| r.select.selects(key) && r.paths.iter().any(|p| p.covers(path)))
+        self.rules.iter().any(|r| {
+            r.labels.is_none() && r.select.selects(key) && r.paths.iter().any(|p| p.covers(path))
+        })
     }
 
     /// True when a manager rule names `manager` for the object.
     pub(crate) fn ignores_manager(&self, key: &ResourceKey, manager: &str) -> bool {
-        self.rules
-            .iter()
-            .any(|r| r.select.selects(key) && r.managers.iter().any(|m| wildcard(m, manager)))
+        self.rules.iter().any(|r| {
+            r.labels.is_none()
+                && r.select.selects(key)
+                && r.managers.iter().any(|m| wildcard(m, manager))
+        })
     }
 
     /// Whether any rule can apply to this object at all (lets the engine skip checks).
     pub(crate) fn applies_to(&self, key: &ResourceKey) -> bool {
-        self.rules.iter().any(|r| r.select.selects(key))
+        self.rules
+            .iter()
+            .any(|r| r.labels.is_none() && r.select.selects(key))
     }
 }
 

@@ -267,10 +267,13 @@ impl<'a> Comparison<'a> {
             .par_iter()
             .map(|(k, l)| {
                 let (key, l) = (k.borrow(), l.borrow());
+                let desired = self.desired_for(key);
+                let narrowed = opts_for(opts, desired.map_or(l, |(d, _)| d));
+                let opts: &Options = &narrowed;
                 if opts.ignore.ignores_object(key) {
                     return (None, Suppressed::default(), false, None);
                 }
-                match self.desired_for(key) {
+                match desired {
                     // Comparing environments, objects owned by a controller (a CronJob's
                     // Jobs, ReplicaSets) follow their owner: compare the owners only.
                     Some((d, alias)) if opts.symmetric && (d.is_owned() || l.is_owned()) => {
@@ -330,7 +333,7 @@ impl<'a> Comparison<'a> {
         }
         let mut per_file: Option<std::collections::HashMap<&std::path::Path, usize>> = None;
         for (key, d) in &self.desired.objects {
-            if seen.contains(key) || self.opts.ignore.ignores_object(key) {
+            if seen.contains(key) || opts_for(self.opts, d).ignore.ignores_object(key) {
                 continue;
             }
             // Comparing environments, `from` is a live dump too: objects owned by others
@@ -593,6 +596,21 @@ fn without(v: &Value, fields: &[&str]) -> Value {
         }
     }
     v
+}
+
+/// `opts` with its ignore rules narrowed to one object's labels, when some rule selects
+/// objects by label (else `opts` itself, at no cost).
+fn opts_for<'o>(opts: &'o Options, obj: &Object) -> std::borrow::Cow<'o, Options> {
+    if !opts.ignore.has_label_rules() {
+        return std::borrow::Cow::Borrowed(opts);
+    }
+    let labels = obj
+        .value
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object);
+    let mut o = opts.clone();
+    o.ignore = Arc::new(opts.ignore.for_labels(labels));
+    std::borrow::Cow::Owned(o)
 }
 
 fn modified_drift(
