@@ -29,6 +29,10 @@ pub struct SeverityRule {
     /// Name glob. Default: any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Only objects whose labels match (`matchLabels`, `matchExpressions`): the desired
+    /// object's labels, or the live object's when there is no desired one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<crate::pattern::LabelSelector>,
     /// JSON Pointer pattern of the field (`/spec/replicas`, `**/image`). Either `path` or
     /// `drift` must be set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -440,6 +444,8 @@ impl ManagerClasses {
 #[derive(Debug, Clone)]
 struct FieldRule {
     select: ObjectSelector,
+    /// Still to be matched: applies only once narrowed ([`Classifier::for_labels`]).
+    labels: Option<crate::pattern::LabelSelector>,
     path: PathPattern,
     category: Option<Category>,
     severity: Severity,
@@ -448,6 +454,7 @@ struct FieldRule {
 #[derive(Debug, Clone)]
 struct KindRule {
     select: ObjectSelector,
+    labels: Option<crate::pattern::LabelSelector>,
     drift: DriftType,
     severity: Severity,
 }
@@ -511,6 +518,7 @@ impl Classifier {
             match (&r.path, r.drift) {
                 (Some(p), None) => fields.push(FieldRule {
                     select: r.selector(),
+                    labels: r.selector.clone(),
                     path: PathPattern::parse(p)
                         .map_err(|source| RuleError::BadPath { index, source })?,
                     category: r.category,
@@ -519,6 +527,7 @@ impl Classifier {
                 (None, Some(DriftType::Modified)) => return Err(RuleError::BadDrift { index }),
                 (None, Some(drift)) => kinds.push(KindRule {
                     select: r.selector(),
+                    labels: r.selector.clone(),
                     drift,
                     severity: r.severity,
                 }),
@@ -528,6 +537,7 @@ impl Classifier {
         for (g, k, p, c, s) in BUILTIN_RULES {
             fields.push(FieldRule {
                 select: selector(g, k),
+                labels: None,
                 path: PathPattern::parse(p).map_err(|source| RuleError::BadPath {
                     index: usize::MAX,
                     source,
@@ -543,6 +553,7 @@ impl Classifier {
             for (g, k, s) in list {
                 kinds.push(KindRule {
                     select: selector(g, k),
+                    labels: None,
                     drift,
                     severity: *s,
                 });
@@ -555,12 +566,49 @@ impl Classifier {
         })
     }
 
+    /// Whether a user rule selects objects by label.
+    pub(crate) fn has_label_rules(&self) -> bool {
+        self.fields.iter().any(|r| r.labels.is_some())
+            || self.kinds.iter().any(|r| r.labels.is_some())
+    }
+
+    /// The rules that apply to an object with these labels, label selectors resolved.
+    pub(crate) fn for_labels(
+        &self,
+        labels: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Classifier {
+        let keep = |l: &Option<crate::pattern::LabelSelector>| {
+            l.as_ref().is_none_or(|l| l.matches(labels))
+        };
+        Classifier {
+            fields: self
+                .fields
+                .iter()
+                .filter(|r| keep(&r.labels))
+                .map(|r| FieldRule {
+                    labels: None,
+                    ..r.clone()
+                })
+                .collect(),
+            kinds: self
+                .kinds
+                .iter()
+                .filter(|r| keep(&r.labels))
+                .map(|r| KindRule {
+                    labels: None,
+                    ..r.clone()
+                })
+                .collect(),
+            managers: self.managers.clone(),
+        }
+    }
+
     /// Category and severity of a change at `path` of the object `key`.
     pub fn classify(&self, key: &ResourceKey, path: &[SegView<'_>]) -> (Category, Severity) {
         let mut category = None;
         let mut severity = None;
         for r in &self.fields {
-            if r.select.selects(key) && r.path.covers(path) {
+            if r.labels.is_none() && r.select.selects(key) && r.path.covers(path) {
                 if severity.is_none() {
                     severity = Some(r.severity);
                 }
@@ -582,7 +630,7 @@ impl Classifier {
     pub(crate) fn resource_severity(&self, key: &ResourceKey, drift: DriftType) -> Severity {
         self.kinds
             .iter()
-            .find(|r| r.drift == drift && r.select.selects(key))
+            .find(|r| r.labels.is_none() && r.drift == drift && r.select.selects(key))
             .map(|r| r.severity)
             .unwrap_or(match drift {
                 DriftType::Unmanaged => Severity::Low,
@@ -830,6 +878,7 @@ mod tests {
                 kind: Some("Deployment".into()),
                 namespace: None,
                 name: None,
+                selector: None,
                 path: Some("/spec/replicas".into()),
                 drift: None,
                 category: None,
@@ -840,6 +889,7 @@ mod tests {
                 kind: None,
                 namespace: None,
                 name: None,
+                selector: None,
                 path: None,
                 drift: Some(DriftType::Unmanaged),
                 category: None,
@@ -861,6 +911,7 @@ mod tests {
             kind: None,
             namespace: None,
             name: None,
+            selector: None,
             path: None,
             drift: None,
             category: None,

@@ -638,6 +638,15 @@ impl Config {
                 ));
             }
         }
+        for (i, r) in self.severity_rules.iter().enumerate() {
+            if let Some(problem) = r
+                .selector
+                .as_ref()
+                .and_then(crate::pattern::LabelSelector::problem)
+            {
+                out.push(invalid(format!("severity_rules[{i}].selector"), problem));
+            }
+        }
         if let Err(e) = Classifier::new(&self.severity_rules, self.managers.clone()) {
             let key = match &e {
                 RuleError::BadPath { index, .. } => format!("severity_rules[{index}].path"),

@@ -663,3 +663,50 @@ fn ignore_rules_select_objects_by_label() {
         ["cart"]
     );
 }
+
+/// Severity rules with a label selector grade only the objects whose labels match.
+#[test]
+fn severity_rules_select_objects_by_label() {
+    use envdrift::classify::{Classifier, ManagerClasses, SeverityRule};
+    use envdrift::source::dump::{LoadOptions, load_text};
+    let dep = |name: &str, labels: &str, image: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: shop, labels: {{{labels}}}}}\nspec:\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec: {{containers: [{{name: c, image: '{image}'}}]}}\n---\n"
+        )
+    };
+    let git = dep("pay", "tier: critical", "r/c:1") + &dep("web", "tier: best-effort", "r/c:1");
+    let live = dep("pay", "tier: critical", "r/c:2") + &dep("web", "tier: best-effort", "r/c:2");
+    let desired = load_text(&git, "git", &LoadOptions::default());
+    let live = load_text(
+        &live,
+        "live",
+        &LoadOptions {
+            side: "live".into(),
+            default_namespace: None,
+            ..LoadOptions::default()
+        },
+    );
+    let rule: SeverityRule = serde_json::from_value(serde_json::json!({
+        "kind": "Deployment",
+        "path": "**/image",
+        "selector": {"matchLabels": {"tier": "best-effort"}},
+        "severity": "info",
+    }))
+    .unwrap();
+    let opts = envdrift::diff::Options {
+        classifier: std::sync::Arc::new(
+            Classifier::new(&[rule], ManagerClasses::default()).unwrap(),
+        ),
+        ..envdrift::diff::Options::default()
+    };
+    let r = compare(&desired, &live, &opts);
+    let sev = |name: &str| {
+        r.drifts
+            .iter()
+            .find(|d| d.resource.name == name)
+            .map(|d| d.changes[0].severity)
+    };
+    assert_eq!(sev("web"), Some(Severity::Info));
+    assert_ne!(sev("pay"), Some(Severity::Info));
+    assert!(sev("pay").is_some());
+}

@@ -598,10 +598,14 @@ fn without(v: &Value, fields: &[&str]) -> Value {
     v
 }
 
-/// `opts` with its ignore rules narrowed to one object's labels, when some rule selects
-/// objects by label (else `opts` itself, at no cost).
+/// `opts` with its ignore and severity rules narrowed to one object's labels, when some
+/// rule selects objects by label (else `opts` itself, at no cost).
 fn opts_for<'o>(opts: &'o Options, obj: &Object) -> std::borrow::Cow<'o, Options> {
-    if !opts.ignore.has_label_rules() {
+    let (ignore, severity) = (
+        opts.ignore.has_label_rules(),
+        opts.classifier.has_label_rules(),
+    );
+    if !ignore && !severity {
         return std::borrow::Cow::Borrowed(opts);
     }
     let labels = obj
@@ -609,7 +613,12 @@ fn opts_for<'o>(opts: &'o Options, obj: &Object) -> std::borrow::Cow<'o, Options
         .pointer("/metadata/labels")
         .and_then(Value::as_object);
     let mut o = opts.clone();
-    o.ignore = Arc::new(opts.ignore.for_labels(labels));
+    if ignore {
+        o.ignore = Arc::new(opts.ignore.for_labels(labels));
+    }
+    if severity {
+        o.classifier = Arc::new(opts.classifier.for_labels(labels));
+    }
     std::borrow::Cow::Owned(o)
 }
 
