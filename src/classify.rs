@@ -572,6 +572,19 @@ impl Classifier {
             || self.kinds.iter().any(|r| r.labels.is_some())
     }
 
+    /// For each rule with a label selector, whether it matches these labels.
+    pub(crate) fn label_matches(
+        &self,
+        labels: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Vec<bool> {
+        self.fields
+            .iter()
+            .filter_map(|r| r.labels.as_ref())
+            .chain(self.kinds.iter().filter_map(|r| r.labels.as_ref()))
+            .map(|l| l.matches(labels))
+            .collect()
+    }
+
     /// The rules that apply to an object with these labels, label selectors resolved.
     pub(crate) fn for_labels(
         &self,

@@ -64,15 +64,21 @@ async fn start(extra: &str, tls: bool) -> Server {
         d = demo.display()
     );
     std::fs::write(dir.path().join("envdrift.yaml"), cfg_text).unwrap();
+    let srv = serve_config(dir).await;
+    srv.daemon
+        .scan(&Target::Environment("production".into()))
+        .await
+        .unwrap();
+    srv
+}
+
+/// Serves the API of `dir/envdrift.yaml` (store in `dir`, no sinks) on a loopback port.
+async fn serve_config(dir: tempfile::TempDir) -> Server {
     let cfg = Config::load(&dir.path().join("envdrift.yaml")).unwrap();
     let api_cfg = cfg.api.clone();
     let store = Arc::new(Store::open(&dir.path().join("state/envdrift.db")).unwrap());
     let daemon =
         Arc::new(Daemon::new(cfg, dir.path().to_path_buf(), store, Arc::new(NoSinks)).unwrap());
-    daemon
-        .scan(&Target::Environment("production".into()))
-        .await
-        .unwrap();
     let state = Arc::new(ApiState::new(Arc::clone(&daemon), &api_cfg, dir.path()).unwrap());
     let (stop, rx) = tokio::sync::watch::channel(false);
     let (tx, bound) = tokio::sync::oneshot::channel();
@@ -821,28 +827,8 @@ async fn a_comparison_whose_request_ended_stops() {
         "data_dir: state\nenvironments:\n  big:\n    desired: {type: dir, path: desired}\n    live: {type: dump, path: live}\napi:\n  request_timeout: 100ms\n",
     )
     .unwrap();
-    let cfg = Config::load(&dir.path().join("envdrift.yaml")).unwrap();
-    let api_cfg = cfg.api.clone();
-    let store = Arc::new(Store::open(&dir.path().join("state/envdrift.db")).unwrap());
-    let daemon =
-        Arc::new(Daemon::new(cfg, dir.path().to_path_buf(), store, Arc::new(NoSinks)).unwrap());
-    let state = Arc::new(ApiState::new(Arc::clone(&daemon), &api_cfg, dir.path()).unwrap());
-    let (stop, rx) = tokio::sync::watch::channel(false);
-    let (tx, bound) = tokio::sync::oneshot::channel();
-    let base = dir.path().to_path_buf();
-    tokio::spawn(async move {
-        serve(
-            state,
-            &api_cfg,
-            "127.0.0.1:0".parse().unwrap(),
-            &base,
-            rx,
-            Some(tx),
-        )
-        .await
-        .unwrap();
-    });
-    let addr = bound.await.unwrap();
+    let srv = serve_config(dir).await;
+    let addr = srv.addr;
     let s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let r = exchange(
         s,
@@ -867,7 +853,7 @@ async fn a_comparison_whose_request_ended_stops() {
     })
     .await;
     assert!(seen.is_ok(), "the comparison did not stop");
-    let _ = stop.send(true);
+    let _ = srv.stop.send(true);
 }
 
 /// `/readyz` is 503 while the store cannot be written (here: locked by another writer

@@ -269,7 +269,7 @@ impl Daemon {
         let default_retry = match &cfg.alerts.retry_for {
             Some(v) => parse_duration(v)
                 .map_err(|e| DaemonError::Config(format!("alerts.retry_for: {e}")))?,
-            None => Duration::from_secs(24 * 3600),
+            None => DEFAULT_RETRY_FOR,
         };
         let mut retry_for = BTreeMap::new();
         for (i, sc) in cfg.alerts.sinks.iter().enumerate() {
@@ -358,10 +358,7 @@ impl Daemon {
     /// # Errors
     /// [`StoreError`] when the scan cannot be recorded.
     pub fn trigger_scan(self: &Arc<Self>, target: &Target) -> Result<Triggered, StoreError> {
-        let mut queued = self
-            .queued_triggers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut queued = locked(&self.queued_triggers);
         if let Some(id) = queued.get(target) {
             return Ok(Triggered::AlreadyQueued(*id));
         }
@@ -394,21 +391,14 @@ impl Daemon {
         id: Option<i64>,
     ) -> Result<ScanSummary, StoreError> {
         let r = self.scan_recorded(target, id).await;
-        *self
-            .store_write_error
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) =
-            r.as_ref().err().map(ToString::to_string);
+        *locked(&self.store_write_error) = r.as_ref().err().map(ToString::to_string);
         r
     }
 
     /// Why the store could not be written the last time a scan was recorded (`None` when
     /// the last one was).
     pub fn store_write_error(&self) -> Option<String> {
-        self.store_write_error
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        locked(&self.store_write_error).clone()
     }
 
     async fn scan_recorded(
@@ -420,10 +410,7 @@ impl Daemon {
         let _guard = lock.lock().await;
         if let Some(id) = id {
             // Started: a later trigger queues a new scan, which sees later changes.
-            let mut queued = self
-                .queued_triggers
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut queued = locked(&self.queued_triggers);
             if queued.get(target) == Some(&id) {
                 queued.remove(target);
             }
@@ -693,10 +680,7 @@ impl Daemon {
 
     /// Sinks whose delivery queue is stalled, with the reason (for `/readyz`).
     pub fn stalled_deliveries(&self) -> BTreeMap<String, String> {
-        self.stalled
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        locked(&self.stalled).clone()
     }
 
     /// Delivers every alert that is due, the sinks concurrently (a slow or hung sink never
@@ -720,11 +704,7 @@ impl Daemon {
                 return Ok(sent);
             }
             for row in due {
-                let accepted_before = self
-                    .unrecorded
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .contains(&row.id);
+                let accepted_before = locked(&self.unrecorded).contains(&row.id);
                 if accepted_before {
                     self.record_sent(row.id).await?;
                     continue;
@@ -739,14 +719,8 @@ impl Daemon {
                 };
                 match self.deliver.deliver(&row.sink, &notice).await {
                     Ok(()) => {
-                        self.unrecorded
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .insert(row.id);
-                        self.last_delivery_error
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .remove(&row.sink);
+                        locked(&self.unrecorded).insert(row.id);
+                        locked(&self.last_delivery_error).remove(&row.sink);
                         self.count_delivery(&row.sink, "sent");
                         tracing::info!(sink = %row.sink, notice = %row.notice_id, "alert sent");
                         self.record_sent(row.id).await?;
@@ -762,7 +736,7 @@ impl Daemon {
                                     .retry_for
                                     .get(&row.sink)
                                     .copied()
-                                    .unwrap_or(Duration::from_secs(24 * 3600));
+                                    .unwrap_or(DEFAULT_RETRY_FOR);
                                 t.with_timezone(&chrono::Utc)
                                     .checked_add_signed(chrono::Duration::from_std(keep).ok()?)
                             })
@@ -791,10 +765,7 @@ impl Daemon {
                             if next.is_some() { "retry" } else { "failed" },
                         );
                         let message = e.to_string();
-                        let repeated = self
-                            .last_delivery_error
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        let repeated = locked(&self.last_delivery_error)
                             .insert(row.sink.clone(), message.clone())
                             .is_some_and(|last| last == message);
                         if repeated {
@@ -821,10 +792,7 @@ impl Daemon {
         loop {
             match self.store.mark_sent(id) {
                 Ok(()) => {
-                    self.unrecorded
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .remove(&id);
+                    locked(&self.unrecorded).remove(&id);
                     return Ok(());
                 }
                 Err(e) if tokio::time::Instant::now() + wait < deadline => {
@@ -880,31 +848,19 @@ impl Daemon {
                         .outbox_stalled
                         .get_or_create(&metrics::SinkLabels { sink: sink.clone() })
                         .inc();
-                    self.stalled
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .insert(sink.clone(), reason);
+                    locked(&self.stalled).insert(sink.clone(), reason);
                     let w = pause;
                     pause = (pause * 2).min(Duration::from_secs(60));
                     w
                 }
                 None => {
                     pause = Duration::from_secs(1);
-                    self.stalled
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .remove(&sink);
+                    locked(&self.stalled).remove(&sink);
                     self.store
                         .next_due_of(&sink)
                         .ok()
                         .flatten()
-                        .and_then(|n| chrono::DateTime::parse_from_rfc3339(&n).ok())
-                        .map(|t| {
-                            (t.with_timezone(&chrono::Utc) - chrono::Utc::now())
-                                .to_std()
-                                .unwrap_or_default()
-                        })
-                        .unwrap_or(Duration::from_secs(60))
+                        .map_or(Duration::from_secs(60), |n| wait_until(&n))
                         .min(Duration::from_secs(60))
                 }
             };
@@ -937,13 +893,7 @@ impl Daemon {
             let Some(next) = self.store.next_due()? else {
                 return Ok(());
             };
-            let wait = chrono::DateTime::parse_from_rfc3339(&next)
-                .map(|t| {
-                    (t.with_timezone(&chrono::Utc) - chrono::Utc::now())
-                        .to_std()
-                        .unwrap_or_default()
-                })
-                .unwrap_or_default();
+            let wait = wait_until(&next);
             if tokio::time::Instant::now() + wait > deadline {
                 tracing::warn!(next_attempt = %next, "alerts still pending; they are retried by the daemon");
                 return Ok(());
@@ -1164,6 +1114,26 @@ impl Daemon {
         while tasks.join_next().await.is_some() {}
     }
 }
+
+/// How long until an RFC 3339 time (zero when it has passed or does not parse).
+fn wait_until(at: &str) -> Duration {
+    chrono::DateTime::parse_from_rfc3339(at)
+        .map(|t| {
+            (t.with_timezone(&chrono::Utc) - chrono::Utc::now())
+                .to_std()
+                .unwrap_or_default()
+        })
+        .unwrap_or_default()
+}
+
+/// A std mutex's guard; a poisoned mutex (a panic while it was held) is still used: the
+/// data guarded here (sets and maps of ids and messages) stays consistent at every step.
+fn locked<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Retry time of a sink without `retry_for` (and of `alerts.retry_for` when unset).
+const DEFAULT_RETRY_FOR: Duration = Duration::from_secs(24 * 3600);
 
 /// A panic's message, as far as it is text.
 fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {

@@ -116,6 +116,17 @@ impl IgnoreSet {
         self.rules.iter().any(|r| r.labels.is_some())
     }
 
+    /// For each rule with a label selector, whether it matches these labels.
+    pub(crate) fn label_matches(
+        &self,
+        labels: Option<&serde_json::Map<String, Value>>,
+    ) -> Vec<bool> {
+        self.rules
+            .iter()
+            .filter_map(|r| r.labels.as_ref().map(|l| l.matches(labels)))
+            .collect()
+    }
+
     /// The rules that apply to an object with these labels, label selectors resolved.
     pub(crate) fn for_labels(&self, labels: Option<&serde_json::Map<String, Value>>) -> IgnoreSet {
         IgnoreSet {

@@ -192,6 +192,9 @@ pub struct Comparison<'a> {
     /// (the registry says so, or does not know), by group, kind and name: a live object of
     /// that name without a namespace is theirs (see [`Comparison::desired_for`]).
     namespaced_aliases: HashMap<(&'a str, &'a str, &'a str), &'a ResourceKey>,
+    /// `opts` narrowed to objects' labels (see [`Comparison::opts_for`]), by which label
+    /// rules matched: few distinct sets however many objects.
+    narrowed: std::sync::Mutex<HashMap<Vec<bool>, Arc<Options>>>,
 }
 
 /// Whether a key's namespace is dropped because its kind is cluster-scoped, and the note
@@ -231,7 +234,38 @@ impl<'a> Comparison<'a> {
             scope: WatchedScope::new(desired, &opts.unmanaged),
             schemas,
             namespaced_aliases,
+            narrowed: std::sync::Mutex::default(),
         }
+    }
+
+    /// `opts` with its ignore and severity rules narrowed to one object's labels, when
+    /// some rule selects objects by label (else `opts` itself, at no cost). Narrowed sets
+    /// are built once per combination of matching label rules.
+    fn opts_for(&self, obj: &Object) -> std::borrow::Cow<'a, Options> {
+        let opts = self.opts;
+        if !opts.ignore.has_label_rules() && !opts.classifier.has_label_rules() {
+            return std::borrow::Cow::Borrowed(opts);
+        }
+        let labels = obj
+            .value
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object);
+        let mut matched = opts.ignore.label_matches(labels);
+        matched.extend(opts.classifier.label_matches(labels));
+        let mut cache = self
+            .narrowed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let o = cache
+            .entry(matched)
+            .or_insert_with(|| {
+                let mut o = opts.clone();
+                o.ignore = Arc::new(opts.ignore.for_labels(labels));
+                o.classifier = Arc::new(opts.classifier.for_labels(labels));
+                Arc::new(o)
+            })
+            .clone();
+        std::borrow::Cow::Owned(Options::clone(&o))
     }
 
     /// The desired object a live one is compared with: the one of the same key, or, for a
@@ -259,7 +293,6 @@ impl<'a> Comparison<'a> {
         K: std::borrow::Borrow<ResourceKey> + Sync,
         O: std::borrow::Borrow<Object> + Sync,
     {
-        let opts = self.opts;
         self.schemas
             .add_crds(live.iter().map(|(k, o)| (k.borrow(), o.borrow())));
         type PerObject<'k> = (Option<Drift>, Suppressed, bool, Option<&'k ResourceKey>);
@@ -268,7 +301,7 @@ impl<'a> Comparison<'a> {
             .map(|(k, l)| {
                 let (key, l) = (k.borrow(), l.borrow());
                 let desired = self.desired_for(key);
-                let narrowed = opts_for(opts, desired.map_or(l, |(d, _)| d));
+                let narrowed = self.opts_for(desired.map_or(l, |(d, _)| d));
                 let opts: &Options = &narrowed;
                 if opts.ignore.ignores_object(key) {
                     return (None, Suppressed::default(), false, None);
@@ -333,7 +366,7 @@ impl<'a> Comparison<'a> {
         }
         let mut per_file: Option<std::collections::HashMap<&std::path::Path, usize>> = None;
         for (key, d) in &self.desired.objects {
-            if seen.contains(key) || opts_for(self.opts, d).ignore.ignores_object(key) {
+            if seen.contains(key) || self.opts_for(d).ignore.ignores_object(key) {
                 continue;
             }
             // Comparing environments, `from` is a live dump too: objects owned by others
@@ -596,30 +629,6 @@ fn without(v: &Value, fields: &[&str]) -> Value {
         }
     }
     v
-}
-
-/// `opts` with its ignore and severity rules narrowed to one object's labels, when some
-/// rule selects objects by label (else `opts` itself, at no cost).
-fn opts_for<'o>(opts: &'o Options, obj: &Object) -> std::borrow::Cow<'o, Options> {
-    let (ignore, severity) = (
-        opts.ignore.has_label_rules(),
-        opts.classifier.has_label_rules(),
-    );
-    if !ignore && !severity {
-        return std::borrow::Cow::Borrowed(opts);
-    }
-    let labels = obj
-        .value
-        .pointer("/metadata/labels")
-        .and_then(Value::as_object);
-    let mut o = opts.clone();
-    if ignore {
-        o.ignore = Arc::new(opts.ignore.for_labels(labels));
-    }
-    if severity {
-        o.classifier = Arc::new(opts.classifier.for_labels(labels));
-    }
-    std::borrow::Cow::Owned(o)
 }
 
 fn modified_drift(
