@@ -2,7 +2,8 @@
 //! its README): a custom resource that matches Git is no drift although live carries the
 //! schema's defaults, status, managedFields and map/set lists in another order; one
 //! `kubectl edit` of one field is exactly one change, attributed to `kubectl-edit`, with a
-//! patch that verifies and, applied, leaves no drift.
+//! patch that tests the keys of the keyed list items on its path, verifies and, applied,
+//! leaves no drift.
 
 use std::path::PathBuf;
 
@@ -204,8 +205,22 @@ fn one_kubectl_edit_is_one_attributed_change_with_a_verified_patch() {
             "{fixture}: {:?}",
             d.remedy.verification_error
         );
-        let patch: json_patch::Patch =
-            serde_json::from_value(d.remedy.patch.clone().expect("patch")).expect("RFC 6902");
+        // The edited item's index was found by key: the patch tests every keyed item's key
+        // on the way (a list reordered since makes the patch fail, not edit another item).
+        let ops = d.remedy.patch.clone().expect("patch");
+        let tests: Vec<Value> = ops
+            .as_array()
+            .expect("ops")
+            .iter()
+            .filter(|o| o["op"] == "test")
+            .map(|o| json!([o["path"], o["value"]]))
+            .collect();
+        assert_eq!(
+            Value::Array(tests),
+            edit["key_tests"],
+            "{fixture}: key tests of {ops}"
+        );
+        let patch: json_patch::Patch = serde_json::from_value(ops).expect("RFC 6902");
         json_patch::patch(&mut obj, &patch).unwrap_or_else(|e| panic!("{fixture}: {e}"));
         let text = serde_json::to_string(&obj).expect("json");
         let (after, _) = drifts_of(kind, &desired(fixture), &live_text(fixture, &text));

@@ -275,11 +275,15 @@ fn kubectl_edit_adds_an_env_var() {
         c.field,
         "spec.template.spec.containers[name=web].env[name=DEBUG]"
     );
-    // The removal is guarded by a test of the item's key.
+    // The removal is guarded by tests of the container's and of the item's key.
     let ops = result.drifts[0].remedy.patch.clone().unwrap();
     assert_eq!(
-        ops[0],
-        json!({"op": "test", "path": "/spec/template/spec/containers/0/env/2/name", "value": "DEBUG"})
+        ops,
+        json!([
+            {"op": "test", "path": "/spec/template/spec/containers/0/name", "value": "web"},
+            {"op": "test", "path": "/spec/template/spec/containers/0/env/2/name", "value": "DEBUG"},
+            {"op": "remove", "path": "/spec/template/spec/containers/0/env/2"}
+        ])
     );
     assert_patches_fix(&desired, &live, &result);
 }
@@ -348,9 +352,14 @@ fn removed_port() {
             cause: Cause::Manual,
         },
     );
+    // Appended to the ports of the container found by name, which is tested first.
     let ops = result.drifts[0].remedy.patch.clone().unwrap();
-    assert_eq!(ops[0]["op"], "add");
-    assert_eq!(ops[0]["path"], "/spec/template/spec/containers/0/ports/-");
+    assert_eq!(
+        ops[0],
+        json!({"op": "test", "path": "/spec/template/spec/containers/0/name", "value": "web"})
+    );
+    assert_eq!(ops[1]["op"], "add");
+    assert_eq!(ops[1]["path"], "/spec/template/spec/containers/0/ports/-");
     assert_patches_fix(&desired, &live, &result);
 }
 

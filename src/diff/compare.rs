@@ -20,30 +20,40 @@ use crate::pattern::SegView;
 use crate::redact::LAST_APPLIED;
 
 /// One RFC 6902 operation that reverts a change, with its place in the patch order.
+///
+/// `guards` are `test` operations on the key fields of every keyed list item the path goes
+/// through (`/spec/ports/2/name` = `"http"`): the index was found by key when the live
+/// object was read, and a list that changed in between makes `kubectl patch` fail instead
+/// of editing another item.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PatchOp {
     Replace {
         path: String,
         value: Value,
+        guards: Vec<(String, Value)>,
     },
     /// Add a map key (or a whole subtree) under an existing parent.
     Add {
         path: String,
         value: Value,
+        guards: Vec<(String, Value)>,
     },
     /// Append an item to a list (`path` ends in `/-`).
     Append {
         path: String,
         value: Value,
+        guards: Vec<(String, Value)>,
     },
     /// Remove a map key.
     Remove {
         path: String,
+        guards: Vec<(String, Value)>,
     },
     /// Remove a list item; `test` guards that the index still holds the expected item.
     RemoveItem {
         path: String,
         test: Option<(String, Value)>,
+        guards: Vec<(String, Value)>,
     },
 }
 
@@ -757,19 +767,27 @@ impl<'a> Walker<'a> {
 
     fn patch_op(&self, op: ChangeOp, desired: &Value, live_path: &str) -> PatchOp {
         let last = self.segs.last();
+        // The item being removed is tested by `test`; its parents' items by the guards.
+        let guards = self.key_guards(matches!(
+            (op, last),
+            (ChangeOp::Added, Some(Seg::Item { .. }))
+        ));
         match op {
             ChangeOp::Changed => PatchOp::Replace {
                 path: live_path.to_string(),
                 value: desired.clone(),
+                guards,
             },
             ChangeOp::Removed => match last {
                 Some(Seg::Item { .. }) => PatchOp::Append {
                     path: live_path.to_string(),
                     value: desired.clone(),
+                    guards,
                 },
                 _ => PatchOp::Add {
                     path: live_path.to_string(),
                     value: desired.clone(),
+                    guards,
                 },
             },
             ChangeOp::Added => match last {
@@ -786,13 +804,51 @@ impl<'a> Walker<'a> {
                     PatchOp::RemoveItem {
                         path: live_path.to_string(),
                         test,
+                        guards,
                     }
                 }
                 _ => PatchOp::Remove {
                     path: live_path.to_string(),
+                    guards,
                 },
             },
         }
+    }
+
+    /// `test`s of the key fields of the live keyed list items on the current path (all
+    /// but the last segment when `skip_last`), outermost first.
+    fn key_guards(&self, skip_last: bool) -> Vec<(String, Value)> {
+        let n = self.segs.len() - usize::from(skip_last && !self.segs.is_empty());
+        let mut live = String::new();
+        let mut out = Vec::new();
+        for s in &self.segs[..n] {
+            match s {
+                Seg::Key(k) => {
+                    live.push('/');
+                    live.push_str(&escape(k));
+                }
+                Seg::Item {
+                    live: l,
+                    value,
+                    list,
+                    ..
+                } => {
+                    let Some(i) = l else {
+                        break;
+                    };
+                    live.push('/');
+                    live.push_str(&i.to_string());
+                    if let ListType::Map(keys) = list {
+                        for (f, _) in keys.iter() {
+                            if let Some(v) = value.get(*f) {
+                                out.push((format!("{live}/{}", escape(f)), v.clone()));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
     }
 
     fn path_ignored(&self) -> bool {

@@ -211,7 +211,20 @@ fn dropped_namespace_note(key: &ResourceKey) -> String {
 
 impl<'a> Comparison<'a> {
     pub fn new(desired: &'a Snapshot, opts: &'a Options) -> Self {
+        Self::with_schemas(desired, opts, Vec::new())
+    }
+
+    /// As [`Comparison::new`], with clusters' schema sets (their OpenAPI documents, see
+    /// [`crate::source::kube`]) known from the start, the first one winning.
+    pub fn with_schemas(
+        desired: &'a Snapshot,
+        opts: &'a Options,
+        cluster_schemas: Vec<Arc<crate::diff::schema::SchemaSet>>,
+    ) -> Self {
         let schemas = Registry::from_objects(&desired.objects);
+        for set in cluster_schemas {
+            schemas.add_set(set);
+        }
         let mut scope_of: HashMap<(&str, &str), Option<bool>> = HashMap::new();
         let mut namespaced_aliases = HashMap::new();
         for key in desired.objects.keys() {

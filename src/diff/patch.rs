@@ -20,32 +20,73 @@ use crate::redact::{is_hashed, short_hash};
 pub fn assemble(changes: &[RawChange]) -> Vec<Value> {
     let mut first = Vec::new();
     let mut appends = Vec::new();
-    let mut removes: Vec<(&String, &Option<(String, Value)>)> = Vec::new();
+    type Removal<'c> = (
+        &'c String,
+        &'c Option<(String, Value)>,
+        &'c [(String, Value)],
+    );
+    let mut removes: Vec<Removal<'_>> = Vec::new();
     for c in changes {
         match &c.patch {
-            PatchOp::Replace { path, value } => {
-                first.push(json!({"op": "replace", "path": path, "value": value}))
+            PatchOp::Replace {
+                path,
+                value,
+                guards,
+            } => guarded(
+                &mut first,
+                guards,
+                json!({"op": "replace", "path": path, "value": value}),
+            ),
+            PatchOp::Add {
+                path,
+                value,
+                guards,
+            } => guarded(
+                &mut first,
+                guards,
+                json!({"op": "add", "path": path, "value": value}),
+            ),
+            PatchOp::Remove { path, guards } => {
+                guarded(&mut first, guards, json!({"op": "remove", "path": path}))
             }
-            PatchOp::Add { path, value } => {
-                first.push(json!({"op": "add", "path": path, "value": value}))
-            }
-            PatchOp::Remove { path } => first.push(json!({"op": "remove", "path": path})),
-            PatchOp::Append { path, value } => {
-                appends.push(json!({"op": "add", "path": path, "value": value}))
-            }
-            PatchOp::RemoveItem { path, test } => removes.push((path, test)),
+            PatchOp::Append {
+                path,
+                value,
+                guards,
+            } => guarded(
+                &mut appends,
+                guards,
+                json!({"op": "add", "path": path, "value": value}),
+            ),
+            PatchOp::RemoveItem { path, test, guards } => removes.push((path, test, guards)),
         }
     }
     removes.sort_by(|a, b| pointer_cmp(b.0, a.0));
     let mut ops = first;
     ops.extend(appends);
-    for (path, test) in removes {
-        if let Some((tp, tv)) = test {
-            ops.push(json!({"op": "test", "path": tp, "value": tv}));
-        }
-        ops.push(json!({"op": "remove", "path": path}));
+    for (path, test, guards) in removes {
+        let mut tests: Vec<(String, Value)> = guards.to_vec();
+        tests.extend(test.iter().cloned());
+        guarded(&mut ops, &tests, json!({"op": "remove", "path": path}));
     }
     ops
+}
+
+/// Pushes `op` after `test`s of its guards, leaving out a test identical to one already
+/// made since the last operation that could move an index (a removal).
+fn guarded(ops: &mut Vec<Value>, guards: &[(String, Value)], op: Value) {
+    for (path, value) in guards {
+        let t = json!({"op": "test", "path": path, "value": value});
+        let since_removal = ops
+            .iter()
+            .rev()
+            .take_while(|o| o.get("op").and_then(Value::as_str) != Some("remove"));
+        let mut seen = since_removal;
+        if !seen.any(|o| *o == t) {
+            ops.push(t);
+        }
+    }
+    ops.push(op);
 }
 
 /// Compares JSON Pointers segment by segment, numbers numerically.

@@ -312,7 +312,34 @@ pub fn run(job: &Job<'_>) -> Outcome {
     if cancelled() {
         return Outcome::failed(job, RunError::Cancelled);
     }
-    let comparison = Comparison::new(&from_snap, &opts);
+    // A cluster `to` side is read whole anyway: read it first, so that its schemas (the
+    // cluster's OpenAPI documents) are in the registry before anything is compared.
+    let to_first: Option<Loaded> = match &job.to.source {
+        Src::Spec(spec @ SourceSpec::Cluster(_)) => match source::open(spec, &to_ctx) {
+            Ok(l) => Some(l),
+            Err(e) => return Outcome::failed(job, e.into()),
+        },
+        _ => None,
+    };
+    let to_side = match (&job.to.source, &to_first) {
+        (_, Some(l)) => ToSide::Whole(l),
+        (Src::Opened(l), None) => ToSide::Whole(l.as_ref()),
+        (Src::Spec(spec), None) => ToSide::Stream(spec),
+    };
+    let to_schemas = match to_side {
+        ToSide::Whole(l) => l.schemas.clone(),
+        ToSide::Stream(_) => None,
+    };
+    let comparison = Comparison::with_schemas(
+        &from_snap,
+        &opts,
+        from_loaded
+            .schemas
+            .iter()
+            .cloned()
+            .chain(to_schemas)
+            .collect(),
+    );
     let hash_to = job.hash_to;
     let consume = |objects: &[(crate::model::ResourceKey, crate::model::Object)]| {
         let hashes: Vec<(String, String)> = if hash_to {
@@ -327,8 +354,8 @@ pub fn run(job: &Job<'_>) -> Outcome {
         (comparison.batch(objects), hashes, namespaces)
     };
     // The `to` side, streamed where it can be.
-    let (partials, to_meta, to_objects, hashes, to_namespaces) = match &job.to.source {
-        Src::Spec(spec) => match source::stream(spec, &to_ctx, &consume) {
+    let (partials, to_meta, to_objects, hashes, to_namespaces) = match to_side {
+        ToSide::Stream(spec) => match source::stream(spec, &to_ctx, &consume) {
             Ok(s) => {
                 let mut partials = Vec::with_capacity(s.results.len());
                 let mut hashes = Vec::new();
@@ -348,7 +375,7 @@ pub fn run(job: &Job<'_>) -> Outcome {
             }
             Err(e) => return Outcome::failed(job, e.into()),
         },
-        Src::Opened(l) => {
+        ToSide::Whole(l) => {
             let items: Vec<(&crate::model::ResourceKey, &crate::model::Object)> =
                 l.snapshot.objects.iter().collect();
             let hashes = if hash_to {
@@ -408,6 +435,15 @@ pub fn run(job: &Job<'_>) -> Outcome {
         adopt,
         to_hash: hash_to.then(|| side_hash(hashes)),
     }
+}
+
+/// How the `to` side reaches the comparison.
+#[derive(Clone, Copy)]
+enum ToSide<'a> {
+    /// File by file, each dropped once compared.
+    Stream(&'a SourceSpec),
+    /// Read whole before the comparison starts (clusters, the API's snapshot cache).
+    Whole(&'a Loaded),
 }
 
 /// A snapshot's metadata without its objects.

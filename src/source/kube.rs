@@ -17,6 +17,14 @@
 //! resourceVersion are unchanged reuses the previous scan's converted, redacted object
 //! instead of being parsed again.
 //!
+//! **Schemas**: the cluster's OpenAPI v3 documents (`/openapi/v3`, then the document of
+//! each group-version in scope) are read once per snapshot and trimmed into a
+//! [`SchemaSet`] returned beside the snapshot ([`LiveSnapshot::schemas`]); the comparison's schema
+//! registry prefers them to the bundled set. Documents are cached by the URL the index
+//! gives, which carries the document's hash: a rescan fetches the index and only the
+//! documents whose hash changed. A cluster that does not serve `/openapi/v3` (old or
+//! restricted) falls back to the bundled set, with one note in the result.
+//!
 //! # Caveats
 //! - Discovery uses the legacy endpoints (`/api`, `/apis`, then one request per group's
 //!   preferred version), not aggregated discovery.
@@ -35,6 +43,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::diff::schema::{SchemaSet, TrimmedDoc, openapi::trim_document};
 use crate::model::{Object, Origin, ResourceKey, Snapshot, SourceRef, UnknownScope};
 use crate::pattern::wildcard;
 use crate::redact::redact_secret;
@@ -236,6 +245,10 @@ pub async fn connect(target: &ClusterTarget, timeout: Duration) -> Result<Cluste
 #[derive(Debug, Default, Clone)]
 pub struct ObjectCache {
     by_uid: HashMap<String, (String, ResourceKey, Object)>,
+    /// Trimmed OpenAPI documents by the index's `serverRelativeURL` (it carries the hash).
+    openapi_docs: HashMap<String, std::sync::Arc<TrimmedDoc>>,
+    /// The last merged set and the document URLs it was made of.
+    openapi_set: Option<(Vec<String>, std::sync::Arc<SchemaSet>)>,
 }
 
 impl ObjectCache {
@@ -275,6 +288,8 @@ pub struct LiveSnapshot {
     pub stats: SnapshotStats,
     /// The cache for the next incremental scan.
     pub cache: ObjectCache,
+    /// The cluster's schemas (its OpenAPI v3 documents), or a note on why there are none.
+    pub schemas: std::sync::Arc<SchemaSet>,
 }
 
 /// One resource type to list.
@@ -672,6 +687,143 @@ async fn discover(
     Ok((out, unknown))
 }
 
+/// One GET of a path on the cluster, with the request timeout; the body text.
+async fn get_text(client: &Client, path: &str, timeout: Duration) -> Result<String, String> {
+    let req = http::Request::get(path)
+        .body(Vec::new())
+        .map_err(|e| format!("building the request: {e}"))?;
+    match tokio::time::timeout(timeout, client.request_text(req)).await {
+        Ok(Ok(text)) => Ok(text),
+        Ok(Err(e)) => Err(describe(&e)),
+        Err(_) => Err(format!("timed out after {timeout:?}")),
+    }
+}
+
+/// The cluster's schemas for the group-versions of `targets` (see the module doc), and
+/// the cache entries for the next scan.
+async fn openapi_schemas(
+    cluster: &Cluster,
+    opts: &KubeOptions,
+    targets: &[ListTarget],
+    cache: &ObjectCache,
+) -> (
+    std::sync::Arc<SchemaSet>,
+    HashMap<String, std::sync::Arc<TrimmedDoc>>,
+) {
+    use std::sync::Arc;
+    let origin = format!("the OpenAPI v3 documents of {}", cluster.description);
+    let fallback = |why: String| {
+        let note = format!(
+            "{}: /openapi/v3 not read ({why}): built-in kinds use {}",
+            cluster.description,
+            crate::diff::schema::bundled_origin()
+        );
+        tracing::warn!(cluster = %cluster.description, reason = %why, "no OpenAPI v3 documents; using the bundled schemas");
+        (
+            Arc::new(SchemaSet::note_only(&origin, note)),
+            HashMap::new(),
+        )
+    };
+    let index = match get_text(&cluster.client, "/openapi/v3", opts.request_timeout).await {
+        Ok(t) => t,
+        Err(e) => return fallback(e),
+    };
+    let index: Value = match serde_json::from_str(&index) {
+        Ok(v) => v,
+        Err(e) => return fallback(format!("the index is not JSON: {e}")),
+    };
+    let Some(paths) = index.get("paths").and_then(Value::as_object) else {
+        return fallback("the index has no paths object".into());
+    };
+    let mut wanted: Vec<String> = targets
+        .iter()
+        .map(|t| {
+            if t.group.is_empty() {
+                format!("api/{}", t.version)
+            } else {
+                format!("apis/{}/{}", t.group, t.version)
+            }
+        })
+        .collect();
+    wanted.sort();
+    wanted.dedup();
+    let mut notes = Vec::new();
+    let mut urls = Vec::new();
+    for gv in &wanted {
+        match paths
+            .get(gv)
+            .and_then(|p| p.get("serverRelativeURL"))
+            .and_then(Value::as_str)
+        {
+            Some(u) if u.starts_with('/') => urls.push((gv.clone(), u.to_string())),
+            Some(u) => notes.push(format!(
+                "{}: the /openapi/v3 index gives {gv} an unusable URL {u:?}: its kinds use the bundled schemas",
+                cluster.description
+            )),
+            None => {}
+        }
+    }
+    let mut key: Vec<String> = urls.iter().map(|(_, u)| u.clone()).collect();
+    key.sort();
+    if notes.is_empty()
+        && let Some((k, set)) = &cache.openapi_set
+        && *k == key
+    {
+        let docs = urls
+            .iter()
+            .filter_map(|(_, u)| cache.openapi_docs.get(u).map(|d| (u.clone(), d.clone())))
+            .collect();
+        return (set.clone(), docs);
+    }
+    let client = &cluster.client;
+    let fetched: Vec<(String, String, Result<Arc<TrimmedDoc>, String>)> =
+        futures::stream::iter(urls)
+            .map(|(gv, url)| async move {
+                if let Some(d) = cache.openapi_docs.get(&url) {
+                    return (gv, url, Ok(d.clone()));
+                }
+                let shown = url.split('?').next().unwrap_or(&url).to_string();
+                let res = match get_text(client, &url, opts.request_timeout).await {
+                    Ok(text) => match serde_json::from_str::<Value>(&text) {
+                        Ok(doc) => {
+                            trim_document(&doc, &format!("{shown} of {}", cluster.description))
+                                .map(Arc::new)
+                                .map_err(|e| e.to_string())
+                        }
+                        Err(e) => Err(format!(
+                            "OpenAPI document {shown} of {}: not JSON: {e}",
+                            cluster.description
+                        )),
+                    },
+                    Err(e) => Err(format!(
+                        "OpenAPI document {shown} of {}: {e}",
+                        cluster.description
+                    )),
+                };
+                (gv, url, res)
+            })
+            .buffer_unordered(opts.concurrency.max(1))
+            .collect()
+            .await;
+    let mut docs = HashMap::new();
+    let mut trimmed = Vec::new();
+    let mut fetched = fetched;
+    fetched.sort_by(|a, b| a.0.cmp(&b.0));
+    for (gv, url, res) in fetched {
+        match res {
+            Ok(d) => {
+                docs.insert(url, d.clone());
+                trimmed.push(d);
+            }
+            Err(e) => {
+                tracing::warn!(cluster = %cluster.description, group_version = %gv, error = %e, "OpenAPI document not used");
+                notes.push(format!("{e}: the kinds of {gv} use the bundled schemas"));
+            }
+        }
+    }
+    (Arc::new(SchemaSet::merge(&origin, &trimmed, notes)), docs)
+}
+
 /// Resolves the namespace scope: `None` = all namespaces, else the names.
 async fn namespace_scope(
     cluster: &Cluster,
@@ -729,6 +881,7 @@ pub async fn snapshot(
     let started = Instant::now();
     let (targets, discovery_unknown) = discover(cluster, opts).await?;
     let namespaces = namespace_scope(cluster, opts).await?;
+    let (schemas, openapi_docs) = openapi_schemas(cluster, opts, &targets, cache).await;
     let mut jobs: Vec<(ListTarget, Option<String>)> = Vec::new();
     for t in &targets {
         match (&namespaces, t.namespaced) {
@@ -764,7 +917,18 @@ pub async fn snapshot(
         ..Default::default()
     };
     snap.unknown = discovery_unknown;
-    let mut new_cache = ObjectCache::default();
+    let mut new_cache = ObjectCache {
+        openapi_set: Some((
+            {
+                let mut k: Vec<String> = openapi_docs.keys().cloned().collect();
+                k.sort();
+                k
+            },
+            schemas.clone(),
+        )),
+        openapi_docs,
+        ..ObjectCache::default()
+    };
     let mut objects = BTreeMap::new();
     for (t, ns, listed) in results {
         add_stats(&mut stats, &listed.stats);
@@ -812,6 +976,7 @@ pub async fn snapshot(
         snapshot: snap,
         stats,
         cache: new_cache,
+        schemas,
     })
 }
 

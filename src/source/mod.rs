@@ -171,6 +171,9 @@ pub struct Loaded {
     pub adopt: Option<AdoptSources>,
     /// Cluster sources: objects reused from the cache (not parsed again).
     pub reused: usize,
+    /// Cluster sources: the cluster's schemas (its OpenAPI v3 documents), for the
+    /// comparison's schema registry.
+    pub schemas: Option<std::sync::Arc<crate::diff::schema::SchemaSet>>,
 }
 
 /// A source that could not be read at all. Problems in single files are not errors: they
@@ -357,6 +360,7 @@ fn rendered(gl: render::GitLoad) -> Loaded {
             set_values: gl.set_values,
         }),
         reused: 0,
+        schemas: None,
     }
 }
 
@@ -409,5 +413,6 @@ fn open_cluster(c: &ClusterSource, ctx: &Ctx<'_>) -> Result<Loaded, SourceError>
         snapshot: live.snapshot,
         adopt: None,
         reused: live.stats.reused,
+        schemas: Some(live.schemas),
     })
 }

@@ -35,6 +35,10 @@ use crate::diff::defaults::DefaultValue;
 use crate::diff::normalize::{self, ListType, ScalarType, SchemaBuilder, SchemaNode};
 use crate::model::{Object, ResourceKey};
 
+pub mod openapi;
+
+pub use openapi::{OpenApiError, SchemaSet, TrimmedDoc};
+
 /// The bundled set (see the module doc); regenerate with `scripts/gen-schemas.py`.
 const BUILTIN_JSON: &str = include_str!("builtin.json");
 
@@ -45,6 +49,8 @@ pub enum SchemaSource {
     Builtin,
     /// A CustomResourceDefinition (its name) found on one of the sides.
     Crd(String),
+    /// A cluster's OpenAPI v3 documents (the cluster's description).
+    Cluster(String),
     /// Only the hand-written table (a built-in kind not in the bundled set).
     HandTable,
     /// Nothing: the generic rules.
@@ -73,76 +79,75 @@ pub struct SchemaError {
     pub message: String,
 }
 
-struct Bundled {
-    kinds: HashMap<(String, String), (Value, bool)>,
-    defs: Map<String, Value>,
-    /// The Kubernetes release the set was generated from (checked by the tests).
-    #[cfg_attr(not(test), allow(dead_code, reason = "read by the tests only"))]
-    release: String,
-}
-
-static BUNDLED: LazyLock<Bundled> = LazyLock::new(|| {
-    // Generated and checked by tests (`bundled_set_*`); should it not parse, no kind would
-    // have a bundled schema and every one would be noted as such.
+/// The bundled set, read once per process. Generated and checked by tests
+/// (`bundled_set_*`); should it not parse, no kind would have a bundled schema and every
+/// one would be noted as such.
+static BUNDLED: LazyLock<SchemaSet> = LazyLock::new(|| {
     let doc: Value = serde_json::from_str(BUILTIN_JSON).unwrap_or_default();
-    let mut kinds = HashMap::new();
-    if let Some(k) = doc.get("kinds").and_then(Value::as_object) {
-        for (gk, e) in k {
-            let (g, kind) = gk.split_once('/').unwrap_or(("", gk));
-            let root = e
-                .get("r")
-                .map(|r| serde_json::json!({"r": r}))
-                .unwrap_or(Value::Object(Map::new()));
-            let namespaced = e.get("s").and_then(Value::as_str) == Some("N");
-            kinds.insert((g.to_string(), kind.to_string()), (root, namespaced));
-        }
-    }
-    Bundled {
-        kinds,
-        defs: doc
-            .get("defs")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default(),
-        release: doc
-            .get("release")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string(),
-    }
+    let release = doc.get("release").and_then(Value::as_str).unwrap_or("");
+    SchemaSet::from_bundled(&doc, &format!("the bundled Kubernetes {release} schemas"))
 });
 
 /// The Kubernetes release the bundled set was generated from (`v1.35`).
-#[cfg(test)]
-pub(crate) fn bundled_release() -> &'static str {
-    &BUNDLED.release
+pub fn bundled_release() -> &'static str {
+    BUNDLED
+        .origin
+        .strip_prefix("the bundled Kubernetes ")
+        .and_then(|r| r.strip_suffix(" schemas"))
+        .unwrap_or("")
+}
+
+/// How the bundled set is named in notes (`the bundled Kubernetes v1.35 schemas`).
+pub fn bundled_origin() -> &'static str {
+    &BUNDLED.origin
 }
 
 /// Whether the bundled set knows a kind.
 #[cfg(test)]
 pub(crate) fn bundled_knows(group: &str, kind: &str) -> bool {
-    BUNDLED
-        .kinds
-        .contains_key(&(group.to_string(), kind.to_string()))
+    BUNDLED.knows(group, kind)
 }
 
 type Cache = RwLock<HashMap<(String, String), Arc<KindSchema>>>;
 
-/// Built-in kinds' trees, built once per process on first use.
-static BUILTIN_CACHE: LazyLock<Cache> = LazyLock::new(Default::default);
+/// Kinds neither the bundled set nor a CRD knows (the hand table's, or none), built once
+/// per process on first use.
+static HAND_CACHE: LazyLock<Cache> = LazyLock::new(Default::default);
+
+/// Whether a kind is one of Kubernetes' own (bundled, or in the hand table): their
+/// defaults live in Go code, not in the schema, and are not applied from it.
+fn is_builtin_kind(group: &str, kind: &str) -> bool {
+    BUNDLED.knows(group, kind) || normalize::hand_table_knows(group, kind)
+}
 
 /// The schema of a kind from the bundled set and the hand table only (no CRDs).
 pub(crate) fn builtin(group: &str, kind: &str) -> Arc<KindSchema> {
+    if let Some(t) = BUNDLED.tree(group, kind, || SchemaSource::Builtin, false) {
+        return t;
+    }
     let k = (group.to_string(), kind.to_string());
-    if let Some(s) = BUILTIN_CACHE
+    if let Some(s) = HAND_CACHE
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .get(&k)
     {
         return s.clone();
     }
-    let built = Arc::new(build_builtin(group, kind));
-    BUILTIN_CACHE
+    let hand = normalize::hand_table_knows(group, kind);
+    let built = Arc::new(build_kind(
+        &Value::Object(Map::new()),
+        &Map::new(),
+        group,
+        kind,
+        if hand {
+            SchemaSource::HandTable
+        } else {
+            SchemaSource::Unknown
+        },
+        crate::kinds::is_cluster_scoped(group, kind, &[]).then_some(false),
+        false,
+    ));
+    HAND_CACHE
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .entry(k)
@@ -150,26 +155,25 @@ pub(crate) fn builtin(group: &str, kind: &str) -> Arc<KindSchema> {
         .clone()
 }
 
-fn build_builtin(group: &str, kind: &str) -> KindSchema {
-    let bundled = BUNDLED.kinds.get(&(group.to_string(), kind.to_string()));
+/// A kind's tree from a trimmed root node, with the hand table's rules laid over it.
+pub(crate) fn build_kind(
+    root: &Value,
+    defs: &Map<String, Value>,
+    group: &str,
+    kind: &str,
+    source: SchemaSource,
+    namespaced: Option<bool>,
+    apply_defaults: bool,
+) -> KindSchema {
     let mut node = SchemaNode::default();
-    if let Some((root, _)) = bundled {
-        into_node(root, &BUNDLED.defs, &mut node, &mut Vec::new());
-    }
-    let hand = normalize::hand_table_knows(group, kind);
+    into_node(root, defs, &mut node, &mut Vec::new());
     let mut b = SchemaBuilder::from_node(node);
     normalize::kind_rules(&mut b, group, kind);
     KindSchema {
         node: b.build(),
-        source: match (bundled.is_some(), hand) {
-            (true, _) => SchemaSource::Builtin,
-            (false, true) => SchemaSource::HandTable,
-            (false, false) => SchemaSource::Unknown,
-        },
-        namespaced: bundled
-            .map(|(_, n)| *n)
-            .or_else(|| crate::kinds::is_cluster_scoped(group, kind, &[]).then_some(false)),
-        apply_defaults: false,
+        source,
+        namespaced,
+        apply_defaults,
     }
 }
 
@@ -529,20 +533,16 @@ pub(crate) fn crd_schemas(crd: &Value) -> (Vec<(String, String, KindSchema)>, Ve
                 p.remove("status");
                 p.remove("metadata");
             }
-            let mut node = SchemaNode::default();
-            into_node(&trimmed, &Map::new(), &mut node, &mut Vec::new());
-            let mut b = SchemaBuilder::from_node(node);
-            normalize::kind_rules(&mut b, group, kind);
-            out.push((
-                group.to_string(),
-                kind.to_string(),
-                KindSchema {
-                    node: b.build(),
-                    source: SchemaSource::Crd(name),
-                    namespaced,
-                    apply_defaults: true,
-                },
-            ));
+            let schema = build_kind(
+                &trimmed,
+                &Map::new(),
+                group,
+                kind,
+                SchemaSource::Crd(name),
+                namespaced,
+                true,
+            );
+            out.push((group.to_string(), kind.to_string(), schema));
         }
         Err(e) => errors.push(e),
     }
@@ -557,6 +557,8 @@ fn is_crd(key: &ResourceKey) -> bool {
 #[derive(Default)]
 pub struct Registry {
     crds: Cache,
+    /// Clusters' OpenAPI documents, consulted after the CRDs and before the bundled set.
+    sets: RwLock<Vec<Arc<SchemaSet>>>,
     unknown: Mutex<BTreeSet<String>>,
     errors: Mutex<Vec<SchemaError>>,
 }
@@ -603,8 +605,20 @@ impl Registry {
         }
     }
 
-    /// The schema of a kind: a CRD's, else the built-in one. Unknown kinds are recorded
-    /// for [`Registry::notes`].
+    /// Adds a cluster's schema set (its OpenAPI v3 documents). A set met earlier wins for
+    /// the kinds both define.
+    pub fn add_set(&self, set: Arc<SchemaSet>) {
+        let mut sets = self
+            .sets
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !sets.iter().any(|s| Arc::ptr_eq(s, &set)) {
+            sets.push(set);
+        }
+    }
+
+    /// The schema of a kind: a CRD's, else a cluster's OpenAPI document's, else the
+    /// built-in one. Unknown kinds are recorded for [`Registry::notes`].
     pub fn get(&self, group: &str, kind: &str) -> Arc<KindSchema> {
         let k = (group.to_string(), kind.to_string());
         if let Some(s) = self
@@ -614,6 +628,22 @@ impl Registry {
             .get(&k)
         {
             return s.clone();
+        }
+        for set in self
+            .sets
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            let builtin_kind = is_builtin_kind(group, kind);
+            if let Some(t) = set.tree(
+                group,
+                kind,
+                || SchemaSource::Cluster(set.origin.clone()),
+                !builtin_kind,
+            ) {
+                return t;
+            }
         }
         let s = builtin(group, kind);
         if s.source == SchemaSource::Unknown {
@@ -649,6 +679,14 @@ impl Registry {
             .iter()
             .map(|e| format!("{e}: compared without that schema"))
             .collect();
+        for set in self
+            .sets
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            out.extend(set.notes.iter().cloned());
+        }
         for k in self
             .unknown
             .lock()

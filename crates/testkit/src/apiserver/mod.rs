@@ -7,8 +7,12 @@
 //!
 //! What it serves:
 //! - discovery: `/version`, `/api`, `/api/v1`, `/apis`, `/apis/GROUP/VERSION` for the
-//!   built-in kinds envdrift uses and CRDs registered with [`ApiServer::register`];
-//!   `/openapi/*` answers 404 (kubectl then uses its compiled-in types);
+//!   built-in kinds envdrift uses and CRDs registered with [`ApiServer::register`] or
+//!   [`ApiServer::register_crd`];
+//! - `/openapi/v3`: the index and the group-version documents ([`openapi`]): the real
+//!   Kubernetes documents (trimmed to the served kinds) and, for CRDs registered with
+//!   [`ApiServer::register_crd`], documents built from their schemas; `/openapi/v2`
+//!   answers 404;
 //! - list (limit/continue with 410 Gone on an expired token, resourceVersion, label and
 //!   `metadata.name` field selectors), get, create, update, delete, watch (JSON lines);
 //! - patch: JSON patch, merge patch, strategic merge patch (keyed lists by merge key),
@@ -30,6 +34,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the server
 
 pub mod fields;
+pub mod openapi;
 pub mod schema;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -368,6 +373,8 @@ pub struct Faults {
     /// API groups whose discovery (`/apis/GROUP/VERSION`) answers 500 (503 and 504 are
     /// retried inside kube-rs's client until the request timeout).
     pub discovery_unavailable: HashSet<String>,
+    /// Every `/openapi/v3` request answers this status (an old or restricted server).
+    pub openapi_status: Option<u16>,
 }
 
 /// One request as the server saw it (for assertions).
@@ -396,6 +403,10 @@ struct Shared {
     events: tokio::sync::broadcast::Sender<(String, Value)>,
     requests: Mutex<Vec<RequestLog>>,
     addr: SocketAddr,
+    /// CRDs registered with [`ApiServer::register_crd`] (their OpenAPI documents).
+    crds: Mutex<Vec<Value>>,
+    /// `/openapi/v3` document bodies that replace the generated ones.
+    openapi_overrides: Mutex<BTreeMap<String, String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -476,6 +487,8 @@ impl ApiServer {
             events,
             requests: Mutex::new(Vec::new()),
             addr,
+            crds: Mutex::new(Vec::new()),
+            openapi_overrides: Mutex::new(BTreeMap::new()),
         });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let app = axum::Router::new()
@@ -562,6 +575,67 @@ impl ApiServer {
     /// Registers a custom resource type (a CRD) for discovery and storage.
     pub fn register(&self, def: ResourceDef) {
         lock(&self.shared.defs).push(def);
+    }
+
+    /// Registers a CustomResourceDefinition: its kind for discovery and storage (the
+    /// storage version, else the first served one), its schema for list semantics and
+    /// managedFields, and its OpenAPI v3 document. Returns the registered type.
+    pub fn register_crd(&self, crd: &Value) -> ResourceDef {
+        let spec = crd.get("spec").cloned().unwrap_or_default();
+        let text = |p: &str| {
+            spec.pointer(p)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let versions = spec
+            .get("versions")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let version = versions
+            .iter()
+            .find(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+            .or(versions.first())
+            .and_then(|v| v.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or("v1");
+        let mut def = ResourceDef::new(
+            &text("/group"),
+            version,
+            &text("/names/kind"),
+            &text("/names/plural"),
+            text("/scope") != "Cluster",
+        );
+        def.short_names = spec
+            .pointer("/names/shortNames")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect();
+        def.status = versions
+            .iter()
+            .any(|v| v.pointer("/subresources/status").is_some());
+        schema::register_crd_schema(crd);
+        lock(&self.shared.crds).push(crd.clone());
+        self.register(def.clone());
+        def
+    }
+
+    /// Replaces the body of one `/openapi/v3` document (`api/v1`, `apis/GROUP/VERSION`):
+    /// a fault test's malformed document. Its hash in the index changes with it.
+    pub fn set_openapi_document(&self, path: &str, body: &str) {
+        lock(&self.shared.openapi_overrides).insert(path.to_string(), body.to_string());
+    }
+
+    /// The body `/openapi/v3/{path}` serves now (`api/v1`, `apis/GROUP/VERSION`).
+    pub fn openapi_document(&self, path: &str) -> Option<String> {
+        let defs = lock(&self.shared.defs);
+        let crds = lock(&self.shared.crds);
+        let overrides = lock(&self.shared.openapi_overrides);
+        openapi::documents(&defs, &crds, &overrides).remove(path)
     }
 
     /// Replaces the fault set.
@@ -808,6 +882,7 @@ async fn handle(
             }
             return resource_list(&s, g, v);
         }
+        ["openapi", "v3", rest @ ..] => return openapi_response(&s, rest, query_hash(&uri)),
         ["openapi", ..] | ["swagger.json"] | ["swaggerapi", ..] => {
             return status(
                 404,
@@ -1050,6 +1125,48 @@ fn not_found(def: &ResourceDef, name: &str) -> Response {
         &format!("{} \"{name}\" not found", def.resource_name()),
         Some(json!({"name": name, "group": def.group, "kind": def.plural})),
     )
+}
+
+fn query_hash(uri: &Uri) -> Option<String> {
+    parse_query(uri.query()).remove("hash")
+}
+
+/// `/openapi/v3` (the index) and `/openapi/v3/{api/v1,apis/GROUP/VERSION}`.
+fn openapi_response(s: &Shared, rest: &[&str], hash: Option<String>) -> Response {
+    if let Some(code) = lock(&s.faults).openapi_status {
+        return status(
+            code,
+            "Failure",
+            "the server could not find the requested resource",
+            None,
+        );
+    }
+    let docs = {
+        let defs = lock(&s.defs);
+        let crds = lock(&s.crds);
+        let overrides = lock(&s.openapi_overrides);
+        openapi::documents(&defs, &crds, &overrides)
+    };
+    if rest.is_empty() {
+        return json_response(StatusCode::OK, &openapi::index(&docs));
+    }
+    let Some(text) = docs.get(&rest.join("/")) else {
+        return status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+            None,
+        );
+    };
+    let immutable = hash.is_some_and(|h| h == openapi::document_hash(text));
+    let mut b = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json");
+    if immutable {
+        b = b.header(header::CACHE_CONTROL, "public, immutable");
+    }
+    b.body(Body::from(text.clone()))
+        .unwrap_or_else(|_| Response::new(Body::empty()))
 }
 
 fn group_list(s: &Shared) -> Value {
