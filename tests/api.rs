@@ -813,7 +813,9 @@ async fn connections_are_limited_and_idle_ones_freed() {
 }
 
 /// A comparison whose request timed out stops (cooperative cancellation) instead of
-/// computing for nobody: counted in `envdrift_api_compare_cancelled_total`.
+/// computing for nobody: counted in `envdrift_api_compare_cancelled_total`. Reading the
+/// sources is not cancelled (other requests wait for the same read), so requests are sent
+/// until one finds the sources read and starts, then drops, a comparison.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_comparison_whose_request_ended_stops() {
     let dir = tempfile::tempdir().unwrap();
@@ -824,35 +826,41 @@ async fn a_comparison_whose_request_ended_stops() {
     envdrift_testkit::synth::write_pair(&pair, dir.path()).unwrap();
     std::fs::write(
         dir.path().join("envdrift.yaml"),
-        "data_dir: state\nenvironments:\n  big:\n    desired: {type: dir, path: desired}\n    live: {type: dump, path: live}\napi:\n  request_timeout: 100ms\n",
+        "data_dir: state\nenvironments:\n  big:\n    desired: {type: dir, path: desired}\n    live: {type: dump, path: live}\napi:\n  request_timeout: 100ms\n  compare_max_age: 1h\n",
     )
     .unwrap();
     let srv = serve_config(dir).await;
     let addr = srv.addr;
-    let s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let r = exchange(
-        s,
-        "GET",
-        "/api/v1/compare?from=git:big&to=live:big",
-        None,
-        None,
-    )
-    .await;
-    assert_eq!(r.status, 503, "{}", r.body);
-    // The work notices and stops; polled (the work has no other outward sign).
-    let metric = "envdrift_api_compare_cancelled_total 1";
+    let cancelled = || srv.daemon.metrics.compare_cancelled.get();
     let seen = tokio::time::timeout(Duration::from_secs(120), async {
-        loop {
+        while cancelled() == 0 {
             let s = tokio::net::TcpStream::connect(addr).await.unwrap();
-            let m = exchange(s, "GET", "/metrics", None, None).await;
-            if m.body.contains(metric) {
-                return;
-            }
+            let r = exchange(
+                s,
+                "GET",
+                "/api/v1/compare?from=git:big&to=live:big",
+                None,
+                None,
+            )
+            .await;
+            assert_eq!(r.status, 503, "{}", r.body);
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })
     .await;
-    assert!(seen.is_ok(), "the comparison did not stop");
+    assert!(seen.is_ok(), "no comparison stopped");
+    assert_eq!(
+        srv.daemon.metrics.compare_computed.get(),
+        0,
+        "none completed"
+    );
+    let s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let m = exchange(s, "GET", "/metrics", None, None).await;
+    assert!(
+        m.body.contains("envdrift_api_compare_cancelled_total "),
+        "{}",
+        m.body
+    );
     let _ = srv.stop.send(true);
 }
 
@@ -901,4 +909,86 @@ async fn readiness_fails_while_the_store_cannot_be_written() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["store_error"], Value::Null);
     let _ = srv.stop.send(true);
+}
+
+/// Copies a directory tree (the demo's production sides, to edit them).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+/// The compare endpoint computes once per distinct input: identical requests (also
+/// concurrent ones, also after the sources were re-read) are served from cache, and one
+/// changed byte in one live file is seen at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_results_come_from_cache_until_an_input_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo");
+    copy_tree(&demo.join("git/production"), &dir.path().join("git"));
+    copy_tree(&demo.join("live/production"), &dir.path().join("live"));
+    std::fs::write(dir.path().join("read.token"), READ).unwrap();
+    // compare_max_age 0s: the sources are re-read for every request; only the content
+    // hash can tell that nothing changed.
+    std::fs::write(
+        dir.path().join("envdrift.yaml"),
+        "data_dir: state\nenvironments:\n  production:\n    desired: {type: dir, path: git}\n    live: {type: dump, path: live}\napi:\n  tokens:\n    - {name: ci, role: read, token_file: read.token}\n  compare_max_age: 0s\n",
+    )
+    .unwrap();
+    let srv = serve_config(dir).await;
+    let computed = || srv.daemon.metrics.compare_computed.get();
+    let q = "/api/v1/compare?from=git:production&to=production";
+    let first = call(&srv, "GET", q, Some(READ), None).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(computed(), 1);
+    let again = call(&srv, "GET", q, Some(READ), None).await;
+    assert_eq!(again.body, first.body);
+    assert_eq!(computed(), 1, "same content: served from cache");
+    // Another filter of the same outcome: no new comparison either.
+    let narrowed = call(
+        &srv,
+        "GET",
+        &format!("{q}&kind=Deployment"),
+        Some(READ),
+        None,
+    )
+    .await;
+    assert_eq!(narrowed.status, 200);
+    assert_ne!(narrowed.body, first.body);
+    assert_eq!(computed(), 1);
+
+    // One byte of one live file changes: the next answer is computed from it, once, however
+    // many identical requests arrive together.
+    let live = srv._dir.path().join("live/deployments.yaml");
+    let text = std::fs::read_to_string(&live).unwrap();
+    let changed = text.replacen("api:1.4.3-hotfix", "api:1.4.4-hotfix", 1);
+    assert_ne!(
+        changed, text,
+        "the demo's hotfix image is where the test expects it"
+    );
+    std::fs::write(&live, changed).unwrap();
+    let requests = (0..8).map(|_| call(&srv, "GET", q, Some(READ), None));
+    let answers = futures::future::join_all(requests).await;
+    for a in &answers {
+        assert_eq!(a.status, 200, "{}", a.body);
+        assert_eq!(a.body, answers[0].body);
+    }
+    assert!(
+        answers[0].body.contains("1.4.4-hotfix"),
+        "{}",
+        answers[0].body
+    );
+    assert!(!answers[0].body.contains("1.4.3-hotfix"));
+    assert_eq!(
+        computed(),
+        2,
+        "one computation for eight identical requests"
+    );
 }

@@ -59,6 +59,8 @@ pub struct Metrics {
     pub deliveries: Family<DeliveryLabels, Counter>,
     pub outbox_stalled: Family<SinkLabels, Counter>,
     pub compare_cancelled: Counter,
+    /// On-demand comparisons computed (not served from the outcome cache).
+    pub compare_computed: Counter,
     pub api_requests: Family<ApiLabels, Counter>,
     pub open_drifts: Family<OpenLabels, Gauge>,
 }
@@ -74,6 +76,7 @@ impl Default for Metrics {
         let deliveries = Family::<DeliveryLabels, Counter>::default();
         let outbox_stalled = Family::<SinkLabels, Counter>::default();
         let compare_cancelled = Counter::default();
+        let compare_computed = Counter::default();
         let api_requests = Family::<ApiLabels, Counter>::default();
         let open_drifts = Family::<OpenLabels, Gauge>::default();
         registry.register(
@@ -102,6 +105,11 @@ impl Default for Metrics {
             compare_cancelled.clone(),
         );
         registry.register(
+            "api_compare_computed",
+            "On-demand comparisons computed; the others were served from the cache (unchanged sources and config)",
+            compare_computed.clone(),
+        );
+        registry.register(
             "api_requests",
             "API requests by route and status",
             api_requests.clone(),
@@ -118,6 +126,7 @@ impl Default for Metrics {
             deliveries,
             outbox_stalled,
             compare_cancelled,
+            compare_computed,
             api_requests,
             open_drifts,
         }
