@@ -284,6 +284,58 @@ fn sarif_for_compare_and_scan() {
     );
 }
 
+#[test]
+fn junit_for_compare_and_scan() {
+    let (out, xml) = junit(&[
+        "scan",
+        "-c",
+        "config/demo.yaml",
+        "--env",
+        "production",
+        "-f",
+        "junit",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let suite = doc.descendants().find(|n| n.has_tag_name("testsuite")).unwrap();
+    assert_eq!(attr(suite, "name"), "production", "a suite per environment");
+    assert_eq!(attr(suite, "tests"), "16");
+    assert_eq!(attr(suite, "failures"), "6");
+    assert!(
+        doc.descendants()
+            .filter(|n| n.has_tag_name("testcase"))
+            .all(|c| attr(c, "classname") == "production")
+    );
+
+    let compare = |format: &str| {
+        envdrift(&[
+            "compare",
+            "--from",
+            "config/demo/live/staging",
+            "--to",
+            "dump:config/demo/live/production",
+            "-c",
+            "config/demo/compare.yaml",
+            "-f",
+            format,
+        ])
+    };
+    let out = compare("junit");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let xml = text(&out.stdout);
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let suite = doc.descendants().find(|n| n.has_tag_name("testsuite")).unwrap();
+    assert_eq!(attr(suite, "name"), "staging vs production");
+    let cases = doc.descendants().filter(|n| n.has_tag_name("testcase")).count();
+    let failures: usize = attr(suite, "failures").parse().unwrap();
+    assert_eq!(attr(suite, "tests"), cases.to_string());
+    // A failure per drift; the objects compared without drift pass.
+    let v: Value = serde_json::from_slice(&compare("json").stdout).unwrap();
+    assert_eq!(v["summary"]["drifts"].as_u64().unwrap() as usize, failures);
+    let compared = v["summary"]["compared"].as_u64().unwrap() as usize;
+    assert!(cases >= compared && failures < cases, "{failures} of {cases}");
+}
+
 /// Runs `diff` on tests/fixtures/sarif/lines with `desired` and the given format.
 fn lines_diff(desired: &str, format: &str, extra: &[&str]) -> Output {
     let mut args = vec![

@@ -29,30 +29,38 @@ pub(crate) fn attach(result: &mut DiffResult, from: &Loaded) {
         Some(_) => return,
         None => None,
     };
-    let mut read: HashMap<PathBuf, Option<String>> = HashMap::new();
-    for d in &mut result.drifts {
-        if d.drift_type != DriftType::Modified {
-            continue;
+    // The files of the drifted objects, each read (or looked up) once.
+    let located = |d: &crate::model::Drift| match &d.desired_origin {
+        Some(Origin::File { path, line, .. })
+            if d.drift_type == DriftType::Modified && !is_json(path) =>
+        {
+            Some((path.clone(), *line))
         }
-        let Some(Origin::File { path, line, .. }) = &d.desired_origin else {
+        _ => None,
+    };
+    let mut read: HashMap<PathBuf, Option<String>> = HashMap::new();
+    if kept.is_none() {
+        for (path, _) in result.drifts.iter().filter_map(located) {
+            read.entry(path).or_insert_with_key(|p| read_text(p));
+        }
+    }
+    let mut split: HashMap<PathBuf, Vec<&str>> = HashMap::new();
+    for d in &mut result.drifts {
+        let Some((path, first)) = located(d) else {
             continue;
         };
-        if is_json(path) {
-            continue;
-        }
-        let first = *line;
         let text = match kept {
             Some(files) => files.get(&path.display().to_string()).map(String::as_str),
-            None => read
-                .entry(path.clone())
-                .or_insert_with(|| read_text(path))
-                .as_deref(),
+            None => read.get(&path).and_then(Option::as_deref),
         };
         let Some(text) = text else {
             continue;
         };
+        let lines = split
+            .entry(path)
+            .or_insert_with(|| text.split('\n').collect());
         for c in &mut d.changes {
-            c.line = field_line(text, first, &c.desired_path);
+            c.line = field_line(lines, first, &c.desired_path);
         }
     }
 }

@@ -431,14 +431,14 @@ impl<'a> Doc<'a> {
 }
 
 /// The 1-based line of the field at JSON Pointer `pointer` in the object whose document
-/// (or `kind: List` item) starts at 1-based `first_line` of `text`: the line of its key or
-/// list item; for a field the text does not have (a live-only field), the line of its
-/// deepest existing ancestor. `None` when the object is not block YAML (JSON, flow style).
+/// (or `kind: List` item) starts at 1-based `first_line` of a file's `lines` (the text split
+/// at `\n`, once per file): the line of its key or list item; for a field the text does not
+/// have (a live-only field), the line of its deepest existing ancestor. `None` when the
+/// object is not block YAML (JSON, flow style).
 ///
 /// Uses the same block-YAML walker as the adopt edits, so it reads what they edit.
-pub(crate) fn field_line(text: &str, first_line: usize, pointer: &str) -> Option<usize> {
-    let lines: Vec<&str> = text.split('\n').collect();
-    let doc = Doc::new(&lines, first_line.saturating_sub(1));
+pub(crate) fn field_line(lines: &[&str], first_line: usize, pointer: &str) -> Option<usize> {
+    let doc = Doc::new(lines, first_line.saturating_sub(1));
     let mut node = doc.object_root()?;
     let mut at = node.line;
     for t in tokens(pointer) {
@@ -1019,6 +1019,11 @@ mod tests {
         assert_eq!(scalar(&json!("registry/api:1.4.3")), "registry/api:1.4.3");
         assert_eq!(scalar(&json!("1.4.3")), "1.4.3");
         assert_eq!(scalar(&json!(3)), "3");
+    }
+
+    fn field_line(text: &str, first_line: usize, pointer: &str) -> Option<usize> {
+        let lines: Vec<&str> = text.split('\n').collect();
+        super::field_line(&lines, first_line, pointer)
     }
 
     #[test]
