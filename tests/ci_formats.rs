@@ -297,7 +297,10 @@ fn junit_for_compare_and_scan() {
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let doc = roxmltree::Document::parse(&xml).unwrap();
-    let suite = doc.descendants().find(|n| n.has_tag_name("testsuite")).unwrap();
+    let suite = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testsuite"))
+        .unwrap();
     assert_eq!(attr(suite, "name"), "production", "a suite per environment");
     assert_eq!(attr(suite, "tests"), "16");
     assert_eq!(attr(suite, "failures"), "6");
@@ -324,16 +327,25 @@ fn junit_for_compare_and_scan() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let xml = text(&out.stdout);
     let doc = roxmltree::Document::parse(&xml).unwrap();
-    let suite = doc.descendants().find(|n| n.has_tag_name("testsuite")).unwrap();
+    let suite = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testsuite"))
+        .unwrap();
     assert_eq!(attr(suite, "name"), "staging vs production");
-    let cases = doc.descendants().filter(|n| n.has_tag_name("testcase")).count();
+    let cases = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .count();
     let failures: usize = attr(suite, "failures").parse().unwrap();
     assert_eq!(attr(suite, "tests"), cases.to_string());
     // A failure per drift; the objects compared without drift pass.
     let v: Value = serde_json::from_slice(&compare("json").stdout).unwrap();
     assert_eq!(v["summary"]["drifts"].as_u64().unwrap() as usize, failures);
     let compared = v["summary"]["compared"].as_u64().unwrap() as usize;
-    assert!(cases >= compared && failures < cases, "{failures} of {cases}");
+    assert!(
+        cases >= compared && failures < cases,
+        "{failures} of {cases}"
+    );
 }
 
 /// Runs `diff` on tests/fixtures/sarif/lines with `desired` and the given format.
