@@ -686,4 +686,36 @@ fn junit_escapes_values_and_reports_input_errors() {
     );
     // The raw document escapes markup in text and quotes in attributes.
     assert!(xml.contains("a &lt;b&gt; &amp; \"c\" 'd'"), "{xml}");
+
+    // SARIF with input errors: still valid, the run says it did not succeed, the error is a
+    // notification at its file and line.
+    let (out, doc) = sarif(&[
+        "diff",
+        "--desired",
+        &d,
+        "--live",
+        "tests/fixtures/sarif/lines/live.yaml",
+        "-f",
+        "sarif",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_valid_sarif(&doc);
+    let inv = &doc["runs"][0]["invocations"][0];
+    assert_eq!(inv["executionSuccessful"], false);
+    let n = &inv["toolExecutionNotifications"][0];
+    assert_eq!(n["level"], "error");
+    assert!(
+        n["message"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("broken.yaml"),
+        "{n}"
+    );
+    assert!(
+        n["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            .as_str()
+            .unwrap()
+            .ends_with("broken.yaml"),
+        "{n}"
+    );
 }

@@ -260,7 +260,10 @@ pub(crate) fn cmd_compare(args: CompareArgs) -> Result<u8> {
     let to_spec = args
         .inputs
         .apply(to.spec(&to_name, &config, args.config.as_deref())?);
-    let from_at = desired_path(&from_spec);
+    // A cluster on the `from` side has no file: its results point at the config file that
+    // names the environment.
+    let from_at =
+        desired_path(&from_spec).or_else(|| args.config.as_ref().map(|c| c.display().to_string()));
     let mut job = Job::new(
         Mode::EnvVsEnv,
         Input::spec(from_name, from_spec),
