@@ -278,7 +278,7 @@ fn object_text(rep: &Report<'_>, d: &Drift) -> String {
     let (l, r) = (&rep.left.name, &rep.right.name);
     let what = match (rep.mode, d.drift_type) {
         (Mode::DesiredVsLive, DriftType::Missing) => "is desired but not live".to_string(),
-        (Mode::DesiredVsLive, _) => "is live but not desired (unmanaged)".to_string(),
+        (Mode::DesiredVsLive, _) => "is live but not desired".to_string(),
         (Mode::EnvVsEnv, DriftType::Missing) => format!("is in {l} but not in {r}"),
         (Mode::EnvVsEnv, _) => format!("is in {r} but not in {l}"),
     };
@@ -286,7 +286,10 @@ fn object_text(rep: &Report<'_>, d: &Drift) -> String {
     let mut s = format!("{resource} {what} ({}).", d.cause);
     // The note, unless it says the same again.
     if let Some(n) = d.remedy.note.as_ref().filter(|n| !n.contains(&resource)) {
-        let _ = write!(s, " {}.", n.trim_end_matches('.'));
+        let mut chars = n.trim_end_matches('.').chars();
+        if let Some(first) = chars.next() {
+            let _ = write!(s, " {}{}.", first.to_uppercase(), chars.as_str());
+        }
     }
     s
 }
