@@ -957,6 +957,7 @@ mod tests {
             note: None,
             expected: false,
             finding: None,
+            line: None,
         }
     }
 

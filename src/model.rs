@@ -464,6 +464,12 @@ pub struct FieldChange {
     /// `key-missing-in-to`, `key-only-in-to`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finding: Option<String>,
+    /// 1-based line of the field in the desired manifest file (for a field absent from
+    /// desired: of its deepest existing ancestor), when the desired object comes from a
+    /// plain YAML manifest. Filled by the run layer after the comparison (see
+    /// [`crate::run`]); `None` from the engine, for JSON manifests and for rendered objects.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
 }
 
 /// The type of a resource-level drift.

@@ -12,6 +12,10 @@ pub(crate) enum Format {
     Table,
     Json,
     Markdown,
+    /// SARIF 2.1.0 for code scanning (GitHub): a result per drifted field at its manifest line.
+    Sarif,
+    /// JUnit XML for CI test reports: a test case per compared object.
+    Junit,
 }
 
 /// When to exit 1.

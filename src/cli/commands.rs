@@ -15,7 +15,7 @@ use envdrift::source::{self, Ctx, SourceSpec};
 use super::args::{
     CompareArgs, DaemonArgs, DiffArgs, RenderArgs, ReportArgs, ReportFormat, ScanArgs, SnapshotArgs,
 };
-use super::output::{emit, exit_code, progress};
+use super::output::{desired_path, emit, exit_code, needs_compared_keys, progress};
 use super::sources::{
     CmpSource, compile, config_base, desired_spec, environment_side, live_spec, load_config,
     optional_config,
@@ -219,6 +219,7 @@ pub(crate) fn cmd_diff(args: DiffArgs) -> Result<u8> {
     }
     let desired = args.inputs.apply(desired_spec(&args.desired, &args.git)?);
     let live = args.inputs.apply(live_spec(&args.live, &args.cluster)?);
+    let desired_at = desired_path(&desired);
     let mut job = Job::new(
         Mode::DesiredVsLive,
         Input::spec("desired", desired),
@@ -230,6 +231,7 @@ pub(crate) fn cmd_diff(args: DiffArgs) -> Result<u8> {
         no_unmanaged: args.no_unmanaged,
         show_expected: false,
     };
+    job.keep_compared = needs_compared_keys(&args.output);
     let default_ns = job.opts.default_namespace.clone();
     let out = run_with_progress(job);
     check_opened(&out)?;
@@ -239,7 +241,7 @@ pub(crate) fn cmd_diff(args: DiffArgs) -> Result<u8> {
     print_stale(&out);
     namespace_hint(&out, &default_ns);
     let rep = out.report();
-    emit(&rep, &args.output)?;
+    emit(&rep, &args.output, desired_at)?;
     Ok(exit_code(&rep, args.output.fail_on))
 }
 
@@ -258,6 +260,10 @@ pub(crate) fn cmd_compare(args: CompareArgs) -> Result<u8> {
     let to_spec = args
         .inputs
         .apply(to.spec(&to_name, &config, args.config.as_deref())?);
+    // A cluster on the `from` side has no file: its results point at the config file that
+    // names the environment.
+    let from_at =
+        desired_path(&from_spec).or_else(|| args.config.as_ref().map(|c| c.display().to_string()));
     let mut job = Job::new(
         Mode::EnvVsEnv,
         Input::spec(from_name, from_spec),
@@ -269,13 +275,14 @@ pub(crate) fn cmd_compare(args: CompareArgs) -> Result<u8> {
         no_unmanaged: args.no_unmanaged,
         show_expected: args.show_expected,
     };
+    job.keep_compared = needs_compared_keys(&args.output);
     let out = run_with_progress(job);
     check_opened(&out)?;
     if let Some(code) = check_empty(&out, args.allow_empty) {
         return Ok(code);
     }
     let rep = out.report();
-    emit(&rep, &args.output)?;
+    emit(&rep, &args.output, from_at)?;
     Ok(exit_code(&rep, args.output.fail_on))
 }
 
@@ -295,12 +302,14 @@ pub(crate) fn cmd_scan(args: ScanArgs) -> Result<u8> {
     let compiled = compile(&cfg)?;
     let desired = environment_side(&cfg, &args.config, &args.env, true, "desired")?;
     let live = environment_side(&cfg, &args.config, &args.env, false, &args.env)?;
-    let job = Job::new(
+    let desired_at = desired_path(&desired);
+    let mut job = Job::new(
         Mode::DesiredVsLive,
         Input::spec("desired", desired),
         Input::spec(args.env.clone(), live),
         compiled,
     );
+    job.keep_compared = needs_compared_keys(&args.output);
     let out = run_with_progress(job);
     if let Some(e) = out.failure() {
         eprintln!("envdrift: scan failed: {}: {e}", args.env);
@@ -320,7 +329,7 @@ pub(crate) fn cmd_scan(args: ScanArgs) -> Result<u8> {
             message: reasons.join("; "),
         });
     }
-    emit(&rep, &args.output)?;
+    emit(&rep, &args.output, desired_at)?;
     Ok(exit_code(&rep, args.output.fail_on))
 }
 

@@ -47,15 +47,55 @@ pub(crate) fn use_color(color: ColorChoice) -> bool {
     }
 }
 
-/// Writes a report on stdout in the chosen format.
-pub(crate) fn emit(rep: &Report<'_>, out: &OutputArgs) -> Result<()> {
+/// The format asked for, else table on a terminal and JSON otherwise.
+pub(crate) fn format_of(out: &OutputArgs) -> Format {
     let tty = std::io::stdout().is_terminal();
-    let format = out
-        .format
-        .unwrap_or(if tty { Format::Table } else { Format::Json });
-    let text = match format {
+    out.format
+        .unwrap_or(if tty { Format::Table } else { Format::Json })
+}
+
+/// Whether the run must keep the keys of every compared object (JUnit: a test case each).
+pub(crate) fn needs_compared_keys(out: &OutputArgs) -> bool {
+    out.format == Some(Format::Junit)
+}
+
+/// The path SARIF results point at for objects without a manifest on the desired side (an
+/// unmanaged object): the desired side's file or directory, or its Git path.
+pub(crate) fn desired_path(spec: &SourceSpec) -> Option<String> {
+    match spec {
+        SourceSpec::Files { paths, .. } => paths.first().map(|p| p.display().to_string()),
+        SourceSpec::Git(g) => Some(if g.spec.path.is_empty() {
+            ".".to_string()
+        } else {
+            g.spec.path.clone()
+        }),
+        SourceSpec::Rendered(r) => Some(r.dir.display().to_string()),
+        SourceSpec::Cluster(_) => None,
+    }
+}
+
+/// Writes a report on stdout in the chosen format. `desired` is the desired side's path
+/// ([`desired_path`]), for SARIF.
+pub(crate) fn emit(rep: &Report<'_>, out: &OutputArgs, desired: Option<String>) -> Result<()> {
+    let text = match format_of(out) {
         Format::Json => report::json::render(rep),
         Format::Markdown => report::markdown::render(rep),
+        Format::Sarif => {
+            let cwd = std::env::current_dir().ok();
+            report::sarif::render(
+                rep,
+                &report::sarif::SarifOptions {
+                    root: cwd.as_deref(),
+                    fallback: desired,
+                },
+            )
+        }
+        Format::Junit => report::junit::render(
+            rep,
+            report::junit::JunitOptions {
+                fail_at: out.fail_on.threshold(),
+            },
+        ),
         Format::Table => report::table::render(
             rep,
             report::table::TableOptions {

@@ -124,6 +124,9 @@ pub struct Options {
     pub show_expected: bool,
     /// The environment mapping the `from` side went through (to map reverse patches back).
     pub mapping: Option<Arc<envmap::Mapping>>,
+    /// Keep the key of every compared object pair in [`DiffResult::compared_keys`]
+    /// (default false: only the CLI's JUnit output needs them).
+    pub keep_compared: bool,
 }
 
 impl Default for Options {
@@ -139,6 +142,7 @@ impl Default for Options {
             expected: Arc::default(),
             show_expected: false,
             mapping: None,
+            keep_compared: false,
         }
     }
 }
@@ -152,6 +156,9 @@ pub struct DiffResult {
     pub suppressed: Suppressed,
     /// Object pairs compared.
     pub compared: usize,
+    /// With [`Options::keep_compared`]: the (live) keys of the compared pairs, sorted;
+    /// else empty.
+    pub compared_keys: Vec<ResourceKey>,
     /// Desired objects not checked because the live side could not read their kind.
     pub unknown: Vec<ResourceKey>,
     /// What the comparison wants said once, not per drift: kinds compared without a
@@ -173,6 +180,7 @@ pub struct Partial {
     drifts: Vec<Drift>,
     suppressed: Suppressed,
     compared: usize,
+    compared_keys: Vec<ResourceKey>,
     seen: Vec<ResourceKey>,
     notes: Vec<String>,
 }
@@ -348,9 +356,12 @@ impl<'a> Comparison<'a> {
             seen: live.iter().map(|(k, _)| k.borrow().clone()).collect(),
             ..Partial::default()
         };
-        for (drift, sup, compared, alias) in per_object {
+        for ((drift, sup, compared, alias), (k, _)) in per_object.into_iter().zip(live) {
             p.suppressed.add(&sup);
             p.compared += usize::from(compared);
+            if compared && self.opts.keep_compared {
+                p.compared_keys.push(k.borrow().clone());
+            }
             p.drifts.extend(drift);
             if let Some(dkey) = alias {
                 p.notes.push(dropped_namespace_note(dkey));
@@ -374,6 +385,7 @@ impl<'a> Comparison<'a> {
             result.drifts.extend(p.drifts);
             result.suppressed.add(&p.suppressed);
             result.compared += p.compared;
+            result.compared_keys.extend(p.compared_keys);
             seen.extend(p.seen);
             notes.extend(p.notes);
         }
@@ -419,6 +431,7 @@ impl<'a> Comparison<'a> {
             }
         }
         sort_drifts(&mut result.drifts);
+        result.compared_keys.sort();
         result.notes = self.schemas.notes();
         result.notes.extend(notes);
         result
@@ -827,6 +840,7 @@ fn field_change(key: &ResourceKey, c: RawChange) -> FieldChange {
         note: c.note,
         expected: c.expected,
         finding: None,
+        line: None,
     }
 }
 

@@ -24,7 +24,7 @@ fn origin(o: &Origin) -> Value {
 
 fn change(c: &FieldChange) -> Value {
     let a = c.attribution.as_ref();
-    json!({
+    let mut v = json!({
         "path": c.path,
         "field": c.field,
         "op": c.op.as_str(),
@@ -40,7 +40,13 @@ fn change(c: &FieldChange) -> Value {
         "note": c.note,
         "expected": c.expected,
         "finding": c.finding,
-    })
+    });
+    // Only when known (plain YAML manifests): the line of the field in the drift's
+    // `origin.file`.
+    if let (Some(line), Some(m)) = (c.line, v.as_object_mut()) {
+        m.insert("line".into(), json!(line));
+    }
+    v
 }
 
 /// One drift as JSON (also used by other outputs that embed drifts).

@@ -62,9 +62,10 @@ pub fn render(rep: &Report<'_>) -> String {
                     .as_ref()
                     .map(|a| format!("{} ({})", a.manager, c.cause))
                     .unwrap_or_else(|| c.cause.to_string());
+                let at = c.line.map(|n| format!(" (line {n})")).unwrap_or_default();
                 let _ = writeln!(
                     out,
-                    "| `{}` | {} | {} | {} | {} | {} | {} |",
+                    "| `{}`{at} | {} | {} | {} | {} | {} | {} |",
                     cell(&c.field),
                     c.op.as_str(),
                     cell(&inline_value(&c.desired, 60)),

@@ -1,9 +1,11 @@
 //! Renderers: a comparison result as a terminal table, JSON (schema `envdrift.diff/v1`,
-//! documented in docs/json-schema.md) or Markdown. Renderers consume drifts; they never
-//! compute them.
+//! documented in docs/json-schema.md), Markdown, SARIF 2.1.0 (code scanning) or JUnit XML
+//! (CI test reports; see docs/ci.md). Renderers consume drifts; they never compute them.
 
 pub mod json;
+pub mod junit;
 pub mod markdown;
+pub mod sarif;
 pub mod table;
 
 use std::collections::BTreeMap;

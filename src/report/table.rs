@@ -193,10 +193,12 @@ pub fn render(rep: &Report<'_>, opts: TableOptions) -> String {
                     .as_ref()
                     .map(|a| format!(" · {}", a.manager))
                     .unwrap_or_default();
+                let at = c.line.map(|n| format!(" (line {n})")).unwrap_or_default();
                 let _ = writeln!(
                     out,
-                    "    {mark} {}  {}  {}",
+                    "    {mark} {}{}  {}  {}",
                     c.field,
+                    p.dim(&at),
                     values,
                     p.dim(&format!(
                         "[{} {} · {}{}]",

@@ -12,12 +12,16 @@
 //! - **mapping**: comparing environments, `from` objects are mapped into `to`'s names
 //!   (`compare.mapping`) before comparing;
 //! - **adopt patches**: desired sides read from Git get adopt-into-Git patches;
+//! - **field lines**: the changes of drifted objects from plain YAML manifests get the
+//!   line of their field ([`lines`]);
 //! - **fingerprints**: [`crate::diff::fingerprint`], a function of the resource key, the
 //!   paths and both values only (never of how the sides are named);
 //! - **trust**: a side that could not be read makes the outcome [`Trust::Failed`]; input
 //!   errors or unknown scopes make it [`Trust::Partial`], and then drifts that could be
 //!   artefacts of what was not read (`missing` when `to` is incomplete, `unmanaged` when
 //!   `from` is) are left out: they are neither reported nor resolved.
+
+mod lines;
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -87,6 +91,10 @@ pub struct Job<'a> {
     /// timed out or whose client left): the run stops at its next check (between stages
     /// and between batches of objects) with [`RunError::Cancelled`].
     pub cancel: Option<&'a std::sync::atomic::AtomicBool>,
+    /// Keep the key of every compared pair ([`DiffResult::compared_keys`]): set by the CLI
+    /// for JUnit output (a test case per compared object); the daemon and the API leave it
+    /// off and do not pay for it.
+    pub keep_compared: bool,
 }
 
 impl<'a> Job<'a> {
@@ -101,6 +109,7 @@ impl<'a> Job<'a> {
             on_file: None,
             hash_to: false,
             cancel: None,
+            keep_compared: false,
         }
     }
 }
@@ -261,6 +270,7 @@ pub fn options(job: &Job<'_>) -> Options {
         opts.unmanaged.enabled = false;
     }
     opts.show_expected = job.overrides.show_expected;
+    opts.keep_compared = job.keep_compared;
     opts
 }
 
@@ -413,6 +423,7 @@ pub fn run(job: &Job<'_>) -> Outcome {
         }
         _ => false,
     };
+    lines::attach(&mut result, from_loaded);
     let from = SideOut {
         name: job.from.name.clone(),
         meta: clone_meta(&from_snap),

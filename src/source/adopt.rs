@@ -430,6 +430,63 @@ impl<'a> Doc<'a> {
     }
 }
 
+/// The 1-based line of the field at JSON Pointer `pointer` in the object whose document
+/// (or `kind: List` item) starts at 1-based `first_line` of a file's `lines` (the text split
+/// at `\n`, once per file): the line of its key or list item; for a field the text does not
+/// have (a live-only field), the line of its deepest existing ancestor. `None` when the
+/// object is not block YAML (JSON, flow style).
+///
+/// Uses the same block-YAML walker as the adopt edits, so it reads what they edit.
+pub(crate) fn field_line(lines: &[&str], first_line: usize, pointer: &str) -> Option<usize> {
+    let doc = Doc::new(lines, first_line.saturating_sub(1));
+    let mut node = doc.object_root()?;
+    let mut at = node.line;
+    for t in tokens(pointer) {
+        if node.seq {
+            let Ok(i) = t.parse::<usize>() else {
+                break;
+            };
+            let Ok((head, _, content)) = doc.item(node, i) else {
+                break;
+            };
+            at = head;
+            node = content;
+        } else {
+            let Some(line) = doc.find_key(node, &t) else {
+                break;
+            };
+            at = line;
+            match doc.child(line, node.col, node.end) {
+                Ok(child) => node = child,
+                // A scalar or flow value: nothing deeper to find.
+                Err(_) => break,
+            }
+        }
+    }
+    Some(at + 1)
+}
+
+impl Doc<'_> {
+    /// The object's mapping: the document's root, or the content of the list item that
+    /// starts the range (an object of a `kind: List` dump).
+    fn object_root(&self) -> Option<Node> {
+        let first = (self.start..self.end).find(|&i| significant(self.lines[i]))?;
+        let l = self.lines[first];
+        let t = l.trim_start();
+        if t == "-" || t.starts_with("- ") {
+            let seq = Node {
+                line: first,
+                col: indent(l),
+                end: self.end,
+                seq: true,
+            };
+            let (_, _, content) = self.item(seq, 0).ok()?;
+            return (!content.seq).then_some(content);
+        }
+        self.root().ok()
+    }
+}
+
 /// Drops trailing blank and comment lines from a block's range.
 fn trim_trailing(lines: &[&str], start: usize, mut end: usize) -> usize {
     while end > start + 1 && !significant(lines[end - 1]) {
@@ -962,6 +1019,90 @@ mod tests {
         assert_eq!(scalar(&json!("registry/api:1.4.3")), "registry/api:1.4.3");
         assert_eq!(scalar(&json!("1.4.3")), "1.4.3");
         assert_eq!(scalar(&json!(3)), "3");
+    }
+
+    fn field_line(text: &str, first_line: usize, pointer: &str) -> Option<usize> {
+        let lines: Vec<&str> = text.split('\n').collect();
+        super::field_line(&lines, first_line, pointer)
+    }
+
+    #[test]
+    fn field_lines_in_documents_and_list_items() {
+        let text = "\
+# first
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: a
+data:
+  k: v
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  template:
+    spec:
+      containers:
+        - name: side
+          image: side:1
+        - name: web
+          # the image
+          image: web:1.4.2
+          ports: [{containerPort: 80}]
+";
+        // 2nd document, 2nd container's image
+        let p = "/spec/template/spec/containers/1/image";
+        assert_eq!(field_line(text, 8, p), Some(22));
+        assert_eq!(field_line(text, 9, p), Some(22));
+        assert_eq!(field_line(text, 9, "/spec/replicas"), Some(14));
+        // absent: the deepest existing ancestor
+        assert_eq!(
+            field_line(text, 9, "/spec/template/spec/containers/1/resources"),
+            Some(20)
+        );
+        assert_eq!(
+            field_line(text, 9, "/spec/template/spec/containers/-"),
+            Some(17)
+        );
+        // inside a flow value: the key holding it
+        assert_eq!(
+            field_line(
+                text,
+                9,
+                "/spec/template/spec/containers/1/ports/0/containerPort"
+            ),
+            Some(23)
+        );
+        // the first document, from its comment line
+        assert_eq!(field_line(text, 1, "/data/k"), Some(7));
+        assert_eq!(field_line(text, 1, "/data/other"), Some(6));
+        assert_eq!(field_line(text, 1, ""), Some(2));
+        // JSON is not located
+        assert_eq!(field_line("{\"a\": {\"b\": 1}}", 1, "/a/b"), None);
+        // a kind: List item
+        let list = "\
+apiVersion: v1
+kind: List
+items:
+  - apiVersion: v1
+    kind: ConfigMap
+    metadata:
+      name: a
+    data:
+      k: v
+  - apiVersion: v1
+    kind: ConfigMap
+    metadata:
+      name: b
+    data:
+      k: w
+";
+        assert_eq!(field_line(list, 4, "/data/k"), Some(9));
+        assert_eq!(field_line(list, 10, "/data/k"), Some(15));
+        assert_eq!(field_line(list, 10, "/metadata/labels"), Some(12));
     }
 
     #[test]
