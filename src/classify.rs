@@ -33,6 +33,14 @@ pub struct SeverityRule {
     /// object's labels, or the live object's when there is no desired one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<crate::pattern::LabelSelector>,
+    /// The same in the selector string syntax (`app=web,tier in (a,b),!legacy`); with
+    /// `selector` too, an object must match both.
+    #[serde(
+        default,
+        rename = "labelSelector",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub label_selector: Option<String>,
     /// JSON Pointer pattern of the field (`/spec/replicas`, `**/image`). Either `path` or
     /// `drift` must be set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -479,6 +487,12 @@ pub enum RuleError {
     PathOrDrift { index: usize },
     #[error("severity_rules[{index}]: `drift` must be `missing` or `unmanaged`")]
     BadDrift { index: usize },
+    #[error("severity_rules[{index}].{field}: {message}")]
+    BadSelector {
+        index: usize,
+        field: &'static str,
+        message: String,
+    },
 }
 
 fn selector(group: &str, kind: &str) -> ObjectSelector {
@@ -515,10 +529,19 @@ impl Classifier {
         let mut fields = Vec::new();
         let mut kinds = Vec::new();
         for (index, r) in user.iter().enumerate() {
+            let labels = crate::pattern::LabelSelector::combine(
+                r.selector.as_ref(),
+                r.label_selector.as_deref(),
+            )
+            .map_err(|(field, message)| RuleError::BadSelector {
+                index,
+                field,
+                message,
+            })?;
             match (&r.path, r.drift) {
                 (Some(p), None) => fields.push(FieldRule {
                     select: r.selector(),
-                    labels: r.selector.clone(),
+                    labels,
                     path: PathPattern::parse(p)
                         .map_err(|source| RuleError::BadPath { index, source })?,
                     category: r.category,
@@ -527,7 +550,7 @@ impl Classifier {
                 (None, Some(DriftType::Modified)) => return Err(RuleError::BadDrift { index }),
                 (None, Some(drift)) => kinds.push(KindRule {
                     select: r.selector(),
-                    labels: r.selector.clone(),
+                    labels,
                     drift,
                     severity: r.severity,
                 }),
@@ -892,6 +915,7 @@ mod tests {
                 namespace: None,
                 name: None,
                 selector: None,
+                label_selector: None,
                 path: Some("/spec/replicas".into()),
                 drift: None,
                 category: None,
@@ -903,6 +927,7 @@ mod tests {
                 namespace: None,
                 name: None,
                 selector: None,
+                label_selector: None,
                 path: None,
                 drift: Some(DriftType::Unmanaged),
                 category: None,
@@ -925,6 +950,7 @@ mod tests {
             namespace: None,
             name: None,
             selector: None,
+            label_selector: None,
             path: None,
             drift: None,
             category: None,

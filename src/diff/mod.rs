@@ -23,6 +23,7 @@ pub mod compare;
 pub mod defaults;
 pub mod envmap;
 pub mod ignore;
+pub mod jq;
 pub mod managed;
 pub mod normalize;
 pub mod patch;
@@ -295,7 +296,13 @@ impl<'a> Comparison<'a> {
     {
         self.schemas
             .add_crds(live.iter().map(|(k, o)| (k.borrow(), o.borrow())));
-        type PerObject<'k> = (Option<Drift>, Suppressed, bool, Option<&'k ResourceKey>);
+        type PerObject<'k> = (
+            Option<Drift>,
+            Suppressed,
+            bool,
+            Option<&'k ResourceKey>,
+            Vec<String>,
+        );
         let per_object: Vec<PerObject<'a>> = live
             .par_iter()
             .map(|(k, l)| {
@@ -304,18 +311,19 @@ impl<'a> Comparison<'a> {
                 let narrowed = self.opts_for(desired.map_or(l, |(d, _)| d));
                 let opts: &Options = &narrowed;
                 if opts.ignore.ignores_object(key) {
-                    return (None, Suppressed::default(), false, None);
+                    return (None, Suppressed::default(), false, None, Vec::new());
                 }
                 match desired {
                     // Comparing environments, objects owned by a controller (a CronJob's
                     // Jobs, ReplicaSets) follow their owner: compare the owners only.
                     Some((d, alias)) if opts.symmetric && (d.is_owned() || l.is_owned()) => {
-                        (None, Suppressed::default(), false, alias)
+                        (None, Suppressed::default(), false, alias, Vec::new())
                     }
                     Some((d, alias)) => {
                         let schema = self.schemas.get(&key.group, &key.kind);
-                        let (drift, sup) = modified_drift(key, d, l, opts, &schema);
-                        (drift, sup, true, alias)
+                        let mut notes = Vec::new();
+                        let (drift, sup) = modified_drift(key, d, l, opts, &schema, &mut notes);
+                        (drift, sup, true, alias, notes)
                     }
                     None => {
                         let unmanaged = opts.unmanaged.enabled
@@ -326,6 +334,7 @@ impl<'a> Comparison<'a> {
                             Suppressed::default(),
                             false,
                             None,
+                            Vec::new(),
                         )
                     }
                 }
@@ -335,7 +344,8 @@ impl<'a> Comparison<'a> {
             seen: live.iter().map(|(k, _)| k.borrow().clone()).collect(),
             ..Partial::default()
         };
-        for (drift, sup, compared, alias) in per_object {
+        for (drift, sup, compared, alias, notes) in per_object {
+            p.notes.extend(notes);
             p.suppressed.add(&sup);
             p.compared += usize::from(compared);
             p.drifts.extend(drift);
@@ -637,6 +647,7 @@ fn modified_drift(
     l: &Object,
     opts: &Options,
     schema: &crate::diff::schema::KindSchema,
+    notes: &mut Vec<String>,
 ) -> (Option<Drift>, Suppressed) {
     // Subtrees a controller computes from the object itself are compared on neither side.
     let computed = computed_subtrees(key, &d.value);
@@ -654,7 +665,19 @@ fn modified_drift(
         v
     });
     let d_value = defaulted.as_ref().unwrap_or(d_raw);
+    // Argo CD's jqPathExpressions: what they select is deleted from both sides.
+    let mut jq_ignored = 0;
+    let jq_stripped = opts
+        .ignore
+        .has_jq()
+        .then(|| strip_jq(key, opts, d_value, l_value, notes, &mut jq_ignored))
+        .flatten();
+    let (d_value, l_value, d_raw) = match &jq_stripped {
+        Some((dv, lv)) => (dv, lv, dv),
+        None => (d_value, l_value, d_raw),
+    };
     let mut diff = compare_with_schema(key, d_value, l_value, opts, &schema.node);
+    diff.suppressed.ignored += jq_ignored;
     let expected = diff.changes.iter().filter(|c| c.expected).count();
     if !opts.show_expected {
         diff.suppressed.expected += expected;
@@ -740,6 +763,55 @@ fn modified_drift(
         },
     };
     (Some(drift), diff.suppressed)
+}
+
+/// Both sides without what the jq expressions of the ignore rules selecting `key` select
+/// (each rule in turn, on the result of the one before, as Argo CD applies them), or None
+/// when no expression selects anything. `ignored` counts the removed fields whose values
+/// differed. An expression stopped by its bounds is not applied to the object, and a note
+/// names the rule and the object.
+fn strip_jq(
+    key: &ResourceKey,
+    opts: &Options,
+    d: &Value,
+    l: &Value,
+    notes: &mut Vec<String>,
+    ignored: &mut usize,
+) -> Option<(Value, Value)> {
+    let mut out: Option<(Value, Value)> = None;
+    for rule in opts.ignore.jq_for(key) {
+        let (dv, lv) = out.as_ref().map_or((d, l), |(a, b)| (a, b));
+        let (dp, lp) = match (rule.path.paths(dv), rule.path.paths(lv)) {
+            (Ok(dp), Ok(lp)) => (dp.unwrap_or_default(), lp.unwrap_or_default()),
+            (Err(stop), _) | (_, Err(stop)) => {
+                let object = match &key.namespace {
+                    Some(ns) => format!("{} {ns}/{}", key.kind, key.name),
+                    None => format!("{} {}", key.kind, key.name),
+                };
+                notes.push(format!(
+                    "{}: `{}` on {object}: {stop}; not applied to this object",
+                    rule.key,
+                    rule.path.as_str()
+                ));
+                continue;
+            }
+        };
+        if dp.is_empty() && lp.is_empty() {
+            continue;
+        }
+        let mut seen = std::collections::HashSet::new();
+        *ignored += dp
+            .iter()
+            .chain(lp.iter())
+            .filter(|p| seen.insert(*p))
+            .filter(|p| jq::get_path(dv, p) != jq::get_path(lv, p))
+            .count();
+        let (mut dn, mut ln) = (dv.clone(), lv.clone());
+        jq::delete_paths(&mut dn, dp);
+        jq::delete_paths(&mut ln, lp);
+        out = Some((dn, ln));
+    }
+    out
 }
 
 /// The change that speaks for a drift: the most severe non-expected one; among equals a
