@@ -599,6 +599,9 @@ pub struct Suppressed {
     pub server_set: usize,
     /// Differences matched by expected-divergence rules (environment comparisons).
     pub expected: usize,
+    /// Objects that Argo CD or Flux annotations say not to report (IgnoreExtraneous,
+    /// `ssa: Ignore`/`IfNotPresent`, `reconcile: disabled`; see [`crate::diff::gitops`]).
+    pub annotated: usize,
 }
 
 impl Suppressed {
@@ -608,5 +611,6 @@ impl Suppressed {
         self.ignored += other.ignored;
         self.server_set += other.server_set;
         self.expected += other.expected;
+        self.annotated += other.annotated;
     }
 }

@@ -301,3 +301,106 @@ fn looping_jq_expressions_are_stopped_with_a_note() {
         r.notes
     );
 }
+
+fn config_map(name: &str, annotations: &str, data: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: shop\n  annotations: {{{annotations}}}\ndata: {{k: '{data}'}}\n---\n"
+    )
+}
+
+#[test]
+fn argo_ignore_extraneous_hides_a_live_object_not_in_git() {
+    let git = deployment("web", "shop", 2, &[]);
+    for (annotation, hidden) in [
+        ("", false),
+        ("'argocd.argoproj.io/compare-options': IgnoreExtraneous", true),
+        (
+            "'argocd.argoproj.io/compare-options': 'ServerSideDiff=true, IgnoreExtraneous'",
+            true,
+        ),
+        ("'argocd.argoproj.io/compare-options': ServerSideDiff=true", false),
+    ] {
+        let cluster = git.clone() + &config_map("generated-abc12", annotation, "v");
+        let r = run("{}", &git, &cluster);
+        if hidden {
+            assert!(r.drifts.is_empty(), "{annotation}: {:#?}", r.drifts);
+            assert_eq!(r.suppressed.annotated, 1, "{annotation}");
+        } else {
+            assert_eq!(drifted(&r), ["ConfigMap/generated-abc12"], "{annotation}");
+            assert_eq!(r.suppressed.annotated, 0);
+        }
+    }
+    // It does not hide differences of an object that is in Git.
+    let git = git + &config_map("settings", "'argocd.argoproj.io/compare-options': IgnoreExtraneous", "a");
+    let cluster = git.replace("k: 'a'", "k: 'b'");
+    assert_eq!(drifted(&run("{}", &git, &cluster)), ["ConfigMap/settings"]);
+}
+
+#[test]
+fn argo_prune_false_keeps_reporting_at_info_with_a_note() {
+    use envdrift::model::{DriftType, Severity};
+    let git = deployment("web", "shop", 2, &[]);
+    let plain = run("{}", &git, &(git.clone() + &config_map("old", "", "v")));
+    assert_ne!(plain.drifts[0].severity, Severity::Info);
+    let cluster = git.clone()
+        + &config_map(
+            "old",
+            "'argocd.argoproj.io/sync-options': 'ServerSideApply=true,Prune=false'",
+            "v",
+        );
+    let r = run("{}", &git, &cluster);
+    assert_eq!(drifted(&r), ["ConfigMap/old"]);
+    let d = &r.drifts[0];
+    assert_eq!(d.drift_type, DriftType::Unmanaged);
+    assert_eq!(d.severity, Severity::Info);
+    let note = d.remedy.note.as_deref().unwrap_or("");
+    assert!(note.contains("Prune=false"), "{note}");
+    assert!(note.contains("will not delete it"), "{note}");
+    // `Prune=confirm` is not `Prune=false`.
+    let confirm = git.clone()
+        + &config_map("old", "'argocd.argoproj.io/sync-options': Prune=confirm", "v");
+    assert_ne!(run("{}", &git, &confirm).drifts[0].severity, Severity::Info);
+}
+
+#[test]
+fn flux_ssa_ignore_is_never_drift() {
+    let ignore = "'kustomize.toolkit.fluxcd.io/ssa': Ignore";
+    let base = deployment("web", "shop", 2, &[]);
+    // In the manifest: live differences are not reported.
+    let git = base.clone() + &config_map("flags", ignore, "a");
+    let cluster = base.clone() + &config_map("flags", ignore, "b");
+    let r = run("{}", &git, &cluster);
+    assert!(r.drifts.is_empty(), "{:#?}", r.drifts);
+    assert_eq!(r.suppressed.annotated, 1);
+    // Nor its absence: Flux does not create it.
+    let r = run("{}", &git, &base);
+    assert!(r.drifts.is_empty(), "{:#?}", r.drifts);
+    assert_eq!(r.suppressed.annotated, 1);
+    // Set on the live object only, it counts too (Flux checks the in-cluster object).
+    let git = base.clone() + &config_map("flags", "", "a");
+    let r = run("{}", &git, &cluster);
+    assert!(r.drifts.is_empty(), "{:#?}", r.drifts);
+    // reconcile: disabled, on the live object, means the same.
+    let disabled = base.clone()
+        + &config_map("flags", "'kustomize.toolkit.fluxcd.io/reconcile': disabled", "b");
+    assert!(run("{}", &git, &disabled).drifts.is_empty());
+    // Without it, the change is drift.
+    let other = base.clone() + &config_map("flags", "", "b");
+    assert_eq!(drifted(&run("{}", &git, &other)), ["ConfigMap/flags"]);
+}
+
+#[test]
+fn flux_ssa_if_not_present_reports_only_missing() {
+    use envdrift::model::DriftType;
+    let once = "'kustomize.toolkit.fluxcd.io/ssa': IfNotPresent";
+    let base = deployment("web", "shop", 2, &[]);
+    let git = base.clone() + &config_map("ca", once, "a");
+    // Changed after creation (cert-manager rotated it): not drift.
+    let r = run("{}", &git, &(base.clone() + &config_map("ca", once, "rotated")));
+    assert!(r.drifts.is_empty(), "{:#?}", r.drifts);
+    assert_eq!(r.suppressed.annotated, 1);
+    // Gone: missing, Flux would create it again.
+    let r = run("{}", &git, &base);
+    assert_eq!(drifted(&r), ["ConfigMap/ca"]);
+    assert_eq!(r.drifts[0].drift_type, DriftType::Missing);
+}

@@ -22,6 +22,7 @@
 pub mod compare;
 pub mod defaults;
 pub mod envmap;
+pub mod gitops;
 pub mod ignore;
 pub mod jq;
 pub mod managed;
@@ -319,6 +320,19 @@ impl<'a> Comparison<'a> {
                     Some((d, alias)) if opts.symmetric && (d.is_owned() || l.is_owned()) => {
                         (None, Suppressed::default(), false, alias, Vec::new())
                     }
+                    // Flux will not override it (ssa: Ignore / IfNotPresent, reconcile:
+                    // disabled): its differences are not drift Flux would correct.
+                    Some((d, alias))
+                        if !opts.symmetric
+                            && gitops::flux_policy(&[Some(&d.value), Some(&l.value)])
+                                != gitops::FluxPolicy::Apply =>
+                    {
+                        let sup = Suppressed {
+                            annotated: 1,
+                            ..Suppressed::default()
+                        };
+                        (None, sup, true, alias, Vec::new())
+                    }
                     Some((d, alias)) => {
                         let schema = self.schemas.get(&key.group, &key.kind);
                         let mut notes = Vec::new();
@@ -329,9 +343,19 @@ impl<'a> Comparison<'a> {
                         let unmanaged = opts.unmanaged.enabled
                             && !l.is_owned()
                             && self.scope.watches(key, &l.value);
+                        // Argo CD's IgnoreExtraneous, Flux's ssa: Ignore: not reported.
+                        let annotated = unmanaged
+                            && !opts.symmetric
+                            && (gitops::argo_ignore_extraneous(&l.value)
+                                || gitops::flux_policy(&[Some(&l.value)])
+                                    == gitops::FluxPolicy::Ignore);
+                        let sup = Suppressed {
+                            annotated: usize::from(annotated),
+                            ..Suppressed::default()
+                        };
                         (
-                            unmanaged.then(|| unmanaged_drift(key, l, opts)),
-                            Suppressed::default(),
+                            (unmanaged && !annotated).then(|| unmanaged_drift(key, l, opts)),
+                            sup,
                             false,
                             None,
                             Vec::new(),
@@ -382,6 +406,13 @@ impl<'a> Comparison<'a> {
             // Comparing environments, `from` is a live dump too: objects owned by others
             // (ReplicaSets, Pods) and system objects are not expected elsewhere.
             if self.opts.symmetric && (d.is_owned() || self.scope.excluded(key, &d.value)) {
+                continue;
+            }
+            // Flux does not create what it ignores (ssa: Ignore, reconcile: disabled).
+            if !self.opts.symmetric
+                && gitops::flux_policy(&[Some(&d.value)]) == gitops::FluxPolicy::Ignore
+            {
+                result.suppressed.annotated += 1;
                 continue;
             }
             if live_unknown.iter().any(|u| u.covers(key)) {
@@ -1023,8 +1054,17 @@ fn unmanaged_drift(key: &ResourceKey, l: &Object, opts: &Options) -> Drift {
     let by = creator
         .map(|m| format!(" (created by {m})"))
         .unwrap_or_default();
+    // Argo CD's Prune=false: still out of sync in Argo CD, but kept on purpose.
+    let no_prune = !opts.symmetric && gitops::argo_no_prune(&l.value);
+    let severity = if no_prune { Severity::Info } else { severity };
     let note = if opts.symmetric {
         format!("{key} exists in {} only{by}", opts.pair.1)
+    } else if no_prune {
+        format!(
+            "not in the desired state{by}; {}: Prune=false: Argo CD keeps it and will not delete it (add {}: IgnoreExtraneous to stop reporting it)",
+            gitops::ARGO_SYNC_OPTIONS,
+            gitops::ARGO_COMPARE_OPTIONS
+        )
     } else {
         format!("not in the desired state{by}: adopt it into Git, or delete it")
     };
