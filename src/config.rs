@@ -29,6 +29,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+mod yaml;
+
 use crate::classify::{Classifier, ManagerClasses, RuleError, SeverityRule};
 use crate::diff::envmap::{Mapping, MappingConfig};
 use crate::diff::ignore::{IgnoreRule, IgnoreSet};
@@ -558,6 +560,15 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
+    /// A semantic problem at the position of its key in the file.
+    #[error("{path}:{line}:{column}: {key}: {message}")]
+    Located {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        key: String,
+        message: String,
+    },
 }
 
 impl Config {
@@ -575,7 +586,54 @@ impl Config {
                 source,
             }]
         })?;
-        let mut cfg = Config::parse(&text, path).map_err(|e| vec![e])?;
+        Config::parse_all(&text, path)
+    }
+
+    /// Parses and validates config text, collecting every problem: each schema error
+    /// (unknown key, wrong type) with its line and column, then every semantic problem
+    /// of what parses, at the line and column of its key (see `config/yaml.rs`).
+    ///
+    /// # Errors
+    /// All the problems, in file order.
+    pub fn parse_all(text: &str, path: &Path) -> Result<Config, Vec<ConfigError>> {
+        let index = yaml::Index::new(text);
+        let mut blanked = yaml::Blanked::new(&index, text);
+        let mut problems: Vec<ConfigError> = Vec::new();
+        let mut last: Option<(usize, usize)> = None;
+        // Each round cuts a rule or a section out: at most one round per line.
+        let mut cfg = None;
+        for _ in 0..=text.lines().count() {
+            match Config::parse(&blanked.text, path) {
+                Ok(c) => {
+                    cfg = Some(c);
+                    break;
+                }
+                Err(e) => {
+                    let ConfigError::Parse { line, column, .. } = &e else {
+                        problems.push(e);
+                        break;
+                    };
+                    let (line, column) = (*line, *column);
+                    if line == 0 || last == Some((line, column)) {
+                        problems.push(e);
+                        break;
+                    }
+                    last = Some((line, column));
+                    // An error caused by an earlier cut (an emptied list) is not reported;
+                    // its section goes whole.
+                    let derived = blanked.already_reported(line);
+                    if !derived {
+                        problems.push(e);
+                    }
+                    if !blanked.cut(line, derived) {
+                        break;
+                    }
+                }
+            }
+        }
+        let Some(mut cfg) = cfg else {
+            return Err(problems);
+        };
         // Sink secret and CA files are relative to the config file, like every other path
         // in it (not to wherever the daemon was started).
         let base = path
@@ -585,12 +643,41 @@ impl Config {
         for sink in &mut cfg.alerts.sinks {
             sink.resolve_relative(base);
         }
-        let problems = cfg.validate(path);
-        if problems.is_empty() {
-            Ok(cfg)
-        } else {
-            Err(problems)
+        // References to what was cut out would only repeat its error.
+        let cut_refs = ["environments", "comparisons", "alerts"]
+            .iter()
+            .any(|s| blanked.touched(s));
+        for p in cfg.validate(path) {
+            let ConfigError::Invalid { path, key, message } = p else {
+                problems.push(p);
+                continue;
+            };
+            if cut_refs && message.starts_with("unknown ") {
+                continue;
+            }
+            let key = blanked.original_key(&key);
+            problems.push(match index.position(&key) {
+                Some((line, column)) => ConfigError::Located {
+                    path,
+                    line,
+                    column,
+                    key,
+                    message,
+                },
+                None => ConfigError::Invalid { path, key, message },
+            });
         }
+        if problems.is_empty() {
+            return Ok(cfg);
+        }
+        let at = |e: &ConfigError| match e {
+            ConfigError::Parse { line, column, .. } | ConfigError::Located { line, column, .. } => {
+                (*line, *column)
+            }
+            _ => (usize::MAX, 0),
+        };
+        problems.sort_by_key(at);
+        Err(problems)
     }
 
     /// Parses config text (no validation beyond the schema).
@@ -600,9 +687,12 @@ impl Config {
             let loc = e.without_snippet().location();
             let rendered = e.without_snippet().to_string();
             let first = rendered.lines().next().unwrap_or("").to_string();
-            let message = first
+            let mut message = first
                 .find(" at line ")
                 .map_or(first.clone(), |i| first[..i].to_string());
+            if let Some(s) = yaml::suggestion(&message) {
+                message.push_str(&format!(" (did you mean `{s}`?)"));
+            }
             ConfigError::Parse {
                 path: path.to_path_buf(),
                 line: loc.map_or(0, |l| l.line() as usize),
