@@ -240,12 +240,15 @@ impl<'a> Comparison<'a> {
         }
     }
 
-    /// `opts` with its ignore and severity rules narrowed to one object's labels, when
+    /// `opts` with its ignore, severity and expected-divergence rules narrowed to one object's labels, when
     /// some rule selects objects by label (else `opts` itself, at no cost). Narrowed sets
     /// are built once per combination of matching label rules.
     fn opts_for(&self, obj: &Object) -> std::borrow::Cow<'a, Options> {
         let opts = self.opts;
-        if !opts.ignore.has_label_rules() && !opts.classifier.has_label_rules() {
+        if !opts.ignore.has_label_rules()
+            && !opts.classifier.has_label_rules()
+            && !opts.expected.has_label_rules()
+        {
             return std::borrow::Cow::Borrowed(opts);
         }
         let labels = obj
@@ -254,6 +257,7 @@ impl<'a> Comparison<'a> {
             .and_then(Value::as_object);
         let mut matched = opts.ignore.label_matches(labels);
         matched.extend(opts.classifier.label_matches(labels));
+        matched.extend(opts.expected.label_matches(labels));
         let mut cache = self
             .narrowed
             .lock()
@@ -264,6 +268,7 @@ impl<'a> Comparison<'a> {
                 let mut o = opts.clone();
                 o.ignore = Arc::new(opts.ignore.for_labels(labels));
                 o.classifier = Arc::new(opts.classifier.for_labels(labels));
+                o.expected = Arc::new(opts.expected.for_labels(labels));
                 Arc::new(o)
             })
             .clone();
