@@ -793,7 +793,9 @@ pub fn promotion(key: &ResourceKey, c: &mut crate::model::FieldChange, from: &st
             (
                 "differs",
                 S::Medium,
-                format!("{from} and {to} both run tag {x} but different digests (the tag was pushed again)"),
+                format!(
+                    "{from} and {to} both run tag {x} but different digests (the tag was pushed again)"
+                ),
             )
         } else {
             let tags = ia.tag.as_deref().zip(ib.tag.as_deref());
@@ -1094,11 +1096,31 @@ mod tests {
                 "repository-differs",
                 S::High,
             ),
-            ("localhost:5000/app", "localhost:5000/app:2.0", "differs", S::Medium),
+            (
+                "localhost:5000/app",
+                "localhost:5000/app:2.0",
+                "differs",
+                S::Medium,
+            ),
             // Docker Hub's library/ images, however written, are one repository.
-            ("nginx:1.25.3", "docker.io/library/nginx:1.26.0", "hotfix-not-in-from", S::High),
-            ("library/nginx:1.26", "index.docker.io/library/nginx:1.25", "promotion-pending", S::Medium),
-            ("nginx:1.25", "docker.io/bitnami/nginx:1.25", "repository-differs", S::High),
+            (
+                "nginx:1.25.3",
+                "docker.io/library/nginx:1.26.0",
+                "hotfix-not-in-from",
+                S::High,
+            ),
+            (
+                "library/nginx:1.26",
+                "index.docker.io/library/nginx:1.25",
+                "promotion-pending",
+                S::Medium,
+            ),
+            (
+                "nginx:1.25",
+                "docker.io/bitnami/nginx:1.25",
+                "repository-differs",
+                S::High,
+            ),
             // Digest only: not comparable as versions.
             (DA, DB, "differs", S::Medium),
             // Tag and digest: the same digest is the same image, whatever the tag says.

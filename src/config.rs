@@ -715,11 +715,7 @@ impl Config {
             crate::diff::jq::Limits::default()
         });
         if let Err(problems) = IgnoreSet::compile(&self.ignore, "ignore", 0, limits) {
-            out.extend(
-                problems
-                    .into_iter()
-                    .map(|p| invalid(p.key, p.message)),
-            );
+            out.extend(problems.into_iter().map(|p| invalid(p.key, p.message)));
         }
         for (i, r) in self.severity_rules.iter().enumerate() {
             if let Err((field, problem)) = crate::pattern::LabelSelector::combine(
@@ -753,14 +749,13 @@ impl Config {
                 out.push(invalid("compare.mapping".into(), e.to_string()));
             }
         }
-        if let Err(problems) =
-            IgnoreSet::compile(&self.compare.expected.rules, "compare.expected.rules", 0, limits)
-        {
-            out.extend(
-                problems
-                    .into_iter()
-                    .map(|p| invalid(p.key, p.message)),
-            );
+        if let Err(problems) = IgnoreSet::compile(
+            &self.compare.expected.rules,
+            "compare.expected.rules",
+            0,
+            limits,
+        ) {
+            out.extend(problems.into_iter().map(|p| invalid(p.key, p.message)));
         }
         for (i, r) in self.compare.expected.rules.iter().enumerate() {
             if !r.jq_path_expressions.is_empty() {
@@ -1224,6 +1219,9 @@ mod argo_vocabulary_tests {
         // jq_timeout is checked.
         let cfg = Config::parse("jq_timeout: soon\n", path).unwrap();
         let problems = cfg.validate(path);
-        assert!(problems[0].to_string().contains("jq_timeout"), "{problems:?}");
+        assert!(
+            problems[0].to_string().contains("jq_timeout"),
+            "{problems:?}"
+        );
     }
 }

@@ -228,7 +228,9 @@ impl LabelSelector {
             if let Some(t) = rest.strip_prefix(',') {
                 rest = t.trim_start();
                 if rest.is_empty() {
-                    return Err(format!("`{s}`: a requirement is missing after the last `,`"));
+                    return Err(format!(
+                        "`{s}`: a requirement is missing after the last `,`"
+                    ));
                 }
             } else if !rest.is_empty() {
                 return Err(format!("`{s}`: expected `,` before `{rest}`"));
@@ -533,9 +535,16 @@ mod tests {
         assert!(!m(&[("tier", "a")]));
         // More forms.
         let t = LabelSelector::parse_str("app.kubernetes.io/name==web, team, x notin (y)").unwrap();
-        assert!(t.matches(Some(&labels(&[("app.kubernetes.io/name", "web"), ("team", "")]))));
+        assert!(t.matches(Some(&labels(&[
+            ("app.kubernetes.io/name", "web"),
+            ("team", "")
+        ]))));
         assert!(!t.matches(Some(&labels(&[("app.kubernetes.io/name", "web")]))));
-        assert!(!t.matches(Some(&labels(&[("app.kubernetes.io/name", "web"), ("team", "a"), ("x", "y")]))));
+        assert!(!t.matches(Some(&labels(&[
+            ("app.kubernetes.io/name", "web"),
+            ("team", "a"),
+            ("x", "y")
+        ]))));
         // The empty selector selects everything.
         assert!(LabelSelector::parse_str("").unwrap().matches(None));
         // Combined with a map selector: both must match.
@@ -543,7 +552,9 @@ mod tests {
             match_labels: [("app".to_string(), "db".to_string())].into(),
             ..LabelSelector::default()
         };
-        let both = LabelSelector::combine(Some(&map), Some("tier=a")).unwrap().unwrap();
+        let both = LabelSelector::combine(Some(&map), Some("tier=a"))
+            .unwrap()
+            .unwrap();
         assert!(both.matches(Some(&labels(&[("app", "db"), ("tier", "a")]))));
         assert!(!both.matches(Some(&labels(&[("app", "web"), ("tier", "a")]))));
     }

@@ -193,7 +193,11 @@ fn jq_path_expressions_ignore_list_items_by_content() {
     // A Deployment without init containers: the expression fails there (null | .[]) and,
     // as in Argo CD, is skipped; nothing else changes.
     let plain = deployment("web", "shop", 2, &[]);
-    let r = run(INIT_CONTAINERS, &plain, &plain.replace("r/web:1", "r/web:2"));
+    let r = run(
+        INIT_CONTAINERS,
+        &plain,
+        &plain.replace("r/web:1", "r/web:2"),
+    );
     assert_eq!(drifted(&r), ["Deployment/web"]);
     assert!(r.notes.iter().all(|n| !n.contains("jqPathExpressions")));
 }
@@ -213,7 +217,10 @@ fn managed_fields_managers_ignore_what_that_manager_wrote() {
     };
     let r = run(MANAGERS, &git, &by("kube-controller-manager"));
     assert!(r.drifts.is_empty(), "{:#?}", r.drifts);
-    assert_eq!(drifted(&run(MANAGERS, &git, &by("kubectl-edit"))), ["Deployment/web"]);
+    assert_eq!(
+        drifted(&run(MANAGERS, &git, &by("kubectl-edit"))),
+        ["Deployment/web"]
+    );
 }
 
 #[test]
@@ -288,10 +295,14 @@ fn looping_jq_expressions_are_stopped_with_a_note() {
             .find(|n| n.contains("ignore[1].jqPathExpressions[0]"))
             .unwrap_or_else(|| panic!("{expr}: {:?}", r.notes));
         assert!(note.contains("Deployment shop/web"), "{note}");
-        assert!(note.contains("stopped after") || note.contains("more than"), "{note}");
+        assert!(
+            note.contains("stopped after") || note.contains("more than"),
+            "{note}"
+        );
     }
     // The timeout is the config's.
-    let config = "jq_timeout: 5ms\nignore:\n  - kind: Deployment\n    jqPathExpressions: ['def f: f; f']\n";
+    let config =
+        "jq_timeout: 5ms\nignore:\n  - kind: Deployment\n    jqPathExpressions: ['def f: f; f']\n";
     let r = run(config, &git, &cluster);
     assert!(
         r.notes
@@ -313,12 +324,18 @@ fn argo_ignore_extraneous_hides_a_live_object_not_in_git() {
     let git = deployment("web", "shop", 2, &[]);
     for (annotation, hidden) in [
         ("", false),
-        ("'argocd.argoproj.io/compare-options': IgnoreExtraneous", true),
+        (
+            "'argocd.argoproj.io/compare-options': IgnoreExtraneous",
+            true,
+        ),
         (
             "'argocd.argoproj.io/compare-options': 'ServerSideDiff=true, IgnoreExtraneous'",
             true,
         ),
-        ("'argocd.argoproj.io/compare-options': ServerSideDiff=true", false),
+        (
+            "'argocd.argoproj.io/compare-options': ServerSideDiff=true",
+            false,
+        ),
     ] {
         let cluster = git.clone() + &config_map("generated-abc12", annotation, "v");
         let r = run("{}", &git, &cluster);
@@ -331,7 +348,12 @@ fn argo_ignore_extraneous_hides_a_live_object_not_in_git() {
         }
     }
     // It does not hide differences of an object that is in Git.
-    let git = git + &config_map("settings", "'argocd.argoproj.io/compare-options': IgnoreExtraneous", "a");
+    let git = git
+        + &config_map(
+            "settings",
+            "'argocd.argoproj.io/compare-options': IgnoreExtraneous",
+            "a",
+        );
     let cluster = git.replace("k: 'a'", "k: 'b'");
     assert_eq!(drifted(&run("{}", &git, &cluster)), ["ConfigMap/settings"]);
 }
@@ -358,7 +380,11 @@ fn argo_prune_false_keeps_reporting_at_info_with_a_note() {
     assert!(note.contains("will not delete it"), "{note}");
     // `Prune=confirm` is not `Prune=false`.
     let confirm = git.clone()
-        + &config_map("old", "'argocd.argoproj.io/sync-options': Prune=confirm", "v");
+        + &config_map(
+            "old",
+            "'argocd.argoproj.io/sync-options': Prune=confirm",
+            "v",
+        );
     assert_ne!(run("{}", &git, &confirm).drifts[0].severity, Severity::Info);
 }
 
@@ -382,7 +408,11 @@ fn flux_ssa_ignore_is_never_drift() {
     assert!(r.drifts.is_empty(), "{:#?}", r.drifts);
     // reconcile: disabled, on the live object, means the same.
     let disabled = base.clone()
-        + &config_map("flags", "'kustomize.toolkit.fluxcd.io/reconcile': disabled", "b");
+        + &config_map(
+            "flags",
+            "'kustomize.toolkit.fluxcd.io/reconcile': disabled",
+            "b",
+        );
     assert!(run("{}", &git, &disabled).drifts.is_empty());
     // Without it, the change is drift.
     let other = base.clone() + &config_map("flags", "", "b");
@@ -396,7 +426,11 @@ fn flux_ssa_if_not_present_reports_only_missing() {
     let base = deployment("web", "shop", 2, &[]);
     let git = base.clone() + &config_map("ca", once, "a");
     // Changed after creation (cert-manager rotated it): not drift.
-    let r = run("{}", &git, &(base.clone() + &config_map("ca", once, "rotated")));
+    let r = run(
+        "{}",
+        &git,
+        &(base.clone() + &config_map("ca", once, "rotated")),
+    );
     assert!(r.drifts.is_empty(), "{:#?}", r.drifts);
     assert_eq!(r.suppressed.annotated, 1);
     // Gone: missing, Flux would create it again.

@@ -53,7 +53,10 @@ fn expected_lines() -> Vec<(&'static str, &'static str)> {
         ("envdrift.yaml:15:5:", "severity_rules[1].labelSelector"),
         ("envdrift.yaml:18:1:", "unknown field `listn`"),
         ("envdrift.yaml:18:1:", "did you mean `listen`?"),
-        ("envdrift.yaml:19:1:", "retention: `forever` is not a duration"),
+        (
+            "envdrift.yaml:19:1:",
+            "retention: `forever` is not a duration",
+        ),
         (
             "envdrift.yaml:24:9:",
             "compare.expected.rules[0].labelSelector",

@@ -36,10 +36,7 @@ const OBJECTS: &[(&str, &str)] = &[
 ];
 
 fn objects(replicas: u32) -> String {
-    OBJECTS
-        .iter()
-        .map(|(n, l)| dep(n, l, replicas))
-        .collect()
+    OBJECTS.iter().map(|(n, l)| dep(n, l, replicas)).collect()
 }
 
 fn names(drifts: &[envdrift::model::Drift]) -> Vec<String> {
@@ -63,7 +60,11 @@ fn ignore_rules_by_label_selector_string() {
         "ignore:\n  - kind: Deployment\n    labelSelector: {SELECTOR}\n    paths: [/spec/replicas]\n"
     ));
     let opts = c.options(Mode::DesiredVsLive, ("desired", "live"));
-    let r = compare(&side(&objects(2), "desired"), &side(&objects(5), "live"), &opts);
+    let r = compare(
+        &side(&objects(2), "desired"),
+        &side(&objects(5), "live"),
+        &opts,
+    );
     // web and api match; old is legacy, prod is env=prod, db is not in (web, api).
     assert_eq!(names(&r.drifts), ["db", "old", "prod"]);
     // Both forms on one rule: an object must match both.
@@ -71,7 +72,11 @@ fn ignore_rules_by_label_selector_string() {
         "ignore:\n  - kind: Deployment\n    labelSelector: {SELECTOR}\n    selector: {{matchLabels: {{tier: b}}}}\n    paths: [/spec/replicas]\n"
     ));
     let opts = c.options(Mode::DesiredVsLive, ("desired", "live"));
-    let r = compare(&side(&objects(2), "desired"), &side(&objects(5), "live"), &opts);
+    let r = compare(
+        &side(&objects(2), "desired"),
+        &side(&objects(5), "live"),
+        &opts,
+    );
     assert_eq!(names(&r.drifts), ["db", "old", "prod", "web"]);
 }
 
@@ -81,7 +86,11 @@ fn severity_rules_by_label_selector_string() {
         "severity_rules:\n  - kind: Deployment\n    labelSelector: {SELECTOR}\n    path: /spec/replicas\n    severity: info\n"
     ));
     let opts = c.options(Mode::DesiredVsLive, ("desired", "live"));
-    let r = compare(&side(&objects(2), "desired"), &side(&objects(5), "live"), &opts);
+    let r = compare(
+        &side(&objects(2), "desired"),
+        &side(&objects(5), "live"),
+        &opts,
+    );
     let info: Vec<String> = names(
         &r.drifts
             .iter()
@@ -99,13 +108,21 @@ fn expected_divergence_rules_by_label_selector_string() {
     let base = "compare:\n  expected:\n    defaults: false\n";
     let c = compiled(base);
     let opts = c.options(Mode::EnvVsEnv, ("staging", "production"));
-    let r = compare(&side(&objects(2), "staging"), &side(&objects(5), "production"), &opts);
+    let r = compare(
+        &side(&objects(2), "staging"),
+        &side(&objects(5), "production"),
+        &opts,
+    );
     assert_eq!(r.drifts.len(), 5);
     let c = compiled(&format!(
         "{base}    rules:\n      - kind: Deployment\n        labelSelector: {SELECTOR}\n        paths: [/spec/replicas]\n"
     ));
     let opts = c.options(Mode::EnvVsEnv, ("staging", "production"));
-    let r = compare(&side(&objects(2), "staging"), &side(&objects(5), "production"), &opts);
+    let r = compare(
+        &side(&objects(2), "staging"),
+        &side(&objects(5), "production"),
+        &opts,
+    );
     assert_eq!(names(&r.drifts), ["db", "old", "prod"]);
     assert_eq!(r.suppressed.expected, 2);
 }

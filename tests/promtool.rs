@@ -80,7 +80,9 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     assert!(
-        !head.to_ascii_lowercase().contains("transfer-encoding: chunked"),
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
         "{head}"
     );
     (status, body.to_string())
@@ -89,9 +91,8 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
 /// The checker itself finds problems (so a clean result means something).
 #[test]
 fn promtool_reports_a_broken_exposition() {
-    let (ok, printed) = promtool_check(
-        "# HELP requests Requests.\n# TYPE requests counter\nrequests 1\n",
-    );
+    let (ok, printed) =
+        promtool_check("# HELP requests Requests.\n# TYPE requests counter\nrequests 1\n");
     assert!(
         !ok || !printed.trim().is_empty(),
         "promtool accepted a counter without _total"

@@ -91,10 +91,7 @@ impl Index {
                 match stack.last_mut() {
                     Some(Frame::Map { path, key }) => key.take().map(|k| join(path, &k)),
                     Some(Frame::Seq {
-                        path,
-                        next,
-                        starts,
-                        ..
+                        path, next, starts, ..
                     }) => {
                         let p = format!("{path}[{next}]");
                         *next += 1;
@@ -158,8 +155,7 @@ impl Index {
                     {
                         // Item i runs to the line before item i+1; the last one to the
                         // line before the sequence's end (the next key, or the end).
-                        let end_line = if span.start.col() == 0 || span.start.line() > lines.len()
-                        {
+                        let end_line = if span.start.col() == 0 || span.start.line() > lines.len() {
                             span.start.line().saturating_sub(1)
                         } else {
                             span.start.line()
@@ -331,10 +327,7 @@ impl<'i> Blanked<'i> {
             match (n, self.removed.get(&seq)) {
                 (Some(n), Some(removed)) => {
                     // The n-th index not removed.
-                    let orig = (0..)
-                        .filter(|i| !removed.contains(i))
-                        .nth(n)
-                        .unwrap_or(n);
+                    let orig = (0..).filter(|i| !removed.contains(i)).nth(n).unwrap_or(n);
                     out.push_str(&format!("[{orig}]"));
                 }
                 _ => out.push_str(&rest[open..=close]),
@@ -415,7 +408,10 @@ severity_rules:
             .map(|i| (i.seq.clone(), i.index, i.lines.first, i.lines.last))
             .collect();
         assert!(items.contains(&("ignore".into(), 1, 5, 6)), "{items:?}");
-        assert!(items.contains(&("severity_rules".into(), 0, 9, 11)), "{items:?}");
+        assert!(
+            items.contains(&("severity_rules".into(), 0, 9, 11)),
+            "{items:?}"
+        );
         // Argo CD's names map to envdrift's.
         let argo = Index::new("ignoreDifferences:\n- kind: X\n  jsonPointers: [/a]\n");
         assert_eq!(argo.position("ignore[0].paths[0]"), Some((3, 18)));
@@ -443,7 +439,8 @@ severity_rules:
     fn unknown_names_suggest_the_closest() {
         let m = "unknown field `pathz`, expected one of `group`, `kind`, `paths`, `managers`";
         assert_eq!(suggestion(m).as_deref(), Some("paths"));
-        let m = "unknown variant `hgh`, expected one of `info`, `low`, `medium`, `high`, `critical`";
+        let m =
+            "unknown variant `hgh`, expected one of `info`, `low`, `medium`, `high`, `critical`";
         assert_eq!(suggestion(m).as_deref(), Some("high"));
         let m = "unknown field `zzzzzz`, expected one of `group`, `kind`";
         assert_eq!(suggestion(m), None);

@@ -97,7 +97,10 @@ mod tests {
             ARGO_COMPARE_OPTIONS,
             "ServerSideDiff=true"
         )));
-        assert!(!argo_ignore_extraneous(&with(ARGO_SYNC_OPTIONS, "IgnoreExtraneous")));
+        assert!(!argo_ignore_extraneous(&with(
+            ARGO_SYNC_OPTIONS,
+            "IgnoreExtraneous"
+        )));
         assert!(argo_no_prune(&with(ARGO_SYNC_OPTIONS, "Prune=false")));
         assert!(argo_no_prune(&with(
             ARGO_SYNC_OPTIONS,
@@ -126,9 +129,15 @@ mod tests {
             FluxPolicy::IfNotPresent
         );
         assert_eq!(
-            flux_policy(&[Some(&ann(FLUX_SSA, "IfNotPresent")), Some(&ann(FLUX_SSA, "Ignore"))]),
+            flux_policy(&[
+                Some(&ann(FLUX_SSA, "IfNotPresent")),
+                Some(&ann(FLUX_SSA, "Ignore"))
+            ]),
             FluxPolicy::Ignore
         );
-        assert_eq!(flux_policy(&[Some(&ann(FLUX_SSA, "Merge"))]), FluxPolicy::Apply);
+        assert_eq!(
+            flux_policy(&[Some(&ann(FLUX_SSA, "Merge"))]),
+            FluxPolicy::Apply
+        );
     }
 }

@@ -4,8 +4,11 @@
 //! and name (globs with `*` and `?`), then ignores fields by JSON Pointer pattern (`*`
 //! matches one segment, `**` any number; a keyed list item matches by index or by its key,
 //! so `/spec/template/spec/containers/istio-proxy` names the injected sidecar), or every
-//! field last written by a field manager. A rule with neither paths nor managers ignores
-//! the whole object (it is never missing, unmanaged or modified).
+//! field last written by a field manager, or the fields Argo CD-style jq path expressions
+//! select (deleted from both sides before comparing; see [`crate::diff::jq`]). Rules may
+//! also select objects by label (`selector:` map or `labelSelector:` string). A rule with
+//! neither paths, managers nor jq expressions ignores the whole object (it is never
+//! missing, unmanaged or modified).
 //!
 //! ```yaml
 //! ignore:

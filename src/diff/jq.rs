@@ -260,7 +260,13 @@ impl JqPath {
             .chain(jaq_json::defs());
         let loader = Loader::new(defs);
         let modules = loader
-            .load(&arena, File { code: &code, path: () })
+            .load(
+                &arena,
+                File {
+                    code: &code,
+                    path: (),
+                },
+            )
             .map_err(|errs| fail(load_errors(&code, &errs)))?;
         let filter = jaq_core::Compiler::default()
             .with_funs(natives())
@@ -560,7 +566,8 @@ mod tests {
             out,
             json!({"spec": {"template": {"spec": {"initContainers": [{"name": "a"}, {"name": "b"}]}}}})
         );
-        let w = json!({"webhooks": [{"clientConfig": {"caBundle": "x", "url": "u"}}, {"name": "n"}]});
+        let w =
+            json!({"webhooks": [{"clientConfig": {"caBundle": "x", "url": "u"}}, {"name": "n"}]});
         assert_eq!(
             del(".webhooks[]?.clientConfig.caBundle", w),
             json!({"webhooks": [{"clientConfig": {"url": "u"}}, {"name": "n"}]})
@@ -574,7 +581,10 @@ mod tests {
         assert_eq!(del(".a[-1]", l.clone()), json!({"a": [0, 1, 2, 3]}));
         assert_eq!(del(".a[1:3]", l), json!({"a": [0, 3, 4]}));
         assert_eq!(
-            del(r#".metadata.annotations["a/b"]"#, json!({"metadata": {"annotations": {"a/b": "1", "c": "2"}}})),
+            del(
+                r#".metadata.annotations["a/b"]"#,
+                json!({"metadata": {"annotations": {"a/b": "1", "c": "2"}}})
+            ),
             json!({"metadata": {"annotations": {"c": "2"}}})
         );
     }
@@ -584,7 +594,10 @@ mod tests {
         // `null | .[]` fails: Argo CD skips the patch for that object.
         let p = jq(".spec.initContainers[] | select(.name == \"x\")");
         assert_eq!(p.paths(&json!({"spec": {}})).unwrap(), None);
-        assert_eq!(p.paths(&json!({"spec": {"initContainers": []}})).unwrap(), Some(vec![]));
+        assert_eq!(
+            p.paths(&json!({"spec": {"initContainers": []}})).unwrap(),
+            Some(vec![])
+        );
         // Not a path expression: an error, so nothing.
         assert_eq!(jq("1 + 1").paths(&json!({})).unwrap(), None);
     }
@@ -617,7 +630,10 @@ mod tests {
             let started = Instant::now();
             let r = jq(e).paths(&v);
             assert!(
-                matches!(r, Err(JqStop::Steps(_) | JqStop::Timeout(_) | JqStop::TooManyPaths(_))),
+                matches!(
+                    r,
+                    Err(JqStop::Steps(_) | JqStop::Timeout(_) | JqStop::TooManyPaths(_))
+                ),
                 "{e}: {r:?}"
             );
             assert!(started.elapsed() < Duration::from_secs(5), "{e}");
