@@ -133,3 +133,32 @@ fn a_syntax_error_is_reported_once_at_its_position() {
     assert!(err.contains("envdrift.yaml: 1 problem(s)"), "{err}");
     assert!(err.starts_with("envdrift.yaml:"), "{err}");
 }
+
+/// Environments are checked one by one too; a comparison naming an environment whose entry
+/// has an error is not reported again as "unknown environment"; flow-style lists are cut
+/// whole.
+#[test]
+fn each_environment_and_flow_list_is_checked_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("envdrift.yaml"),
+        "environments:\n  prod:\n    desired: {type: dirr, path: a}\n    live: {type: dump, path: b}\n  staging:\n    desired: {type: dir, path: a}\n    live: {type: dump, path: b}\n    intervall: 5m\ncomparisons:\n  - {from: staging, to: prod}\nignore: [{kind: X, pathz: [a]}, {kind: Y, paths: [b]}]\nretention: x\n",
+    )
+    .unwrap();
+    let out = envdrift(&["config", "check", "envdrift.yaml"], dir.path());
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for (at, what) in [
+        ("envdrift.yaml:3:15:", "unknown variant `dirr`"),
+        ("envdrift.yaml:8:5:", "did you mean `interval`?"),
+        ("envdrift.yaml:11:20:", "unknown field `pathz`"),
+        ("envdrift.yaml:12:1:", "retention"),
+    ] {
+        assert!(
+            err.lines().any(|l| l.starts_with(at) && l.contains(what)),
+            "no `{at} … {what}` in:\n{err}"
+        );
+    }
+    assert!(err.contains("envdrift.yaml: 4 problem(s)"), "{err}");
+    assert!(!err.contains("unknown environment"), "{err}");
+}

@@ -28,12 +28,15 @@ struct Lines {
     last: usize,
 }
 
-/// A block-sequence item that can be commented out on its own.
+/// A block-sequence item, or an entry of a top-level section's block mapping
+/// (`environments.prod`), that can be commented out on its own.
 #[derive(Debug, Clone)]
 struct Item {
-    /// Canonical path of the sequence (`ignore`, `alerts.sinks`).
+    /// Canonical path of the sequence (`ignore`, `alerts.sinks`) or mapping.
     seq: String,
-    index: usize,
+    /// The item's index in its sequence; None for a mapping entry (keyed by name: cutting
+    /// it renumbers nothing).
+    index: Option<usize>,
     lines: Lines,
 }
 
@@ -51,6 +54,9 @@ enum Frame {
     Map {
         path: String,
         key: Option<String>,
+        block: bool,
+        /// Start line of each key so far (kept for the entries of top-level sections).
+        starts: Vec<usize>,
     },
     Seq {
         path: String,
@@ -89,7 +95,7 @@ impl Index {
             // The path of the node this event starts (a value or an item), if any.
             let node_path = |stack: &mut Vec<Frame>| -> Option<String> {
                 match stack.last_mut() {
-                    Some(Frame::Map { path, key }) => key.take().map(|k| join(path, &k)),
+                    Some(Frame::Map { path, key, .. }) => key.take().map(|k| join(path, &k)),
                     Some(Frame::Seq {
                         path, next, starts, ..
                     }) => {
@@ -104,13 +110,18 @@ impl Index {
             match event {
                 Event::Scalar(value, ..) => {
                     // A mapping key, or a value.
-                    if let Some(Frame::Map { path, key }) = stack.last_mut()
+                    if let Some(Frame::Map {
+                        path, key, starts, ..
+                    }) = stack.last_mut()
                         && key.is_none()
                     {
                         let k = canonical(&value).to_string();
                         let full = join(path, &k);
                         if path.is_empty() && col == 1 {
                             top_keys.push((k.clone(), line));
+                        }
+                        if !path.is_empty() && !path.contains(['.', '[']) {
+                            starts.push(line);
                         }
                         idx.at.entry(full).or_insert((line, col));
                         *key = Some(k);
@@ -123,12 +134,17 @@ impl Index {
                 Event::Alias(_) => {
                     node_path(&mut stack);
                 }
-                Event::MappingStart(..) => {
+                Event::MappingStart(style, ..) => {
                     let p = node_path(&mut stack).unwrap_or_default();
                     if !p.is_empty() {
                         idx.at.entry(p.clone()).or_insert((line, col));
                     }
-                    stack.push(Frame::Map { path: p, key: None });
+                    stack.push(Frame::Map {
+                        path: p,
+                        key: None,
+                        block: matches!(style, StructureStyle::Block),
+                        starts: Vec::new(),
+                    });
                 }
                 Event::SequenceStart(style, ..) => {
                     let p = node_path(&mut stack).unwrap_or_default();
@@ -143,7 +159,15 @@ impl Index {
                     });
                 }
                 Event::MappingEnd => {
-                    stack.pop();
+                    if let Some(Frame::Map {
+                        path,
+                        block: true,
+                        starts,
+                        ..
+                    }) = stack.pop()
+                    {
+                        idx.push_items(&path, &starts, &span, &lines, false);
+                    }
                 }
                 Event::SequenceEnd => {
                     if let Some(Frame::Seq {
@@ -153,33 +177,7 @@ impl Index {
                         ..
                     }) = stack.pop()
                     {
-                        // Item i runs to the line before item i+1; the last one to the
-                        // line before the sequence's end (the next key, or the end).
-                        let end_line = if span.start.col() == 0 || span.start.line() > lines.len() {
-                            span.start.line().saturating_sub(1)
-                        } else {
-                            span.start.line()
-                        };
-                        for (i, first) in starts.iter().enumerate() {
-                            let last = starts
-                                .get(i + 1)
-                                .map_or(end_line, |n| n.saturating_sub(1))
-                                .max(*first);
-                            let clean = lines
-                                .get(first.saturating_sub(1))
-                                .is_some_and(|l| l.trim_start().starts_with('-'))
-                                && starts.get(i + 1) != Some(first);
-                            if clean {
-                                idx.items.push(Item {
-                                    seq: path.clone(),
-                                    index: i,
-                                    lines: Lines {
-                                        first: *first,
-                                        last: last.min(lines.len()),
-                                    },
-                                });
-                            }
-                        }
+                        idx.push_items(&path, &starts, &span, &lines, true);
                     }
                 }
                 _ => {}
@@ -198,6 +196,51 @@ impl Index {
             ));
         }
         idx
+    }
+
+    /// Records the items of a block sequence (or the entries of a top-level section's
+    /// block mapping) whose start lines are `starts`: item i runs to the line before item
+    /// i+1, the last one to the line before the collection's end (the next key, or the
+    /// end of the file). Only items that begin their line can be cut alone.
+    fn push_items(
+        &mut self,
+        path: &str,
+        starts: &[usize],
+        end: &serde_saphyr::granit_parser::Span,
+        lines: &[&str],
+        sequence: bool,
+    ) {
+        let end_line = if end.start.col() == 0 || end.start.line() > lines.len() {
+            end.start.line().saturating_sub(1)
+        } else {
+            end.start.line()
+        };
+        for (i, first) in starts.iter().enumerate() {
+            let last = starts
+                .get(i + 1)
+                .map_or(end_line, |n| n.saturating_sub(1))
+                .max(*first);
+            let own_line =
+                starts.get(i + 1) != Some(first) && (i == 0 || starts.get(i - 1) != Some(first));
+            let begins = lines.get(first.saturating_sub(1)).is_some_and(|l| {
+                let t = l.trim_start();
+                if sequence {
+                    t.starts_with('-')
+                } else {
+                    !t.starts_with(['-', '{', '['])
+                }
+            });
+            if own_line && begins {
+                self.items.push(Item {
+                    seq: path.to_string(),
+                    index: sequence.then_some(i),
+                    lines: Lines {
+                        first: *first,
+                        last: last.min(lines.len()),
+                    },
+                });
+            }
+        }
     }
 
     /// The position of a semantic key (`ignore[1].paths[0]`), or of its nearest ancestor
@@ -223,6 +266,8 @@ pub(super) struct Blanked<'i> {
     removed: BTreeMap<String, BTreeSet<usize>>,
     /// Sections commented out whole, or holding a commented-out item.
     touched: BTreeSet<String>,
+    /// Lines commented out.
+    cut_lines: Vec<Lines>,
 }
 
 impl<'i> Blanked<'i> {
@@ -232,10 +277,12 @@ impl<'i> Blanked<'i> {
             text: text.to_string(),
             removed: BTreeMap::new(),
             touched: BTreeSet::new(),
+            cut_lines: Vec::new(),
         }
     }
 
     fn comment_out(&mut self, lines: Lines) {
+        self.cut_lines.push(lines);
         let out: Vec<String> = self
             .text
             .split('\n')
@@ -259,11 +306,15 @@ impl<'i> Blanked<'i> {
             .find(|(_, l)| line >= l.first && line <= l.last)
     }
 
-    /// Whether an error at this line is in a section already reported on (an error it
-    /// caused, such as an emptied list).
+    /// Whether an error at this line is in what was cut already (an error the cut caused).
     pub(super) fn already_reported(&self, line: usize) -> bool {
-        self.section_at(line)
-            .is_some_and(|(s, _)| self.touched.contains(s))
+        self.cut_lines
+            .iter()
+            .any(|l| line >= l.first && line <= l.last)
+    }
+
+    fn is_cut(&self, item: &Item) -> bool {
+        self.already_reported(item.lines.first)
     }
 
     /// Comments out the innermost rule holding `line` (or, when its section has been
@@ -277,20 +328,23 @@ impl<'i> Blanked<'i> {
                 .items
                 .iter()
                 .filter(|it| line >= it.lines.first && line <= it.lines.last)
-                .filter(|it| {
-                    !self
-                        .removed
-                        .get(&it.seq)
-                        .is_some_and(|r| r.contains(&it.index))
-                })
+                .filter(|it| !self.is_cut(it))
                 .min_by_key(|it| it.lines.last - it.lines.first)
                 .cloned()
+            // The last item of its list or mapping goes with its section: an emptied
+            // list would be an error of its own.
+            && self
+                .index
+                .items
+                .iter()
+                .filter(|it| it.seq == item.seq && !self.is_cut(it))
+                .count()
+                > 1
         {
             self.comment_out(item.lines);
-            self.removed
-                .entry(item.seq.clone())
-                .or_default()
-                .insert(item.index);
+            if let Some(i) = item.index {
+                self.removed.entry(item.seq.clone()).or_default().insert(i);
+            }
             if let Some((s, _)) = section {
                 self.touched.insert(s);
             }
@@ -402,14 +456,32 @@ severity_rules:
         assert_eq!(idx.position("ignore[0].paths[0]"), Some((4, 13)));
         assert_eq!(idx.position("ignore[1].labelSelector"), Some((5, 5)));
         assert_eq!(idx.position("severity_rules[0].path"), Some((10, 5)));
-        let items: Vec<(String, usize, usize, usize)> = idx
-            .items
-            .iter()
-            .map(|i| (i.seq.clone(), i.index, i.lines.first, i.lines.last))
-            .collect();
-        assert!(items.contains(&("ignore".into(), 1, 5, 6)), "{items:?}");
+        let units = |idx: &Index| -> Vec<(String, Option<usize>, usize, usize)> {
+            idx.items
+                .iter()
+                .map(|i| (i.seq.clone(), i.index, i.lines.first, i.lines.last))
+                .collect()
+        };
+        let items = units(&idx);
         assert!(
-            items.contains(&("severity_rules".into(), 0, 9, 11)),
+            items.contains(&("ignore".into(), Some(1), 5, 6)),
+            "{items:?}"
+        );
+        assert!(
+            items.contains(&("severity_rules".into(), Some(0), 9, 11)),
+            "{items:?}"
+        );
+        // Entries of a top-level section's mapping are units too.
+        let envs = Index::new(
+            "environments:\n  prod:\n    interval: 5m\n  staging:\n    interval: 1m\nlisten: x\n",
+        );
+        let items = units(&envs);
+        assert!(
+            items.contains(&("environments".into(), None, 2, 3)),
+            "{items:?}"
+        );
+        assert!(
+            items.contains(&("environments".into(), None, 4, 5)),
             "{items:?}"
         );
         // Argo CD's names map to envdrift's.
