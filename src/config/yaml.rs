@@ -498,7 +498,12 @@ severity_rules:
         assert!(b.text.contains("#  - kind: Service"), "{}", b.text);
         assert!(b.text.contains("#    pathz"), "{}", b.text);
         assert!(!b.text.contains("#    paths"), "{}", b.text);
-        assert!(b.already_reported(3));
+        assert!(b.already_reported(5) && b.already_reported(6));
+        assert!(!b.already_reported(3));
+        assert!(b.touched("ignore"));
+        // The last item left goes with its section.
+        assert!(b.cut(3, false));
+        assert!(b.text.contains("#ignore:"), "{}", b.text);
         assert!(b.cut(7, false));
         assert!(b.text.contains("#ignoreDifferences_not"), "{}", b.text);
         let mut c = Blanked::new(&idx, TEXT);
