@@ -1,6 +1,7 @@
 //! The config file: ignore rules, severity overrides, field-manager classes, the
 //! unmanaged scope. Strict (`deny_unknown_fields`): a misspelt key is an error naming the
-//! file, line and key, never silently ignored.
+//! file, line and key, never silently ignored; [`Config::load`] reports every problem of a
+//! file at once, each at its line and column (`config/yaml.rs`).
 //!
 //! ```yaml
 //! # envdrift.yaml
@@ -1167,6 +1168,37 @@ mod tests {
             .unwrap()
             .options(crate::report::Mode::DesiredVsLive, ("desired", "live"));
         assert!(opts.three_way);
+    }
+
+    /// Odd inputs end (no loop, no panic) with problems or a config.
+    #[test]
+    fn parse_all_terminates_on_odd_input() {
+        for text in [
+            "",
+            "---\n---\n",
+            "ignore:\n\t- kind: X\n",
+            "ignore: &a [{pathz: 1}]\nseverity_rules: *a\n",
+            "ignore:\n  - pathz: 1\n  - pathz: 2\n  - pathz: 3\n",
+            "ignore:\n- - - x\n",
+            "environments:\n  a: {desired: 1}\n  b: {desired: 2}\nlisten: [\n",
+            "x: 1\ny: 2\nz: 3\n",
+            "ignore: {kind: X}\n",
+            ": :\n",
+        ] {
+            let r = Config::parse_all(text, Path::new("c.yaml"));
+            if let Err(problems) = &r {
+                assert!(!problems.is_empty(), "{text:?}");
+                assert!(problems.len() <= text.lines().count() + 2, "{text:?}: {problems:?}");
+            }
+        }
+        let problems = Config::parse_all("x: 1\ny: 2\nz: 3\n", Path::new("c.yaml")).unwrap_err();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        let problems = Config::parse_all(
+            "ignore:\n  - pathz: 1\n  - pathz: 2\n  - pathz: 3\n",
+            Path::new("c.yaml"),
+        )
+        .unwrap_err();
+        assert_eq!(problems.len(), 3, "{problems:?}");
     }
 
     #[test]
