@@ -1188,7 +1188,10 @@ mod tests {
             let r = Config::parse_all(text, Path::new("c.yaml"));
             if let Err(problems) = &r {
                 assert!(!problems.is_empty(), "{text:?}");
-                assert!(problems.len() <= text.lines().count() + 2, "{text:?}: {problems:?}");
+                assert!(
+                    problems.len() <= text.lines().count() + 2,
+                    "{text:?}: {problems:?}"
+                );
             }
         }
         let problems = Config::parse_all("x: 1\ny: 2\nz: 3\n", Path::new("c.yaml")).unwrap_err();
