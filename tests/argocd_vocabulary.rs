@@ -378,6 +378,20 @@ fn argo_prune_false_keeps_reporting_at_info_with_a_note() {
     let note = d.remedy.note.as_deref().unwrap_or("");
     assert!(note.contains("Prune=false"), "{note}");
     assert!(note.contains("will not delete it"), "{note}");
+    // Flux's prune: disabled means the same.
+    let flux =
+        git.clone() + &config_map("old", "'kustomize.toolkit.fluxcd.io/prune': disabled", "v");
+    let r = run("{}", &git, &flux);
+    assert_eq!(r.drifts[0].severity, Severity::Info);
+    assert!(
+        r.drifts[0]
+            .remedy
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("Flux keeps it")),
+        "{:?}",
+        r.drifts[0].remedy.note
+    );
     // `Prune=confirm` is not `Prune=false`.
     let confirm = git.clone()
         + &config_map(

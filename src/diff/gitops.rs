@@ -8,6 +8,7 @@
 //! | `argocd.argoproj.io/sync-options: Prune=false` | the live object | a live object not in Git is still reported as unmanaged, at `info`, with a note: Argo CD still shows it out of sync ("the app will be out of sync if Argo CD expects a resource to be pruned") but will never delete it, so it is known and deliberate, not an accident to fix |
 //! | `kustomize.toolkit.fluxcd.io/ssa: Ignore` | the manifest (or the live object) | Flux does not apply the object nor prune it: its live differences, its absence and its presence are not drift Flux would correct; not reported (`annotated`) |
 //! | `kustomize.toolkit.fluxcd.io/reconcile: disabled` | the live object (or the manifest) | the same (Flux neither applies nor prunes it) |
+//! | `kustomize.toolkit.fluxcd.io/prune: disabled` | the live object | like Argo CD's `Prune=false`: a live object not in Git is reported at `info`, with a note that Flux keeps it |
 //! | `kustomize.toolkit.fluxcd.io/ssa: IfNotPresent` | the manifest (or the live object) | Flux creates the object once and never overrides it: only its absence is reported (missing); differences are not (`annotated`) |
 //!
 //! Argo CD writes option lists comma-separated (`IgnoreExtraneous,ServerSideDiff=true`,
@@ -20,6 +21,7 @@ pub const ARGO_COMPARE_OPTIONS: &str = "argocd.argoproj.io/compare-options";
 pub const ARGO_SYNC_OPTIONS: &str = "argocd.argoproj.io/sync-options";
 pub const FLUX_SSA: &str = "kustomize.toolkit.fluxcd.io/ssa";
 pub const FLUX_RECONCILE: &str = "kustomize.toolkit.fluxcd.io/reconcile";
+pub const FLUX_PRUNE: &str = "kustomize.toolkit.fluxcd.io/prune";
 
 /// What Flux does with an object, by its annotations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +60,11 @@ pub(crate) fn argo_ignore_extraneous(v: &Value) -> bool {
 /// `argocd.argoproj.io/sync-options` lists `Prune=false`.
 pub(crate) fn argo_no_prune(v: &Value) -> bool {
     annotation(v, ARGO_SYNC_OPTIONS).is_some_and(|l| options(l).any(|o| o == "Prune=false"))
+}
+
+/// Flux's `kustomize.toolkit.fluxcd.io/prune: disabled` (annotation or label).
+pub(crate) fn flux_no_prune(v: &Value) -> bool {
+    in_metadata(v, FLUX_PRUNE) == Some("disabled")
 }
 
 /// Flux's policy for an object whose sides are these (desired and/or live): `Ignore` when
@@ -108,6 +115,15 @@ mod tests {
         )));
         assert!(!argo_no_prune(&with(ARGO_SYNC_OPTIONS, "Prune=confirm")));
         assert!(!argo_no_prune(&json!({"metadata": {}})));
+        assert!(flux_no_prune(
+            &json!({"metadata": {"annotations": {FLUX_PRUNE: "disabled"}}})
+        ));
+        assert!(flux_no_prune(
+            &json!({"metadata": {"labels": {FLUX_PRUNE: "disabled"}}})
+        ));
+        assert!(!flux_no_prune(
+            &json!({"metadata": {"annotations": {FLUX_PRUNE: "enabled"}}})
+        ));
     }
 
     #[test]

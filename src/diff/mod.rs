@@ -1059,16 +1059,27 @@ fn unmanaged_drift(key: &ResourceKey, l: &Object, opts: &Options) -> Drift {
     let by = creator
         .map(|m| format!(" (created by {m})"))
         .unwrap_or_default();
-    // Argo CD's Prune=false: still out of sync in Argo CD, but kept on purpose.
-    let no_prune = !opts.symmetric && gitops::argo_no_prune(&l.value);
-    let severity = if no_prune { Severity::Info } else { severity };
+    // Argo CD's Prune=false (Flux's prune: disabled): still out of sync in Argo CD, but
+    // kept on purpose.
+    let argo_no_prune = !opts.symmetric && gitops::argo_no_prune(&l.value);
+    let flux_no_prune = !opts.symmetric && gitops::flux_no_prune(&l.value);
+    let severity = if argo_no_prune || flux_no_prune {
+        Severity::Info
+    } else {
+        severity
+    };
     let note = if opts.symmetric {
         format!("{key} exists in {} only{by}", opts.pair.1)
-    } else if no_prune {
+    } else if argo_no_prune {
         format!(
             "not in the desired state{by}; {}: Prune=false: Argo CD keeps it and will not delete it (add {}: IgnoreExtraneous to stop reporting it)",
             gitops::ARGO_SYNC_OPTIONS,
             gitops::ARGO_COMPARE_OPTIONS
+        )
+    } else if flux_no_prune {
+        format!(
+            "not in the desired state{by}; {}: disabled: Flux keeps it and will not delete it",
+            gitops::FLUX_PRUNE
         )
     } else {
         format!("not in the desired state{by}: adopt it into Git, or delete it")
