@@ -33,6 +33,14 @@ pub struct SeverityRule {
     /// object's labels, or the live object's when there is no desired one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<crate::pattern::LabelSelector>,
+    /// The same in the selector string syntax (`app=web,tier in (a,b),!legacy`); with
+    /// `selector` too, an object must match both.
+    #[serde(
+        default,
+        rename = "labelSelector",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub label_selector: Option<String>,
     /// JSON Pointer pattern of the field (`/spec/replicas`, `**/image`). Either `path` or
     /// `drift` must be set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -479,6 +487,12 @@ pub enum RuleError {
     PathOrDrift { index: usize },
     #[error("severity_rules[{index}]: `drift` must be `missing` or `unmanaged`")]
     BadDrift { index: usize },
+    #[error("severity_rules[{index}].{field}: {message}")]
+    BadSelector {
+        index: usize,
+        field: &'static str,
+        message: String,
+    },
 }
 
 fn selector(group: &str, kind: &str) -> ObjectSelector {
@@ -515,10 +529,19 @@ impl Classifier {
         let mut fields = Vec::new();
         let mut kinds = Vec::new();
         for (index, r) in user.iter().enumerate() {
+            let labels = crate::pattern::LabelSelector::combine(
+                r.selector.as_ref(),
+                r.label_selector.as_deref(),
+            )
+            .map_err(|(field, message)| RuleError::BadSelector {
+                index,
+                field,
+                message,
+            })?;
             match (&r.path, r.drift) {
                 (Some(p), None) => fields.push(FieldRule {
                     select: r.selector(),
-                    labels: r.selector.clone(),
+                    labels,
                     path: PathPattern::parse(p)
                         .map_err(|source| RuleError::BadPath { index, source })?,
                     category: r.category,
@@ -527,7 +550,7 @@ impl Classifier {
                 (None, Some(DriftType::Modified)) => return Err(RuleError::BadDrift { index }),
                 (None, Some(drift)) => kinds.push(KindRule {
                     select: r.selector(),
-                    labels: r.selector.clone(),
+                    labels,
                     drift,
                     severity: r.severity,
                 }),
@@ -652,15 +675,40 @@ impl Classifier {
     }
 }
 
-/// An image reference split into repository and version (tag or digest).
-fn split_image(image: &str) -> (&str, &str) {
-    if let Some((repo, digest)) = image.split_once('@') {
-        return (repo, digest);
+/// An image reference: the repository with its registry (Docker Hub's implied
+/// `docker.io/library/` made explicit, so `nginx` and `docker.io/library/nginx` are one
+/// repository), the tag (`latest` when neither tag nor digest is given) and the digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ImageRef {
+    repository: String,
+    tag: Option<String>,
+    digest: Option<String>,
+}
+
+/// Parses an image reference with the distribution grammar (`oci-spec`); a string it
+/// rejects (upper case, a malformed digest) is split at its last `@` or `:` as written.
+fn image_ref(image: &str) -> ImageRef {
+    if let Ok(r) = oci_spec::distribution::Reference::try_from(image) {
+        return ImageRef {
+            repository: format!("{}/{}", r.registry(), r.repository()),
+            tag: r.tag().map(str::to_string),
+            digest: r.digest().map(str::to_string),
+        };
     }
-    let slash = image.rfind('/').map_or(0, |i| i + 1);
-    match image[slash..].rfind(':') {
-        Some(i) => (&image[..slash + i], &image[slash + i + 1..]),
-        None => (image, "latest"),
+    let (name, digest) = match image.split_once('@') {
+        Some((n, d)) => (n, Some(d.to_string())),
+        None => (image, None),
+    };
+    let slash = name.rfind('/').map_or(0, |i| i + 1);
+    let (repository, tag) = match name[slash..].rfind(':') {
+        Some(i) => (&name[..slash + i], Some(name[slash + i + 1..].to_string())),
+        None if digest.is_none() => (name, Some("latest".to_string())),
+        None => (name, None),
+    };
+    ImageRef {
+        repository: repository.to_string(),
+        tag,
+        digest,
     }
 }
 
@@ -720,15 +768,38 @@ pub fn promotion(key: &ResourceKey, c: &mut crate::model::FieldChange, from: &st
         && c.op == ChangeOp::Changed
         && let (Some(a), Some(b)) = (c.desired.as_str(), c.live.as_str())
     {
-        let ((ra, ta), (rb, tb)) = (split_image(a), split_image(b));
-        let (finding, sev, note) = if ra != rb {
+        let (ia, ib) = (image_ref(a), image_ref(b));
+        let version = |i: &ImageRef| {
+            i.tag
+                .clone()
+                .or_else(|| i.digest.clone())
+                .unwrap_or_default()
+        };
+        let (ta, tb) = (version(&ia), version(&ib));
+        let (finding, sev, note) = if ia.repository != ib.repository {
             (
                 "repository-differs",
                 S::High,
-                format!("{from} runs {ra}, {to} runs {rb}"),
+                format!("{from} runs {}, {to} runs {}", ia.repository, ib.repository),
+            )
+        } else if ia.digest.is_some() && ia.digest == ib.digest {
+            // Pulled by digest, the tag is not used: the same image.
+            (
+                "differs",
+                S::Low,
+                format!("{from} and {to} run the same image (same digest); only the tag differs"),
+            )
+        } else if let (Some(x), true) = (&ia.tag, ia.tag == ib.tag) {
+            (
+                "differs",
+                S::Medium,
+                format!(
+                    "{from} and {to} both run tag {x} but different digests (the tag was pushed again)"
+                ),
             )
         } else {
-            match semver_cmp(tb, ta) {
+            let tags = ia.tag.as_deref().zip(ib.tag.as_deref());
+            match tags.and_then(|(x, y)| semver_cmp(y, x)) {
                 Some(std::cmp::Ordering::Less) => (
                     "promotion-pending",
                     S::Medium,
@@ -892,6 +963,7 @@ mod tests {
                 namespace: None,
                 name: None,
                 selector: None,
+                label_selector: None,
                 path: Some("/spec/replicas".into()),
                 drift: None,
                 category: None,
@@ -903,6 +975,7 @@ mod tests {
                 namespace: None,
                 name: None,
                 selector: None,
+                label_selector: None,
                 path: None,
                 drift: Some(DriftType::Unmanaged),
                 category: None,
@@ -925,6 +998,7 @@ mod tests {
             namespace: None,
             name: None,
             selector: None,
+            label_selector: None,
             path: None,
             drift: None,
             category: None,
@@ -964,6 +1038,12 @@ mod tests {
     #[test]
     fn promotion_findings() {
         use crate::model::ChangeOp::*;
+        const DA: &str = "ghcr.io/acme/app@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        const DB: &str = "ghcr.io/acme/app@sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+        const TA: &str = "ghcr.io/acme/app:1.2.0@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        const TA_RETAGGED: &str = "ghcr.io/acme/app:stable@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        const TA_REPUSHED: &str = "ghcr.io/acme/app:1.2.0@sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+        const TB: &str = "ghcr.io/acme/app:1.3.0@sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
         use serde_json::json;
         let dep = key("apps", "Deployment");
         let p = "/spec/template/spec/containers/0/image";
@@ -1010,6 +1090,46 @@ mod tests {
                 "hotfix-not-in-from",
                 S::High,
             ),
+            // A registry with a port is not a tag.
+            (
+                "registry:5000/app:1.0",
+                "registry:5001/app:1.0",
+                "repository-differs",
+                S::High,
+            ),
+            (
+                "localhost:5000/app",
+                "localhost:5000/app:2.0",
+                "differs",
+                S::Medium,
+            ),
+            // Docker Hub's library/ images, however written, are one repository.
+            (
+                "nginx:1.25.3",
+                "docker.io/library/nginx:1.26.0",
+                "hotfix-not-in-from",
+                S::High,
+            ),
+            (
+                "library/nginx:1.26",
+                "index.docker.io/library/nginx:1.25",
+                "promotion-pending",
+                S::Medium,
+            ),
+            (
+                "nginx:1.25",
+                "docker.io/bitnami/nginx:1.25",
+                "repository-differs",
+                S::High,
+            ),
+            // Digest only: not comparable as versions.
+            (DA, DB, "differs", S::Medium),
+            // Tag and digest: the same digest is the same image, whatever the tag says.
+            (TA, TA_RETAGGED, "differs", S::Low),
+            // Same tag, another digest: pushed again.
+            (TA, TA_REPUSHED, "differs", S::Medium),
+            // Tags with digests compare by tag.
+            (TA, TB, "hotfix-not-in-from", S::High),
         ];
         for (from, to, finding, sev) in cases {
             let mut c = change(p, Changed, json!(from), json!(to), Category::Image);

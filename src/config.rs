@@ -1,6 +1,7 @@
 //! The config file: ignore rules, severity overrides, field-manager classes, the
 //! unmanaged scope. Strict (`deny_unknown_fields`): a misspelt key is an error naming the
-//! file, line and key, never silently ignored.
+//! file, line and key, never silently ignored; [`Config::load`] reports every problem of a
+//! file at once, each at its line and column (`config/yaml.rs`).
 //!
 //! ```yaml
 //! # envdrift.yaml
@@ -28,6 +29,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+mod yaml;
 
 use crate::classify::{Classifier, ManagerClasses, RuleError, SeverityRule};
 use crate::diff::envmap::{Mapping, MappingConfig};
@@ -59,6 +62,10 @@ pub struct Config {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub ignore: Vec<IgnoreRule>,
+    /// Time one jq path expression (`jqPathExpressions`) may run on one object, like Argo
+    /// CD's `ignore.normalizer.jq.timeout`. Default: `1s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jq_timeout: Option<String>,
     /// Severity/category overrides, checked before the built-in table.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub severity_rules: Vec<SeverityRule>,
@@ -554,6 +561,15 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
+    /// A semantic problem at the position of its key in the file.
+    #[error("{path}:{line}:{column}: {key}: {message}")]
+    Located {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        key: String,
+        message: String,
+    },
 }
 
 impl Config {
@@ -571,7 +587,54 @@ impl Config {
                 source,
             }]
         })?;
-        let mut cfg = Config::parse(&text, path).map_err(|e| vec![e])?;
+        Config::parse_all(&text, path)
+    }
+
+    /// Parses and validates config text, collecting every problem: each schema error
+    /// (unknown key, wrong type) with its line and column, then every semantic problem
+    /// of what parses, at the line and column of its key (see `config/yaml.rs`).
+    ///
+    /// # Errors
+    /// All the problems, in file order.
+    pub fn parse_all(text: &str, path: &Path) -> Result<Config, Vec<ConfigError>> {
+        let index = yaml::Index::new(text);
+        let mut blanked = yaml::Blanked::new(&index, text);
+        let mut problems: Vec<ConfigError> = Vec::new();
+        let mut last: Option<(usize, usize)> = None;
+        // Each round cuts a rule or a section out: at most one round per line.
+        let mut cfg = None;
+        for _ in 0..=text.lines().count() {
+            match Config::parse(&blanked.text, path) {
+                Ok(c) => {
+                    cfg = Some(c);
+                    break;
+                }
+                Err(e) => {
+                    let ConfigError::Parse { line, column, .. } = &e else {
+                        problems.push(e);
+                        break;
+                    };
+                    let (line, column) = (*line, *column);
+                    if line == 0 || last == Some((line, column)) {
+                        problems.push(e);
+                        break;
+                    }
+                    last = Some((line, column));
+                    // An error caused by an earlier cut (an emptied list) is not reported;
+                    // its section goes whole.
+                    let derived = blanked.already_reported(line);
+                    if !derived {
+                        problems.push(e);
+                    }
+                    if !blanked.cut(line, derived) {
+                        break;
+                    }
+                }
+            }
+        }
+        let Some(mut cfg) = cfg else {
+            return Err(problems);
+        };
         // Sink secret and CA files are relative to the config file, like every other path
         // in it (not to wherever the daemon was started).
         let base = path
@@ -581,12 +644,41 @@ impl Config {
         for sink in &mut cfg.alerts.sinks {
             sink.resolve_relative(base);
         }
-        let problems = cfg.validate(path);
-        if problems.is_empty() {
-            Ok(cfg)
-        } else {
-            Err(problems)
+        // References to what was cut out would only repeat its error.
+        let cut_refs = ["environments", "comparisons", "alerts"]
+            .iter()
+            .any(|s| blanked.touched(s));
+        for p in cfg.validate(path) {
+            let ConfigError::Invalid { path, key, message } = p else {
+                problems.push(p);
+                continue;
+            };
+            if cut_refs && message.starts_with("unknown ") {
+                continue;
+            }
+            let key = blanked.original_key(&key);
+            problems.push(match index.position(&key) {
+                Some((line, column)) => ConfigError::Located {
+                    path,
+                    line,
+                    column,
+                    key,
+                    message,
+                },
+                None => ConfigError::Invalid { path, key, message },
+            });
         }
+        if problems.is_empty() {
+            return Ok(cfg);
+        }
+        let at = |e: &ConfigError| match e {
+            ConfigError::Parse { line, column, .. } | ConfigError::Located { line, column, .. } => {
+                (*line, *column)
+            }
+            _ => (usize::MAX, 0),
+        };
+        problems.sort_by_key(at);
+        Err(problems)
     }
 
     /// Parses config text (no validation beyond the schema).
@@ -596,9 +688,12 @@ impl Config {
             let loc = e.without_snippet().location();
             let rendered = e.without_snippet().to_string();
             let first = rendered.lines().next().unwrap_or("").to_string();
-            let message = first
+            let mut message = first
                 .find(" at line ")
                 .map_or(first.clone(), |i| first[..i].to_string());
+            if let Some(s) = yaml::suggestion(&message) {
+                message.push_str(&format!(" (did you mean `{s}`?)"));
+            }
             ConfigError::Parse {
                 path: path.to_path_buf(),
                 line: loc.map_or(0, |l| l.line() as usize),
@@ -616,50 +711,38 @@ impl Config {
             key,
             message,
         };
-        for (i, r) in self.ignore.iter().enumerate() {
-            for (j, p) in r.paths.iter().enumerate() {
-                if let Err(e) = crate::pattern::PathPattern::parse(p) {
-                    out.push(invalid(format!("ignore[{i}].paths[{j}]"), e.to_string()));
-                }
-            }
-            if let Some(problem) = r
-                .selector
-                .as_ref()
-                .and_then(crate::pattern::LabelSelector::problem)
-            {
-                out.push(invalid(format!("ignore[{i}].selector"), problem));
-            }
-            for (j, e) in r.jq_path_expressions.iter().enumerate() {
-                out.push(invalid(
-                    format!("ignore[{i}].jqPathExpressions[{j}]"),
-                    format!(
-                        "`{e}`: jq path expressions are not supported; write the fields as JSON Pointers in `paths` (or `jsonPointers`), with `*` for one segment and `**` for any depth"
-                    ),
-                ));
-            }
+        let limits = self.jq_limits().unwrap_or_else(|e| {
+            out.push(invalid("jq_timeout".into(), e));
+            crate::diff::jq::Limits::default()
+        });
+        if let Err(problems) = IgnoreSet::compile(&self.ignore, "ignore", 0, limits) {
+            out.extend(problems.into_iter().map(|p| invalid(p.key, p.message)));
         }
         for (i, r) in self.severity_rules.iter().enumerate() {
-            if let Some(problem) = r
-                .selector
-                .as_ref()
-                .and_then(crate::pattern::LabelSelector::problem)
-            {
-                out.push(invalid(format!("severity_rules[{i}].selector"), problem));
+            if let Err((field, problem)) = crate::pattern::LabelSelector::combine(
+                r.selector.as_ref(),
+                r.label_selector.as_deref(),
+            ) {
+                out.push(invalid(format!("severity_rules[{i}].{field}"), problem));
             }
         }
         if let Err(e) = Classifier::new(&self.severity_rules, self.managers.clone()) {
             let key = match &e {
-                RuleError::BadPath { index, .. } => format!("severity_rules[{index}].path"),
+                RuleError::BadPath { index, .. } => Some(format!("severity_rules[{index}].path")),
                 RuleError::PathOrDrift { index } | RuleError::BadDrift { index } => {
-                    format!("severity_rules[{index}]")
+                    Some(format!("severity_rules[{index}]"))
                 }
+                // Reported above, with every other rule's.
+                RuleError::BadSelector { .. } => None,
             };
-            let text = e.to_string();
-            let message = text
-                .split_once(": ")
-                .map_or(text.as_str(), |(_, m)| m)
-                .to_string();
-            out.push(invalid(key, message));
+            if let Some(key) = key {
+                let text = e.to_string();
+                let message = text
+                    .split_once(": ")
+                    .map_or(text.as_str(), |(_, m)| m)
+                    .to_string();
+                out.push(invalid(key, message));
+            }
         }
         self.validate_daemon(&mut out, path);
         if let Err(errs) = Mapping::new(&self.compare.mapping) {
@@ -667,14 +750,20 @@ impl Config {
                 out.push(invalid("compare.mapping".into(), e.to_string()));
             }
         }
+        if let Err(problems) = IgnoreSet::compile(
+            &self.compare.expected.rules,
+            "compare.expected.rules",
+            0,
+            limits,
+        ) {
+            out.extend(problems.into_iter().map(|p| invalid(p.key, p.message)));
+        }
         for (i, r) in self.compare.expected.rules.iter().enumerate() {
-            for (j, p) in r.paths.iter().enumerate() {
-                if let Err(e) = crate::pattern::PathPattern::parse(p) {
-                    out.push(invalid(
-                        format!("compare.expected.rules[{i}].paths[{j}]"),
-                        e.to_string(),
-                    ));
-                }
+            if !r.jq_path_expressions.is_empty() {
+                out.push(invalid(
+                    format!("compare.expected.rules[{i}].jqPathExpressions"),
+                    "jq path expressions are for `ignore` rules; an expected divergence names its fields in `paths`".into(),
+                ));
             }
         }
         if let Some(ns) = &self.default_namespace
@@ -686,6 +775,23 @@ impl Config {
             ));
         }
         out
+    }
+
+    /// The jq evaluation bounds: `jq_timeout` (default 1 s) and the fixed path and step
+    /// bounds of [`crate::diff::jq::Limits`].
+    ///
+    /// # Errors
+    /// `jq_timeout` is not a duration, or is zero.
+    pub fn jq_limits(&self) -> Result<crate::diff::jq::Limits, String> {
+        let mut limits = crate::diff::jq::Limits::default();
+        if let Some(t) = &self.jq_timeout {
+            let d = parse_duration(t)?;
+            if d.is_zero() {
+                return Err(format!("`{t}`: must be more than zero"));
+            }
+            limits.timeout = d;
+        }
+        Ok(limits)
     }
 
     /// The data directory (store, Git caches): `data_dir` (default `.envdrift`), relative to
@@ -706,8 +812,12 @@ impl Config {
     /// # Errors
     /// The same problems as [`Config::validate`], each naming its key.
     pub fn compile(&self) -> Result<Compiled, CompileError> {
-        let ignore = IgnoreSet::new(&self.ignore)
-            .map_err(|(index, source)| CompileError::Ignore { index, source })?;
+        let limits = self.jq_limits().map_err(|message| CompileError::Config {
+            key: "jq_timeout".into(),
+            message,
+        })?;
+        let ignore =
+            IgnoreSet::compile(&self.ignore, "ignore", 0, limits).map_err(CompileError::Rules)?;
         let classifier = Classifier::new(&self.severity_rules, self.managers.clone())?;
         let builtin = if self.compare.expected.defaults {
             builtin_expected()
@@ -717,10 +827,20 @@ impl Config {
         let builtin_len = builtin.len();
         let mut rules = builtin;
         rules.extend(self.compare.expected.rules.iter().cloned());
-        let expected = IgnoreSet::new(&rules).map_err(|(i, source)| CompileError::Expected {
-            index: i.saturating_sub(builtin_len),
-            source,
-        })?;
+        let expected = IgnoreSet::compile(&rules, "compare.expected.rules", builtin_len, limits)
+            .map_err(CompileError::Rules)?;
+        if let Some(i) = self
+            .compare
+            .expected
+            .rules
+            .iter()
+            .position(|r| !r.jq_path_expressions.is_empty())
+        {
+            return Err(CompileError::Config {
+                key: format!("compare.expected.rules[{i}].jqPathExpressions"),
+                message: "jq path expressions are for `ignore` rules".into(),
+            });
+        }
         let mapping = Mapping::new(&self.compare.mapping).map_err(CompileError::Mapping)?;
         Ok(Compiled {
             ignore: Arc::new(ignore),
@@ -802,18 +922,13 @@ impl Compiled {
 /// A config whose rules do not compile; each names its key.
 #[derive(Debug, thiserror::Error)]
 pub enum CompileError {
-    #[error("ignore[{index}].paths: {source}")]
-    Ignore {
-        index: usize,
-        source: crate::pattern::BadPattern,
-    },
+    /// Ignore or expected-divergence rules.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Rules(Vec<crate::diff::ignore::RuleProblem>),
     #[error(transparent)]
     Severity(#[from] RuleError),
-    #[error("compare.expected.rules[{index}]: {source}")]
-    Expected {
-        index: usize,
-        source: crate::pattern::BadPattern,
-    },
+    #[error("{key}: {message}")]
+    Config { key: String, message: String },
     #[error("compare.mapping: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Mapping(Vec<crate::diff::envmap::MappingError>),
 }
@@ -1055,6 +1170,40 @@ mod tests {
         assert!(opts.three_way);
     }
 
+    /// Odd inputs end (no loop, no panic) with problems or a config.
+    #[test]
+    fn parse_all_terminates_on_odd_input() {
+        for text in [
+            "",
+            "---\n---\n",
+            "ignore:\n\t- kind: X\n",
+            "ignore: &a [{pathz: 1}]\nseverity_rules: *a\n",
+            "ignore:\n  - pathz: 1\n  - pathz: 2\n  - pathz: 3\n",
+            "ignore:\n- - - x\n",
+            "environments:\n  a: {desired: 1}\n  b: {desired: 2}\nlisten: [\n",
+            "x: 1\ny: 2\nz: 3\n",
+            "ignore: {kind: X}\n",
+            ": :\n",
+        ] {
+            let r = Config::parse_all(text, Path::new("c.yaml"));
+            if let Err(problems) = &r {
+                assert!(!problems.is_empty(), "{text:?}");
+                assert!(
+                    problems.len() <= text.lines().count() + 2,
+                    "{text:?}: {problems:?}"
+                );
+            }
+        }
+        let problems = Config::parse_all("x: 1\ny: 2\nz: 3\n", Path::new("c.yaml")).unwrap_err();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        let problems = Config::parse_all(
+            "ignore:\n  - pathz: 1\n  - pathz: 2\n  - pathz: 3\n",
+            Path::new("c.yaml"),
+        )
+        .unwrap_err();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+    }
+
     #[test]
     fn the_default_config_compiles() {
         let c = Config::default().compile().unwrap();
@@ -1070,10 +1219,10 @@ mod tests {
         )
         .unwrap();
         let e = cfg.compile().unwrap_err().to_string();
-        assert!(e.starts_with("compare.expected.rules[0]: "), "{e}");
+        assert!(e.starts_with("compare.expected.rules[0].paths[0]: "), "{e}");
         let cfg = Config::parse("ignore:\n  - paths: [x]\n", Path::new("c.yaml")).unwrap();
         let e = cfg.compile().unwrap_err().to_string();
-        assert!(e.starts_with("ignore[0].paths: "), "{e}");
+        assert!(e.starts_with("ignore[0].paths[0]: "), "{e}");
     }
 }
 
@@ -1092,13 +1241,22 @@ mod argo_vocabulary_tests {
         assert_eq!(cfg.ignore[1].managers, ["kube-controller-manager"]);
         assert!(cfg.validate(path).is_empty(), "{:?}", cfg.validate(path));
         assert!(cfg.compile().is_ok());
-        // jq expressions: a clear error naming the key, not an unknown-field error.
-        let jq = "ignore:\n- kind: Deployment\n  jqPathExpressions:\n  - .spec.template.spec.initContainers[] | select(.name == \"init\")\n";
+        // jq expressions compile; a bad one is an error naming its key.
+        let jq = "ignore:\n- kind: Deployment\n  jqPathExpressions:\n  - .spec.template.spec.initContainers[] | select(.name == \"init\")\n  - .spec | select(\n";
         let cfg = Config::parse(jq, path).unwrap();
         let problems = cfg.validate(path);
         assert_eq!(problems.len(), 1, "{problems:?}");
         let text = problems[0].to_string();
-        assert!(text.contains("ignore[0].jqPathExpressions[0]"), "{text}");
-        assert!(text.contains("JSON Pointers"), "{text}");
+        assert!(text.contains("ignore[0].jqPathExpressions[1]"), "{text}");
+        assert!(text.contains("expected"), "{text}");
+        let e = cfg.compile().unwrap_err().to_string();
+        assert!(e.starts_with("ignore[0].jqPathExpressions[1]: "), "{e}");
+        // jq_timeout is checked.
+        let cfg = Config::parse("jq_timeout: soon\n", path).unwrap();
+        let problems = cfg.validate(path);
+        assert!(
+            problems[0].to_string().contains("jq_timeout"),
+            "{problems:?}"
+        );
     }
 }

@@ -605,6 +605,9 @@ pub struct Suppressed {
     pub server_set: usize,
     /// Differences matched by expected-divergence rules (environment comparisons).
     pub expected: usize,
+    /// Objects that Argo CD or Flux annotations say not to report (IgnoreExtraneous,
+    /// `ssa: Ignore`/`IfNotPresent`, `reconcile: disabled`; see [`crate::diff::gitops`]).
+    pub annotated: usize,
 }
 
 impl Suppressed {
@@ -614,5 +617,6 @@ impl Suppressed {
         self.ignored += other.ignored;
         self.server_set += other.server_set;
         self.expected += other.expected;
+        self.annotated += other.annotated;
     }
 }

@@ -210,6 +210,217 @@ impl LabelSelector {
     }
 }
 
+impl LabelSelector {
+    /// Parses the selector string syntax of `kubectl -l` and the API's `labelSelector`
+    /// query parameter: comma-separated requirements `key`, `!key`, `key=value`,
+    /// `key==value`, `key!=value`, `key in (a,b)`, `key notin (a,b)`. The empty string
+    /// selects everything. Keys and values are checked as the API server checks them.
+    ///
+    /// # Errors
+    /// What is wrong and where (the requirement, or the column).
+    pub fn parse_str(s: &str) -> Result<LabelSelector, String> {
+        let mut out = LabelSelector::default();
+        let mut rest = s.trim();
+        while !rest.is_empty() {
+            let (req, tail) = split_requirement(rest)?;
+            out.match_expressions.push(parse_requirement(req.trim())?);
+            rest = tail.trim_start();
+            if let Some(t) = rest.strip_prefix(',') {
+                rest = t.trim_start();
+                if rest.is_empty() {
+                    return Err(format!(
+                        "`{s}`: a requirement is missing after the last `,`"
+                    ));
+                }
+            } else if !rest.is_empty() {
+                return Err(format!("`{s}`: expected `,` before `{rest}`"));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Both selectors (a rule's `selector` map and its `labelSelector` string): an object
+    /// must match each.
+    pub fn and(mut self, other: LabelSelector) -> LabelSelector {
+        for (k, v) in other.match_labels {
+            self.match_expressions.push(LabelExpression {
+                key: k,
+                operator: LabelOperator::In,
+                values: vec![v],
+            });
+        }
+        self.match_expressions.extend(other.match_expressions);
+        self
+    }
+
+    /// A rule's `selector` and `labelSelector` combined (see [`LabelSelector::and`]).
+    ///
+    /// # Errors
+    /// The string does not parse, or the map's expressions are malformed.
+    pub fn combine(
+        map: Option<&LabelSelector>,
+        string: Option<&str>,
+    ) -> Result<Option<LabelSelector>, (&'static str, String)> {
+        if let Some(p) = map.and_then(LabelSelector::problem) {
+            return Err(("selector", p));
+        }
+        let parsed = string
+            .map(LabelSelector::parse_str)
+            .transpose()
+            .map_err(|e| ("labelSelector", e))?;
+        Ok(match (map.cloned(), parsed) {
+            (None, None) => None,
+            (Some(m), None) => Some(m),
+            (None, Some(p)) => Some(p),
+            (Some(m), Some(p)) => Some(m.and(p)),
+        })
+    }
+}
+
+/// The next requirement (up to a `,` outside parentheses) and what follows it.
+fn split_requirement(s: &str) -> Result<(&str, &str), String> {
+    let mut depth = 0usize;
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth = depth
+                    .checked_sub(1)
+                    .ok_or_else(|| format!("`{s}`: `)` without `(`"))?;
+            }
+            ',' if depth == 0 => return Ok((&s[..i], &s[i..])),
+            _ => {}
+        }
+    }
+    if depth > 0 {
+        return Err(format!("`{s}`: `(` is not closed"));
+    }
+    Ok((s, ""))
+}
+
+fn parse_requirement(req: &str) -> Result<LabelExpression, String> {
+    if req.is_empty() {
+        return Err("an empty requirement (two `,` in a row?)".into());
+    }
+    let expr = |key: &str, operator, values: Vec<String>| -> Result<LabelExpression, String> {
+        check_label_key(key).map_err(|e| format!("`{req}`: {e}"))?;
+        for v in &values {
+            check_label_value(v).map_err(|e| format!("`{req}`: {e}"))?;
+        }
+        Ok(LabelExpression {
+            key: key.to_string(),
+            operator,
+            values,
+        })
+    };
+    if let Some(key) = req.strip_prefix('!') {
+        return expr(key.trim(), LabelOperator::DoesNotExist, Vec::new());
+    }
+    for (op, operator) in [
+        ("!=", LabelOperator::NotIn),
+        ("==", LabelOperator::In),
+        ("=", LabelOperator::In),
+    ] {
+        if let Some((k, v)) = req.split_once(op) {
+            return expr(k.trim(), operator, vec![v.trim().to_string()]);
+        }
+    }
+    if req.contains(['<', '>']) {
+        return Err(format!(
+            "`{req}`: `<` and `>` compare numbers (node selectors); a label selector here uses =, !=, in, notin, exists or !"
+        ));
+    }
+    // `key in (a,b)`, `key notin (a,b)`, or `key`.
+    let Some(open) = req.find('(') else {
+        if req.contains(char::is_whitespace) {
+            return Err(format!(
+                "`{req}`: expected `key`, `!key`, `key=value`, `key!=value`, `key in (a,b)` or `key notin (a,b)`"
+            ));
+        }
+        return expr(req, LabelOperator::Exists, Vec::new());
+    };
+    let Some(inner) = req[open..]
+        .strip_prefix('(')
+        .and_then(|s| s.strip_suffix(')'))
+    else {
+        return Err(format!("`{req}`: the value list must end with `)`"));
+    };
+    let head = req[..open].trim();
+    let (key, op) = head
+        .rsplit_once(char::is_whitespace)
+        .ok_or_else(|| format!("`{req}`: expected `in` or `notin` before `(`"))?;
+    let operator = match op {
+        "in" => LabelOperator::In,
+        "notin" => LabelOperator::NotIn,
+        other => {
+            return Err(format!(
+                "`{req}`: unknown operator `{other}` (expected `in` or `notin`)"
+            ));
+        }
+    };
+    let values: Vec<String> = inner
+        .split(',')
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect();
+    if values.is_empty() {
+        return Err(format!("`{req}`: `{op}` needs at least one value"));
+    }
+    expr(key.trim(), operator, values)
+}
+
+/// A label key: an optional DNS subdomain prefix and `/`, then a name of at most 63
+/// characters (alphanumerics, `-`, `_`, `.`, starting and ending alphanumeric).
+fn check_label_key(key: &str) -> Result<(), String> {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if let Some(p) = prefix {
+        let ok = !p.is_empty()
+            && p.len() <= 253
+            && p.split('.').all(|l| {
+                !l.is_empty()
+                    && l.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+            });
+        if !ok {
+            return Err(format!("key prefix `{p}` is not a DNS subdomain"));
+        }
+    }
+    if name.is_empty() {
+        return Err("a key is missing".into());
+    }
+    if !is_label_name(name) {
+        return Err(format!(
+            "key `{key}`: a label name is at most 63 alphanumerics, `-`, `_` or `.`, starting and ending alphanumeric"
+        ));
+    }
+    Ok(())
+}
+
+fn check_label_value(v: &str) -> Result<(), String> {
+    if v.is_empty() || is_label_name(v) {
+        Ok(())
+    } else {
+        Err(format!(
+            "value `{v}`: a label value is at most 63 alphanumerics, `-`, `_` or `.`, starting and ending alphanumeric"
+        ))
+    }
+}
+
+fn is_label_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b.first().is_some_and(u8::is_ascii_alphanumeric)
+        && b.last().is_some_and(u8::is_ascii_alphanumeric)
+}
+
 /// Which objects a rule applies to (all fields optional globs).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -289,5 +500,83 @@ mod tests {
         assert!(PathPattern::parse("spec/replicas").is_err());
         let ann = [("metadata", None), ("annotations", None), ("a/b", None)];
         assert!(p("/metadata/annotations/a~1b").matches(&segs(&ann)));
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> serde_json::Map<String, serde_json::Value> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), serde_json::Value::from(*v)))
+            .collect()
+    }
+
+    #[test]
+    fn selector_strings_parse_as_kubectl_reads_them() {
+        let s = LabelSelector::parse_str("app=web,tier in (a, b),!legacy,env!=prod").unwrap();
+        let ops: Vec<(&str, LabelOperator, usize)> = s
+            .match_expressions
+            .iter()
+            .map(|e| (e.key.as_str(), e.operator, e.values.len()))
+            .collect();
+        assert_eq!(
+            ops,
+            [
+                ("app", LabelOperator::In, 1),
+                ("tier", LabelOperator::In, 2),
+                ("legacy", LabelOperator::DoesNotExist, 0),
+                ("env", LabelOperator::NotIn, 1),
+            ]
+        );
+        let m = |pairs: &[(&str, &str)]| s.matches(Some(&labels(pairs)));
+        assert!(m(&[("app", "web"), ("tier", "b")]));
+        assert!(m(&[("app", "web"), ("tier", "a"), ("env", "staging")]));
+        assert!(!m(&[("app", "web"), ("tier", "a"), ("env", "prod")]));
+        assert!(!m(&[("app", "web"), ("tier", "c")]));
+        assert!(!m(&[("app", "web"), ("tier", "a"), ("legacy", "")]));
+        assert!(!m(&[("tier", "a")]));
+        // More forms.
+        let t = LabelSelector::parse_str("app.kubernetes.io/name==web, team, x notin (y)").unwrap();
+        assert!(t.matches(Some(&labels(&[
+            ("app.kubernetes.io/name", "web"),
+            ("team", "")
+        ]))));
+        assert!(!t.matches(Some(&labels(&[("app.kubernetes.io/name", "web")]))));
+        assert!(!t.matches(Some(&labels(&[
+            ("app.kubernetes.io/name", "web"),
+            ("team", "a"),
+            ("x", "y")
+        ]))));
+        // The empty selector selects everything.
+        assert!(LabelSelector::parse_str("").unwrap().matches(None));
+        // Combined with a map selector: both must match.
+        let map = LabelSelector {
+            match_labels: [("app".to_string(), "db".to_string())].into(),
+            ..LabelSelector::default()
+        };
+        let both = LabelSelector::combine(Some(&map), Some("tier=a"))
+            .unwrap()
+            .unwrap();
+        assert!(both.matches(Some(&labels(&[("app", "db"), ("tier", "a")]))));
+        assert!(!both.matches(Some(&labels(&[("app", "web"), ("tier", "a")]))));
+    }
+
+    #[test]
+    fn bad_selector_strings_say_what_is_wrong() {
+        for (s, want) in [
+            ("app=web,", "missing after the last `,`"),
+            ("app=web,,tier=a", "empty requirement"),
+            ("tier in (a,b", "not closed"),
+            ("tier in ()", "needs at least one value"),
+            ("tier within (a)", "unknown operator `within`"),
+            ("tier (a)", "expected `in` or `notin`"),
+            ("replicas>3", "`<` and `>`"),
+            ("app = bad value", "value `bad value`"),
+            ("-app=x", "key `-app`"),
+            ("Bad_Prefix/app=x", "key prefix `Bad_Prefix`"),
+            ("app web", "expected `key`"),
+            ("=web", "a key is missing"),
+        ] {
+            let e = LabelSelector::parse_str(s).unwrap_err();
+            assert!(e.contains(want), "{s}: {e}");
+        }
     }
 }

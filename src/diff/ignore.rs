@@ -4,8 +4,11 @@
 //! and name (globs with `*` and `?`), then ignores fields by JSON Pointer pattern (`*`
 //! matches one segment, `**` any number; a keyed list item matches by index or by its key,
 //! so `/spec/template/spec/containers/istio-proxy` names the injected sidecar), or every
-//! field last written by a field manager. A rule with neither paths nor managers ignores
-//! the whole object (it is never missing, unmanaged or modified).
+//! field last written by a field manager, or the fields Argo CD-style jq path expressions
+//! select (deleted from both sides before comparing; see [`crate::diff::jq`]). Rules may
+//! also select objects by label (`selector:` map or `labelSelector:` string). A rule with
+//! neither paths, managers nor jq expressions ignores the whole object (it is never
+//! missing, unmanaged or modified).
 //!
 //! ```yaml
 //! ignore:
@@ -18,10 +21,13 @@
 //!     paths: ["/webhooks/*/clientConfig/caBundle"]
 //! ```
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
+use crate::diff::jq::{JqPath, Limits};
 use crate::model::ResourceKey;
-use crate::pattern::{BadPattern, ObjectSelector, PathPattern, SegView, wildcard};
+use crate::pattern::{ObjectSelector, PathPattern, SegView, wildcard};
 use serde_json::Value;
 
 /// An ignore rule as written in the config file.
@@ -44,6 +50,14 @@ pub struct IgnoreRule {
     /// object's labels, or the live object's when there is no desired one (unmanaged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<crate::pattern::LabelSelector>,
+    /// The same in the selector string syntax (`app=web,tier in (a,b),!legacy`); with
+    /// `selector` too, an object must match both.
+    #[serde(
+        default,
+        rename = "labelSelector",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub label_selector: Option<String>,
     /// JSON Pointer patterns of fields to ignore (Argo CD's `jsonPointers` is the same).
     #[serde(default, alias = "jsonPointers", skip_serializing_if = "Vec::is_empty")]
     pub paths: Vec<String>,
@@ -55,8 +69,9 @@ pub struct IgnoreRule {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub managers: Vec<String>,
-    /// Argo CD's `jqPathExpressions`: accepted so that a pasted `ignoreDifferences` block
-    /// loads, and reported by the config check as not supported (with what to use instead).
+    /// Argo CD's `jqPathExpressions`: jq path expressions whose selected fields are
+    /// deleted from both sides before comparing (as Argo CD's `del(EXPR)`), evaluated with
+    /// jaq under the bounds of [`crate::diff::jq`].
     #[serde(
         default,
         rename = "jqPathExpressions",
@@ -68,6 +83,13 @@ pub struct IgnoreRule {
     pub reason: Option<String>,
 }
 
+/// A compiled jq expression and its config key (`ignore[3].jqPathExpressions[0]`).
+#[derive(Debug, Clone)]
+pub(crate) struct JqRule {
+    pub(crate) key: String,
+    pub(crate) path: Arc<JqPath>,
+}
+
 #[derive(Debug, Clone)]
 struct Compiled {
     select: ObjectSelector,
@@ -76,6 +98,7 @@ struct Compiled {
     labels: Option<crate::pattern::LabelSelector>,
     paths: Vec<PathPattern>,
     managers: Vec<String>,
+    jq: Vec<JqRule>,
 }
 
 /// Compiled ignore rules.
@@ -84,17 +107,77 @@ pub struct IgnoreSet {
     rules: Vec<Compiled>,
 }
 
+/// A rule that does not compile: the key names the rule and field
+/// (`ignore[2].paths[0]`, `compare.expected.rules[0].labelSelector`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct RuleProblem {
+    /// Index of the rule in the list given to [`IgnoreSet::compile`].
+    pub index: usize,
+    pub key: String,
+    pub message: String,
+}
+
 impl IgnoreSet {
-    /// Compiles rules; the error names the rule index and the bad pattern.
-    pub fn new(rules: &[IgnoreRule]) -> Result<IgnoreSet, (usize, BadPattern)> {
+    /// Compiles rules listed under `ignore` with the default jq bounds; the error names the
+    /// rule and field.
+    ///
+    /// # Errors
+    /// Every problem of every rule.
+    pub fn new(rules: &[IgnoreRule]) -> Result<IgnoreSet, Vec<RuleProblem>> {
+        Self::compile(rules, "ignore", 0, Limits::default())
+    }
+
+    /// Compiles rules listed under `list` (for messages); the first `skip` rules are
+    /// built-in ones, named from 0 after them.
+    ///
+    /// # Errors
+    /// Every problem of every rule, each naming its key.
+    pub fn compile(
+        rules: &[IgnoreRule],
+        list: &str,
+        skip: usize,
+        limits: Limits,
+    ) -> Result<IgnoreSet, Vec<RuleProblem>> {
         let mut out = Vec::with_capacity(rules.len());
-        for (i, r) in rules.iter().enumerate() {
-            let paths = r
-                .paths
-                .iter()
-                .map(|p| PathPattern::parse(p))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| (i, e))?;
+        let mut problems = Vec::new();
+        for (index, r) in rules.iter().enumerate() {
+            let n = index.saturating_sub(skip);
+            let mut problem = |field: String, message: String| {
+                problems.push(RuleProblem {
+                    index,
+                    key: format!("{list}[{n}].{field}"),
+                    message,
+                });
+            };
+            let mut paths = Vec::with_capacity(r.paths.len());
+            for (j, p) in r.paths.iter().enumerate() {
+                match PathPattern::parse(p) {
+                    Ok(p) => paths.push(p),
+                    Err(e) => problem(format!("paths[{j}]"), e.to_string()),
+                }
+            }
+            let labels = match crate::pattern::LabelSelector::combine(
+                r.selector.as_ref(),
+                r.label_selector.as_deref(),
+            ) {
+                Ok(l) => l,
+                Err((field, message)) => {
+                    problem(field.to_string(), message);
+                    None
+                }
+            };
+            let mut jq = Vec::with_capacity(r.jq_path_expressions.len());
+            for (j, e) in r.jq_path_expressions.iter().enumerate() {
+                let key = format!("jqPathExpressions[{j}]");
+                match JqPath::compile(e, limits) {
+                    Ok(p) => jq.push(JqRule {
+                        key: format!("{list}[{n}].{key}"),
+                        path: Arc::new(p),
+                    }),
+                    Err(e) => problem(key, e.to_string()),
+                }
+            }
             out.push(Compiled {
                 select: ObjectSelector {
                     group: r.group.clone(),
@@ -102,12 +185,17 @@ impl IgnoreSet {
                     namespace: r.namespace.clone(),
                     name: r.name.clone(),
                 },
-                labels: r.selector.clone(),
+                labels,
                 paths,
                 managers: r.managers.clone(),
+                jq,
             });
         }
-        Ok(IgnoreSet { rules: out })
+        if problems.is_empty() {
+            Ok(IgnoreSet { rules: out })
+        } else {
+            Err(problems)
+        }
     }
 
     /// Whether some rule selects objects by label (then the engine narrows the set to each
@@ -152,6 +240,7 @@ impl IgnoreSet {
             r.labels.is_none()
                 && r.paths.is_empty()
                 && r.managers.is_empty()
+                && r.jq.is_empty()
                 && r.select.selects(key)
         })
     }
@@ -170,6 +259,19 @@ impl IgnoreSet {
                 && r.select.selects(key)
                 && r.managers.iter().any(|m| wildcard(m, manager))
         })
+    }
+
+    /// The jq expressions of the rules that select this object.
+    pub(crate) fn jq_for(&self, key: &ResourceKey) -> impl Iterator<Item = &JqRule> {
+        self.rules
+            .iter()
+            .filter(|r| r.labels.is_none() && !r.jq.is_empty() && r.select.selects(key))
+            .flat_map(|r| r.jq.iter())
+    }
+
+    /// Whether any rule has jq expressions (lets the engine skip looking).
+    pub(crate) fn has_jq(&self) -> bool {
+        self.rules.iter().any(|r| !r.jq.is_empty())
     }
 
     /// Whether any rule can apply to this object at all (lets the engine skip checks).
@@ -234,6 +336,6 @@ mod tests {
             paths: vec!["spec".into()],
             ..Default::default()
         }]);
-        assert_eq!(bad.unwrap_err().0, 0);
+        assert_eq!(bad.unwrap_err()[0].key, "ignore[0].paths[0]");
     }
 }

@@ -22,7 +22,9 @@
 pub mod compare;
 pub mod defaults;
 pub mod envmap;
+pub mod gitops;
 pub mod ignore;
+pub mod jq;
 pub mod managed;
 pub mod normalize;
 pub mod patch;
@@ -259,12 +261,15 @@ impl<'a> Comparison<'a> {
         }
     }
 
-    /// `opts` with its ignore and severity rules narrowed to one object's labels, when
+    /// `opts` with its ignore, severity and expected-divergence rules narrowed to one object's labels, when
     /// some rule selects objects by label (else `opts` itself, at no cost). Narrowed sets
     /// are built once per combination of matching label rules.
     fn opts_for(&self, obj: &Object) -> std::borrow::Cow<'a, Options> {
         let opts = self.opts;
-        if !opts.ignore.has_label_rules() && !opts.classifier.has_label_rules() {
+        if !opts.ignore.has_label_rules()
+            && !opts.classifier.has_label_rules()
+            && !opts.expected.has_label_rules()
+        {
             return std::borrow::Cow::Borrowed(opts);
         }
         let labels = obj
@@ -273,6 +278,7 @@ impl<'a> Comparison<'a> {
             .and_then(Value::as_object);
         let mut matched = opts.ignore.label_matches(labels);
         matched.extend(opts.classifier.label_matches(labels));
+        matched.extend(opts.expected.label_matches(labels));
         let mut cache = self
             .narrowed
             .lock()
@@ -283,6 +289,7 @@ impl<'a> Comparison<'a> {
                 let mut o = opts.clone();
                 o.ignore = Arc::new(opts.ignore.for_labels(labels));
                 o.classifier = Arc::new(opts.classifier.for_labels(labels));
+                o.expected = Arc::new(opts.expected.for_labels(labels));
                 Arc::new(o)
             })
             .clone();
@@ -316,7 +323,13 @@ impl<'a> Comparison<'a> {
     {
         self.schemas
             .add_crds(live.iter().map(|(k, o)| (k.borrow(), o.borrow())));
-        type PerObject<'k> = (Option<Drift>, Suppressed, bool, Option<&'k ResourceKey>);
+        type PerObject<'k> = (
+            Option<Drift>,
+            Suppressed,
+            bool,
+            Option<&'k ResourceKey>,
+            Vec<String>,
+        );
         let per_object: Vec<PerObject<'a>> = live
             .par_iter()
             .map(|(k, l)| {
@@ -325,28 +338,53 @@ impl<'a> Comparison<'a> {
                 let narrowed = self.opts_for(desired.map_or(l, |(d, _)| d));
                 let opts: &Options = &narrowed;
                 if opts.ignore.ignores_object(key) {
-                    return (None, Suppressed::default(), false, None);
+                    return (None, Suppressed::default(), false, None, Vec::new());
                 }
                 match desired {
                     // Comparing environments, objects owned by a controller (a CronJob's
                     // Jobs, ReplicaSets) follow their owner: compare the owners only.
                     Some((d, alias)) if opts.symmetric && (d.is_owned() || l.is_owned()) => {
-                        (None, Suppressed::default(), false, alias)
+                        (None, Suppressed::default(), false, alias, Vec::new())
+                    }
+                    // Flux will not override it (ssa: Ignore / IfNotPresent, reconcile:
+                    // disabled): its differences are not drift Flux would correct.
+                    Some((d, alias))
+                        if !opts.symmetric
+                            && gitops::flux_policy(&[Some(&d.value), Some(&l.value)])
+                                != gitops::FluxPolicy::Apply =>
+                    {
+                        let sup = Suppressed {
+                            annotated: 1,
+                            ..Suppressed::default()
+                        };
+                        (None, sup, true, alias, Vec::new())
                     }
                     Some((d, alias)) => {
                         let schema = self.schemas.get(&key.group, &key.kind);
-                        let (drift, sup) = modified_drift(key, d, l, opts, &schema);
-                        (drift, sup, true, alias)
+                        let mut notes = Vec::new();
+                        let (drift, sup) = modified_drift(key, d, l, opts, &schema, &mut notes);
+                        (drift, sup, true, alias, notes)
                     }
                     None => {
                         let unmanaged = opts.unmanaged.enabled
                             && !l.is_owned()
                             && self.scope.watches(key, &l.value);
+                        // Argo CD's IgnoreExtraneous, Flux's ssa: Ignore: not reported.
+                        let annotated = unmanaged
+                            && !opts.symmetric
+                            && (gitops::argo_ignore_extraneous(&l.value)
+                                || gitops::flux_policy(&[Some(&l.value)])
+                                    == gitops::FluxPolicy::Ignore);
+                        let sup = Suppressed {
+                            annotated: usize::from(annotated),
+                            ..Suppressed::default()
+                        };
                         (
-                            unmanaged.then(|| unmanaged_drift(key, l, opts)),
-                            Suppressed::default(),
+                            (unmanaged && !annotated).then(|| unmanaged_drift(key, l, opts)),
+                            sup,
                             false,
                             None,
+                            Vec::new(),
                         )
                     }
                 }
@@ -356,7 +394,8 @@ impl<'a> Comparison<'a> {
             seen: live.iter().map(|(k, _)| k.borrow().clone()).collect(),
             ..Partial::default()
         };
-        for ((drift, sup, compared, alias), (k, _)) in per_object.into_iter().zip(live) {
+        for ((drift, sup, compared, alias, notes), (k, _)) in per_object.into_iter().zip(live) {
+            p.notes.extend(notes);
             p.suppressed.add(&sup);
             p.compared += usize::from(compared);
             if compared && self.opts.keep_compared {
@@ -397,6 +436,13 @@ impl<'a> Comparison<'a> {
             // Comparing environments, `from` is a live dump too: objects owned by others
             // (ReplicaSets, Pods) and system objects are not expected elsewhere.
             if self.opts.symmetric && (d.is_owned() || self.scope.excluded(key, &d.value)) {
+                continue;
+            }
+            // Flux does not create what it ignores (ssa: Ignore, reconcile: disabled).
+            if !self.opts.symmetric
+                && gitops::flux_policy(&[Some(&d.value)]) == gitops::FluxPolicy::Ignore
+            {
+                result.suppressed.annotated += 1;
                 continue;
             }
             if live_unknown.iter().any(|u| u.covers(key)) {
@@ -663,6 +709,7 @@ fn modified_drift(
     l: &Object,
     opts: &Options,
     schema: &crate::diff::schema::KindSchema,
+    notes: &mut Vec<String>,
 ) -> (Option<Drift>, Suppressed) {
     // Subtrees a controller computes from the object itself are compared on neither side.
     let computed = computed_subtrees(key, &d.value);
@@ -680,7 +727,19 @@ fn modified_drift(
         v
     });
     let d_value = defaulted.as_ref().unwrap_or(d_raw);
+    // Argo CD's jqPathExpressions: what they select is deleted from both sides.
+    let mut jq_ignored = 0;
+    let jq_stripped = opts
+        .ignore
+        .has_jq()
+        .then(|| strip_jq(key, opts, d_value, l_value, notes, &mut jq_ignored))
+        .flatten();
+    let (d_value, l_value, d_raw) = match &jq_stripped {
+        Some((dv, lv)) => (dv, lv, dv),
+        None => (d_value, l_value, d_raw),
+    };
     let mut diff = compare_with_schema(key, d_value, l_value, opts, &schema.node);
+    diff.suppressed.ignored += jq_ignored;
     let expected = diff.changes.iter().filter(|c| c.expected).count();
     if !opts.show_expected {
         diff.suppressed.expected += expected;
@@ -766,6 +825,55 @@ fn modified_drift(
         },
     };
     (Some(drift), diff.suppressed)
+}
+
+/// Both sides without what the jq expressions of the ignore rules selecting `key` select
+/// (each rule in turn, on the result of the one before, as Argo CD applies them), or None
+/// when no expression selects anything. `ignored` counts the removed fields whose values
+/// differed. An expression stopped by its bounds is not applied to the object, and a note
+/// names the rule and the object.
+fn strip_jq(
+    key: &ResourceKey,
+    opts: &Options,
+    d: &Value,
+    l: &Value,
+    notes: &mut Vec<String>,
+    ignored: &mut usize,
+) -> Option<(Value, Value)> {
+    let mut out: Option<(Value, Value)> = None;
+    for rule in opts.ignore.jq_for(key) {
+        let (dv, lv) = out.as_ref().map_or((d, l), |(a, b)| (a, b));
+        let (dp, lp) = match (rule.path.paths(dv), rule.path.paths(lv)) {
+            (Ok(dp), Ok(lp)) => (dp.unwrap_or_default(), lp.unwrap_or_default()),
+            (Err(stop), _) | (_, Err(stop)) => {
+                let object = match &key.namespace {
+                    Some(ns) => format!("{} {ns}/{}", key.kind, key.name),
+                    None => format!("{} {}", key.kind, key.name),
+                };
+                notes.push(format!(
+                    "{}: `{}` on {object}: {stop}; not applied to this object",
+                    rule.key,
+                    rule.path.as_str()
+                ));
+                continue;
+            }
+        };
+        if dp.is_empty() && lp.is_empty() {
+            continue;
+        }
+        let mut seen = std::collections::HashSet::new();
+        *ignored += dp
+            .iter()
+            .chain(lp.iter())
+            .filter(|p| seen.insert(*p))
+            .filter(|p| jq::get_path(dv, p) != jq::get_path(lv, p))
+            .count();
+        let (mut dn, mut ln) = (dv.clone(), lv.clone());
+        jq::delete_paths(&mut dn, dp);
+        jq::delete_paths(&mut ln, lp);
+        out = Some((dn, ln));
+    }
+    out
 }
 
 /// The change that speaks for a drift: the most severe non-expected one; among equals a
@@ -978,8 +1086,28 @@ fn unmanaged_drift(key: &ResourceKey, l: &Object, opts: &Options) -> Drift {
     let by = creator
         .map(|m| format!(" (created by {m})"))
         .unwrap_or_default();
+    // Argo CD's Prune=false (Flux's prune: disabled): still out of sync in Argo CD, but
+    // kept on purpose.
+    let argo_no_prune = !opts.symmetric && gitops::argo_no_prune(&l.value);
+    let flux_no_prune = !opts.symmetric && gitops::flux_no_prune(&l.value);
+    let severity = if argo_no_prune || flux_no_prune {
+        Severity::Info
+    } else {
+        severity
+    };
     let note = if opts.symmetric {
         format!("{key} exists in {} only{by}", opts.pair.1)
+    } else if argo_no_prune {
+        format!(
+            "not in the desired state{by}; {}: Prune=false: Argo CD keeps it and will not delete it (add {}: IgnoreExtraneous to stop reporting it)",
+            gitops::ARGO_SYNC_OPTIONS,
+            gitops::ARGO_COMPARE_OPTIONS
+        )
+    } else if flux_no_prune {
+        format!(
+            "not in the desired state{by}; {}: disabled: Flux keeps it and will not delete it",
+            gitops::FLUX_PRUNE
+        )
     } else {
         format!("not in the desired state{by}: adopt it into Git, or delete it")
     };

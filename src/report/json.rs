@@ -119,6 +119,7 @@ pub(crate) fn to_value(rep: &Report<'_>) -> Value {
                 "ignored": sup.ignored,
                 "server_set": sup.server_set,
                 "expected": sup.expected,
+                "annotated": sup.annotated,
             },
             "unknown": rep.result.unknown.len(),
             "errors": rep.errors.len(),

@@ -84,6 +84,7 @@ fn suppressed_line(rep: &Report<'_>) -> Option<String> {
         (s.controller, "controller-owned"),
         (s.ignored, "ignored by rules"),
         (s.expected, "expected divergences (--show-expected)"),
+        (s.annotated, "objects Argo CD/Flux annotations exclude"),
     ] {
         if n > 0 {
             parts.push(format!("{n} {what}"));
