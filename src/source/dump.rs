@@ -16,7 +16,7 @@ use crate::model::{
     InputError, Object, Origin, ResourceKey, SkippedInput, Snapshot, SourceRef, UnknownScope,
 };
 use crate::redact::redact_secret;
-use crate::source::manifest::{ParsedText, parse_manifest_text};
+use crate::source::manifest::{ParsedText, parse_manifest_stream};
 
 /// How to read one side.
 #[derive(Debug, Clone)]
@@ -279,25 +279,6 @@ impl Walker<'_> {
     }
 }
 
-/// What reading one file produced.
-struct FileResult {
-    path: PathBuf,
-    parsed: ParsedText,
-    read_error: Option<String>,
-}
-
-fn read_file(path: &Path, limits: &FileLimits) -> FileResult {
-    let fail = |msg: String| FileResult {
-        path: path.to_path_buf(),
-        parsed: ParsedText::default(),
-        read_error: Some(msg),
-    };
-    match read_bounded(path, limits.max_file_bytes) {
-        Ok(bytes) => parse_bytes(path, bytes),
-        Err(msg) => fail(msg),
-    }
-}
-
 /// Reads a regular file of at most `max` bytes. The type is checked before opening (a FIFO
 /// would block `open`) and again on the open file; the size both before reading and while
 /// reading (a file that grows).
@@ -333,31 +314,94 @@ fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-fn parse_bytes(path: &Path, bytes: Vec<u8>) -> FileResult {
-    let fail = |msg: String| FileResult {
-        path: path.to_path_buf(),
-        parsed: ParsedText::default(),
-        read_error: Some(msg),
-    };
+/// The text of a file's bytes: no NUL bytes, UTF-8, without a byte order mark.
+fn bytes_to_text(bytes: Vec<u8>) -> Result<String, String> {
     if bytes.contains(&0) {
-        return fail("binary data (NUL bytes), not YAML or JSON".to_string());
+        return Err("binary data (NUL bytes), not YAML or JSON".to_string());
     }
-    let text = match String::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            return fail(format!(
-                "not UTF-8 text (invalid byte at offset {}): binary file?",
-                e.utf8_error().valid_up_to()
-            ));
-        }
-    };
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let mut text = String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "not UTF-8 text (invalid byte at offset {}): binary file?",
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    if text.starts_with('\u{feff}') {
+        text.drain(..'\u{feff}'.len_utf8());
+    }
+    Ok(text)
+}
+
+/// Reads one file and hands its objects (keyed, redacted) to `f` in batches of at most
+/// [`manifest::BATCH`](crate::source::manifest::BATCH), so that a big file is never held
+/// parsed at once; a file that cannot be read is one batch with its error.
+fn file_batches(path: &Path, opts: &LoadOptions, f: &mut dyn FnMut(FileObjects)) {
+    let text = read_bounded(path, opts.limits.max_file_bytes).and_then(bytes_to_text);
+    match text {
+        Ok(text) => text_batches(path, &text, opts, f),
+        Err(msg) => f(read_error(path, opts, msg)),
+    }
+}
+
+/// A file that could not be read: one input error naming it.
+fn read_error(path: &Path, opts: &LoadOptions, message: String) -> FileObjects {
+    FileObjects {
+        errors: vec![InputError {
+            side: opts.side.clone(),
+            source: path.display().to_string(),
+            line: None,
+            column: None,
+            message,
+        }],
+        ..FileObjects::default()
+    }
+}
+
+/// Parses the text of one file (`path` names it in origins and errors; `.json` selects
+/// the JSON parser), handing its objects to `f` in batches; the last batch carries the
+/// skip note of a file that holds no Kubernetes object.
+fn text_batches(path: &Path, text: &str, opts: &LoadOptions, f: &mut dyn FnMut(FileObjects)) {
     let json = path.extension().and_then(|e| e.to_str()) == Some("json");
-    FileResult {
-        path: path.to_path_buf(),
-        parsed: parse_manifest_text(text, json),
-        read_error: None,
+    text_batches_as(path, text, json, opts, f);
+}
+
+/// [`text_batches`] with the parser chosen by the caller.
+fn text_batches_as(
+    path: &Path,
+    text: &str,
+    json: bool,
+    opts: &LoadOptions,
+    f: &mut dyn FnMut(FileObjects),
+) {
+    let (mut objects, mut non_objects) = (0usize, false);
+    parse_manifest_stream(text, json, &mut |parsed| {
+        objects += parsed.objects.len();
+        non_objects |= !parsed.non_objects.is_empty();
+        f(parsed_objects(path, parsed, opts));
+    });
+    if objects == 0 && non_objects {
+        f(FileObjects {
+            skipped: Some(SkippedInput {
+                source: path.display().to_string(),
+                reason: "not a Kubernetes object (no apiVersion/kind, or a Kustomize file)".into(),
+            }),
+            ..FileObjects::default()
+        });
     }
+}
+
+/// All of one file's objects, errors and skip note at once.
+fn whole_file(path: &Path, opts: &LoadOptions, text: Option<&str>) -> FileObjects {
+    let mut all = FileObjects::default();
+    let mut add = |fo: FileObjects| {
+        all.objects.extend(fo.objects);
+        all.errors.extend(fo.errors);
+        all.skipped = all.skipped.take().or(fo.skipped);
+    };
+    match text {
+        Some(t) => text_batches(path, t, opts, &mut add),
+        None => file_batches(path, opts, &mut add),
+    }
+    all
 }
 
 /// The objects, problems and skip note of one file, before merging into a snapshot.
@@ -400,7 +444,7 @@ pub fn load_paths(
         .files
         .par_iter()
         .map(|f| {
-            let r = file_objects(read_file(f, &opts.limits), opts);
+            let r = whole_file(f, opts, None);
             on_file(f);
             r
         })
@@ -456,7 +500,7 @@ pub(crate) fn stream_paths<R: Send>(
     let files = walked.files;
     meta.unknown = read_unknown(paths, &opts.side, &mut meta.errors);
     type PerFile<R> = (
-        R,
+        Vec<R>,
         Vec<(ResourceKey, Origin)>,
         Vec<InputError>,
         Option<SkippedInput>,
@@ -464,18 +508,25 @@ pub(crate) fn stream_paths<R: Send>(
     let per_file: Vec<PerFile<R>> = files
         .par_iter()
         .map(|f| {
-            let fo = file_objects(read_file(f, &opts.limits), opts);
+            let mut out: PerFile<R> = (Vec::new(), Vec::new(), Vec::new(), None);
+            file_batches(f, opts, &mut |fo| {
+                if !fo.objects.is_empty() {
+                    out.0.push(consume(&fo.objects));
+                }
+                out.1
+                    .extend(fo.objects.into_iter().map(|(k, o)| (k, o.origin)));
+                out.2.extend(fo.errors);
+                out.3 = out.3.take().or(fo.skipped);
+            });
             on_file(f);
-            let r = consume(&fo.objects);
-            let keys = fo.objects.into_iter().map(|(k, o)| (k, o.origin)).collect();
-            (r, keys, fo.errors, fo.skipped)
+            out
         })
         .collect();
     let mut results = Vec::with_capacity(per_file.len());
     let mut seen: std::collections::HashMap<ResourceKey, Origin> = std::collections::HashMap::new();
     let mut objects = 0;
     for (r, keys, errors, skipped) in per_file {
-        results.push(r);
+        results.extend(r);
         merge_meta(&mut meta, errors, skipped);
         for (key, origin) in keys {
             objects += 1;
@@ -521,7 +572,10 @@ fn duplicate_error(
 /// Parses the bytes of one file that was not read from disk (a blob in a Git tree):
 /// `path` is what origins and errors name. Same checks as for files (binary, UTF-8, BOM).
 pub(crate) fn objects_from_bytes(path: &Path, bytes: Vec<u8>, opts: &LoadOptions) -> FileObjects {
-    file_objects(parse_bytes(path, bytes), opts)
+    match bytes_to_text(bytes) {
+        Ok(text) => whole_file(path, opts, Some(&text)),
+        Err(msg) => read_error(path, opts, msg),
+    }
 }
 
 /// Adds one file's objects, errors and skip note to `snap`; a duplicate object is an
@@ -549,12 +603,15 @@ pub fn load_text(text: &str, source_name: &str, opts: &LoadOptions) -> Snapshot 
         }),
         ..Snapshot::default()
     };
-    let r = FileResult {
-        path: PathBuf::from(source_name),
-        parsed: parse_manifest_text(text, false),
-        read_error: None,
+    // Text without a file is YAML whatever its name.
+    let mut fo = FileObjects::default();
+    let name = PathBuf::from(source_name);
+    let mut add = |b: FileObjects| {
+        fo.objects.extend(b.objects);
+        fo.errors.extend(b.errors);
+        fo.skipped = fo.skipped.take().or(b.skipped);
     };
-    let fo = file_objects(r, opts);
+    text_batches_as(&name, text, false, opts, &mut add);
     merge_meta(&mut snap, fo.errors, fo.skipped);
     for (key, obj) in fo.objects {
         if let Some(first) = snap.objects.get(&key) {
@@ -567,10 +624,10 @@ pub fn load_text(text: &str, source_name: &str, opts: &LoadOptions) -> Snapshot 
     snap
 }
 
-/// Turns one file's parse result into keyed, redacted objects (pure).
-fn file_objects(r: FileResult, opts: &LoadOptions) -> FileObjects {
+/// Turns one batch of a file's parse result into keyed, redacted objects (pure).
+fn parsed_objects(path: &Path, parsed: ParsedText, opts: &LoadOptions) -> FileObjects {
     let mut out = FileObjects::default();
-    let source = r.path.display().to_string();
+    let source = path.display().to_string();
     let err = |line: Option<usize>, column: Option<usize>, message: String| InputError {
         side: opts.side.clone(),
         source: source.clone(),
@@ -578,20 +635,10 @@ fn file_objects(r: FileResult, opts: &LoadOptions) -> FileObjects {
         column,
         message,
     };
-    if let Some(msg) = r.read_error {
-        out.errors.push(err(None, None, msg));
-        return out;
-    }
-    for p in r.parsed.problems {
+    for p in parsed.problems {
         out.errors.push(err(p.line, p.column, p.message));
     }
-    if r.parsed.objects.is_empty() && !r.parsed.non_objects.is_empty() {
-        out.skipped = Some(SkippedInput {
-            source: source.clone(),
-            reason: "not a Kubernetes object (no apiVersion/kind, or a Kustomize file)".into(),
-        });
-    }
-    for obj in r.parsed.objects {
+    for obj in parsed.objects {
         let mut value = obj.value;
         let key = match object_key(&value, opts) {
             Ok(k) => k,
@@ -613,7 +660,7 @@ fn file_objects(r: FileResult, opts: &LoadOptions) -> FileObjects {
             m.remove("status");
         }
         let origin = Origin::File {
-            path: r.path.clone(),
+            path: path.to_path_buf(),
             line: obj.line,
             commit: opts.commit.clone(),
         };
