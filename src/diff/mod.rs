@@ -21,6 +21,7 @@
 
 pub mod compare;
 pub mod defaults;
+pub mod desired;
 pub mod envmap;
 pub mod ignore;
 pub mod managed;
@@ -45,6 +46,7 @@ use crate::model::{
 use crate::pattern::ObjectSelector;
 use crate::redact::short_hash;
 use compare::{RawChange, compare_with_schema};
+pub use desired::{CompactSnapshot, DesiredIndex};
 use ignore::IgnoreSet;
 
 /// Which live objects count as "unmanaged" when they are not in desired.
@@ -184,7 +186,7 @@ pub struct Partial {
 /// The schema registry ([`crate::diff::schema`]) holds the CRDs of the desired side from the
 /// start and those of each live batch before the batch is compared.
 pub struct Comparison<'a> {
-    desired: &'a Snapshot,
+    desired: &'a dyn DesiredIndex,
     opts: &'a Options,
     scope: WatchedScope<'a>,
     schemas: Registry,
@@ -210,11 +212,11 @@ fn dropped_namespace_note(key: &ResourceKey) -> String {
 }
 
 impl<'a> Comparison<'a> {
-    pub fn new(desired: &'a Snapshot, opts: &'a Options) -> Self {
-        let schemas = Registry::from_objects(&desired.objects);
+    pub fn new(desired: &'a dyn DesiredIndex, opts: &'a Options) -> Self {
+        let schemas = Registry::from_objects(desired.parsed());
         let mut scope_of: HashMap<(&str, &str), Option<bool>> = HashMap::new();
         let mut namespaced_aliases = HashMap::new();
-        for key in desired.objects.keys() {
+        for key in desired.keys() {
             if key.namespace.is_none() {
                 continue;
             }
@@ -272,8 +274,11 @@ impl<'a> Comparison<'a> {
     /// live object without a namespace (its kind is cluster-scoped, whatever the desired
     /// side wrote), the desired object of the same kind and name that carries a namespace
     /// anyway. Returns the desired key too when it differs from the live one.
-    fn desired_for(&self, key: &ResourceKey) -> Option<(&'a Object, Option<&'a ResourceKey>)> {
-        if let Some(d) = self.desired.objects.get(key) {
+    fn desired_for(
+        &self,
+        key: &ResourceKey,
+    ) -> Option<(std::borrow::Cow<'a, Object>, Option<&'a ResourceKey>)> {
+        if let Some(d) = self.desired.get(key) {
             return Some((d, None));
         }
         if key.namespace.is_some() || self.namespaced_aliases.is_empty() {
@@ -284,7 +289,7 @@ impl<'a> Comparison<'a> {
             key.kind.as_str(),
             key.name.as_str(),
         ))?;
-        self.desired.objects.get(*dkey).map(|d| (d, Some(*dkey)))
+        self.desired.get(dkey).map(|d| (d, Some(*dkey)))
     }
 
     /// Compares a batch of live objects with their desired counterparts.
@@ -301,7 +306,7 @@ impl<'a> Comparison<'a> {
             .map(|(k, l)| {
                 let (key, l) = (k.borrow(), l.borrow());
                 let desired = self.desired_for(key);
-                let narrowed = self.opts_for(desired.map_or(l, |(d, _)| d));
+                let narrowed = self.opts_for(desired.as_ref().map_or(l, |(d, _)| d.as_ref()));
                 let opts: &Options = &narrowed;
                 if opts.ignore.ignores_object(key) {
                     return (None, Suppressed::default(), false, None);
@@ -314,7 +319,7 @@ impl<'a> Comparison<'a> {
                     }
                     Some((d, alias)) => {
                         let schema = self.schemas.get(&key.group, &key.kind);
-                        let (drift, sup) = modified_drift(key, d, l, opts, &schema);
+                        let (drift, sup) = modified_drift(key, &d, l, opts, &schema);
                         (drift, sup, true, alias)
                     }
                     None => {
@@ -365,8 +370,15 @@ impl<'a> Comparison<'a> {
             notes.extend(p.notes);
         }
         let mut per_file: Option<std::collections::HashMap<&std::path::Path, usize>> = None;
-        for (key, d) in &self.desired.objects {
-            if seen.contains(key) || self.opts_for(d).ignore.ignores_object(key) {
+        for key in self.desired.keys() {
+            if seen.contains(key) {
+                continue;
+            }
+            let Some(d) = self.desired.get(key) else {
+                continue;
+            };
+            let d: &Object = &d;
+            if self.opts_for(d).ignore.ignores_object(key) {
                 continue;
             }
             // Comparing environments, `from` is a live dump too: objects owned by others
@@ -414,10 +426,12 @@ impl<'a> Comparison<'a> {
 
 /// How many desired objects each file holds (a missing object's fix applies the file only
 /// when it holds nothing else).
-fn objects_per_file(desired: &Snapshot) -> std::collections::HashMap<&std::path::Path, usize> {
+fn objects_per_file(
+    desired: &dyn DesiredIndex,
+) -> std::collections::HashMap<&std::path::Path, usize> {
     let mut out = std::collections::HashMap::new();
-    for o in desired.objects.values() {
-        if let Origin::File { path, .. } = &o.origin {
+    for origin in desired.keys().filter_map(|k| desired.origin(k)) {
+        if let Origin::File { path, .. } = origin {
             *out.entry(path.as_path()).or_insert(0) += 1;
         }
     }
@@ -441,10 +455,10 @@ struct WatchedScope<'a> {
 }
 
 impl<'a> WatchedScope<'a> {
-    fn new(desired: &'a Snapshot, scope: &'a UnmanagedScope) -> Self {
+    fn new(desired: &'a dyn DesiredIndex, scope: &'a UnmanagedScope) -> Self {
         let mut desired_namespaces = BTreeSet::new();
         let mut cluster_kinds = BTreeSet::new();
-        for k in desired.objects.keys() {
+        for k in desired.keys() {
             match &k.namespace {
                 Some(ns) => {
                     desired_namespaces.insert(ns.as_str());

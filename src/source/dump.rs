@@ -463,6 +463,57 @@ pub fn load_paths(
     snap
 }
 
+/// Reads all objects under `paths` like [`load_paths`], into a
+/// [`CompactSnapshot`](crate::diff::CompactSnapshot) (each batch of a file compacted as
+/// soon as it is parsed: the side is never held parsed at once) and the snapshot's
+/// metadata (its `objects` empty).
+pub fn load_paths_compact(
+    paths: &[PathBuf],
+    opts: &LoadOptions,
+    on_file: &(dyn Fn(&Path) + Sync),
+) -> (Snapshot, crate::diff::CompactSnapshot) {
+    let mut meta = Snapshot {
+        source: Some(source_ref(paths, opts)),
+        ..Snapshot::default()
+    };
+    let walked = walk(paths, &opts.side, &opts.limits);
+    meta.errors.extend(walked.errors);
+    meta.skipped.extend(walked.skipped);
+    meta.unknown = read_unknown(paths, &opts.side, &mut meta.errors);
+    // Per file: its objects compacted, its errors, then its duplicates within itself.
+    type PerFile = (crate::diff::CompactSnapshot, FileObjects, Vec<InputError>);
+    let per_file: Vec<PerFile> = walked
+        .files
+        .par_iter()
+        .map(|f| {
+            let mut compact = crate::diff::CompactSnapshot::default();
+            let mut rest = FileObjects::default();
+            let mut dups = Vec::new();
+            file_batches(f, opts, &mut |fo| {
+                for (key, obj) in fo.objects {
+                    let origin = obj.origin.clone();
+                    if let Err(first) = compact.insert(key.clone(), obj) {
+                        dups.push(duplicate_error(opts, &key, &origin, first));
+                    }
+                }
+                rest.errors.extend(fo.errors);
+                rest.skipped = rest.skipped.take().or(fo.skipped);
+            });
+            on_file(f);
+            (compact, rest, dups)
+        })
+        .collect();
+    let mut all = crate::diff::CompactSnapshot::default();
+    for (compact, rest, dups) in per_file {
+        merge_meta(&mut meta, rest.errors, rest.skipped);
+        meta.errors.extend(dups);
+        all.absorb(compact, |key, at, first| {
+            meta.errors.push(duplicate_error(opts, key, at, first));
+        });
+    }
+    (meta, all)
+}
+
 /// A consumer of one file's objects (see [`stream_paths`]).
 pub type Consumer<'a, R> = dyn Fn(&[(ResourceKey, Object)]) -> R + Sync + 'a;
 

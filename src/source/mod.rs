@@ -247,6 +247,41 @@ pub fn open(spec: &SourceSpec, ctx: &Ctx<'_>) -> Result<Loaded, SourceError> {
     }
 }
 
+/// Reads a source whole like [`open`], its objects into a
+/// [`CompactSnapshot`](crate::diff::CompactSnapshot) (the `from` side of a comparison,
+/// held while the other side streams past it); the returned snapshot has the metadata and
+/// no objects (`objects` is the count). File sources are compacted while they are read;
+/// others once read.
+///
+/// # Errors
+/// As [`open`].
+pub fn open_compact(
+    spec: &SourceSpec,
+    ctx: &Ctx<'_>,
+) -> Result<(Loaded, crate::diff::CompactSnapshot), SourceError> {
+    match spec {
+        SourceSpec::Files {
+            paths,
+            kind,
+            limits,
+        } => {
+            let (snapshot, compact) =
+                dump::load_paths_compact(paths, &ctx.load_options(*kind, *limits), ctx.on_file);
+            let loaded = Loaded {
+                objects: crate::diff::DesiredIndex::len(&compact),
+                snapshot,
+                ..Loaded::default()
+            };
+            Ok((loaded, compact))
+        }
+        _ => {
+            let mut loaded = open(spec, ctx)?;
+            let objects = std::mem::take(&mut loaded.snapshot.objects);
+            Ok((loaded, crate::diff::CompactSnapshot::from_objects(objects)))
+        }
+    }
+}
+
 /// A streamed side: the consumer's results, one per file, and the side's metadata.
 pub struct StreamedSide<R> {
     pub results: Vec<R>,
