@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use serde_json::Value;
+use sha2::Digest;
 
 use crate::kinds::is_cluster_scoped;
 use crate::model::{
@@ -335,11 +336,199 @@ fn bytes_to_text(bytes: Vec<u8>) -> Result<String, String> {
 /// [`manifest::BATCH`](crate::source::manifest::BATCH), so that a big file is never held
 /// parsed at once; a file that cannot be read is one batch with its error.
 fn file_batches(path: &Path, opts: &LoadOptions, f: &mut dyn FnMut(FileObjects)) {
-    let text = read_bounded(path, opts.limits.max_file_bytes).and_then(bytes_to_text);
-    match text {
-        Ok(text) => text_batches(path, &text, opts, f),
-        Err(msg) => f(read_error(path, opts, msg)),
+    file_batches_cached(path, opts, None, f);
+}
+
+/// [`file_batches`] through a [`FileCache`]: the file is always read and hashed; when its
+/// content (and the options) are those of the cached parse, that parse is handed over
+/// again instead of parsing the file.
+fn file_batches_cached(
+    path: &Path,
+    opts: &LoadOptions,
+    cache: Option<&FileCache>,
+    f: &mut dyn FnMut(FileObjects),
+) {
+    let bytes = match read_bounded(path, opts.limits.max_file_bytes) {
+        Ok(b) => b,
+        Err(msg) => return f(read_error(path, opts, msg)),
+    };
+    let Some(cache) = cache else {
+        return match bytes_to_text(bytes) {
+            Ok(text) => text_batches(path, &text, opts, f),
+            Err(msg) => f(read_error(path, opts, msg)),
+        };
+    };
+    let key = cache_key(opts, path);
+    let hash: [u8; 32] = sha2::Sha256::digest(&bytes).into();
+    if let Some(entry) = cache.hit(&key, &hash) {
+        return entry.replay(f);
     }
+    let size = bytes.len() as u64;
+    let mut entry = CachedFile {
+        hash,
+        objects: Vec::new(),
+        errors: Vec::new(),
+        skipped: None,
+        bytes: 0,
+    };
+    let mut record = |fo: FileObjects| {
+        entry.record(&fo);
+        f(fo);
+    };
+    match bytes_to_text(bytes) {
+        Ok(text) => text_batches(path, &text, opts, &mut record),
+        Err(msg) => record(read_error(path, opts, msg)),
+    }
+    tracing::trace!(file = %path.display(), size, "parsed (not cached before)");
+    cache.store(key, entry);
+}
+
+/// A cache of file parses kept between reads (the daemon's, in
+/// [`SourceCaches`](crate::source::SourceCaches)), by options and path.
+///
+/// Never stale: every file is read and its content hashed (SHA-256) on every read, and an
+/// entry is used only for the same bytes read with the same options. Size and mtime alone
+/// are not trusted: on filesystems with coarse mtimes, and with tools that keep mtimes
+/// (`cp -p`, `rsync -t`, `tar`), a file can change and keep both. Only the parse is saved;
+/// reading and hashing a file costs a small fraction of parsing it.
+///
+/// Memory-bounded: objects are kept as compact JSON text (about the size of the file), up
+/// to [`FileCache::MAX_BYTES`] in all; files beyond that are parsed every time. Entries of
+/// files no longer read are dropped after each read of the source.
+#[derive(Debug, Default)]
+pub struct FileCache {
+    entries: std::sync::Mutex<FileEntries>,
+}
+
+#[derive(Debug, Default)]
+struct FileEntries {
+    map: std::collections::HashMap<String, std::sync::Arc<CachedFile>>,
+    bytes: usize,
+    /// Files served from the cache since the last [`FileCache::take_reused`].
+    reused: usize,
+}
+
+/// One file's parse, as it was handed over.
+#[derive(Debug)]
+struct CachedFile {
+    hash: [u8; 32],
+    objects: Vec<(ResourceKey, Box<str>, Origin)>,
+    errors: Vec<InputError>,
+    skipped: Option<SkippedInput>,
+    bytes: usize,
+}
+
+impl CachedFile {
+    fn record(&mut self, fo: &FileObjects) {
+        for (k, o) in &fo.objects {
+            // Serializing a value does not fail; if it did, the entry would be incomplete:
+            // make it unusable instead.
+            let Ok(json) = serde_json::to_string(&o.value) else {
+                self.hash = [0; 32];
+                continue;
+            };
+            self.bytes += json.len() + std::mem::size_of::<(ResourceKey, Box<str>, Origin)>();
+            self.objects
+                .push((k.clone(), json.into_boxed_str(), o.origin.clone()));
+        }
+        self.errors.extend(fo.errors.iter().cloned());
+        if fo.skipped.is_some() {
+            self.skipped.clone_from(&fo.skipped);
+        }
+    }
+
+    /// Hands the parse over again, in batches, as [`file_batches`] would.
+    fn replay(&self, f: &mut dyn FnMut(FileObjects)) {
+        for chunk in self.objects.chunks(crate::source::manifest::BATCH) {
+            let objects: Vec<(ResourceKey, Object)> = chunk
+                .par_iter()
+                .filter_map(|(k, json, origin)| {
+                    let value = serde_json::from_str(json).ok()?;
+                    Some((k.clone(), Object::new(value, origin.clone())))
+                })
+                .collect();
+            f(FileObjects {
+                objects,
+                ..FileObjects::default()
+            });
+        }
+        f(FileObjects {
+            objects: Vec::new(),
+            errors: self.errors.clone(),
+            skipped: self.skipped.clone(),
+        });
+    }
+}
+
+impl FileCache {
+    /// Upper bound on the objects kept, in bytes of JSON text (512 MiB).
+    pub const MAX_BYTES: usize = 512 * 1024 * 1024;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FileEntries> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn hit(&self, key: &str, hash: &[u8; 32]) -> Option<std::sync::Arc<CachedFile>> {
+        let mut e = self.lock();
+        let entry = e
+            .map
+            .get(key)
+            .filter(|c| &c.hash == hash && *hash != [0; 32])?;
+        let entry = std::sync::Arc::clone(entry);
+        e.reused += 1;
+        Some(entry)
+    }
+
+    fn store(&self, key: String, entry: CachedFile) {
+        let mut e = self.lock();
+        if let Some(old) = e.map.remove(&key) {
+            e.bytes -= old.bytes;
+        }
+        if entry.hash != [0; 32] && e.bytes + entry.bytes <= Self::MAX_BYTES {
+            e.bytes += entry.bytes;
+            e.map.insert(key, std::sync::Arc::new(entry));
+        }
+    }
+
+    /// Drops the entries read with `opts` whose file is not in `files` (it was removed).
+    fn retain_files(&self, opts: &LoadOptions, files: &[PathBuf]) {
+        let keep: std::collections::HashSet<String> =
+            files.iter().map(|f| cache_key(opts, f)).collect();
+        let prefix = cache_prefix(opts);
+        let mut e = self.lock();
+        let mut freed = 0;
+        e.map.retain(|k, v| {
+            let ours = k.starts_with(&prefix);
+            let kept = !ours || keep.contains(k);
+            if !kept {
+                freed += v.bytes;
+            }
+            kept
+        });
+        e.bytes -= freed;
+    }
+
+    /// Files served from the cache since the last call.
+    pub fn take_reused(&self) -> usize {
+        std::mem::take(&mut self.lock().reused)
+    }
+
+    /// Files cached, and the bytes their objects take.
+    pub fn size(&self) -> (usize, usize) {
+        let e = self.lock();
+        (e.map.len(), e.bytes)
+    }
+}
+
+/// The options that shape a parse, as a cache key prefix.
+fn cache_prefix(opts: &LoadOptions) -> String {
+    format!("{opts:?}\u{0}")
+}
+
+fn cache_key(opts: &LoadOptions, path: &Path) -> String {
+    format!("{}{}", cache_prefix(opts), path.display())
 }
 
 /// A file that could not be read: one input error naming it.
@@ -471,6 +660,7 @@ pub fn load_paths_compact(
     paths: &[PathBuf],
     opts: &LoadOptions,
     on_file: &(dyn Fn(&Path) + Sync),
+    cache: Option<&FileCache>,
 ) -> (Snapshot, crate::diff::CompactSnapshot) {
     let mut meta = Snapshot {
         source: Some(source_ref(paths, opts)),
@@ -489,7 +679,7 @@ pub fn load_paths_compact(
             let mut compact = crate::diff::CompactSnapshot::default();
             let mut rest = FileObjects::default();
             let mut dups = Vec::new();
-            file_batches(f, opts, &mut |fo| {
+            file_batches_cached(f, opts, cache, &mut |fo| {
                 for (key, obj) in fo.objects {
                     let origin = obj.origin.clone();
                     if let Err(first) = compact.insert(key.clone(), obj) {
@@ -503,6 +693,9 @@ pub fn load_paths_compact(
             (compact, rest, dups)
         })
         .collect();
+    if let Some(c) = cache {
+        c.retain_files(opts, &walked.files);
+    }
     let mut all = crate::diff::CompactSnapshot::default();
     for (compact, rest, dups) in per_file {
         merge_meta(&mut meta, rest.errors, rest.skipped);
@@ -540,6 +733,7 @@ pub(crate) fn stream_paths<R: Send>(
     opts: &LoadOptions,
     on_file: &(dyn Fn(&Path) + Sync),
     consume: &Consumer<'_, R>,
+    cache: Option<&FileCache>,
 ) -> Streamed<R> {
     let mut meta = Snapshot {
         source: Some(source_ref(paths, opts)),
@@ -560,7 +754,7 @@ pub(crate) fn stream_paths<R: Send>(
         .par_iter()
         .map(|f| {
             let mut out: PerFile<R> = (Vec::new(), Vec::new(), Vec::new(), None);
-            file_batches(f, opts, &mut |fo| {
+            file_batches_cached(f, opts, cache, &mut |fo| {
                 if !fo.objects.is_empty() {
                     out.0.push(consume(&fo.objects));
                 }
@@ -573,6 +767,9 @@ pub(crate) fn stream_paths<R: Send>(
             out
         })
         .collect();
+    if let Some(c) = cache {
+        c.retain_files(opts, &files);
+    }
     let mut results = Vec::with_capacity(per_file.len());
     let mut seen: std::collections::HashMap<ResourceKey, Origin> = std::collections::HashMap::new();
     let mut objects = 0;
