@@ -3,8 +3,11 @@
 //!
 //! Entry point: [`load_paths`]. Directories are walked recursively (`.yaml`, `.yml`,
 //! `.json`; hidden entries skipped); files named explicitly are read whatever their
-//! extension. Files are parsed in parallel. Every problem becomes an
+//! extension. Files are parsed in parallel, and each file's documents or `kind: List` items
+//! in batches ([`parse_manifest_stream`]): [`stream_paths`] and [`load_paths_compact`] never
+//! hold a file parsed at once. Every problem becomes an
 //! [`InputError`](crate::model::InputError) naming the file and line; the rest is still read.
+//! [`FileCache`] keeps parses between reads (the daemon's), by content.
 
 use std::path::{Path, PathBuf};
 

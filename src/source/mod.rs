@@ -130,6 +130,7 @@ impl Ctx<'_> {
     fn note_files_reused(&self) {
         if let Some(cs) = self.caches {
             let n = cs.files.take_reused();
+            tracing::debug!(side = self.side, files_reused = n, "file cache");
             cs.files_reused
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
