@@ -10,6 +10,11 @@
 //! (from `wait4`), against the input size; and it checks that the diff found exactly the
 //! injected drifts.
 //!
+//! `ENVDRIFT_BENCH_LAYOUT=single` writes the single-file layout instead (one multi-document
+//! desired file, one `kind: List` live file as `kubectl get -A -o yaml` writes it;
+//! `single-json`: the live file as `kubectl get -A -o json`); the default, `split`, has
+//! 200-document desired files and 500-item live List files.
+//!
 //! Run: `cargo bench --bench diff` (results go to stdout as a Markdown table; the figures
 //! in docs/performance.md come from it).
 
@@ -85,7 +90,14 @@ fn generate_child(spec: &str) {
         ..Default::default()
     };
     let pair = envdrift_testkit::synth::generate(&opts);
-    envdrift_testkit::synth::write_pair(&pair, std::path::Path::new(out)).expect("write pair");
+    let out = std::path::Path::new(out);
+    use envdrift_testkit::synth::{LiveFormat, write_pair, write_pair_single};
+    match std::env::var("ENVDRIFT_BENCH_LAYOUT").as_deref() {
+        Ok("single") => write_pair_single(&pair, out, LiveFormat::Yaml),
+        Ok("single-json") => write_pair_single(&pair, out, LiveFormat::Json),
+        _ => write_pair(&pair, out),
+    }
+    .expect("write pair");
 }
 
 fn main() {

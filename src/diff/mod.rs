@@ -21,6 +21,7 @@
 
 pub mod compare;
 pub mod defaults;
+pub mod desired;
 pub mod envmap;
 pub mod gitops;
 pub mod ignore;
@@ -47,6 +48,7 @@ use crate::model::{
 use crate::pattern::ObjectSelector;
 use crate::redact::short_hash;
 use compare::{RawChange, compare_with_schema};
+pub use desired::{CompactSnapshot, DesiredIndex};
 use ignore::IgnoreSet;
 
 /// Which live objects count as "unmanaged" when they are not in desired.
@@ -194,7 +196,7 @@ pub struct Partial {
 /// The schema registry ([`crate::diff::schema`]) holds the CRDs of the desired side from the
 /// start and those of each live batch before the batch is compared.
 pub struct Comparison<'a> {
-    desired: &'a Snapshot,
+    desired: &'a dyn DesiredIndex,
     opts: &'a Options,
     scope: WatchedScope<'a>,
     schemas: Registry,
@@ -220,24 +222,24 @@ fn dropped_namespace_note(key: &ResourceKey) -> String {
 }
 
 impl<'a> Comparison<'a> {
-    pub fn new(desired: &'a Snapshot, opts: &'a Options) -> Self {
+    pub fn new(desired: &'a dyn DesiredIndex, opts: &'a Options) -> Self {
         Self::with_schemas(desired, opts, Vec::new())
     }
 
     /// As [`Comparison::new`], with clusters' schema sets (their OpenAPI documents, see
     /// [`crate::source::kube`]) known from the start, the first one winning.
     pub fn with_schemas(
-        desired: &'a Snapshot,
+        desired: &'a dyn DesiredIndex,
         opts: &'a Options,
         cluster_schemas: Vec<Arc<crate::diff::schema::SchemaSet>>,
     ) -> Self {
-        let schemas = Registry::from_objects(&desired.objects);
+        let schemas = Registry::from_objects(desired.parsed());
         for set in cluster_schemas {
             schemas.add_set(set);
         }
         let mut scope_of: HashMap<(&str, &str), Option<bool>> = HashMap::new();
         let mut namespaced_aliases = HashMap::new();
-        for key in desired.objects.keys() {
+        for key in desired.keys() {
             if key.namespace.is_none() {
                 continue;
             }
@@ -300,8 +302,11 @@ impl<'a> Comparison<'a> {
     /// live object without a namespace (its kind is cluster-scoped, whatever the desired
     /// side wrote), the desired object of the same kind and name that carries a namespace
     /// anyway. Returns the desired key too when it differs from the live one.
-    fn desired_for(&self, key: &ResourceKey) -> Option<(&'a Object, Option<&'a ResourceKey>)> {
-        if let Some(d) = self.desired.objects.get(key) {
+    fn desired_for(
+        &self,
+        key: &ResourceKey,
+    ) -> Option<(std::borrow::Cow<'a, Object>, Option<&'a ResourceKey>)> {
+        if let Some(d) = self.desired.get(key) {
             return Some((d, None));
         }
         if key.namespace.is_some() || self.namespaced_aliases.is_empty() {
@@ -312,7 +317,7 @@ impl<'a> Comparison<'a> {
             key.kind.as_str(),
             key.name.as_str(),
         ))?;
-        self.desired.objects.get(*dkey).map(|d| (d, Some(*dkey)))
+        self.desired.get(dkey).map(|d| (d, Some(*dkey)))
     }
 
     /// Compares a batch of live objects with their desired counterparts.
@@ -335,7 +340,7 @@ impl<'a> Comparison<'a> {
             .map(|(k, l)| {
                 let (key, l) = (k.borrow(), l.borrow());
                 let desired = self.desired_for(key);
-                let narrowed = self.opts_for(desired.map_or(l, |(d, _)| d));
+                let narrowed = self.opts_for(desired.as_ref().map_or(l, |(d, _)| d.as_ref()));
                 let opts: &Options = &narrowed;
                 if opts.ignore.ignores_object(key) {
                     return (None, Suppressed::default(), false, None, Vec::new());
@@ -362,7 +367,7 @@ impl<'a> Comparison<'a> {
                     Some((d, alias)) => {
                         let schema = self.schemas.get(&key.group, &key.kind);
                         let mut notes = Vec::new();
-                        let (drift, sup) = modified_drift(key, d, l, opts, &schema, &mut notes);
+                        let (drift, sup) = modified_drift(key, &d, l, opts, &schema, &mut notes);
                         (drift, sup, true, alias, notes)
                     }
                     None => {
@@ -429,8 +434,15 @@ impl<'a> Comparison<'a> {
             notes.extend(p.notes);
         }
         let mut per_file: Option<std::collections::HashMap<&std::path::Path, usize>> = None;
-        for (key, d) in &self.desired.objects {
-            if seen.contains(key) || self.opts_for(d).ignore.ignores_object(key) {
+        for key in self.desired.keys() {
+            if seen.contains(key) {
+                continue;
+            }
+            let Some(d) = self.desired.get(key) else {
+                continue;
+            };
+            let d: &Object = &d;
+            if self.opts_for(d).ignore.ignores_object(key) {
                 continue;
             }
             // Comparing environments, `from` is a live dump too: objects owned by others
@@ -486,10 +498,12 @@ impl<'a> Comparison<'a> {
 
 /// How many desired objects each file holds (a missing object's fix applies the file only
 /// when it holds nothing else).
-fn objects_per_file(desired: &Snapshot) -> std::collections::HashMap<&std::path::Path, usize> {
+fn objects_per_file(
+    desired: &dyn DesiredIndex,
+) -> std::collections::HashMap<&std::path::Path, usize> {
     let mut out = std::collections::HashMap::new();
-    for o in desired.objects.values() {
-        if let Origin::File { path, .. } = &o.origin {
+    for origin in desired.keys().filter_map(|k| desired.origin(k)) {
+        if let Origin::File { path, .. } = origin {
             *out.entry(path.as_path()).or_insert(0) += 1;
         }
     }
@@ -513,10 +527,10 @@ struct WatchedScope<'a> {
 }
 
 impl<'a> WatchedScope<'a> {
-    fn new(desired: &'a Snapshot, scope: &'a UnmanagedScope) -> Self {
+    fn new(desired: &'a dyn DesiredIndex, scope: &'a UnmanagedScope) -> Self {
         let mut desired_namespaces = BTreeSet::new();
         let mut cluster_kinds = BTreeSet::new();
-        for k in desired.objects.keys() {
+        for k in desired.keys() {
             match &k.namespace {
                 Some(ns) => {
                     desired_namespaces.insert(ns.as_str());

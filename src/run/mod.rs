@@ -23,14 +23,13 @@
 
 mod lines;
 
-use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
 use crate::config::Compiled;
-use crate::diff::{Comparison, DiffResult, Options};
+use crate::diff::{CompactSnapshot, Comparison, DesiredIndex, DiffResult, Options};
 use crate::model::{DriftType, Snapshot};
 use crate::report::{Mode, Report, Side};
 use crate::source::{self, Ctx, Loaded, SourceCaches, SourceError, SourceSpec};
@@ -300,25 +299,43 @@ pub fn run(job: &Job<'_>) -> Outcome {
         side: &job.to.name,
         ..from_ctx
     };
-    // The `from` side, whole.
+    // The `from` side, whole: compact when read here (each object kept as JSON text and
+    // parsed again when compared, see `diff::desired`); comparing environments, mapped
+    // into `to`'s names first.
+    let maps = matches!((&opts.mapping, job.mode), (Some(m), Mode::EnvVsEnv) if !m.is_empty());
+    let map = |snap: Snapshot| match &opts.mapping {
+        Some(m) if maps => m.map_snapshot(snap, &job.from.name),
+        _ => snap,
+    };
     let opened: Loaded;
-    let from_loaded: &Loaded = match &job.from.source {
-        Src::Spec(spec) => match source::open(spec, &from_ctx) {
-            Ok(l) => {
-                opened = l;
-                &opened
+    let compact: CompactSnapshot;
+    let mapped: Snapshot;
+    let (from_loaded, from_meta, desired): (&Loaded, &Snapshot, &dyn DesiredIndex) =
+        match &job.from.source {
+            Src::Spec(spec) if !maps => match source::open_compact(spec, &from_ctx) {
+                Ok((l, c)) => {
+                    opened = l;
+                    compact = c;
+                    (&opened, &opened.snapshot, &compact)
+                }
+                Err(e) => return Outcome::failed(job, e.into()),
+            },
+            Src::Spec(spec) => match source::open(spec, &from_ctx) {
+                Ok(mut l) => {
+                    let m = map(std::mem::take(&mut l.snapshot));
+                    l.snapshot = clone_meta(&m);
+                    compact = CompactSnapshot::from_objects(m.objects);
+                    opened = l;
+                    (&opened, &opened.snapshot, &compact)
+                }
+                Err(e) => return Outcome::failed(job, e.into()),
+            },
+            Src::Opened(l) if maps => {
+                mapped = map(l.snapshot.clone());
+                (l.as_ref(), &mapped, &mapped)
             }
-            Err(e) => return Outcome::failed(job, e.into()),
-        },
-        Src::Opened(l) => l.as_ref(),
-    };
-    // Comparing environments: `from` in `to`'s names.
-    let from_snap: Cow<'_, Snapshot> = match (&opts.mapping, job.mode) {
-        (Some(m), Mode::EnvVsEnv) if !m.is_empty() => {
-            Cow::Owned(m.map_snapshot(from_loaded.snapshot.clone(), &job.from.name))
-        }
-        _ => Cow::Borrowed(&from_loaded.snapshot),
-    };
+            Src::Opened(l) => (l.as_ref(), &l.snapshot, &l.snapshot),
+        };
     if cancelled() {
         return Outcome::failed(job, RunError::Cancelled);
     }
@@ -341,7 +358,7 @@ pub fn run(job: &Job<'_>) -> Outcome {
         ToSide::Stream(_) => None,
     };
     let comparison = Comparison::with_schemas(
-        &from_snap,
+        desired,
         &opts,
         from_loaded
             .schemas
@@ -426,9 +443,9 @@ pub fn run(job: &Job<'_>) -> Outcome {
     lines::attach(&mut result, from_loaded);
     let from = SideOut {
         name: job.from.name.clone(),
-        meta: clone_meta(&from_snap),
-        objects: from_snap.objects.len(),
-        namespaces: namespaces_of(from_snap.objects.keys()),
+        meta: clone_meta(from_meta),
+        objects: desired.len(),
+        namespaces: namespaces_of(desired.keys()),
     };
     let to = SideOut {
         name: job.to.name.clone(),

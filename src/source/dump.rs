@@ -3,20 +3,24 @@
 //!
 //! Entry point: [`load_paths`]. Directories are walked recursively (`.yaml`, `.yml`,
 //! `.json`; hidden entries skipped); files named explicitly are read whatever their
-//! extension. Files are parsed in parallel. Every problem becomes an
+//! extension. Files are parsed in parallel, and each file's documents or `kind: List` items
+//! in batches ([`parse_manifest_stream`]): [`stream_paths`] and [`load_paths_compact`] never
+//! hold a file parsed at once. Every problem becomes an
 //! [`InputError`](crate::model::InputError) naming the file and line; the rest is still read.
+//! [`FileCache`] keeps parses between reads (the daemon's), by content.
 
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use serde_json::Value;
+use sha2::Digest;
 
 use crate::kinds::is_cluster_scoped;
 use crate::model::{
     InputError, Object, Origin, ResourceKey, SkippedInput, Snapshot, SourceRef, UnknownScope,
 };
 use crate::redact::redact_secret;
-use crate::source::manifest::{ParsedText, parse_manifest_text};
+use crate::source::manifest::{ParsedText, parse_manifest_stream};
 
 /// How to read one side.
 #[derive(Debug, Clone)]
@@ -279,25 +283,6 @@ impl Walker<'_> {
     }
 }
 
-/// What reading one file produced.
-struct FileResult {
-    path: PathBuf,
-    parsed: ParsedText,
-    read_error: Option<String>,
-}
-
-fn read_file(path: &Path, limits: &FileLimits) -> FileResult {
-    let fail = |msg: String| FileResult {
-        path: path.to_path_buf(),
-        parsed: ParsedText::default(),
-        read_error: Some(msg),
-    };
-    match read_bounded(path, limits.max_file_bytes) {
-        Ok(bytes) => parse_bytes(path, bytes),
-        Err(msg) => fail(msg),
-    }
-}
-
 /// Reads a regular file of at most `max` bytes. The type is checked before opening (a FIFO
 /// would block `open`) and again on the open file; the size both before reading and while
 /// reading (a file that grows).
@@ -333,31 +318,282 @@ fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-fn parse_bytes(path: &Path, bytes: Vec<u8>) -> FileResult {
-    let fail = |msg: String| FileResult {
-        path: path.to_path_buf(),
-        parsed: ParsedText::default(),
-        read_error: Some(msg),
-    };
+/// The text of a file's bytes: no NUL bytes, UTF-8, without a byte order mark.
+fn bytes_to_text(bytes: Vec<u8>) -> Result<String, String> {
     if bytes.contains(&0) {
-        return fail("binary data (NUL bytes), not YAML or JSON".to_string());
+        return Err("binary data (NUL bytes), not YAML or JSON".to_string());
     }
-    let text = match String::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            return fail(format!(
-                "not UTF-8 text (invalid byte at offset {}): binary file?",
-                e.utf8_error().valid_up_to()
-            ));
-        }
+    let mut text = String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "not UTF-8 text (invalid byte at offset {}): binary file?",
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    if text.starts_with('\u{feff}') {
+        text.drain(..'\u{feff}'.len_utf8());
+    }
+    Ok(text)
+}
+
+/// Reads one file and hands its objects (keyed, redacted) to `f` in batches of at most
+/// [`manifest::BATCH`](crate::source::manifest::BATCH), so that a big file is never held
+/// parsed at once; a file that cannot be read is one batch with its error.
+fn file_batches(path: &Path, opts: &LoadOptions, f: &mut dyn FnMut(FileObjects)) {
+    file_batches_cached(path, opts, None, f);
+}
+
+/// [`file_batches`] through a [`FileCache`]: the file is always read and hashed; when its
+/// content (and the options) are those of the cached parse, that parse is handed over
+/// again instead of parsing the file.
+fn file_batches_cached(
+    path: &Path,
+    opts: &LoadOptions,
+    cache: Option<&FileCache>,
+    f: &mut dyn FnMut(FileObjects),
+) {
+    let bytes = match read_bounded(path, opts.limits.max_file_bytes) {
+        Ok(b) => b,
+        Err(msg) => return f(read_error(path, opts, msg)),
     };
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    let json = path.extension().and_then(|e| e.to_str()) == Some("json");
-    FileResult {
-        path: path.to_path_buf(),
-        parsed: parse_manifest_text(text, json),
-        read_error: None,
+    let Some(cache) = cache else {
+        return match bytes_to_text(bytes) {
+            Ok(text) => text_batches(path, &text, opts, f),
+            Err(msg) => f(read_error(path, opts, msg)),
+        };
+    };
+    let key = cache_key(opts, path);
+    let hash: [u8; 32] = sha2::Sha256::digest(&bytes).into();
+    if let Some(entry) = cache.hit(&key, &hash) {
+        return entry.replay(f);
     }
+    let size = bytes.len() as u64;
+    let mut entry = CachedFile {
+        hash,
+        objects: Vec::new(),
+        errors: Vec::new(),
+        skipped: None,
+        bytes: 0,
+    };
+    let mut record = |fo: FileObjects| {
+        entry.record(&fo);
+        f(fo);
+    };
+    match bytes_to_text(bytes) {
+        Ok(text) => text_batches(path, &text, opts, &mut record),
+        Err(msg) => record(read_error(path, opts, msg)),
+    }
+    tracing::trace!(file = %path.display(), size, "parsed (not cached before)");
+    cache.store(key, entry);
+}
+
+/// A cache of file parses kept between reads (the daemon's, in
+/// [`SourceCaches`](crate::source::SourceCaches)), by options and path.
+///
+/// Never stale: every file is read and its content hashed (SHA-256) on every read, and an
+/// entry is used only for the same bytes read with the same options. Size and mtime alone
+/// are not trusted: on filesystems with coarse mtimes, and with tools that keep mtimes
+/// (`cp -p`, `rsync -t`, `tar`), a file can change and keep both. Only the parse is saved;
+/// reading and hashing a file costs a small fraction of parsing it.
+///
+/// Memory-bounded: objects are kept as compact JSON text (about the size of the file), up
+/// to [`FileCache::MAX_BYTES`] in all; files beyond that are parsed every time. Entries of
+/// files no longer read are dropped after each read of the source.
+#[derive(Debug, Default)]
+pub struct FileCache {
+    entries: std::sync::Mutex<FileEntries>,
+}
+
+#[derive(Debug, Default)]
+struct FileEntries {
+    map: std::collections::HashMap<String, std::sync::Arc<CachedFile>>,
+    bytes: usize,
+    /// Files served from the cache since the last [`FileCache::take_reused`].
+    reused: usize,
+}
+
+/// One file's parse, as it was handed over.
+#[derive(Debug)]
+struct CachedFile {
+    hash: [u8; 32],
+    objects: Vec<(ResourceKey, Box<str>, Origin)>,
+    errors: Vec<InputError>,
+    skipped: Option<SkippedInput>,
+    bytes: usize,
+}
+
+impl CachedFile {
+    fn record(&mut self, fo: &FileObjects) {
+        for (k, o) in &fo.objects {
+            // Serializing a value does not fail; if it did, the entry would be incomplete:
+            // make it unusable instead.
+            let Ok(json) = serde_json::to_string(&o.value) else {
+                self.hash = [0; 32];
+                continue;
+            };
+            self.bytes += json.len() + std::mem::size_of::<(ResourceKey, Box<str>, Origin)>();
+            self.objects
+                .push((k.clone(), json.into_boxed_str(), o.origin.clone()));
+        }
+        self.errors.extend(fo.errors.iter().cloned());
+        if fo.skipped.is_some() {
+            self.skipped.clone_from(&fo.skipped);
+        }
+    }
+
+    /// Hands the parse over again, in batches, as [`file_batches`] would.
+    fn replay(&self, f: &mut dyn FnMut(FileObjects)) {
+        for chunk in self.objects.chunks(crate::source::manifest::BATCH) {
+            let objects: Vec<(ResourceKey, Object)> = chunk
+                .par_iter()
+                .filter_map(|(k, json, origin)| {
+                    let value = serde_json::from_str(json).ok()?;
+                    Some((k.clone(), Object::new(value, origin.clone())))
+                })
+                .collect();
+            f(FileObjects {
+                objects,
+                ..FileObjects::default()
+            });
+        }
+        f(FileObjects {
+            objects: Vec::new(),
+            errors: self.errors.clone(),
+            skipped: self.skipped.clone(),
+        });
+    }
+}
+
+impl FileCache {
+    /// Upper bound on the objects kept, in bytes of JSON text (512 MiB).
+    pub const MAX_BYTES: usize = 512 * 1024 * 1024;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FileEntries> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn hit(&self, key: &str, hash: &[u8; 32]) -> Option<std::sync::Arc<CachedFile>> {
+        let mut e = self.lock();
+        let entry = e
+            .map
+            .get(key)
+            .filter(|c| &c.hash == hash && *hash != [0; 32])?;
+        let entry = std::sync::Arc::clone(entry);
+        e.reused += 1;
+        Some(entry)
+    }
+
+    fn store(&self, key: String, entry: CachedFile) {
+        let mut e = self.lock();
+        if let Some(old) = e.map.remove(&key) {
+            e.bytes -= old.bytes;
+        }
+        if entry.hash != [0; 32] && e.bytes + entry.bytes <= Self::MAX_BYTES {
+            e.bytes += entry.bytes;
+            e.map.insert(key, std::sync::Arc::new(entry));
+        }
+    }
+
+    /// Drops the entries read with `opts` whose file is not in `files` (it was removed).
+    fn retain_files(&self, opts: &LoadOptions, files: &[PathBuf]) {
+        let keep: std::collections::HashSet<String> =
+            files.iter().map(|f| cache_key(opts, f)).collect();
+        let prefix = cache_prefix(opts);
+        let mut e = self.lock();
+        let mut freed = 0;
+        e.map.retain(|k, v| {
+            let ours = k.starts_with(&prefix);
+            let kept = !ours || keep.contains(k);
+            if !kept {
+                freed += v.bytes;
+            }
+            kept
+        });
+        e.bytes -= freed;
+    }
+
+    /// Files served from the cache since the last call.
+    pub fn take_reused(&self) -> usize {
+        std::mem::take(&mut self.lock().reused)
+    }
+
+    /// Files cached, and the bytes their objects take.
+    pub fn size(&self) -> (usize, usize) {
+        let e = self.lock();
+        (e.map.len(), e.bytes)
+    }
+}
+
+/// The options that shape a parse, as a cache key prefix.
+fn cache_prefix(opts: &LoadOptions) -> String {
+    format!("{opts:?}\u{0}")
+}
+
+fn cache_key(opts: &LoadOptions, path: &Path) -> String {
+    format!("{}{}", cache_prefix(opts), path.display())
+}
+
+/// A file that could not be read: one input error naming it.
+fn read_error(path: &Path, opts: &LoadOptions, message: String) -> FileObjects {
+    FileObjects {
+        errors: vec![InputError {
+            side: opts.side.clone(),
+            source: path.display().to_string(),
+            line: None,
+            column: None,
+            message,
+        }],
+        ..FileObjects::default()
+    }
+}
+
+/// Parses the text of one file (`path` names it in origins and errors; `.json` selects
+/// the JSON parser), handing its objects to `f` in batches; the last batch carries the
+/// skip note of a file that holds no Kubernetes object.
+fn text_batches(path: &Path, text: &str, opts: &LoadOptions, f: &mut dyn FnMut(FileObjects)) {
+    let json = path.extension().and_then(|e| e.to_str()) == Some("json");
+    text_batches_as(path, text, json, opts, f);
+}
+
+/// [`text_batches`] with the parser chosen by the caller.
+fn text_batches_as(
+    path: &Path,
+    text: &str,
+    json: bool,
+    opts: &LoadOptions,
+    f: &mut dyn FnMut(FileObjects),
+) {
+    let (mut objects, mut non_objects) = (0usize, false);
+    parse_manifest_stream(text, json, &mut |parsed| {
+        objects += parsed.objects.len();
+        non_objects |= !parsed.non_objects.is_empty();
+        f(parsed_objects(path, parsed, opts));
+    });
+    if objects == 0 && non_objects {
+        f(FileObjects {
+            skipped: Some(SkippedInput {
+                source: path.display().to_string(),
+                reason: "not a Kubernetes object (no apiVersion/kind, or a Kustomize file)".into(),
+            }),
+            ..FileObjects::default()
+        });
+    }
+}
+
+/// All of one file's objects, errors and skip note at once.
+fn whole_file(path: &Path, opts: &LoadOptions, text: Option<&str>) -> FileObjects {
+    let mut all = FileObjects::default();
+    let mut add = |fo: FileObjects| {
+        all.objects.extend(fo.objects);
+        all.errors.extend(fo.errors);
+        all.skipped = all.skipped.take().or(fo.skipped);
+    };
+    match text {
+        Some(t) => text_batches(path, t, opts, &mut add),
+        None => file_batches(path, opts, &mut add),
+    }
+    all
 }
 
 /// The objects, problems and skip note of one file, before merging into a snapshot.
@@ -400,7 +636,7 @@ pub fn load_paths(
         .files
         .par_iter()
         .map(|f| {
-            let r = file_objects(read_file(f, &opts.limits), opts);
+            let r = whole_file(f, opts, None);
             on_file(f);
             r
         })
@@ -417,6 +653,61 @@ pub fn load_paths(
         }
     }
     snap
+}
+
+/// Reads all objects under `paths` like [`load_paths`], into a
+/// [`CompactSnapshot`](crate::diff::CompactSnapshot) (each batch of a file compacted as
+/// soon as it is parsed: the side is never held parsed at once) and the snapshot's
+/// metadata (its `objects` empty).
+pub fn load_paths_compact(
+    paths: &[PathBuf],
+    opts: &LoadOptions,
+    on_file: &(dyn Fn(&Path) + Sync),
+    cache: Option<&FileCache>,
+) -> (Snapshot, crate::diff::CompactSnapshot) {
+    let mut meta = Snapshot {
+        source: Some(source_ref(paths, opts)),
+        ..Snapshot::default()
+    };
+    let walked = walk(paths, &opts.side, &opts.limits);
+    meta.errors.extend(walked.errors);
+    meta.skipped.extend(walked.skipped);
+    meta.unknown = read_unknown(paths, &opts.side, &mut meta.errors);
+    // Per file: its objects compacted, its errors, then its duplicates within itself.
+    type PerFile = (crate::diff::CompactSnapshot, FileObjects, Vec<InputError>);
+    let per_file: Vec<PerFile> = walked
+        .files
+        .par_iter()
+        .map(|f| {
+            let mut compact = crate::diff::CompactSnapshot::default();
+            let mut rest = FileObjects::default();
+            let mut dups = Vec::new();
+            file_batches_cached(f, opts, cache, &mut |fo| {
+                for (key, obj) in fo.objects {
+                    let origin = obj.origin.clone();
+                    if let Err(first) = compact.insert(key.clone(), obj) {
+                        dups.push(duplicate_error(opts, &key, &origin, first));
+                    }
+                }
+                rest.errors.extend(fo.errors);
+                rest.skipped = rest.skipped.take().or(fo.skipped);
+            });
+            on_file(f);
+            (compact, rest, dups)
+        })
+        .collect();
+    if let Some(c) = cache {
+        c.retain_files(opts, &walked.files);
+    }
+    let mut all = crate::diff::CompactSnapshot::default();
+    for (compact, rest, dups) in per_file {
+        merge_meta(&mut meta, rest.errors, rest.skipped);
+        meta.errors.extend(dups);
+        all.absorb(compact, |key, at, first| {
+            meta.errors.push(duplicate_error(opts, key, at, first));
+        });
+    }
+    (meta, all)
 }
 
 /// A consumer of one file's objects (see [`stream_paths`]).
@@ -445,6 +736,7 @@ pub(crate) fn stream_paths<R: Send>(
     opts: &LoadOptions,
     on_file: &(dyn Fn(&Path) + Sync),
     consume: &Consumer<'_, R>,
+    cache: Option<&FileCache>,
 ) -> Streamed<R> {
     let mut meta = Snapshot {
         source: Some(source_ref(paths, opts)),
@@ -456,7 +748,7 @@ pub(crate) fn stream_paths<R: Send>(
     let files = walked.files;
     meta.unknown = read_unknown(paths, &opts.side, &mut meta.errors);
     type PerFile<R> = (
-        R,
+        Vec<R>,
         Vec<(ResourceKey, Origin)>,
         Vec<InputError>,
         Option<SkippedInput>,
@@ -464,18 +756,28 @@ pub(crate) fn stream_paths<R: Send>(
     let per_file: Vec<PerFile<R>> = files
         .par_iter()
         .map(|f| {
-            let fo = file_objects(read_file(f, &opts.limits), opts);
+            let mut out: PerFile<R> = (Vec::new(), Vec::new(), Vec::new(), None);
+            file_batches_cached(f, opts, cache, &mut |fo| {
+                if !fo.objects.is_empty() {
+                    out.0.push(consume(&fo.objects));
+                }
+                out.1
+                    .extend(fo.objects.into_iter().map(|(k, o)| (k, o.origin)));
+                out.2.extend(fo.errors);
+                out.3 = out.3.take().or(fo.skipped);
+            });
             on_file(f);
-            let r = consume(&fo.objects);
-            let keys = fo.objects.into_iter().map(|(k, o)| (k, o.origin)).collect();
-            (r, keys, fo.errors, fo.skipped)
+            out
         })
         .collect();
+    if let Some(c) = cache {
+        c.retain_files(opts, &files);
+    }
     let mut results = Vec::with_capacity(per_file.len());
     let mut seen: std::collections::HashMap<ResourceKey, Origin> = std::collections::HashMap::new();
     let mut objects = 0;
     for (r, keys, errors, skipped) in per_file {
-        results.push(r);
+        results.extend(r);
         merge_meta(&mut meta, errors, skipped);
         for (key, origin) in keys {
             objects += 1;
@@ -521,7 +823,10 @@ fn duplicate_error(
 /// Parses the bytes of one file that was not read from disk (a blob in a Git tree):
 /// `path` is what origins and errors name. Same checks as for files (binary, UTF-8, BOM).
 pub(crate) fn objects_from_bytes(path: &Path, bytes: Vec<u8>, opts: &LoadOptions) -> FileObjects {
-    file_objects(parse_bytes(path, bytes), opts)
+    match bytes_to_text(bytes) {
+        Ok(text) => whole_file(path, opts, Some(&text)),
+        Err(msg) => read_error(path, opts, msg),
+    }
 }
 
 /// Adds one file's objects, errors and skip note to `snap`; a duplicate object is an
@@ -549,12 +854,15 @@ pub fn load_text(text: &str, source_name: &str, opts: &LoadOptions) -> Snapshot 
         }),
         ..Snapshot::default()
     };
-    let r = FileResult {
-        path: PathBuf::from(source_name),
-        parsed: parse_manifest_text(text, false),
-        read_error: None,
+    // Text without a file is YAML whatever its name.
+    let mut fo = FileObjects::default();
+    let name = PathBuf::from(source_name);
+    let mut add = |b: FileObjects| {
+        fo.objects.extend(b.objects);
+        fo.errors.extend(b.errors);
+        fo.skipped = fo.skipped.take().or(b.skipped);
     };
-    let fo = file_objects(r, opts);
+    text_batches_as(&name, text, false, opts, &mut add);
     merge_meta(&mut snap, fo.errors, fo.skipped);
     for (key, obj) in fo.objects {
         if let Some(first) = snap.objects.get(&key) {
@@ -567,10 +875,10 @@ pub fn load_text(text: &str, source_name: &str, opts: &LoadOptions) -> Snapshot 
     snap
 }
 
-/// Turns one file's parse result into keyed, redacted objects (pure).
-fn file_objects(r: FileResult, opts: &LoadOptions) -> FileObjects {
+/// Turns one batch of a file's parse result into keyed, redacted objects (pure).
+fn parsed_objects(path: &Path, parsed: ParsedText, opts: &LoadOptions) -> FileObjects {
     let mut out = FileObjects::default();
-    let source = r.path.display().to_string();
+    let source = path.display().to_string();
     let err = |line: Option<usize>, column: Option<usize>, message: String| InputError {
         side: opts.side.clone(),
         source: source.clone(),
@@ -578,20 +886,10 @@ fn file_objects(r: FileResult, opts: &LoadOptions) -> FileObjects {
         column,
         message,
     };
-    if let Some(msg) = r.read_error {
-        out.errors.push(err(None, None, msg));
-        return out;
-    }
-    for p in r.parsed.problems {
+    for p in parsed.problems {
         out.errors.push(err(p.line, p.column, p.message));
     }
-    if r.parsed.objects.is_empty() && !r.parsed.non_objects.is_empty() {
-        out.skipped = Some(SkippedInput {
-            source: source.clone(),
-            reason: "not a Kubernetes object (no apiVersion/kind, or a Kustomize file)".into(),
-        });
-    }
-    for obj in r.parsed.objects {
+    for obj in parsed.objects {
         let mut value = obj.value;
         let key = match object_key(&value, opts) {
             Ok(k) => k,
@@ -613,7 +911,7 @@ fn file_objects(r: FileResult, opts: &LoadOptions) -> FileObjects {
             m.remove("status");
         }
         let origin = Origin::File {
-            path: r.path.clone(),
+            path: path.to_path_buf(),
             line: obj.line,
             commit: opts.commit.clone(),
         };

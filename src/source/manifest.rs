@@ -37,10 +37,298 @@ pub struct ParsedText {
 }
 
 /// Parses YAML or JSON text. `json` selects the JSON parser (exact line/column errors for
-/// JSON files); YAML is a superset, so it is the default.
+/// JSON files); YAML is a superset, so it is the default. The whole text's objects at once;
+/// [`parse_manifest_stream`] hands them over in batches.
 pub fn parse_manifest_text(text: &str, json: bool) -> ParsedText {
     let mut out = ParsedText::default();
+    parse_manifest_stream(text, json, &mut |batch| {
+        out.objects.extend(batch.objects);
+        out.problems.extend(batch.problems);
+        out.non_objects.extend(batch.non_objects);
+    });
+    out
+}
+
+/// Documents or List items parsed (in parallel) and handed to the sink at a time.
+pub const BATCH: usize = 512;
+
+/// Parses YAML or JSON text like [`parse_manifest_text`], handing the objects, problems
+/// and non-objects to `sink` in batches of at most [`BATCH`] documents or List items, in
+/// text order: a big file is never held as one parsed value.
+///
+/// Multi-document YAML is cut at its `---` markers; a `kind: List` document (YAML) or
+/// object (JSON) is cut at its `items` entries (YAML: the `- ` lines at the items'
+/// indentation; JSON: a scan aware of strings and escapes). Each piece is parsed on its own,
+/// the pieces of a batch in parallel. A malformed item is reported with its line and the
+/// other items are still read. When a YAML item does not parse on its own but the whole
+/// document does (an alias to an anchor in another item), the rest of the document is read
+/// from the whole parse, so the objects are always what a whole parse gives.
+pub fn parse_manifest_stream(text: &str, json: bool, sink: &mut dyn FnMut(ParsedText)) {
     if json {
+        stream_json(text, sink);
+        return;
+    }
+    let mut pending: Vec<(&str, usize)> = Vec::new();
+    for (doc, start_line) in split_documents(text) {
+        if doc.trim().is_empty() || is_comment_only(doc) {
+            continue;
+        }
+        if let Some(split) = split_yaml_list(doc) {
+            flush_docs(&mut pending, sink);
+            stream_yaml_list(doc, start_line, &split, sink);
+            continue;
+        }
+        pending.push((doc, start_line));
+        if pending.len() >= BATCH {
+            flush_docs(&mut pending, sink);
+        }
+    }
+    flush_docs(&mut pending, sink);
+}
+
+/// Parses the pending documents (in parallel) and hands them over as one batch.
+fn flush_docs(pending: &mut Vec<(&str, usize)>, sink: &mut dyn FnMut(ParsedText)) {
+    use rayon::prelude::*;
+    if pending.is_empty() {
+        return;
+    }
+    let parts: Vec<ParsedText> = pending
+        .par_iter()
+        .map(|(doc, line)| parse_yaml_document(doc, *line))
+        .collect();
+    pending.clear();
+    let mut out = ParsedText::default();
+    for p in parts {
+        out.objects.extend(p.objects);
+        out.problems.extend(p.problems);
+        out.non_objects.extend(p.non_objects);
+    }
+    sink(out);
+}
+
+/// One YAML document parsed whole.
+fn parse_yaml_document(doc: &str, start_line: usize) -> ParsedText {
+    let mut out = ParsedText::default();
+    match parse_yaml_value(doc, start_line) {
+        Ok(v) => push_value(&mut out, v, start_line, doc, false),
+        Err(p) => out.problems.push(p),
+    }
+    out
+}
+
+/// A YAML text parsed into one value; errors positioned relative to the file (`start_line`
+/// is the text's first line).
+fn parse_yaml_value(doc: &str, start_line: usize) -> Result<Value, ParseProblem> {
+    serde_saphyr::from_str_with_options::<Value>(doc, yaml_options(doc.len())).map_err(|e| {
+        let (line, column) = match e.without_snippet().location() {
+            Some(loc) if loc.line() > 0 => (
+                Some(start_line + loc.line() as usize - 1),
+                Some(loc.column() as usize),
+            ),
+            _ => (Some(start_line), None),
+        };
+        ParseProblem {
+            line,
+            column,
+            message: format!("invalid YAML: {}", yaml_message(&e)),
+        }
+    })
+}
+
+/// Where a YAML `kind: List` document's items are: the byte range of the items section
+/// (the lines after `items:`), and each item's byte range and line (0-based, relative to
+/// the document).
+#[derive(Debug)]
+struct YamlListSplit {
+    /// The `items:` line through the end of the items section.
+    section: std::ops::Range<usize>,
+    items: Vec<(std::ops::Range<usize>, usize)>,
+}
+
+/// Whether a line (without its newline) is the block-sequence entry `-` at its start.
+fn is_entry(rest: &str) -> bool {
+    rest == "-" || rest.starts_with("- ") || rest.starts_with("-\t")
+}
+
+/// Cuts a YAML document of the `kubectl get -o yaml` shape (a top-level `items:` key at
+/// column 0 followed by block-sequence entries) at its items. `None` when the document is
+/// not of that shape; it is then parsed whole. Whether it really is a List is decided by
+/// parsing the rest of the document ([`stream_yaml_list`]).
+fn split_yaml_list(doc: &str) -> Option<YamlListSplit> {
+    let mut offset = 0usize;
+    let mut lines = (0usize..).zip(doc.split_inclusive('\n'));
+    let mut section_start = None;
+    for (_, line) in lines.by_ref() {
+        let body = line.trim_end_matches(['\n', '\r']);
+        let rest = ["items:", "\"items\":", "'items':"]
+            .iter()
+            .find_map(|k| body.strip_prefix(k));
+        let start = offset;
+        offset += line.len();
+        if let Some(rest) = rest {
+            let rest = rest.trim_matches([' ', '\t']);
+            if !(rest.is_empty() || rest.starts_with('#')) {
+                return None; // `items: []`, an anchor or a tag: parsed whole
+            }
+            section_start = Some(start);
+            break;
+        }
+    }
+    let section_start = section_start?;
+    let mut indent: Option<usize> = None;
+    // Each item's first byte and line; an item runs to the next one (blank lines kept:
+    // a `|+` block scalar keeps them).
+    let mut starts: Vec<(usize, usize)> = Vec::new();
+    let mut end = doc.len();
+    for (line_no, line) in lines {
+        let body = line.trim_end_matches(['\n', '\r']);
+        let trimmed = body.trim_start_matches(' ');
+        let ind = body.len() - trimmed.len();
+        let start = offset;
+        offset += line.len();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        match indent {
+            None if is_entry(trimmed) => {
+                indent = Some(ind);
+                starts.push((start, line_no));
+            }
+            None => return None, // `items:` with a null value, or not a sequence
+            Some(want) if ind > want => {}
+            Some(want) if ind == want && is_entry(trimmed) => starts.push((start, line_no)),
+            Some(_) => {
+                end = start;
+                break;
+            }
+        }
+    }
+    if starts.is_empty() {
+        return None;
+    }
+    let items = starts
+        .iter()
+        .enumerate()
+        .map(|(i, (s, line))| {
+            let e = starts.get(i + 1).map_or(end, |n| n.0);
+            (*s..e, *line)
+        })
+        .collect();
+    Some(YamlListSplit {
+        section: section_start..end,
+        items,
+    })
+}
+
+/// A List document read item by item (see [`parse_manifest_stream`]).
+fn stream_yaml_list(
+    doc: &str,
+    start_line: usize,
+    split: &YamlListSplit,
+    sink: &mut dyn FnMut(ParsedText),
+) {
+    use rayon::prelude::*;
+    // The document without its items must be a List (kind …List, no other `items`).
+    let header = format!(
+        "{}{}",
+        &doc[..split.section.start],
+        &doc[split.section.end..]
+    );
+    let is_list = serde_saphyr::from_str_with_options::<Value>(&header, yaml_options(header.len()))
+        .ok()
+        .is_some_and(|h| {
+            h.get("kind")
+                .and_then(Value::as_str)
+                .is_some_and(|k| k.ends_with("List"))
+                && h.get("items").is_none()
+        });
+    if !is_list {
+        sink(parse_yaml_document(doc, start_line));
+        return;
+    }
+    drop(header);
+    // Whether a whole parse of the document was tried (and failed).
+    let mut whole_failed = false;
+    let mut first = 0usize;
+    for batch in split.items.chunks(BATCH) {
+        let parsed: Vec<Result<Value, ParseProblem>> = batch
+            .par_iter()
+            .map(|(range, line)| {
+                let v = parse_yaml_value(&doc[range.clone()], start_line + line)?;
+                match v {
+                    Value::Array(mut a) if a.len() == 1 => Ok(a.swap_remove(0)),
+                    _ => Err(ParseProblem {
+                        line: Some(start_line + line),
+                        column: None,
+                        message: "invalid YAML: the item is not one sequence entry".into(),
+                    }),
+                }
+            })
+            .collect();
+        if !whole_failed && parsed.iter().any(Result::is_err) {
+            // An item that does not parse alone (an alias into another item, a quoted
+            // scalar running over the items' indentation) may parse in context. Items
+            // before the first that failed were cut right (each parsed alone).
+            match parse_yaml_value(doc, start_line) {
+                Ok(v) => return rest_from_whole(v, doc, start_line, split, first, sink),
+                Err(_) => whole_failed = true,
+            }
+        }
+        let mut out = ParsedText::default();
+        for (i, (item, (_, line))) in parsed.into_iter().zip(batch).enumerate() {
+            match item {
+                Ok(v) => push_item(&mut out, v, first + i, start_line + line, "the List"),
+                Err(p) => out.problems.push(p),
+            }
+        }
+        first += batch.len();
+        sink(out);
+    }
+}
+
+/// The rest of a List document from its whole parse, from item `first` on (the items
+/// before it were handed over already). From the first item on, exactly what the whole
+/// reader gives.
+fn rest_from_whole(
+    v: Value,
+    doc: &str,
+    start_line: usize,
+    split: &YamlListSplit,
+    first: usize,
+    sink: &mut dyn FnMut(ParsedText),
+) {
+    if first == 0 {
+        let mut out = ParsedText::default();
+        push_value(&mut out, v, start_line, doc, false);
+        return sink(out);
+    }
+    let items = match v {
+        Value::Object(mut m) => match m.remove("items") {
+            Some(Value::Array(a)) => a,
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    let lines_ok = items.len() == split.items.len();
+    let mut out = ParsedText::default();
+    for (i, item) in items.into_iter().enumerate().skip(first) {
+        let line = match split.items.get(i) {
+            Some((_, l)) if lines_ok => start_line + l,
+            _ => start_line,
+        };
+        push_item(&mut out, item, i, line, "the List");
+        if out.objects.len() + out.problems.len() >= BATCH {
+            sink(std::mem::take(&mut out));
+        }
+    }
+    sink(out);
+}
+
+/// JSON text: a `kind: List` object item by item, anything else whole.
+fn stream_json(text: &str, sink: &mut dyn FnMut(ParsedText)) {
+    use rayon::prelude::*;
+    let whole = |sink: &mut dyn FnMut(ParsedText)| {
+        let mut out = ParsedText::default();
         match serde_json::from_str::<Value>(text) {
             Ok(v) => push_value(&mut out, v, 1, text, true),
             Err(e) => out.problems.push(ParseProblem {
@@ -49,31 +337,251 @@ pub fn parse_manifest_text(text: &str, json: bool) -> ParsedText {
                 message: format!("invalid JSON: {}", strip_json_position(&e.to_string())),
             }),
         }
-        return out;
+        sink(out);
+    };
+    let Some(split) = split_json_list(text) else {
+        return whole(sink);
+    };
+    let header = format!(
+        "{}[]{}",
+        &text[..split.array.start],
+        &text[split.array.end..]
+    );
+    let is_list = serde_json::from_str::<Value>(&header).is_ok_and(|h| {
+        h.get("kind")
+            .and_then(Value::as_str)
+            .is_some_and(|k| k.ends_with("List"))
+            && h.get("items")
+                .and_then(Value::as_array)
+                .is_some_and(Vec::is_empty)
+    });
+    if !is_list {
+        return whole(sink);
     }
-    for (doc, start_line) in split_documents(text) {
-        if doc.trim().is_empty() || is_comment_only(doc) {
-            continue;
-        }
-        match serde_saphyr::from_str_with_options::<Value>(doc, yaml_options(doc.len())) {
-            Ok(v) => push_value(&mut out, v, start_line, doc, false),
-            Err(e) => {
-                let (line, column) = match e.without_snippet().location() {
-                    Some(loc) if loc.line() > 0 => (
-                        Some(start_line + loc.line() as usize - 1),
-                        Some(loc.column() as usize),
-                    ),
-                    _ => (Some(start_line), None),
-                };
-                out.problems.push(ParseProblem {
-                    line,
-                    column,
-                    message: format!("invalid YAML: {}", yaml_message(&e)),
-                });
+    drop(header);
+    let lines = LineIndex::new(text);
+    // Where the next item's `"name": …` is searched from (as `json_item_lines` does).
+    let mut pos = 0usize;
+    let mut first = 0usize;
+    for batch in split.items.chunks(BATCH) {
+        let parsed: Vec<Result<Value, ParseProblem>> = batch
+            .par_iter()
+            .map(|range| {
+                serde_json::from_str::<Value>(&text[range.clone()]).map_err(|e| {
+                    let (l0, c0) = lines.position(range.start);
+                    let line = l0 + e.line().saturating_sub(1);
+                    let column = if e.line() <= 1 {
+                        c0 + e.column().saturating_sub(1)
+                    } else {
+                        e.column()
+                    };
+                    ParseProblem {
+                        line: Some(line),
+                        column: Some(column),
+                        message: format!("invalid JSON: {}", strip_json_position(&e.to_string())),
+                    }
+                })
+            })
+            .collect();
+        let mut out = ParsedText::default();
+        for (i, (item, range)) in parsed.into_iter().zip(batch).enumerate() {
+            match item {
+                Ok(v) => {
+                    let line = match json_name_at(text, pos, &v) {
+                        Some(at) => {
+                            pos = at + 1;
+                            lines.position(at).0
+                        }
+                        None => lines.position(range.start).0,
+                    };
+                    push_item(&mut out, v, first + i, line, "the List");
+                }
+                Err(p) => out.problems.push(p),
             }
         }
+        first += batch.len();
+        sink(out);
     }
-    out
+}
+
+/// Where an item's `"name": "…"` (its metadata name) is, searched from `pos`: the line
+/// JSON List items are reported at.
+fn json_name_at(text: &str, pos: usize, item: &Value) -> Option<usize> {
+    let name = item.pointer("/metadata/name").and_then(Value::as_str)?;
+    let quoted = Value::String(name.to_string()).to_string();
+    let rest = text.get(pos..)?;
+    let needle = format!("\"name\": {quoted}");
+    let compact = format!("\"name\":{quoted}");
+    rest.find(&needle)
+        .or_else(|| rest.find(&compact))
+        .map(|i| pos + i)
+}
+
+/// Line starts of a text, for turning byte offsets into 1-based lines and columns.
+struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(text: &str) -> LineIndex {
+        let mut starts = vec![0];
+        starts.extend(
+            text.bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        LineIndex { starts }
+    }
+
+    /// The 1-based line and column (in bytes) of a byte offset.
+    fn position(&self, at: usize) -> (usize, usize) {
+        let line = self.starts.partition_point(|s| *s <= at).max(1);
+        let start = self.starts.get(line - 1).copied().unwrap_or(0);
+        (line, at.saturating_sub(start) + 1)
+    }
+}
+
+/// Where a JSON `kind: List` object's items are.
+#[derive(Debug)]
+struct JsonListSplit {
+    /// The `items` array, `[` through `]`.
+    array: std::ops::Range<usize>,
+    items: Vec<std::ops::Range<usize>>,
+}
+
+/// Cuts a JSON text that is one object with an `items` array at the array's elements (a
+/// scan of the structure aware of strings and escapes; the pieces are validated by
+/// parsing them). `None` for any other shape (then the text is parsed whole, which also
+/// reports its errors).
+fn split_json_list(text: &str) -> Option<JsonListSplit> {
+    let b = text.as_bytes();
+    let ws = |mut i: usize| {
+        while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
+            i += 1;
+        }
+        i
+    };
+    let mut i = ws(0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    let mut found: Option<JsonListSplit> = None;
+    loop {
+        i = ws(i);
+        match b.get(i)? {
+            b'}' => {
+                i += 1;
+                break;
+            }
+            b'"' => {}
+            _ => return None,
+        }
+        let key_end = skip_json_string(b, i)?;
+        let key = &b[i + 1..key_end - 1];
+        i = ws(key_end);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i = ws(i + 1);
+        if key == b"items" {
+            if found.is_some() || b.get(i) != Some(&b'[') {
+                return None; // a second `items`, or not an array: parsed whole
+            }
+            let start = i;
+            let mut items = Vec::new();
+            i = ws(i + 1);
+            if b.get(i) == Some(&b']') {
+                i += 1;
+            } else {
+                loop {
+                    let s = i;
+                    i = skip_json_value(b, i)?;
+                    items.push(s..i);
+                    i = ws(i);
+                    match b.get(i)? {
+                        b',' => i = ws(i + 1),
+                        b']' => {
+                            i += 1;
+                            break;
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            found = Some(JsonListSplit {
+                array: start..i,
+                items,
+            });
+        } else {
+            i = skip_json_value(b, i)?;
+        }
+        i = ws(i);
+        match b.get(i)? {
+            b',' => i += 1,
+            b'}' => {
+                i += 1;
+                break;
+            }
+            _ => return None,
+        }
+    }
+    if ws(i) != b.len() {
+        return None;
+    }
+    found.filter(|f| !f.items.is_empty())
+}
+
+/// The end (exclusive) of the JSON string starting at `i` (its `"`).
+fn skip_json_string(b: &[u8], mut i: usize) -> Option<usize> {
+    i += 1;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// The end (exclusive) of the JSON value starting at `i`: strings, nested objects and
+/// arrays by their brackets, scalars up to the next delimiter. Not a validation.
+fn skip_json_value(b: &[u8], i: usize) -> Option<usize> {
+    match b.get(i)? {
+        b'"' => skip_json_string(b, i),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut j = i;
+            while j < b.len() {
+                match b[j] {
+                    b'"' => {
+                        j = skip_json_string(b, j)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth = depth.checked_sub(1)?;
+                        if depth == 0 {
+                            return Some(j + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+            None
+        }
+        _ => {
+            let mut j = i;
+            while j < b.len() && !matches!(b[j], b',' | b']' | b'}' | b' ' | b'\t' | b'\n' | b'\r')
+            {
+                j += 1;
+            }
+            (j > i).then_some(j)
+        }
+    }
 }
 
 /// The error text without the source snippet (which could show a Secret value) and
@@ -204,18 +712,20 @@ fn push_value(out: &mut ParsedText, v: Value, line: usize, text: &str, json: boo
 fn push_items(out: &mut ParsedText, items: Vec<Value>, lines: &[usize], line: usize, what: &str) {
     for (i, item) in items.into_iter().enumerate() {
         let item_line = lines.get(i).map_or(line, |l| line + l - 1);
-        if is_object(&item) {
-            out.objects.push(ParsedObject {
-                value: item,
-                line: item_line,
-            });
-        } else {
-            out.problems.push(ParseProblem {
-                line: Some(item_line),
-                column: None,
-                message: format!("item {i} of {what} has no apiVersion/kind"),
-            });
-        }
+        push_item(out, item, i, item_line, what);
+    }
+}
+
+/// Item `i` of a List or array: an object, or a problem naming the item.
+fn push_item(out: &mut ParsedText, item: Value, i: usize, line: usize, what: &str) {
+    if is_object(&item) {
+        out.objects.push(ParsedObject { value: item, line });
+    } else {
+        out.problems.push(ParseProblem {
+            line: Some(line),
+            column: None,
+            message: format!("item {i} of {what} has no apiVersion/kind"),
+        });
     }
 }
 
@@ -388,3 +898,6 @@ mod tests {
         assert_eq!(docs[1].1, 4);
     }
 }
+
+#[cfg(test)]
+mod stream_tests;

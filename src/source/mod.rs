@@ -126,6 +126,18 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// Records how many files the last read of this side took from the file cache.
+    fn note_files_reused(&self) {
+        if let Some(cs) = self.caches {
+            let n = cs.files.take_reused();
+            tracing::debug!(side = self.side, files_reused = n, "file cache");
+            cs.files_reused
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(self.side.to_string(), n);
+        }
+    }
+
     fn load_options(&self, kind: FilesKind, limits: dump::FileLimits) -> dump::LoadOptions {
         dump::LoadOptions {
             side: self.side.to_string(),
@@ -206,15 +218,29 @@ pub enum SourceError {
 }
 
 /// Caches kept between reads of the same sources (the daemon keeps one for its life):
-/// cluster objects by uid and resourceVersion, so unchanged objects are not parsed again.
+/// cluster objects by uid and resourceVersion, and files by content
+/// ([`dump::FileCache`]), so unchanged objects and files are not parsed again.
 #[derive(Default)]
 pub struct SourceCaches {
     clusters: Mutex<HashMap<String, kube::ObjectCache>>,
+    /// Parsed files of file sources (directories, dumps), by options, path and content.
+    pub files: dump::FileCache,
+    /// Files the last read of each side took from [`SourceCaches::files`].
+    pub files_reused: Mutex<HashMap<String, usize>>,
     /// Objects reused from the cache by the last read of each side (for logs and tests).
     pub last_reused: Mutex<HashMap<String, usize>>,
 }
 
 impl SourceCaches {
+    /// Files the last read of `side` took from the file cache (not parsed again).
+    pub fn files_reused(&self, side: &str) -> Option<usize> {
+        self.files_reused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(side)
+            .copied()
+    }
+
     /// Objects the last read of `side` reused from the cache.
     pub fn reused(&self, side: &str) -> Option<usize> {
         self.last_reused
@@ -250,6 +276,46 @@ pub fn open(spec: &SourceSpec, ctx: &Ctx<'_>) -> Result<Loaded, SourceError> {
     }
 }
 
+/// Reads a source whole like [`open`], its objects into a
+/// [`CompactSnapshot`](crate::diff::CompactSnapshot) (the `from` side of a comparison,
+/// held while the other side streams past it); the returned snapshot has the metadata and
+/// no objects (`objects` is the count). File sources are compacted while they are read;
+/// others once read.
+///
+/// # Errors
+/// As [`open`].
+pub fn open_compact(
+    spec: &SourceSpec,
+    ctx: &Ctx<'_>,
+) -> Result<(Loaded, crate::diff::CompactSnapshot), SourceError> {
+    match spec {
+        SourceSpec::Files {
+            paths,
+            kind,
+            limits,
+        } => {
+            let (snapshot, compact) = dump::load_paths_compact(
+                paths,
+                &ctx.load_options(*kind, *limits),
+                ctx.on_file,
+                ctx.caches.map(|c| &c.files),
+            );
+            ctx.note_files_reused();
+            let loaded = Loaded {
+                objects: crate::diff::DesiredIndex::len(&compact),
+                snapshot,
+                ..Loaded::default()
+            };
+            Ok((loaded, compact))
+        }
+        _ => {
+            let mut loaded = open(spec, ctx)?;
+            let objects = std::mem::take(&mut loaded.snapshot.objects);
+            Ok((loaded, crate::diff::CompactSnapshot::from_objects(objects)))
+        }
+    }
+}
+
 /// A streamed side: the consumer's results, one per file, and the side's metadata.
 pub struct StreamedSide<R> {
     pub results: Vec<R>,
@@ -278,7 +344,9 @@ pub fn stream<R: Send>(
                 &ctx.load_options(*kind, *limits),
                 ctx.on_file,
                 consume,
+                ctx.caches.map(|c| &c.files),
             );
+            ctx.note_files_reused();
             Ok(StreamedSide {
                 results: s.results,
                 loaded: Loaded {

@@ -1,7 +1,8 @@
 //! `envdrift-testkit`: developer tools of the test kit.
 //!
 //! `envdrift-testkit generate --objects N [--drift-percent P] [--seed S] --out DIR` writes a
-//! synthetic desired/live pair with known drift (`cargo run -p envdrift-testkit -- generate …`).
+//! synthetic desired/live pair with known drift (`cargo run -p envdrift-testkit -- generate …`;
+//! `--layout single` for one desired and one live file).
 
 use std::path::PathBuf;
 
@@ -31,6 +32,12 @@ enum Command {
         /// Output directory (gets desired/, live/ and injected.json).
         #[arg(long, short)]
         out: PathBuf,
+        /// `split`: desired in 200-document files, live in 500-item List files; `single`:
+        /// one multi-document desired file and one `kind: List` live file (what
+        /// `kubectl get -A -o yaml` writes); `single-json`: the same, live as
+        /// `kubectl get -A -o json`.
+        #[arg(long, default_value = "split", value_parser = ["split", "single", "single-json"])]
+        layout: String,
     },
 }
 
@@ -41,6 +48,7 @@ fn main() -> Result<()> {
             drift_percent,
             seed,
             out,
+            layout,
         } => {
             let opts = synth::SynthOptions {
                 objects,
@@ -49,7 +57,12 @@ fn main() -> Result<()> {
                 ..Default::default()
             };
             let pair = synth::generate(&opts);
-            let (d, l) = synth::write_pair(&pair, &out)
+            let written = match layout.as_str() {
+                "single" => synth::write_pair_single(&pair, &out, synth::LiveFormat::Yaml),
+                "single-json" => synth::write_pair_single(&pair, &out, synth::LiveFormat::Json),
+                _ => synth::write_pair(&pair, &out),
+            };
+            let (d, l) = written
                 .with_context(|| format!("writing the synthetic pair to {}", out.display()))?;
             println!(
                 "wrote {objects} objects to {} (desired {d} bytes, live {l} bytes, {} injected drifts)",

@@ -1724,6 +1724,12 @@ pub fn write_pair(pair: &SynthPair, dir: &Path) -> io::Result<(u64, u64)> {
     }
     remove_stale(&live_dir, "live-", live_files)?;
 
+    write_injected(pair, dir)?;
+    Ok((desired_bytes, live_bytes))
+}
+
+/// Writes `dir/injected.json`.
+fn write_injected(pair: &SynthPair, dir: &Path) -> io::Result<()> {
     let truth: Vec<Value> = pair
         .injected
         .iter()
@@ -1740,7 +1746,72 @@ pub fn write_pair(pair: &SynthPair, dir: &Path) -> io::Result<(u64, u64)> {
         .collect();
     let mut text = serde_json::to_string_pretty(&Value::Array(truth)).map_err(io::Error::other)?;
     text.push('\n');
-    fs::write(dir.join("injected.json"), text)?;
+    fs::write(dir.join("injected.json"), text)
+}
+
+/// How [`write_pair_single`] writes the live side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveFormat {
+    /// `kubectl get -A -o yaml`: one `kind: List` YAML document, items at column 0.
+    Yaml,
+    /// `kubectl get -A -o json`: one `kind: List` JSON object, 4-space indentation.
+    Json,
+}
+
+/// The single-file layout of a big environment: all desired objects in one multi-document
+/// YAML file (`desired/desired.yaml`) and all live objects in one `kind: List` file as
+/// `kubectl get -A -o yaml` (or `-o json`) writes it (`live/live.yaml` or
+/// `live/live.json`), plus `injected.json` as [`write_pair`] writes it. Other files in the
+/// two directories are left alone. Returns the number of bytes written per side.
+///
+/// # Errors
+///
+/// Any I/O error creating the directories or writing a file.
+pub fn write_pair_single(pair: &SynthPair, dir: &Path, live: LiveFormat) -> io::Result<(u64, u64)> {
+    let desired_dir = dir.join("desired");
+    let live_dir = dir.join("live");
+    fs::create_dir_all(&desired_dir)?;
+    fs::create_dir_all(&live_dir)?;
+    let mut buf = String::new();
+    for doc in &pair.desired {
+        buf.push_str("---\n");
+        emit_document(&mut buf, doc);
+    }
+    fs::write(desired_dir.join("desired.yaml"), &buf)?;
+    let desired_bytes = buf.len() as u64;
+    buf.clear();
+    let name = match live {
+        LiveFormat::Yaml => {
+            buf.push_str("apiVersion: v1\nitems:\n");
+            for item in &pair.live {
+                emit_seq_item(&mut buf, item, 0);
+            }
+            buf.push_str("kind: List\nmetadata:\n  resourceVersion: \"\"\n");
+            "live.yaml"
+        }
+        LiveFormat::Json => {
+            let list = json!({
+                "apiVersion": "v1",
+                "items": pair.live,
+                "kind": "List",
+                "metadata": {"resourceVersion": ""},
+            });
+            // Pretty JSON has no raw newlines inside strings: each line's leading spaces
+            // are its indentation, doubled to kubectl's four per level.
+            let pretty = serde_json::to_string_pretty(&list).map_err(io::Error::other)?;
+            buf.reserve(pretty.len() + pretty.len() / 4);
+            for line in pretty.lines() {
+                let body = line.trim_start_matches(' ');
+                pad(&mut buf, 2 * (line.len() - body.len()));
+                buf.push_str(body);
+                buf.push('\n');
+            }
+            "live.json"
+        }
+    };
+    fs::write(live_dir.join(name), &buf)?;
+    let live_bytes = buf.len() as u64;
+    write_injected(pair, dir)?;
     Ok((desired_bytes, live_bytes))
 }
 
