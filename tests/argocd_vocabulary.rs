@@ -452,3 +452,37 @@ fn flux_ssa_if_not_present_reports_only_missing() {
     assert_eq!(drifted(&r), ["ConfigMap/ca"]);
     assert_eq!(r.drifts[0].drift_type, DriftType::Missing);
 }
+
+/// A runaway expression costs its bound on a few objects, not on every object it selects:
+/// after `MAX_STOPPED_OBJECTS` stops it is no longer evaluated, and the result says so once.
+#[test]
+fn a_runaway_expression_is_switched_off_after_a_few_objects() {
+    let n = 40;
+    let git: String = (0..n)
+        .map(|i| deployment(&format!("web{i}"), "shop", 2, &[]))
+        .collect();
+    let cluster: String = (0..n)
+        .map(|i| deployment(&format!("web{i}"), "shop", 3, &[]))
+        .collect();
+    let config = "jq_timeout: 200ms\nignore:\n  - kind: Deployment\n    jqPathExpressions: ['def f: f; f']\n";
+    let r = run(config, &git, &cluster);
+    let stopped = r
+        .notes
+        .iter()
+        .filter(|n| n.contains("not applied to this object"))
+        .count();
+    let max = envdrift::diff::jq::MAX_STOPPED_OBJECTS;
+    // Objects compared in parallel may each be stopped before the count is seen.
+    assert!(
+        (max..max + 4).contains(&stopped),
+        "{stopped} stops: {:?}",
+        r.notes
+    );
+    let off: Vec<&String> = r
+        .notes
+        .iter()
+        .filter(|n| n.contains("is not applied: its bounds stopped it on"))
+        .collect();
+    assert_eq!(off.len(), 1, "{:?}", r.notes);
+    assert_eq!(r.drifts.len(), n, "every object still compared");
+}

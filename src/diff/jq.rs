@@ -149,7 +149,15 @@ pub struct JqPath {
     source: String,
     filter: jaq_core::Filter<Metered>,
     limits: Limits,
+    /// Objects on which a bound stopped the expression (see [`JqPath::disabled`]).
+    stops: std::sync::atomic::AtomicUsize,
 }
+
+/// After this many objects stopped by a bound, an expression is no longer evaluated: a
+/// runaway expression would otherwise cost its whole bound (up to `jq_timeout`) on each of
+/// thousands of objects. It stays off for the life of the compiled config (a daemon: until
+/// it restarts with a fixed config), and every result says so.
+pub const MAX_STOPPED_OBJECTS: usize = 3;
 
 impl std::fmt::Debug for JqPath {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -283,11 +291,24 @@ impl JqPath {
             source: expression.to_string(),
             filter,
             limits,
+            stops: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
     pub fn as_str(&self) -> &str {
         &self.source
+    }
+
+    /// Whether a bound stopped the expression on [`MAX_STOPPED_OBJECTS`] objects already:
+    /// it is then not evaluated any more.
+    pub fn disabled(&self) -> bool {
+        self.stops.load(std::sync::atomic::Ordering::Relaxed) >= MAX_STOPPED_OBJECTS
+    }
+
+    /// Counts one object on which a bound stopped the expression.
+    pub fn record_stop(&self) {
+        self.stops
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The paths the expression selects in `value`, as jq's `path(EXPR)` yields them.

@@ -856,10 +856,21 @@ fn strip_jq(
 ) -> Option<(Value, Value)> {
     let mut out: Option<(Value, Value)> = None;
     for rule in opts.ignore.jq_for(key) {
+        if rule.path.disabled() {
+            // One note per result (notes are deduplicated), not one per object.
+            notes.push(format!(
+                "{}: `{}` is not applied: its bounds stopped it on {} objects already (see jq_timeout); fix the expression and restart",
+                rule.key,
+                rule.path.as_str(),
+                jq::MAX_STOPPED_OBJECTS
+            ));
+            continue;
+        }
         let (dv, lv) = out.as_ref().map_or((d, l), |(a, b)| (a, b));
         let (dp, lp) = match (rule.path.paths(dv), rule.path.paths(lv)) {
             (Ok(dp), Ok(lp)) => (dp.unwrap_or_default(), lp.unwrap_or_default()),
             (Err(stop), _) | (_, Err(stop)) => {
+                rule.path.record_stop();
                 let object = match &key.namespace {
                     Some(ns) => format!("{} {ns}/{}", key.kind, key.name),
                     None => format!("{} {}", key.kind, key.name),
