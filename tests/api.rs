@@ -1,38 +1,21 @@
 //! The HTTP API against a running server on a loopback port: every endpoint, role and error
 //! path, TLS, the OpenAPI document in sync with the routes, no Secret value in any response.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use envdrift::alert::DeliveryError;
-use envdrift::alert::notice::Notice;
 use envdrift::api::{ApiState, OPENAPI, ROUTES, serve};
 use envdrift::config::Config;
-use envdrift::daemon::{Daemon, Deliver, Target};
+use envdrift::daemon::{Daemon, Target};
 use envdrift::store::Store;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-struct NoSinks;
-impl Deliver for NoSinks {
-    fn sinks(&self) -> Vec<String> {
-        Vec::new()
-    }
-    fn route(&self, _: &str, _: &Notice) -> Option<Notice> {
-        None
-    }
-    fn deliver<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a Notice,
-    ) -> Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + Send + 'a>> {
-        Box::pin(async { Ok(()) })
-    }
-}
+#[path = "common/api.rs"]
+mod common_api;
+use common_api::{NoSinks, serve_api};
 
 const READ: &str = "read-token-0123456789";
 const OPERATE: &str = "operate-token-9876543210";
@@ -79,23 +62,7 @@ async fn serve_config(dir: tempfile::TempDir) -> Server {
     let store = Arc::new(Store::open(&dir.path().join("state/envdrift.db")).unwrap());
     let daemon =
         Arc::new(Daemon::new(cfg, dir.path().to_path_buf(), store, Arc::new(NoSinks)).unwrap());
-    let state = Arc::new(ApiState::new(Arc::clone(&daemon), &api_cfg, dir.path()).unwrap());
-    let (stop, rx) = tokio::sync::watch::channel(false);
-    let (tx, bound) = tokio::sync::oneshot::channel();
-    let base = dir.path().to_path_buf();
-    tokio::spawn(async move {
-        serve(
-            state,
-            &api_cfg,
-            "127.0.0.1:0".parse().unwrap(),
-            &base,
-            rx,
-            Some(tx),
-        )
-        .await
-        .unwrap();
-    });
-    let addr = bound.await.unwrap();
+    let (addr, stop) = serve_api(Arc::clone(&daemon), &api_cfg, dir.path()).await;
     Server {
         addr,
         daemon,

@@ -4,37 +4,19 @@
 //! same files agree drift for drift.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::path::Path;
-use std::pin::Pin;
 use std::process::Command;
 use std::sync::Arc;
 
-use envdrift::alert::DeliveryError;
-use envdrift::alert::notice::Notice;
-use envdrift::api::{ApiState, serve};
 use envdrift::config::Config;
-use envdrift::daemon::{Daemon, Deliver, Target};
+use envdrift::daemon::{Daemon, Target};
 use envdrift::store::Store;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-struct NoSinks;
-impl Deliver for NoSinks {
-    fn sinks(&self) -> Vec<String> {
-        Vec::new()
-    }
-    fn route(&self, _: &str, _: &Notice) -> Option<Notice> {
-        None
-    }
-    fn deliver<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a Notice,
-    ) -> Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + Send + 'a>> {
-        Box::pin(async { Ok(()) })
-    }
-}
+#[path = "common/api.rs"]
+mod common_api;
+use common_api::{NoSinks, serve_api};
 
 /// `kind namespace/name` → fingerprint.
 type Prints = BTreeMap<String, String>;
@@ -143,22 +125,7 @@ async fn diff_api_compare_and_store_agree_on_fingerprints() {
         .scan(&Target::Environment("production".into()))
         .await
         .expect("scan");
-    let state = Arc::new(ApiState::new(Arc::clone(&daemon), &api_cfg, dir.path()).expect("api"));
-    let (_stop, rx) = tokio::sync::watch::channel(false);
-    let (tx, bound) = tokio::sync::oneshot::channel();
-    let base = dir.path().to_path_buf();
-    tokio::spawn(async move {
-        let _ = serve(
-            state,
-            &api_cfg,
-            "127.0.0.1:0".parse().expect("addr"),
-            &base,
-            rx,
-            Some(tx),
-        )
-        .await;
-    });
-    let addr = bound.await.expect("bound");
+    let (addr, _stop) = serve_api(Arc::clone(&daemon), &api_cfg, dir.path()).await;
 
     let compared = get(
         addr,

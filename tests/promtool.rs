@@ -8,31 +8,14 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use envdrift::alert::DeliveryError;
-use envdrift::alert::notice::Notice;
-use envdrift::api::{ApiState, serve};
 use envdrift::config::Config;
-use envdrift::daemon::{Daemon, Deliver, Target};
+use envdrift::daemon::{Daemon, Target};
 use envdrift::store::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-struct NoSinks;
-impl Deliver for NoSinks {
-    fn sinks(&self) -> Vec<String> {
-        Vec::new()
-    }
-    fn route(&self, _: &str, _: &Notice) -> Option<Notice> {
-        None
-    }
-    fn deliver<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a Notice,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), DeliveryError>> + Send + 'a>>
-    {
-        Box::pin(async { Ok(()) })
-    }
-}
+#[path = "common/api.rs"]
+mod common_api;
+use common_api::{NoSinks, serve_api};
 
 /// Runs `promtool check metrics` on `text`: its exit status and everything it printed.
 fn promtool_check(text: &str) -> (bool, String) {
@@ -122,23 +105,7 @@ async fn metrics_after_a_scan_pass_promtool() {
         .scan(&Target::Comparison("staging-vs-production".into()))
         .await
         .unwrap();
-    let state = Arc::new(ApiState::new(Arc::clone(&daemon), &api_cfg, dir.path()).unwrap());
-    let (_stop, rx) = tokio::sync::watch::channel(false);
-    let (tx, bound) = tokio::sync::oneshot::channel();
-    let base = dir.path().to_path_buf();
-    tokio::spawn(async move {
-        serve(
-            state,
-            &api_cfg,
-            "127.0.0.1:0".parse().unwrap(),
-            &base,
-            rx,
-            Some(tx),
-        )
-        .await
-        .unwrap();
-    });
-    let addr = bound.await.unwrap();
+    let (addr, _stop) = serve_api(Arc::clone(&daemon), &api_cfg, dir.path()).await;
     // A request first, so that the request counter has a sample too.
     assert_eq!(get(addr, "/api/v1/drifts").await.0, 200);
     let (status, text) = get(addr, "/metrics").await;
