@@ -194,6 +194,25 @@ fn unchanged_files_are_not_compared_again_and_any_change_is_seen() {
     let (reused, _) = rescan(dir, &recompiled, &caches);
     assert_eq!(reused, 3);
 
+    // One config rule more (Argo CD's vocabulary: ignore the ConfigMaps' data): nothing
+    // kept is reused, and the changed ConfigMap is no longer reported.
+    let cfg = Config::parse(
+        "ignoreDifferences:\n- kind: ConfigMap\n  jsonPointers: [/data]\n",
+        Path::new("envdrift.yaml"),
+    )
+    .unwrap();
+    let ruled = Arc::new(cfg.compile().unwrap());
+    let (reused, text) = rescan(dir, &ruled, &caches);
+    assert_eq!(reused, 0);
+    assert!(!text.contains("trace"), "{text}");
+    let (reused, _) = rescan(dir, &recompiled, &caches);
+    assert_eq!(
+        reused, 0,
+        "back to the earlier config: compiled anew, not reused"
+    );
+    let (reused, _) = rescan(dir, &recompiled, &caches);
+    assert_eq!(reused, 3);
+
     // The CRD goes away: the route's file bytes and its desired counterpart are unchanged,
     // but its schema is not: the run notices and compares everything again.
     std::fs::remove_file(dir.join("desired/crd.yaml")).unwrap();

@@ -184,6 +184,7 @@ impl<'r, 'c> Session<'r, 'c> {
             }
         }
         drop(jobs);
+        tracing::debug!(side = %self.side, files = reused, "comparison results reused");
         self.results
             .last_reused
             .lock()
