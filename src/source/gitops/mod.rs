@@ -557,9 +557,9 @@ impl ClusterLookup {
     }
 
     fn text(&self, req: http::Request<Vec<u8>>) -> Result<Option<String>, String> {
-        let res = self
-            .rt
-            .block_on(tokio::time::timeout(self.timeout, self.client.request_text(req)));
+        let res = self.rt.block_on(async {
+            tokio::time::timeout(self.timeout, self.client.request_text(req)).await
+        });
         match res {
             Err(_) => Err(format!("timed out after {:?}", self.timeout)),
             Ok(Err(kube::Error::Api(s))) if s.code == 404 => Ok(None),
