@@ -55,7 +55,8 @@ fn write(dir: &Path, rel: &str, text: &str) {
 const DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: guestbook-ui\n  labels: {app: guestbook}\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: guestbook}\n  template:\n    metadata:\n      labels: {app: guestbook}\n    spec:\n      containers:\n      - name: ui\n        image: nginx:1.24\n        ports:\n        - containerPort: 80\n";
 const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: guestbook-ui\nspec:\n  selector: {app: guestbook}\n  ports:\n  - port: 80\n    targetPort: 80\n";
 const CHART: &str = "apiVersion: v2\nname: web\nversion: 0.1.0\n";
-const CHART_VALUES: &str = "replicas: 1\nimage:\n  repository: nginx\n  tag: \"1.0\"\nmessage: hello\n";
+const CHART_VALUES: &str =
+    "replicas: 1\nimage:\n  repository: nginx\n  tag: \"1.0\"\nmessage: hello\n";
 const CHART_DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\n  namespace: {{ .Release.Namespace }}\nspec:\n  replicas: {{ .Values.replicas }}\n  selector:\n    matchLabels: {app: {{ .Release.Name }}}\n  template:\n    metadata:\n      labels: {app: {{ .Release.Name }}}\n    spec:\n      containers:\n      - name: web\n        image: \"{{ .Values.image.repository }}:{{ .Values.image.tag }}\"\n";
 const CHART_CONFIGMAP: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-config\n  namespace: {{ .Release.Namespace }}\ndata:\n  message: {{ .Values.message | quote }}\n";
 const FLUX_CONFIGMAP: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  env: ${cluster_env}\n  region: ${region:=us}\n  literal: $${keep}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: script\n  annotations:\n    kustomize.toolkit.fluxcd.io/substitute: disabled\ndata:\n  run: echo ${cluster_env}\n";
@@ -74,7 +75,11 @@ fn make_repo(dir: &Path) -> String {
     write(dir, "apps/guestbook/service.yaml", SERVICE);
     write(dir, "charts/web/Chart.yaml", CHART);
     write(dir, "charts/web/values.yaml", CHART_VALUES);
-    write(dir, "charts/web/templates/deployment.yaml", CHART_DEPLOYMENT);
+    write(
+        dir,
+        "charts/web/templates/deployment.yaml",
+        CHART_DEPLOYMENT,
+    );
     write(dir, "charts/web/templates/configmap.yaml", CHART_CONFIGMAP);
     write(dir, "envs/prod-values.yaml", "replicas: 3\n");
     write(dir, "flux/apps/configmap.yaml", FLUX_CONFIGMAP);
@@ -86,8 +91,16 @@ fn make_repo(dir: &Path) -> String {
         "resources:\n- ../../apps/guestbook\nnamePrefix: prod-\nimages:\n- name: nginx\n  newTag: \"1.25\"\ncommonLabels:\n  team: shop\n",
     );
     // The inline values of the Helm Application / HelmRelease as a file.
-    write(dir, "charts/web/inline-equivalent.yaml", "message: from-argo\n");
-    write(dir, "charts/web/flux-equivalent.yaml", "message: from-flux\nreplicas: 5\n");
+    write(
+        dir,
+        "charts/web/inline-equivalent.yaml",
+        "message: from-argo\n",
+    );
+    write(
+        dir,
+        "charts/web/flux-equivalent.yaml",
+        "message: from-flux\nreplicas: 5\n",
+    );
     // What Flux renders for the Kustomization below.
     write(
         dir,
@@ -154,7 +167,12 @@ fn world() -> World {
         json!({"repoURL": "https://charts.example.com", "chart": "web", "targetRevision": "1.2.3"}),
         "shop",
     ));
-    put(kit::git_repository("flux-system", "fleet", &url, json!({"branch": "main"})));
+    put(kit::git_repository(
+        "flux-system",
+        "fleet",
+        &url,
+        json!({"branch": "main"}),
+    ));
     put(json!({"apiVersion": "v1", "kind": "ConfigMap",
                "metadata": {"name": "cluster-vars", "namespace": "flux-system"},
                "data": {"region": "eu", "cluster_env": "staging"}}));
@@ -225,7 +243,13 @@ fn desired_spec(w: &World, desired: &str) -> SourceSpec {
     spec
 }
 
-fn plain_git(w: &World, reference: &str, path: &str, renderer: Renderer, helm: HelmOptions) -> SourceSpec {
+fn plain_git(
+    w: &World,
+    reference: &str,
+    path: &str,
+    renderer: Renderer,
+    helm: HelmOptions,
+) -> SourceSpec {
     SourceSpec::Git(Box::new(GitSource {
         spec: GitSpec {
             repo: w.url.clone(),
@@ -270,19 +294,38 @@ fn assert_same(gitops: &Loaded, plain: &Loaded) {
 #[test]
 fn argocd_kustomize_application_renders_like_the_equivalent_git_source() {
     let w = world();
-    let gitops = load(&desired_spec(&w, "{type: argocd, application: guestbook}"), "default");
+    let gitops = load(
+        &desired_spec(&w, "{type: argocd, application: guestbook}"),
+        "default",
+    );
     let plain = load(
-        &plain_git(&w, "main", "equivalent/guestbook", Renderer::Kustomize, HelmOptions::default()),
+        &plain_git(
+            &w,
+            "main",
+            "equivalent/guestbook",
+            Renderer::Kustomize,
+            HelmOptions::default(),
+        ),
         "guestbook",
     );
     assert_same(&gitops, &plain);
     let d = &gitops.snapshot.objects;
     let names: Vec<String> = d
         .keys()
-        .map(|k| format!("{} {}/{}", k.kind, k.namespace.as_deref().unwrap_or("-"), k.name))
+        .map(|k| {
+            format!(
+                "{} {}/{}",
+                k.kind,
+                k.namespace.as_deref().unwrap_or("-"),
+                k.name
+            )
+        })
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
-    for want in ["Service guestbook/prod-guestbook-ui", "Deployment guestbook/prod-guestbook-ui"] {
+    for want in [
+        "Service guestbook/prod-guestbook-ui",
+        "Deployment guestbook/prod-guestbook-ui",
+    ] {
         assert!(names.iter().any(|n| n == want), "{names:?}");
     }
     let dep = d
@@ -296,14 +339,20 @@ fn argocd_kustomize_application_renders_like_the_equivalent_git_source() {
     );
     assert_eq!(dep.pointer("/metadata/labels/team"), Some(&json!("shop")));
     let desc = &gitops.snapshot.source.as_ref().unwrap().description;
-    assert!(desc.starts_with("argocd:argocd/guestbook (cluster:gitops) → "), "{desc}");
+    assert!(
+        desc.starts_with("argocd:argocd/guestbook (cluster:gitops) → "),
+        "{desc}"
+    );
 }
 
 #[test]
 fn argocd_helm_application_renders_like_the_equivalent_git_source() {
     let w = world();
     // `v1.*` is a semver range: the highest matching tag (v1.2.0; not the pre-release).
-    let gitops = load(&desired_spec(&w, "{type: argocd, application: web-prod}"), "default");
+    let gitops = load(
+        &desired_spec(&w, "{type: argocd, application: web-prod}"),
+        "default",
+    );
     let plain = load(
         &plain_git(
             &w,
@@ -313,7 +362,10 @@ fn argocd_helm_application_renders_like_the_equivalent_git_source() {
             HelmOptions {
                 release: Some("web-prod".into()),
                 namespace: Some("shop".into()),
-                values: vec!["../../envs/prod-values.yaml".into(), "inline-equivalent.yaml".into()],
+                values: vec![
+                    "../../envs/prod-values.yaml".into(),
+                    "inline-equivalent.yaml".into(),
+                ],
                 set: vec!["image.tag=2.0".into()],
             },
         ),
@@ -348,7 +400,13 @@ fn flux_kustomization_renders_like_the_equivalent_git_source() {
         "default",
     );
     let plain = load(
-        &plain_git(&w, "main", "equivalent/flux", Renderer::Kustomize, HelmOptions::default()),
+        &plain_git(
+            &w,
+            "main",
+            "equivalent/flux",
+            Renderer::Kustomize,
+            HelmOptions::default(),
+        ),
         "default",
     );
     assert_same(&gitops, &plain);
@@ -410,8 +468,16 @@ fn flux_helmrelease_renders_like_the_equivalent_git_source() {
 #[test]
 fn unmappable_fields_are_reported_naming_the_object_and_field() {
     let w = world();
-    let loaded = load(&desired_spec(&w, "{type: argocd, application: web-files}"), "default");
-    let errors: Vec<String> = loaded.snapshot.errors.iter().map(ToString::to_string).collect();
+    let loaded = load(
+        &desired_spec(&w, "{type: argocd, application: web-files}"),
+        "default",
+    );
+    let errors: Vec<String> = loaded
+        .snapshot
+        .errors
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     assert_eq!(errors.len(), 2, "{errors:?}");
     assert!(
         errors[0].contains("Application argocd/web-files")
@@ -445,7 +511,10 @@ fn errors_name_the_object_and_field() {
     let e = err("{type: argocd, application: nope}");
     assert!(e.contains("Application argocd/nope not found"), "{e}");
     let e = err("{type: flux, kustomization: flux-system/nope}");
-    assert!(e.contains("Kustomization flux-system/nope not found"), "{e}");
+    assert!(
+        e.contains("Kustomization flux-system/nope not found"),
+        "{e}"
+    );
     // A bad block is a config error at its key.
     let path = w.dir.join("bad.yaml");
     std::fs::write(
@@ -532,9 +601,19 @@ fn discover_on_a_cluster_without_gitops_tools_says_so() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("# No Argo CD Application, Flux Kustomization or HelmRelease was found."), "{stdout}");
-    assert!(stdout.contains("# Not served by the cluster: applications.argoproj.io"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("# No Argo CD Application, Flux Kustomization or HelmRelease was found."),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("# Not served by the cluster: applications.argoproj.io"),
+        "{stdout}"
+    );
     let path = tmp.path().join("c.yaml");
     std::fs::write(&path, &stdout).unwrap();
     assert!(Config::load(&path).is_ok(), "{stdout}");

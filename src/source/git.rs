@@ -598,7 +598,10 @@ fn resolve(repo: &gix::Repository, reference: &str, url: &str) -> Result<String,
     if reference == "HEAD" {
         // Argo CD's default `targetRevision`, the remote's default branch: the cache does
         // not record which that is, so `main`, else `master`.
-        candidates.extend(["refs/heads/main".to_string(), "refs/heads/master".to_string()]);
+        candidates.extend([
+            "refs/heads/main".to_string(),
+            "refs/heads/master".to_string(),
+        ]);
     } else if reference.starts_with("refs/") {
         candidates.push(reference.to_string());
     } else {

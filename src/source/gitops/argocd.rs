@@ -108,7 +108,9 @@ impl TreeChanges {
         };
         let rendered = self.detected
             && (kedit::find_kustomization(files, &self.path).is_some()
-                || files.iter().any(|f| f.path == format!("{prefix}Chart.yaml")));
+                || files
+                    .iter()
+                    .any(|f| f.path == format!("{prefix}Chart.yaml")));
         if let Some((recurse, include, exclude)) = self.directory.as_ref().filter(|_| !rendered) {
             files.retain(|f| {
                 let Some(rel) = f.path.strip_prefix(&prefix) else {
@@ -265,8 +267,7 @@ pub fn map(app: &Value) -> Result<Mapped, GitOpsError> {
             for (i, s) in list.iter().enumerate() {
                 let prefix = format!("spec.sources[{i}]");
                 // A source that only names a `ref` provides values files to the others.
-                if s.get("ref").is_some() && s.get("path").is_none() && s.get("chart").is_none()
-                {
+                if s.get("ref").is_some() && s.get("path").is_none() && s.get("chart").is_none() {
                     notes.unknown(s, &prefix, &["repoURL", "targetRevision", "ref", "name"]);
                     continue;
                 }
@@ -278,8 +279,15 @@ pub fn map(app: &Value) -> Result<Mapped, GitOpsError> {
             }
         }
         (None, Some(s)) => {
-            if let Some(ms) = map_source(s, "spec.source", name, dest_ns, &BTreeMap::new(), &mut notes)
-                .map_err(|(f, m)| field(&f, m))?
+            if let Some(ms) = map_source(
+                s,
+                "spec.source",
+                name,
+                dest_ns,
+                &BTreeMap::new(),
+                &mut notes,
+            )
+            .map_err(|(f, m)| field(&f, m))?
             {
                 sources.push(ms);
             }
@@ -435,7 +443,19 @@ fn map_source(
     }
     if let Some(h) = s.get("helm").filter(|h| h.is_object()) {
         ms.renderer = Some(Renderer::Helm);
-        helm(h, &format!("{prefix}.helm"), app_name, dest_ns, refs, repo, revision, &path, &mut ms, &mut changes, notes);
+        helm(
+            h,
+            &format!("{prefix}.helm"),
+            app_name,
+            dest_ns,
+            refs,
+            repo,
+            revision,
+            &path,
+            &mut ms,
+            &mut changes,
+            notes,
+        );
     } else if dest_ns.is_some() {
         ms.helm.namespace = dest_ns.map(str::to_string);
     }
@@ -448,17 +468,29 @@ fn map_source(
     }
     if let Some(k) = s.get("kustomize").filter(|k| k.is_object()) {
         ms.renderer = Some(Renderer::Kustomize);
-        kustomize(k, &format!("{prefix}.kustomize"), app_name, dest_ns, &mut changes, notes)
-            .map_err(|(f, m)| (f, m))?;
+        kustomize(
+            k,
+            &format!("{prefix}.kustomize"),
+            app_name,
+            dest_ns,
+            &mut changes,
+            notes,
+        )?;
     }
     if let Some(d) = s.get("directory").filter(|d| d.is_object()) {
         let p = format!("{prefix}.directory");
         notes.unknown(d, &p, &["recurse", "include", "exclude", "jsonnet"]);
         if d.get("jsonnet")
             .and_then(Value::as_object)
-            .is_some_and(|j| j.values().any(|v| !v.is_null() && v != &Value::Array(vec![])))
+            .is_some_and(|j| {
+                j.values()
+                    .any(|v| !v.is_null() && v != &Value::Array(vec![]))
+            })
         {
-            notes.add(format!("{p}.jsonnet"), "Jsonnet is not evaluated by envdrift");
+            notes.add(
+                format!("{p}.jsonnet"),
+                "Jsonnet is not evaluated by envdrift",
+            );
         }
         let recurse = d.get("recurse").and_then(Value::as_bool).unwrap_or(false);
         let include = glob_list(d.get("include"));
@@ -543,7 +575,10 @@ fn helm(
         let Some(f) = f.as_str() else { continue };
         let field = format!("{p}.valueFiles[{i}]");
         if f.starts_with("http://") || f.starts_with("https://") {
-            notes.add(field, format!("values file by URL `{f}` is not fetched by envdrift"));
+            notes.add(
+                field,
+                format!("values file by URL `{f}` is not fetched by envdrift"),
+            );
             continue;
         }
         let rel = if let Some(rest) = f.strip_prefix('$') {
@@ -614,10 +649,15 @@ fn helm(
         .and_then(Value::as_array)
         .is_some_and(|a| !a.is_empty())
     {
-        notes.add(format!("{p}.fileParameters"), "--set-file is not passed by envdrift");
+        notes.add(
+            format!("{p}.fileParameters"),
+            "--set-file is not passed by envdrift",
+        );
     }
     for f in ["kubeVersion", "apiVersions"] {
-        if h.get(f).is_some_and(|v| !v.is_null() && v != &Value::Array(vec![]) && v != "") {
+        if h.get(f)
+            .is_some_and(|v| !v.is_null() && v != &Value::Array(vec![]) && v != "")
+        {
             notes.add(
                 format!("{p}.{f}"),
                 "helm template runs with its own default capabilities",
@@ -658,14 +698,20 @@ fn kustomize(
             "apiVersions",
         ],
     );
-    let text = |f: &str| str_at(k, &format!("/{f}")).filter(|s| !s.is_empty()).map(str::to_string);
+    let text = |f: &str| {
+        str_at(k, &format!("/{f}"))
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
     let mut edits = Edits {
         name_prefix: text("namePrefix"),
         name_suffix: text("nameSuffix"),
         namespace: text("namespace"),
         common_labels: string_map(k.get("commonLabels")),
-        labels_without_selector: k.get("labelWithoutSelector").and_then(Value::as_bool) == Some(true),
-        labels_include_templates: k.get("labelIncludeTemplates").and_then(Value::as_bool) == Some(true),
+        labels_without_selector: k.get("labelWithoutSelector").and_then(Value::as_bool)
+            == Some(true),
+        labels_include_templates: k.get("labelIncludeTemplates").and_then(Value::as_bool)
+            == Some(true),
         common_annotations: string_map(k.get("commonAnnotations")),
         ..Edits::default()
     };
@@ -679,9 +725,8 @@ fn kustomize(
         ]);
         for (n, v) in &mut edits.common_annotations {
             if let Value::String(s) = v {
-                *s = super::subst::substitute(s, &vars).map_err(|e| {
-                    (format!("{p}.commonAnnotations.{n}"), e)
-                })?;
+                *s = super::subst::substitute(s, &vars)
+                    .map_err(|e| (format!("{p}.commonAnnotations.{n}"), e))?;
             }
         }
     }
@@ -693,23 +738,40 @@ fn kustomize(
         .enumerate()
     {
         let Some(s) = img.as_str() else { continue };
-        edits.images.push(
-            kedit::parse_image(s).map_err(|e| (format!("{p}.images[{i}]"), e))?,
-        );
+        edits
+            .images
+            .push(kedit::parse_image(s).map_err(|e| (format!("{p}.images[{i}]"), e))?);
     }
-    for r in k.get("replicas").and_then(Value::as_array).into_iter().flatten() {
+    for r in k
+        .get("replicas")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         edits.replicas.push(r.clone());
     }
-    for pt in k.get("patches").and_then(Value::as_array).into_iter().flatten() {
+    for pt in k
+        .get("patches")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         edits.patches.push(pt.clone());
     }
-    for c in k.get("components").and_then(Value::as_array).into_iter().flatten() {
+    for c in k
+        .get("components")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         if let Some(c) = c.as_str() {
             edits.components.push(c.to_string());
         }
     }
     for f in ["version", "kubeVersion", "apiVersions"] {
-        if k.get(f).is_some_and(|v| !v.is_null() && v != "" && v != &Value::Array(vec![])) {
+        if k.get(f)
+            .is_some_and(|v| !v.is_null() && v != "" && v != &Value::Array(vec![]))
+        {
             notes.add(
                 format!("{p}.{f}"),
                 "envdrift runs the kustomize found on PATH, with its defaults",
@@ -767,11 +829,21 @@ mod tests {
         })))
         .unwrap_err()
         .to_string();
-        assert!(e.starts_with("Application argocd/guestbook: spec.source: no source"), "{e}");
+        assert!(
+            e.starts_with("Application argocd/guestbook: spec.source: no source"),
+            "{e}"
+        );
         assert!(e.contains("spec.source.chart"), "{e}");
-        let e = map(&app(json!({"source": {"path": "x"}}))).unwrap_err().to_string();
-        assert_eq!(e, "Application argocd/guestbook: spec.source.repoURL: missing");
-        let e = map(&app(json!({"destination": {}}))).unwrap_err().to_string();
+        let e = map(&app(json!({"source": {"path": "x"}})))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "Application argocd/guestbook: spec.source.repoURL: missing"
+        );
+        let e = map(&app(json!({"destination": {}})))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("spec.source: missing"), "{e}");
     }
 
@@ -792,7 +864,10 @@ mod tests {
         let fields: Vec<&str> = m.unmapped.iter().map(|u| u.field.as_str()).collect();
         assert_eq!(
             fields,
-            ["spec.sources[0].helm.valueFiles[1]", "spec.sources[3].unknownKey"]
+            [
+                "spec.sources[0].helm.valueFiles[1]",
+                "spec.sources[3].unknownKey"
+            ]
         );
     }
 
@@ -812,14 +887,20 @@ mod tests {
             directory: Some((false, vec!["{*.yaml,*.yml}".into()], vec!["skip*".into()])),
             ..TreeChanges::default()
         };
-        let mut files: Vec<TreeFile> = ["d/a.yaml", "d/b.yml", "d/skip.yaml", "d/sub/c.yaml", "d/x.json"]
-            .iter()
-            .map(|p| TreeFile {
-                path: (*p).into(),
-                data: Vec::new(),
-                executable: false,
-            })
-            .collect();
+        let mut files: Vec<TreeFile> = [
+            "d/a.yaml",
+            "d/b.yml",
+            "d/skip.yaml",
+            "d/sub/c.yaml",
+            "d/x.json",
+        ]
+        .iter()
+        .map(|p| TreeFile {
+            path: (*p).into(),
+            data: Vec::new(),
+            executable: false,
+        })
+        .collect();
         tc.apply(&mut files).unwrap();
         let left: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(left, ["d/a.yaml", "d/b.yml"]);

@@ -118,7 +118,8 @@ pub fn discover(target: &ClusterTarget, timeout: Duration) -> Result<Discovered,
             for res in [APPLICATION, KUSTOMIZATION, HELMRELEASE] {
                 match lookup.list(&res) {
                     Ok(Some(items)) => {
-                        out.objects.extend(items.iter().filter_map(|v| found(&res, v)));
+                        out.objects
+                            .extend(items.iter().filter_map(|v| found(&res, v)));
                     }
                     Ok(None) => out.not_served.push(format!("{}.{}", res.plural, res.group)),
                     Err(reason) => {
@@ -194,14 +195,21 @@ impl Discovered {
     /// A config with one environment per object found: desired from the object, live the
     /// same cluster (scoped to the namespace it deploys to, when it names one). The listing
     /// is in comments at the top; the rest loads as is (`envdrift config check`).
-    pub fn config(&self, context: Option<&str>, kubeconfig: Option<&Path>, in_cluster: bool) -> String {
+    pub fn config(
+        &self,
+        context: Option<&str>,
+        kubeconfig: Option<&Path>,
+        in_cluster: bool,
+    ) -> String {
         let mut out = String::new();
         out.push_str(&format!(
             "# envdrift config written by `envdrift discover` for {}\n",
             self.cluster
         ));
         if self.objects.is_empty() {
-            out.push_str("# No Argo CD Application, Flux Kustomization or HelmRelease was found.\n");
+            out.push_str(
+                "# No Argo CD Application, Flux Kustomization or HelmRelease was found.\n",
+            );
         } else {
             out.push_str("# Found:\n");
             for f in &self.objects {
@@ -288,9 +296,21 @@ mod tests {
             source: String::new(),
         };
         let mut used = BTreeSet::new();
-        assert_eq!(env_name(&f("Application", "argocd", "Shop_Web"), &mut used), "shop-web");
-        assert_eq!(env_name(&f("Kustomization", "flux", "shop.web"), &mut used), "shop-web-ks");
-        assert_eq!(env_name(&f("Kustomization", "x", "shop-web"), &mut used), "shop-web-ks-x");
-        assert_eq!(env_name(&f("Kustomization", "x", "shop-web"), &mut used), "shop-web-ks-x-2");
+        assert_eq!(
+            env_name(&f("Application", "argocd", "Shop_Web"), &mut used),
+            "shop-web"
+        );
+        assert_eq!(
+            env_name(&f("Kustomization", "flux", "shop.web"), &mut used),
+            "shop-web-ks"
+        );
+        assert_eq!(
+            env_name(&f("Kustomization", "x", "shop-web"), &mut used),
+            "shop-web-ks-x"
+        );
+        assert_eq!(
+            env_name(&f("Kustomization", "x", "shop-web"), &mut used),
+            "shop-web-ks-x-2"
+        );
     }
 }

@@ -59,22 +59,35 @@ impl Ctx<'_> {
         if let Some(m) = v.as_object() {
             for (k, val) in m {
                 if !known.contains(&k.as_str()) && !val.is_null() {
-                    self.note(format!("{prefix}.{k}"), "not known to envdrift, so not applied");
+                    self.note(
+                        format!("{prefix}.{k}"),
+                        "not known to envdrift, so not applied",
+                    );
                 }
             }
         }
     }
 
-    fn get(&self, res: &Res, ns: &str, name: &str, field: &str) -> Result<Option<Value>, GitOpsError> {
-        self.lookup.get(res, ns, name).map_err(|reason| GitOpsError::ReadFailed {
-            object: format!("{} {ns}/{name} ({} {field})", res.kind, self.object),
-            reason,
-        })
+    fn get(
+        &self,
+        res: &Res,
+        ns: &str,
+        name: &str,
+        field: &str,
+    ) -> Result<Option<Value>, GitOpsError> {
+        self.lookup
+            .get(res, ns, name)
+            .map_err(|reason| GitOpsError::ReadFailed {
+                object: format!("{} {ns}/{name} ({} {field})", res.kind, self.object),
+                reason,
+            })
     }
 }
 
 fn new_ctx<'a>(kind: &str, obj: &Value, lookup: &'a dyn Lookup) -> Ctx<'a> {
-    let ns = str_at(obj, "/metadata/namespace").unwrap_or("default").to_string();
+    let ns = str_at(obj, "/metadata/namespace")
+        .unwrap_or("default")
+        .to_string();
     let name = str_at(obj, "/metadata/name").unwrap_or("");
     Ctx {
         object: format!("{kind} {ns}/{name}"),
@@ -85,7 +98,12 @@ fn new_ctx<'a>(kind: &str, obj: &Value, lookup: &'a dyn Lookup) -> Ctx<'a> {
 }
 
 /// Follows a `sourceRef` to a GitRepository: the Git source of its URL and ref.
-fn git_source(c: &mut Ctx<'_>, sref: &Value, field: &str, kind_hint: &str) -> Result<MappedSource, GitOpsError> {
+fn git_source(
+    c: &mut Ctx<'_>,
+    sref: &Value,
+    field: &str,
+    kind_hint: &str,
+) -> Result<MappedSource, GitOpsError> {
     let kind = str_at(sref, "/kind").unwrap_or("");
     let name = str_at(sref, "/name")
         .filter(|n| !n.is_empty())
@@ -97,11 +115,17 @@ fn git_source(c: &mut Ctx<'_>, sref: &Value, field: &str, kind_hint: &str) -> Re
     match kind {
         "GitRepository" => {}
         "OCIRepository" | "HelmRepository" => {
-            let res = if kind == "OCIRepository" { OCIREPOSITORY } else { HELMREPOSITORY };
+            let res = if kind == "OCIRepository" {
+                OCIREPOSITORY
+            } else {
+                HELMREPOSITORY
+            };
             let url = c
                 .get(&res, &ns, name, field)?
                 .and_then(|o| str_at(&o, "/spec/url").map(str::to_string))
-                .map_or_else(String::new, |u| format!(" ({})", crate::redact::redact_url(&u)));
+                .map_or_else(String::new, |u| {
+                    format!(" ({})", crate::redact::redact_url(&u))
+                });
             return Err(c.err(
                 format!("{field}.kind"),
                 format!("{kind} {ns}/{name}{url}: envdrift renders {kind_hint} from GitRepository sources only"),
@@ -114,19 +138,27 @@ fn git_source(c: &mut Ctx<'_>, sref: &Value, field: &str, kind_hint: &str) -> Re
             ));
         }
     }
-    let repo_obj = c.get(&GITREPOSITORY, &ns, name, field)?.ok_or_else(|| GitOpsError::NotFound {
-        object: format!("GitRepository {ns}/{name}"),
-        hint: format!(" (named by {} {field})", c.object),
-    })?;
+    let repo_obj =
+        c.get(&GITREPOSITORY, &ns, name, field)?
+            .ok_or_else(|| GitOpsError::NotFound {
+                object: format!("GitRepository {ns}/{name}"),
+                hint: format!(" (named by {} {field})", c.object),
+            })?;
     let repo_desc = format!("GitRepository {ns}/{name}");
     let spec = repo_obj.get("spec").cloned().unwrap_or_default();
-    let url = str_at(&spec, "/url").filter(|u| !u.is_empty()).ok_or_else(|| GitOpsError::Field {
-        object: repo_desc.clone(),
-        field: "spec.url".into(),
-        message: "missing".into(),
-    })?;
+    let url = str_at(&spec, "/url")
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| GitOpsError::Field {
+            object: repo_desc.clone(),
+            field: "spec.url".into(),
+            message: "missing".into(),
+        })?;
     let r = spec.get("ref").cloned().unwrap_or_default();
-    let pick = |f: &str| str_at(&r, &format!("/{f}")).filter(|s| !s.is_empty()).map(str::to_string);
+    let pick = |f: &str| {
+        str_at(&r, &format!("/{f}"))
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
     let (reference, semver) = if let Some(c) = pick("commit") {
         (c, None)
     } else if let Some(n) = pick("name") {
@@ -144,19 +176,47 @@ fn git_source(c: &mut Ctx<'_>, sref: &Value, field: &str, kind_hint: &str) -> Re
         &spec,
         "spec",
         &[
-            "url", "ref", "interval", "timeout", "secretRef", "provider", "serviceAccountName",
-            "proxySecretRef", "verify", "ignore", "suspend", "include", "recurseSubmodules",
+            "url",
+            "ref",
+            "interval",
+            "timeout",
+            "secretRef",
+            "provider",
+            "serviceAccountName",
+            "proxySecretRef",
+            "verify",
+            "ignore",
+            "suspend",
+            "include",
+            "recurseSubmodules",
             "sparseCheckout",
         ],
     );
-    if spec.get("include").and_then(Value::as_array).is_some_and(|a| !a.is_empty()) {
-        c.note("spec.include", "artifacts of other GitRepositories are not merged in by envdrift");
+    if spec
+        .get("include")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty())
+    {
+        c.note(
+            "spec.include",
+            "artifacts of other GitRepositories are not merged in by envdrift",
+        );
     }
-    if spec.get("ignore").and_then(Value::as_str).is_some_and(|s| !s.trim().is_empty()) {
-        c.note("spec.ignore", "ignore patterns are not applied: every file of the path is read");
+    if spec
+        .get("ignore")
+        .and_then(Value::as_str)
+        .is_some_and(|s| !s.trim().is_empty())
+    {
+        c.note(
+            "spec.ignore",
+            "ignore patterns are not applied: every file of the path is read",
+        );
     }
     if spec.get("recurseSubmodules").and_then(Value::as_bool) == Some(true) {
-        c.note("spec.recurseSubmodules", "submodules are not fetched by envdrift");
+        c.note(
+            "spec.recurseSubmodules",
+            "submodules are not fetched by envdrift",
+        );
     }
     c.object = before;
     let mut ms = MappedSource::new(GitSpec {
@@ -257,11 +317,31 @@ pub fn map_kustomization(obj: &Value, lookup: &dyn Lookup) -> Result<Mapped, Git
         &spec,
         "spec",
         &[
-            "interval", "retryInterval", "timeout", "prune", "wait", "force", "suspend",
-            "dependsOn", "healthChecks", "healthCheckExprs", "serviceAccountName",
-            "deletionPolicy", "sourceRef", "path", "targetNamespace", "namePrefix", "nameSuffix",
-            "commonMetadata", "images", "patches", "components", "ignoreMissingComponents",
-            "postBuild", "decryption", "kubeConfig",
+            "interval",
+            "retryInterval",
+            "timeout",
+            "prune",
+            "wait",
+            "force",
+            "suspend",
+            "dependsOn",
+            "healthChecks",
+            "healthCheckExprs",
+            "serviceAccountName",
+            "deletionPolicy",
+            "sourceRef",
+            "path",
+            "targetNamespace",
+            "namePrefix",
+            "nameSuffix",
+            "commonMetadata",
+            "images",
+            "patches",
+            "components",
+            "ignoreMissingComponents",
+            "postBuild",
+            "decryption",
+            "kubeConfig",
         ],
     );
     if spec.get("decryption").is_some_and(|d| !d.is_null()) {
@@ -278,14 +358,23 @@ pub fn map_kustomization(obj: &Value, lookup: &dyn Lookup) -> Result<Mapped, Git
     let path = clean_path(str_at(&spec, "/path").unwrap_or(""));
     ms.spec.path = path.clone();
     ms.renderer = Some(Renderer::Kustomize);
-    let text = |f: &str| str_at(&spec, &format!("/{f}")).filter(|s| !s.is_empty()).map(str::to_string);
+    let text = |f: &str| {
+        str_at(&spec, &format!("/{f}"))
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
     let mut edits = Edits {
         namespace: text("targetNamespace"),
         name_prefix: text("namePrefix"),
         name_suffix: text("nameSuffix"),
         ..Edits::default()
     };
-    for img in spec.get("images").and_then(Value::as_array).into_iter().flatten() {
+    for img in spec
+        .get("images")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         if let Some(m) = img.as_object() {
             edits.images.push(
                 m.iter()
@@ -295,10 +384,20 @@ pub fn map_kustomization(obj: &Value, lookup: &dyn Lookup) -> Result<Mapped, Git
             );
         }
     }
-    for p in spec.get("patches").and_then(Value::as_array).into_iter().flatten() {
+    for p in spec
+        .get("patches")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         edits.patches.push(p.clone());
     }
-    for comp in spec.get("components").and_then(Value::as_array).into_iter().flatten() {
+    for comp in spec
+        .get("components")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         if let Some(s) = comp.as_str() {
             edits.components.push(s.to_string());
         }
@@ -318,7 +417,9 @@ pub fn map_kustomization(obj: &Value, lookup: &dyn Lookup) -> Result<Mapped, Git
             .flatten()
             .enumerate()
         {
-            if let Some(data) = referenced_data(&c, r, &format!("spec.postBuild.substituteFrom[{i}]"))? {
+            if let Some(data) =
+                referenced_data(&c, r, &format!("spec.postBuild.substituteFrom[{i}]"))?
+            {
                 vars.extend(data);
             }
         }
@@ -327,7 +428,9 @@ pub fn map_kustomization(obj: &Value, lookup: &dyn Lookup) -> Result<Mapped, Git
                 vars.insert(k, s);
             }
         }
-        ms.hooks.output = Some(Arc::new(move |text: &str| subst::substitute_documents(text, &vars)));
+        ms.hooks.output = Some(Arc::new(move |text: &str| {
+            subst::substitute_documents(text, &vars)
+        }));
     }
     Ok(Mapped {
         sources: vec![ms],
@@ -353,10 +456,28 @@ pub fn map_helmrelease(obj: &Value, lookup: &dyn Lookup) -> Result<Mapped, GitOp
         &spec,
         "spec",
         &[
-            "chart", "chartRef", "releaseName", "targetNamespace", "storageNamespace", "values",
-            "valuesFrom", "interval", "kubeConfig", "suspend", "serviceAccountName",
-            "persistentClient", "maxHistory", "install", "upgrade", "test", "rollback",
-            "uninstall", "driftDetection", "dependsOn", "timeout", "postRenderers",
+            "chart",
+            "chartRef",
+            "releaseName",
+            "targetNamespace",
+            "storageNamespace",
+            "values",
+            "valuesFrom",
+            "interval",
+            "kubeConfig",
+            "suspend",
+            "serviceAccountName",
+            "persistentClient",
+            "maxHistory",
+            "install",
+            "upgrade",
+            "test",
+            "rollback",
+            "uninstall",
+            "driftDetection",
+            "dependsOn",
+            "timeout",
+            "postRenderers",
         ],
     );
     if let Some(cr) = spec.get("chartRef").filter(|v| v.is_object()) {
@@ -366,7 +487,9 @@ pub fn map_helmrelease(obj: &Value, lookup: &dyn Lookup) -> Result<Mapped, GitOp
         let url = if kind == "OCIRepository" {
             c.get(&OCIREPOSITORY, &ns, rname, "spec.chartRef")?
                 .and_then(|o| str_at(&o, "/spec/url").map(str::to_string))
-                .map_or_else(String::new, |u| format!(" ({})", crate::redact::redact_url(&u)))
+                .map_or_else(String::new, |u| {
+                    format!(" ({})", crate::redact::redact_url(&u))
+                })
         } else {
             String::new()
         };
@@ -375,8 +498,15 @@ pub fn map_helmrelease(obj: &Value, lookup: &dyn Lookup) -> Result<Mapped, GitOp
             format!("{kind} {ns}/{rname}{url}: envdrift renders charts from GitRepository sources only (spec.chart.spec.sourceRef)"),
         ));
     }
-    if spec.get("postRenderers").and_then(Value::as_array).is_some_and(|a| !a.is_empty()) {
-        c.note("spec.postRenderers", "Kustomize post-renderers are not applied by envdrift");
+    if spec
+        .get("postRenderers")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty())
+    {
+        c.note(
+            "spec.postRenderers",
+            "Kustomize post-renderers are not applied by envdrift",
+        );
     }
     if spec.get("kubeConfig").is_some_and(|d| !d.is_null()) {
         c.note("spec.kubeConfig", "the HelmRelease installs into another cluster; envdrift compares with this environment's live side");
@@ -390,8 +520,14 @@ pub fn map_helmrelease(obj: &Value, lookup: &dyn Lookup) -> Result<Mapped, GitOp
         &cs,
         "spec.chart.spec",
         &[
-            "chart", "version", "sourceRef", "interval", "reconcileStrategy", "valuesFiles",
-            "ignoreMissingValuesFiles", "verify",
+            "chart",
+            "version",
+            "sourceRef",
+            "interval",
+            "reconcileStrategy",
+            "valuesFiles",
+            "ignoreMissingValuesFiles",
+            "verify",
         ],
     );
     let chart = clean_path(
@@ -437,9 +573,17 @@ pub fn map_helmrelease(obj: &Value, lookup: &dyn Lookup) -> Result<Mapped, GitOp
         .collect();
     // Flux uses the listed files as the chart's values (its values.yaml only when listed).
     let blank_defaults = !values_files.is_empty()
-        && !values_files
-            .iter()
-            .any(|f| clean_path(f) == format!("{}values.yaml", if chart.is_empty() { String::new() } else { format!("{chart}/") }));
+        && !values_files.iter().any(|f| {
+            clean_path(f)
+                == format!(
+                    "{}values.yaml",
+                    if chart.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{chart}/")
+                    }
+                )
+        });
     for f in &values_files {
         let rel = relative_to(&chart, f);
         if ignore_missing {
@@ -456,13 +600,24 @@ pub fn map_helmrelease(obj: &Value, lookup: &dyn Lookup) -> Result<Mapped, GitOp
         .enumerate()
     {
         let field = format!("spec.valuesFrom[{i}]");
-        let Some(data) = referenced_data(&c, r, &field)? else { continue };
-        let key = str_at(r, "/valuesKey").filter(|k| !k.is_empty()).unwrap_or("values.yaml");
+        let Some(data) = referenced_data(&c, r, &field)? else {
+            continue;
+        };
+        let key = str_at(r, "/valuesKey")
+            .filter(|k| !k.is_empty())
+            .unwrap_or("values.yaml");
         let Some(text) = data.get(key) else {
             if r.get("optional").and_then(Value::as_bool) == Some(true) {
                 continue;
             }
-            return Err(c.err(format!("{field}.valuesKey"), format!("no key `{key}` in {} {}", str_at(r, "/kind").unwrap_or(""), str_at(r, "/name").unwrap_or(""))));
+            return Err(c.err(
+                format!("{field}.valuesKey"),
+                format!(
+                    "no key `{key}` in {} {}",
+                    str_at(r, "/kind").unwrap_or(""),
+                    str_at(r, "/name").unwrap_or("")
+                ),
+            ));
         };
         match str_at(r, "/targetPath").filter(|t| !t.is_empty()) {
             Some(tp) => ms.helm.set.push(format!("{tp}={text}")),
@@ -470,23 +625,37 @@ pub fn map_helmrelease(obj: &Value, lookup: &dyn Lookup) -> Result<Mapped, GitOp
                 // Secret-derived values get a name that is not YAML, so they never reach
                 // the adopt-into-Git file set.
                 let secret = str_at(r, "/kind") == Some("Secret");
-                let file = format!(".envdrift-values-from-{i}.{}", if secret { "envdrift-secret" } else { "yaml" });
+                let file = format!(
+                    ".envdrift-values-from-{i}.{}",
+                    if secret { "envdrift-secret" } else { "yaml" }
+                );
                 extra.push((file.clone(), text.clone()));
                 ms.helm.values.push(file);
             }
         }
     }
     if let Some(v) = spec.get("values").filter(|v| v.is_object()) {
-        extra.push((INLINE_VALUES.to_string(), serde_json::to_string_pretty(v).unwrap_or_default()));
+        extra.push((
+            INLINE_VALUES.to_string(),
+            serde_json::to_string_pretty(v).unwrap_or_default(),
+        ));
         ms.helm.values.push(INLINE_VALUES.to_string());
     }
     if blank_defaults || !extra.is_empty() || !ensure.is_empty() {
         let chart_dir = chart.clone();
         ms.hooks.tree = Some(Arc::new(move |_p: &str, files: &mut Vec<TreeFile>| {
-            let prefix = if chart_dir.is_empty() { String::new() } else { format!("{chart_dir}/") };
+            let prefix = if chart_dir.is_empty() {
+                String::new()
+            } else {
+                format!("{chart_dir}/")
+            };
             let mut put = |path: String, data: Vec<u8>| {
                 files.retain(|f| f.path != path);
-                files.push(TreeFile { path, data, executable: false });
+                files.push(TreeFile {
+                    path,
+                    data,
+                    executable: false,
+                });
             };
             if blank_defaults {
                 put(format!("{prefix}values.yaml"), Vec::new());
@@ -496,7 +665,11 @@ pub fn map_helmrelease(obj: &Value, lookup: &dyn Lookup) -> Result<Mapped, GitOp
             }
             for e in &ensure {
                 if !files.iter().any(|f| &f.path == e) {
-                    files.push(TreeFile { path: e.clone(), data: Vec::new(), executable: false });
+                    files.push(TreeFile {
+                        path: e.clone(),
+                        data: Vec::new(),
+                        executable: false,
+                    });
                 }
             }
             Ok(())
@@ -528,7 +701,10 @@ mod tests {
 
     impl Lookup for Objects {
         fn get(&self, res: &Res, ns: &str, name: &str) -> Result<Option<Value>, String> {
-            Ok(self.0.get(&(res.kind.to_string(), ns.into(), name.into())).cloned())
+            Ok(self
+                .0
+                .get(&(res.kind.to_string(), ns.into(), name.into()))
+                .cloned())
         }
     }
 
@@ -567,7 +743,10 @@ mod tests {
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  e: ${env}\n  r: ${region}\n  t: ${token}\n",
         )
         .unwrap();
-        assert!(out.contains("e: prod") && out.contains("r: eu") && out.contains("t: s3cr3t"), "{out}");
+        assert!(
+            out.contains("e: prod") && out.contains("r: eu") && out.contains("t: s3cr3t"),
+            "{out}"
+        );
         assert_eq!(m.unmapped.len(), 1);
         assert_eq!(m.unmapped[0].field, "spec.decryption");
         assert_eq!(m.unmapped[0].object, "Kustomization flux-system/apps");
@@ -580,8 +759,13 @@ mod tests {
             "Kustomization flux-system/apps: spec.postBuild.substituteFrom[0]: ConfigMap flux-system/nope not found (and not optional)"
         );
         // A missing GitRepository is named.
-        let e = map_kustomization(&k, &Objects::default()).unwrap_err().to_string();
-        assert!(e.starts_with("GitRepository flux-system/repo not found"), "{e}");
+        let e = map_kustomization(&k, &Objects::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("GitRepository flux-system/repo not found"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -607,7 +791,11 @@ mod tests {
         assert_eq!(s.helm.namespace.as_deref(), Some("shop"));
         assert_eq!(
             s.helm.values,
-            ["../../envs/prod.yaml", ".envdrift-values-from-0.yaml", INLINE_VALUES]
+            [
+                "../../envs/prod.yaml",
+                ".envdrift-values-from-0.yaml",
+                INLINE_VALUES
+            ]
         );
         assert_eq!(s.helm.set, ["image.tag=1.4"]);
         assert!(m.unmapped.is_empty(), "{:?}", m.unmapped);
@@ -615,7 +803,8 @@ mod tests {
         let objects = objects.with(json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmRepository",
             "metadata": {"name": "bitnami", "namespace": "apps"}, "spec": {"url": "https://charts.example"}}));
         let mut hr2 = hr.clone();
-        hr2["spec"]["chart"]["spec"]["sourceRef"] = json!({"kind": "HelmRepository", "name": "bitnami"});
+        hr2["spec"]["chart"]["spec"]["sourceRef"] =
+            json!({"kind": "HelmRepository", "name": "bitnami"});
         let e = map_helmrelease(&hr2, &objects).unwrap_err().to_string();
         assert!(
             e.starts_with("HelmRelease apps/web: spec.chart.spec.sourceRef.kind: HelmRepository apps/bitnami (https://charts.example)"),

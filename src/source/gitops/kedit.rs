@@ -242,9 +242,7 @@ pub(crate) fn generated(files: &[TreeFile], dir: &str) -> String {
         .filter_map(|f| {
             let rest = f.path.strip_prefix(&prefix)?;
             let hidden = rest.split('/').any(|s| s.starts_with('.'));
-            let yaml = [".yaml", ".yml", ".json"]
-                .iter()
-                .any(|e| rest.ends_with(e));
+            let yaml = [".yaml", ".yml", ".json"].iter().any(|e| rest.ends_with(e));
             let under_outer = outer.iter().any(|o| rest.starts_with(&format!("{o}/")));
             (!hidden && yaml && !under_outer && has_object(&f.data)).then(|| rest.to_string())
         })
@@ -352,12 +350,24 @@ mod tests {
     #[test]
     fn flux_generates_a_kustomization() {
         let mut files = vec![
-            tf("apps/a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n"),
+            tf(
+                "apps/a.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
+            ),
             tf("apps/notes.yaml", "just: data\n"),
-            tf("apps/sub/b.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n"),
+            tf(
+                "apps/sub/b.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n",
+            ),
             tf("apps/kz/kustomization.yaml", "resources: [c.yaml]\n"),
-            tf("apps/kz/c.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"),
-            tf("other/d.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: d}\n"),
+            tf(
+                "apps/kz/c.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
+            ),
+            tf(
+                "other/d.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: d}\n",
+            ),
         ];
         edit_tree(&mut files, "apps", &Edits::default(), true).unwrap();
         let k: Value = serde_json::from_slice(&files.last().unwrap().data).unwrap();

@@ -339,7 +339,11 @@ fn get_required(
 }
 
 /// Renders each mapped source and merges them into one snapshot.
-fn render_mapped(src: &GitOpsSource, mapped: &Mapped, ctx: &Ctx<'_>) -> Result<Loaded, SourceError> {
+fn render_mapped(
+    src: &GitOpsSource,
+    mapped: &Mapped,
+    ctx: &Ctx<'_>,
+) -> Result<Loaded, SourceError> {
     let described = src.describe();
     let mut out: Option<Loaded> = None;
     for ms in &mapped.sources {
@@ -373,13 +377,14 @@ fn render_mapped(src: &GitOpsSource, mapped: &Mapped, ctx: &Ctx<'_>) -> Result<L
             commit: None,
             limits: dump::FileLimits::default(),
         };
-        let gl = render::load_git(&spec, &src.auth, &src.sync, &render, &load).map_err(|source| {
-            SourceError::Git {
-                side: ctx.side.to_string(),
-                source_desc: format!("{described}: {}", spec.describe()),
-                source: Box::new(source),
-            }
-        })?;
+        let gl =
+            render::load_git(&spec, &src.auth, &src.sync, &render, &load).map_err(|source| {
+                SourceError::Git {
+                    side: ctx.side.to_string(),
+                    source_desc: format!("{described}: {}", spec.describe()),
+                    source: Box::new(source),
+                }
+            })?;
         tracing::info!(
             side = ctx.side,
             source = %described,
@@ -437,7 +442,10 @@ fn merge(acc: &mut Loaded, more: Loaded) {
                 source: obj.origin.to_string(),
                 line: None,
                 column: None,
-                message: format!("{} is rendered by two sources; the first is kept", key_text(&key)),
+                message: format!(
+                    "{} is rendered by two sources; the first is kept",
+                    key_text(&key)
+                ),
             });
             continue;
         }
@@ -890,13 +898,14 @@ pub(crate) fn inherit_live_cluster(env: &mut crate::config::EnvironmentConfig) {
     let SourceConfig::Cluster(live) = &env.live else {
         return;
     };
-    let fill = |kubeconfig: &mut Option<PathBuf>, context: &mut Option<String>, in_cluster: &mut bool| {
-        if kubeconfig.is_none() && context.is_none() && !*in_cluster {
-            kubeconfig.clone_from(&live.kubeconfig);
-            context.clone_from(&live.context);
-            *in_cluster = live.in_cluster;
-        }
-    };
+    let fill =
+        |kubeconfig: &mut Option<PathBuf>, context: &mut Option<String>, in_cluster: &mut bool| {
+            if kubeconfig.is_none() && context.is_none() && !*in_cluster {
+                kubeconfig.clone_from(&live.kubeconfig);
+                context.clone_from(&live.context);
+                *in_cluster = live.in_cluster;
+            }
+        };
     match &mut env.desired {
         SourceConfig::Argocd(a) => fill(&mut a.kubeconfig, &mut a.context, &mut a.in_cluster),
         SourceConfig::Flux(f) => fill(&mut f.kubeconfig, &mut f.context, &mut f.in_cluster),
@@ -926,6 +935,21 @@ pub(crate) fn relative_to(dir: &str, file_from_root: &str) -> String {
     s
 }
 
+/// The first problem of a GitOps desired block (`(field, message)`); other blocks have
+/// none here.
+///
+/// # Errors
+/// A Flux block without exactly one `NS/NAME` object, a bad Application name, a bad
+/// `request_timeout`.
+pub(crate) fn problem(desired: &crate::config::SourceConfig) -> Result<(), (String, String)> {
+    use crate::config::SourceConfig;
+    match desired {
+        SourceConfig::Argocd(a) => a.problem(),
+        SourceConfig::Flux(f) => f.problem(),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -934,7 +958,10 @@ mod tests {
     fn paths_and_names() {
         assert_eq!(clean_path("./apps/web/"), "apps/web");
         assert_eq!(clean_path("."), "");
-        assert_eq!(relative_to("charts/web", "envs/prod.yaml"), "../../envs/prod.yaml");
+        assert_eq!(
+            relative_to("charts/web", "envs/prod.yaml"),
+            "../../envs/prod.yaml"
+        );
         assert_eq!(relative_to("", "./v.yaml"), "v.yaml");
         assert_eq!(
             ns_name("flux-system/apps"),
@@ -962,20 +989,5 @@ mod tests {
         let (field, msg) = f.problem().unwrap_err();
         assert_eq!(field, "kustomization");
         assert!(msg.contains("NAMESPACE/NAME"), "{msg}");
-    }
-}
-
-/// The first problem of a GitOps desired block (`(field, message)`); other blocks have
-/// none here.
-///
-/// # Errors
-/// A Flux block without exactly one `NS/NAME` object, a bad Application name, a bad
-/// `request_timeout`.
-pub(crate) fn problem(desired: &crate::config::SourceConfig) -> Result<(), (String, String)> {
-    use crate::config::SourceConfig;
-    match desired {
-        SourceConfig::Argocd(a) => a.problem(),
-        SourceConfig::Flux(f) => f.problem(),
-        _ => Ok(()),
     }
 }

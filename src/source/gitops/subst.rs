@@ -154,10 +154,25 @@ mod tests {
         assert_eq!(substitute("x: ${empty:=dflt}", &v).unwrap(), "x: dflt");
         assert_eq!(substitute("x: ${empty=dflt}", &v).unwrap(), "x: ");
         assert_eq!(substitute("x: ${unset-d}", &v).unwrap(), "x: d");
-        assert_eq!(substitute("sh: $HOME $${keep}", &v).unwrap(), "sh: $HOME ${keep}");
-        assert!(substitute("x: ${cluster_env", &v).unwrap_err().contains("unterminated"));
-        assert!(substitute("x: ${a/b/c}", &v).unwrap_err().contains("only ${var}"));
-        assert!(substitute("x: ${1a}", &v).unwrap_err().contains("not a variable"));
+        assert_eq!(
+            substitute("sh: $HOME $${keep}", &v).unwrap(),
+            "sh: $HOME ${keep}"
+        );
+        assert!(
+            substitute("x: ${cluster_env", &v)
+                .unwrap_err()
+                .contains("unterminated")
+        );
+        assert!(
+            substitute("x: ${a/b/c}", &v)
+                .unwrap_err()
+                .contains("only ${var}")
+        );
+        assert!(
+            substitute("x: ${1a}", &v)
+                .unwrap_err()
+                .contains("not a variable")
+        );
     }
 
     #[test]
