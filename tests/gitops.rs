@@ -618,3 +618,158 @@ fn discover_on_a_cluster_without_gitops_tools_says_so() {
     std::fs::write(&path, &stdout).unwrap();
     assert!(Config::load(&path).is_ok(), "{stdout}");
 }
+
+fn tool_path() -> std::ffi::OsString {
+    let mut dirs = tool_dirs();
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(dirs).unwrap()
+}
+
+fn scan_config(w: &World, env: &str, desired: &str, namespaces: &str) -> PathBuf {
+    let path = w.dir.join(format!("{env}.yaml"));
+    std::fs::write(
+        &path,
+        format!(
+            "data_dir: {data}\nenvironments:\n  {env}:\n    desired: {desired}\n    live:\n      type: cluster\n      kubeconfig: {kc}\n      context: gitops\n      namespaces: [{namespaces}]\n",
+            data = w.dir.join("data").display(),
+            kc = w.kubeconfig.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// `envdrift scan` of an Argo CD environment whose cluster runs what the Application
+/// renders: no drift; after a `kubectl edit`-like change of the image: that one drift.
+#[test]
+fn scan_of_an_argocd_environment_end_to_end() {
+    let w = world();
+    let rendered = load(
+        &desired_spec(&w, "{type: argocd, application: guestbook}"),
+        "default",
+    );
+    for obj in rendered.snapshot.objects.values() {
+        w.server
+            .insert(obj.value.clone(), "argocd-controller")
+            .unwrap();
+    }
+    let cfg = scan_config(
+        &w,
+        "guestbook",
+        "{type: argocd, application: guestbook}",
+        "guestbook",
+    );
+    let scan = || {
+        Command::new(env!("CARGO_BIN_EXE_envdrift"))
+            .args(["scan", "--config"])
+            .arg(&cfg)
+            .args(["--env", "guestbook", "-f", "json"])
+            .env("PATH", tool_path())
+            .output()
+            .unwrap()
+    };
+    let out = scan();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["drifts"], json!([]), "{stdout}");
+    // Someone changes the image by hand.
+    let mut dep = w
+        .server
+        .object("deployments.apps", "guestbook", "prod-guestbook-ui")
+        .unwrap();
+    dep["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1.26");
+    w.server
+        .remove("deployments.apps", "guestbook", "prod-guestbook-ui");
+    w.server.insert(dep, "kubectl-edit").unwrap();
+    let out = scan();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("nginx:1.25") && stdout.contains("nginx:1.26"),
+        "{stdout}"
+    );
+}
+
+/// Secret values read for `substituteFrom` reach neither logs nor output.
+#[test]
+fn secrets_read_for_substitution_never_reach_logs_or_output() {
+    let w = world();
+    let secret = "hunter2-very-secret-value";
+    use base64::Engine;
+    w.server
+        .insert(
+            json!({"apiVersion": "v1", "kind": "Secret",
+                   "metadata": {"name": "db-creds", "namespace": "flux-system"},
+                   "data": {"password": base64::engine::general_purpose::STANDARD.encode(secret)}}),
+            "kubectl-client-side-apply",
+        )
+        .unwrap();
+    w.server
+        .insert(
+            kit::kustomization(
+                "flux-system",
+                "db",
+                "fleet",
+                "./flux/db",
+                json!({"targetNamespace": "db",
+                       "postBuild": {"substituteFrom": [{"kind": "Secret", "name": "db-creds"}]}}),
+            ),
+            "kubectl-client-side-apply",
+        )
+        .unwrap();
+    // The manifest is in the repository's next commit.
+    let repo = w.dir.join("repo");
+    write(
+        &repo,
+        "flux/db/secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db-password\nstringData:\n  password: ${password}\n",
+    );
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "db"]);
+    let cfg = scan_config(
+        &w,
+        "db",
+        "{type: flux, kustomization: flux-system/db}",
+        "db",
+    );
+    for args in [
+        vec!["scan", "--env", "db", "-f", "json", "--log-level", "trace"],
+        vec!["render", "--env", "db", "--log-level", "trace"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_envdrift"))
+            .args(&args)
+            .arg("--config")
+            .arg(&cfg)
+            .env("PATH", tool_path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            stdout.contains("db-password"),
+            "{args:?}: {stdout}\n{stderr}"
+        );
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "{args:?}: the secret leaked\n{stdout}\n{stderr}"
+        );
+        // The substituted value is there, as its hash.
+        use sha2::Digest;
+        let hex: String = sha2::Sha256::digest(secret.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert!(
+            stdout.contains(&format!("sha256:{}", &hex[..12])),
+            "{args:?}: not substituted\n{stdout}"
+        );
+    }
+}
