@@ -456,8 +456,6 @@ fn map_source(
             &mut changes,
             notes,
         );
-    } else if dest_ns.is_some() {
-        ms.helm.namespace = dest_ns.map(str::to_string);
     }
     if ms.helm.release.is_none() {
         // Argo CD names the release after the Application.
@@ -603,6 +601,9 @@ fn helm(
                     continue;
                 }
             }
+        } else if let Some(from_root) = f.strip_prefix('/') {
+            // An absolute path is from the repository root.
+            relative_to(path, from_root)
         } else {
             f.to_string()
         };
@@ -802,7 +803,7 @@ mod tests {
             "destination": {"server": "https://kubernetes.default.svc", "namespace": "shop"},
             "source": {"repoURL": "https://git.example/shop.git", "path": "./charts/web",
                        "targetRevision": "main",
-                       "helm": {"valueFiles": ["values-prod.yaml"], "valuesObject": {"replicas": 3},
+                       "helm": {"valueFiles": ["values-prod.yaml", "/envs/prod.yaml"], "valuesObject": {"replicas": 3},
                                 "parameters": [{"name": "image.tag", "value": "1.2"}],
                                 "fileParameters": [{"name": "x", "path": "f"}]}}
         })))
@@ -814,7 +815,10 @@ mod tests {
         assert_eq!(s.renderer, Some(Renderer::Helm));
         assert_eq!(s.helm.release.as_deref(), Some("guestbook"));
         assert_eq!(s.helm.namespace.as_deref(), Some("shop"));
-        assert_eq!(s.helm.values, ["values-prod.yaml", INLINE_VALUES]);
+        assert_eq!(
+            s.helm.values,
+            ["values-prod.yaml", "../../envs/prod.yaml", INLINE_VALUES]
+        );
         assert_eq!(s.helm.set, ["image.tag=1.2"]);
         assert_eq!(s.default_namespace.as_deref(), Some("shop"));
         assert_eq!(m.unmapped.len(), 1, "{:?}", m.unmapped);
