@@ -231,6 +231,10 @@ pub enum SourceConfig {
     Git(Box<crate::source::render::GitSourceConfig>),
     /// A live cluster, read through the Kubernetes API (kube-rs).
     Cluster(Box<ClusterSourceConfig>),
+    /// An Argo CD Application read from the environment's cluster (docs/gitops.md).
+    Argocd(Box<crate::source::gitops::ArgoCdSourceConfig>),
+    /// A Flux Kustomization or HelmRelease read from the environment's cluster.
+    Flux(Box<crate::source::gitops::FluxSourceConfig>),
 }
 
 /// A cluster as a live source.
@@ -329,6 +333,12 @@ impl SourceConfig {
                     render,
                 }))
             }
+            SourceConfig::Argocd(a) => {
+                SourceSpec::GitOps(Box::new(a.spec(base, data_dir).map_err(&invalid)?))
+            }
+            SourceConfig::Flux(f) => {
+                SourceSpec::GitOps(Box::new(f.spec(base, data_dir).map_err(&invalid)?))
+            }
             SourceConfig::Cluster(c) => {
                 let request_timeout = match &c.request_timeout {
                     Some(t) => {
@@ -373,6 +383,8 @@ impl SourceConfig {
                 (Some(ctx), _) => format!("cluster:{ctx}"),
                 (None, _) => "cluster:(current context)".to_string(),
             },
+            SourceConfig::Argocd(a) => a.describe(),
+            SourceConfig::Flux(f) => f.describe(),
         }
     }
 }
@@ -643,6 +655,9 @@ impl Config {
             .unwrap_or(Path::new("."));
         for sink in &mut cfg.alerts.sinks {
             sink.resolve_relative(base);
+        }
+        for env in cfg.environments.values_mut() {
+            crate::source::gitops::inherit_live_cluster(env);
         }
         // References to what was cut out would only repeat its error.
         let cut_refs = ["environments", "comparisons", "alerts"]
@@ -1000,6 +1015,9 @@ impl Config {
                 && let Err(e) = parse_duration(i)
             {
                 invalid(format!("environments.{name}.interval"), e);
+            }
+            if let Err((field, e)) = crate::source::gitops::problem(&env.desired) {
+                invalid(format!("environments.{name}.desired.{field}"), e);
             }
         }
         let mut names = std::collections::BTreeSet::new();

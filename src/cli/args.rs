@@ -312,3 +312,17 @@ pub(crate) struct SnapshotArgs {
     #[command(flatten)]
     pub(crate) cluster: ClusterArgs,
 }
+
+#[derive(Args, Debug)]
+pub(crate) struct DiscoverArgs {
+    /// The cluster: `cluster:CONTEXT` (a context of --kubeconfig or of the default
+    /// kubeconfig), `cluster:` (the current context), `in-cluster` (the pod's service account).
+    #[arg(long, value_name = "cluster:CONTEXT")]
+    pub(crate) live: String,
+    /// Kubeconfig file [default: KUBECONFIG, else ~/.kube/config].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) kubeconfig: Option<PathBuf>,
+    /// Timeout of one API request, in seconds.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub(crate) request_timeout: u64,
+}

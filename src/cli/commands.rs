@@ -694,3 +694,41 @@ fn once_summary(
     }
     Ok(out)
 }
+
+/// `discover`: the GitOps objects of a cluster, and a ready config on stdout.
+pub(crate) fn cmd_discover(args: &super::args::DiscoverArgs) -> Result<u8> {
+    let (context, in_cluster) = match args.live.as_str() {
+        "in-cluster" => (None, true),
+        l => match l.strip_prefix("cluster:") {
+            Some(c) => ((!c.is_empty()).then(|| c.to_string()), false),
+            None => anyhow::bail!(
+                "--live {l}: give a cluster (cluster:CONTEXT, cluster: for the current context, or in-cluster)"
+            ),
+        },
+    };
+    let kubeconfig = args
+        .kubeconfig
+        .as_ref()
+        .map(|k| std::path::absolute(k).unwrap_or_else(|_| k.clone()));
+    let target = envdrift::source::kube::ClusterTarget {
+        kubeconfig: kubeconfig.clone(),
+        context: context.clone(),
+        in_cluster,
+    };
+    let found = envdrift::source::gitops::discover(
+        &target,
+        std::time::Duration::from_secs(args.request_timeout.max(1)),
+    )
+    .context("discovering GitOps objects")?;
+    eprintln!(
+        "envdrift: {}: {} GitOps object{} found",
+        found.cluster,
+        found.objects.len(),
+        if found.objects.len() == 1 { "" } else { "s" }
+    );
+    print!(
+        "{}",
+        found.config(context.as_deref(), kubeconfig.as_deref(), in_cluster)
+    );
+    Ok(0)
+}

@@ -71,6 +71,9 @@ enum Command {
     /// Print the rendered desired objects of a source as YAML (multi-document), each
     /// preceded by a comment naming its file, line and commit.
     Render(RenderArgs),
+    /// List the Argo CD Applications and Flux Kustomizations / HelmReleases of a cluster and
+    /// print a ready config (YAML) with one environment per object (docs/gitops.md).
+    Discover(args::DiscoverArgs),
     /// Validate a config file and print every problem with its key path.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -217,6 +220,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Scan(args) => commands::cmd_scan(args),
         Command::Report(args) => commands::cmd_report(args),
         Command::Render(args) => commands::cmd_render(args),
+        Command::Discover(args) => commands::cmd_discover(&args),
         Command::Config(ConfigCmd::Check { file, strict }) => {
             commands::cmd_config_check(&file, strict)
         }

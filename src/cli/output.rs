@@ -70,7 +70,7 @@ pub(crate) fn desired_path(spec: &SourceSpec) -> Option<String> {
             g.spec.path.clone()
         }),
         SourceSpec::Rendered(r) => Some(r.dir.display().to_string()),
-        SourceSpec::Cluster(_) => None,
+        SourceSpec::Cluster(_) | SourceSpec::GitOps(_) => None,
     }
 }
 

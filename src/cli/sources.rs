@@ -79,6 +79,7 @@ impl GitArgs {
             },
             timeout: std::time::Duration::from_secs(self.render_timeout.max(1)),
             extra_path: Vec::new(),
+            hooks: envdrift::source::render::RenderHooks::default(),
         };
         Ok((auth, sync, render))
     }

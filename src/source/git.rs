@@ -573,10 +573,36 @@ fn prune(repo: &gix::Repository, map: &gix::remote::fetch::RefMap) {
     }
 }
 
-/// Resolves a branch, tag, `refs/…` name or commit SHA to a commit id.
+/// The repository's tags (names without `refs/tags/`), for semver ranges.
+pub fn tags(synced: &Synced) -> Vec<String> {
+    let Ok(platform) = synced.repo.references() else {
+        return Vec::new();
+    };
+    let Ok(all) = platform.all() else {
+        return Vec::new();
+    };
+    all.filter_map(Result::ok)
+        .filter_map(|r| {
+            r.name()
+                .as_bstr()
+                .to_string()
+                .strip_prefix("refs/tags/")
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+/// Resolves a branch, tag, `refs/…` name, `HEAD` or commit SHA to a commit id.
 fn resolve(repo: &gix::Repository, reference: &str, url: &str) -> Result<String, GitError> {
     let mut candidates = Vec::new();
-    if reference.starts_with("refs/") {
+    if reference == "HEAD" {
+        // Argo CD's default `targetRevision`, the remote's default branch: the cache does
+        // not record which that is, so `main`, else `master`.
+        candidates.extend([
+            "refs/heads/main".to_string(),
+            "refs/heads/master".to_string(),
+        ]);
+    } else if reference.starts_with("refs/") {
         candidates.push(reference.to_string());
     } else {
         candidates.push(format!("refs/heads/{reference}"));

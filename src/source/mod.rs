@@ -13,10 +13,13 @@
 //! - [`render`]: a Git tree into objects: plain manifests, Kustomize, Helm ([`render::load_git`]).
 //! - [`adopt`]: adopt-into-Git patches (pure: file text in, unified diff out).
 //! - [`kube`]: live clusters through kube-rs (discovery, paginated lists, incremental rescans).
+//! - [`gitops`]: desired state from an Argo CD Application or a Flux object read from a
+//!   cluster, rendered from its Git source.
 
 pub mod adopt;
 pub mod dump;
 pub mod git;
+pub mod gitops;
 pub mod kube;
 pub mod manifest;
 pub mod render;
@@ -45,6 +48,9 @@ pub enum SourceSpec {
     Rendered(Box<RenderedDir>),
     /// A live cluster through the Kubernetes API.
     Cluster(Box<ClusterSource>),
+    /// An Argo CD Application or Flux object read from a cluster, rendered from its Git
+    /// source ([`gitops`]).
+    GitOps(Box<gitops::GitOpsSource>),
 }
 
 /// What a [`SourceSpec::Files`] holds.
@@ -101,6 +107,7 @@ impl SourceSpec {
             SourceSpec::Git(g) => g.spec.describe(),
             SourceSpec::Rendered(r) => format!("{} ({})", r.dir.display(), r.renderer.as_str()),
             SourceSpec::Cluster(c) => c.describe(),
+            SourceSpec::GitOps(g) => g.describe(),
         }
     }
 
@@ -276,6 +283,7 @@ pub fn open(spec: &SourceSpec, ctx: &Ctx<'_>) -> Result<Loaded, SourceError> {
         SourceSpec::Git(g) => open_git(g, ctx),
         SourceSpec::Rendered(r) => open_rendered(r, ctx),
         SourceSpec::Cluster(c) => open_cluster(c, ctx),
+        SourceSpec::GitOps(g) => gitops::open(g, ctx),
     }
 }
 
@@ -422,7 +430,7 @@ fn open_rendered(r: &RenderedDir, ctx: &Ctx<'_>) -> Result<Loaded, SourceError> 
 }
 
 /// A rendered source (Git or a local directory) with what adopt patches need.
-fn rendered(gl: render::GitLoad) -> Loaded {
+pub(crate) fn rendered(gl: render::GitLoad) -> Loaded {
     Loaded {
         objects: gl.snapshot.objects.len(),
         snapshot: gl.snapshot,

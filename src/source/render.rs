@@ -110,6 +110,34 @@ pub struct RenderOptions {
     pub timeout: Duration,
     /// Directories searched for binaries before `PATH` (e.g. a project's `.tools/bin`).
     pub extra_path: Vec<PathBuf>,
+    /// Edits of the tree and of the rendered output (a GitOps object's options).
+    pub hooks: RenderHooks,
+}
+
+/// A tree edit: the source's path and the files read (those under the path for plain
+/// sources, the whole tree for rendered ones), changed in place before rendering.
+pub type TreeEdit = dyn Fn(&str, &mut Vec<TreeFile>) -> Result<(), String> + Send + Sync;
+/// An output edit: the renderer's multi-document YAML, rewritten before it is parsed.
+pub type OutputEdit = dyn Fn(&str) -> Result<String, String> + Send + Sync;
+
+/// Changes made to a source before and after rendering: how an Argo CD Application's or a
+/// Flux object's options (name prefixes, images, inline values, post-build substitutions)
+/// are applied to the files of its Git source ([`crate::source::gitops`]). None by default.
+#[derive(Clone, Default)]
+pub struct RenderHooks {
+    /// Applied to the files read from the tree, before the renderer is detected and run.
+    pub tree: Option<std::sync::Arc<TreeEdit>>,
+    /// Applied to a renderer's output (Kustomize, Helm), before it is parsed.
+    pub output: Option<std::sync::Arc<OutputEdit>>,
+}
+
+impl std::fmt::Debug for RenderHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RenderHooks")
+            .field("tree", &self.tree.is_some())
+            .field("output", &self.output.is_some())
+            .finish()
+    }
 }
 
 impl Default for RenderOptions {
@@ -120,6 +148,7 @@ impl Default for RenderOptions {
             helm: HelmOptions::default(),
             timeout: Duration::from_secs(120),
             extra_path: Vec::new(),
+            hooks: RenderHooks::default(),
         }
     }
 }
@@ -213,7 +242,8 @@ pub fn load_git(
 ) -> Result<GitLoad, RenderError> {
     let synced = git::sync(spec, auth, sync_opts)?;
     let started = std::time::Instant::now();
-    let under = git::read_files(&synced, &spec.reference, &spec.path)?;
+    let mut under = git::read_files(&synced, &spec.reference, &spec.path)?;
+    apply_tree_edit(render, spec, &mut under)?;
     let renderer = render
         .renderer
         .unwrap_or_else(|| detect(&under, &spec.path));
@@ -255,7 +285,8 @@ pub fn load_git(
             }
         }
         Renderer::Kustomize | Renderer::Helm => {
-            let all = git::read_files(&synced, &spec.reference, "")?;
+            let mut all = git::read_files(&synced, &spec.reference, "")?;
+            apply_tree_edit(render, spec, &mut all)?;
             let tree = Tree {
                 path: &spec.path,
                 describe: spec.describe(),
@@ -281,6 +312,21 @@ pub fn load_git(
         fetch_time: synced.fetch_time,
         render_time: started.elapsed(),
     })
+}
+
+/// Runs the tree hook of `render` (if any) on files of `spec`'s tree.
+fn apply_tree_edit(
+    render: &RenderOptions,
+    spec: &GitSpec,
+    files: &mut Vec<TreeFile>,
+) -> Result<(), RenderError> {
+    match &render.hooks.tree {
+        Some(edit) => edit(&spec.path, files).map_err(|reason| RenderError::Io {
+            path: spec.describe(),
+            reason,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// `helm install --namespace NS` puts objects without a namespace into NS.
@@ -336,7 +382,13 @@ fn render_tree(
         }
     }
     let trace_order = scope.trace_order(&files);
-    let text = run_renderer(renderer, tree, all, &scope, render)?;
+    let mut text = run_renderer(renderer, tree, all, &scope, render)?;
+    if let Some(edit) = &render.hooks.output {
+        text = edit(&text).map_err(|reason| RenderError::Io {
+            path: tree.describe.clone(),
+            reason,
+        })?;
+    }
     let objects = parse_rendered(&text, renderer, tree, &files, load);
     Ok(Rendered {
         files,
@@ -1213,6 +1265,7 @@ impl GitSourceConfig {
                 },
                 timeout: Duration::from_secs(self.render_timeout_seconds.unwrap_or(120).max(1)),
                 extra_path: Vec::new(),
+                hooks: RenderHooks::default(),
             },
         ))
     }

@@ -3,7 +3,8 @@
 //! - [`synth`]: synthetic desired/live environments with known, injected drift (also the
 //!   `envdrift-testkit generate` binary);
 //! - [`apiserver`]: a Kubernetes API test server speaking the real REST protocol, and
-//!   [`kubectl`] to drive it with the real `kubectl`;
+//!   [`kubectl`] to drive it with the real `kubectl`; [`gitops`]: Argo CD's and Flux's real
+//!   CRDs and objects for it;
 //! - test servers on 127.0.0.1 (port 0, stopped on drop) standing in for the real services
 //!   the alert sinks talk to: a Slack Web API stand-in ([`slack`]), an SMTP server (Python's
 //!   aiosmtpd, [`smtp`]), a webhook receiver that verifies the HMAC ([`webhook`]), and a
@@ -14,6 +15,7 @@
 
 pub mod apiserver;
 pub mod dbus;
+pub mod gitops;
 pub mod kubectl;
 pub mod slack;
 pub mod smtp;
