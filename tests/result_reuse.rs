@@ -250,3 +250,92 @@ fn a_removed_live_file_is_forgotten_and_a_new_one_compared() {
     let (jobs, files) = caches.results.size();
     assert_eq!((jobs, files), (1, 3), "one job, its three current files");
 }
+
+/// A cluster side (read whole, as the kube source returns it): objects with their
+/// resourceVersion in their origin and their uid in their metadata.
+fn cluster_side(objects: &[(String, &str)]) -> Arc<envdrift::source::Loaded> {
+    use envdrift::model::{Object, Origin, ResourceKey, Snapshot};
+    let mut snapshot = Snapshot::default();
+    for (text, rv) in objects {
+        let (key, mut value): (ResourceKey, serde_json::Value) = parse_one(text);
+        value["metadata"]["uid"] = serde_json::json!(format!("uid-{}", key.name));
+        value["metadata"]["resourceVersion"] = serde_json::json!(rv);
+        snapshot.objects.insert(
+            key,
+            Object::new(
+                value,
+                Origin::Live {
+                    resource_version: Some((*rv).to_string()),
+                },
+            ),
+        );
+    }
+    Arc::new(envdrift::source::Loaded {
+        objects: snapshot.objects.len(),
+        snapshot,
+        ..Default::default()
+    })
+}
+
+/// One object's key and value, read as a live dump file is.
+fn parse_one(text: &str) -> (envdrift::model::ResourceKey, serde_json::Value) {
+    let snap = envdrift::source::dump::load_text(text, "x.yaml", &Default::default());
+    let (k, o) = snap.objects.into_iter().next().unwrap();
+    (k, o.value)
+}
+
+#[test]
+fn cluster_objects_are_compared_again_only_when_their_resource_version_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_env(dir);
+    let compiled = Arc::new(Compiled::default());
+    let caches = SourceCaches::default();
+    let side = |pay_image: &str, pay_rv: &str| {
+        cluster_side(&[
+            (deployment("cart", "shop/cart:1.4.0", true), "100"),
+            (deployment("pay", pay_image, true), pay_rv),
+            (config_map("cart-config", "info"), "102"),
+            (config_map("scratch", "x"), "103"),
+        ])
+    };
+    let scan = |live: &Arc<envdrift::source::Loaded>, caches: Option<&SourceCaches>| {
+        let mut job = Job::new(
+            Mode::DesiredVsLive,
+            Input::spec("desired", spec(&dir.join("desired"), FilesKind::Manifests)),
+            Input {
+                name: "prod".into(),
+                source: envdrift::run::Src::Opened(Arc::clone(live)),
+            },
+            Arc::clone(&compiled),
+        );
+        job.caches = caches;
+        job.hash_to = true;
+        run(&job)
+    };
+    let check = |live: &Arc<envdrift::source::Loaded>| {
+        let cached = scan(live, Some(&caches));
+        let fresh = scan(live, None);
+        assert_eq!(said(&cached), said(&fresh));
+        (caches.results.last_reused("prod").unwrap(), said(&cached))
+    };
+    let live = side("shop/pay:2.0.1-hotfix", "101");
+    assert_eq!(check(&live).0, 0);
+    let (reused, text) = check(&live);
+    assert_eq!(reused, 4, "every object unchanged");
+    assert!(text.contains("2.0.1-hotfix"), "{text}");
+    assert_eq!(caches.results.objects(), 4);
+    // A write (new resourceVersion): that object is compared again.
+    let (reused, text) = check(&side("shop/pay:2.0.0", "201"));
+    assert_eq!(reused, 3);
+    assert!(!text.contains("2.0.1-hotfix"), "{text}");
+    // The desired counterpart of one object changed.
+    replace_in(
+        &dir.join("desired/apps.yaml"),
+        "level: \"info\"",
+        "level: \"warn\"",
+    );
+    let (reused, text) = check(&side("shop/pay:2.0.0", "201"));
+    assert_eq!(reused, 3, "only cart-config is compared again");
+    assert!(text.contains("warn"), "{text}");
+}

@@ -329,6 +329,24 @@ impl<'a> Comparison<'a> {
         K: std::borrow::Borrow<ResourceKey> + Sync,
         O: std::borrow::Borrow<Object> + Sync,
     {
+        self.batch_as(live, false).pop().unwrap_or_default()
+    }
+
+    /// [`Comparison::batch`] with one result per live object, in order (kept per object
+    /// between runs, see [`crate::run::reuse`]).
+    pub fn batch_each<K, O>(&self, live: &[(K, O)]) -> Vec<Partial>
+    where
+        K: std::borrow::Borrow<ResourceKey> + Sync,
+        O: std::borrow::Borrow<Object> + Sync,
+    {
+        self.batch_as(live, true)
+    }
+
+    fn batch_as<K, O>(&self, live: &[(K, O)], each: bool) -> Vec<Partial>
+    where
+        K: std::borrow::Borrow<ResourceKey> + Sync,
+        O: std::borrow::Borrow<Object> + Sync,
+    {
         self.schemas
             .add_crds(live.iter().map(|(k, o)| (k.borrow(), o.borrow())));
         // (drift, suppressed, compared, desired alias, notes, schema looked up)
@@ -401,14 +419,17 @@ impl<'a> Comparison<'a> {
                 }
             })
             .collect();
-        let mut p = Partial {
-            seen: live.iter().map(|(k, _)| k.borrow().clone()).collect(),
-            ..Partial::default()
-        };
+        let mut out = Vec::with_capacity(if each { live.len() } else { 1 });
+        out.push(Partial::default());
         for ((drift, sup, compared, alias, notes, schema), (k, _)) in
             per_object.into_iter().zip(live)
         {
             let k: &ResourceKey = k.borrow();
+            if each && (out.len() > 1 || !out[0].seen.is_empty()) {
+                out.push(Partial::default());
+            }
+            let Some(p) = out.last_mut() else { break };
+            p.seen.push(k.clone());
             if schema && !p.schema_kinds.contains(&(k.group.clone(), k.kind.clone())) {
                 p.schema_kinds.insert((k.group.clone(), k.kind.clone()));
             }
@@ -424,7 +445,10 @@ impl<'a> Comparison<'a> {
                 p.seen.push(dkey.clone());
             }
         }
-        p
+        if each && live.is_empty() {
+            out.clear();
+        }
+        out
     }
 
     /// What a live object under each of `keys` would be compared with, as one digest: per

@@ -403,9 +403,10 @@ fn run_with(job: &Job<'_>, allow_reuse: bool) -> Outcome {
         let namespaces = namespaces_of(objects.iter().map(|(k, _)| k));
         (comparison.batch(objects), hashes, namespaces)
     };
-    // Results of unchanged files kept from the last run (the daemon's caches).
-    let session = match (job.caches, to_side) {
-        (Some(c), ToSide::Stream(_)) => {
+    // Results of unchanged files and cluster objects kept from the last run (the
+    // daemon's caches).
+    let session = match job.caches {
+        Some(c) => {
             let identity = job_identity(job);
             let mut h = Sha256::new();
             h.update(identity.as_bytes());
@@ -451,7 +452,7 @@ fn run_with(job: &Job<'_>, allow_reuse: bool) -> Outcome {
         ToSide::Whole(l) => {
             let items: Vec<(&crate::model::ResourceKey, &crate::model::Object)> =
                 l.snapshot.objects.iter().collect();
-            let hashes = if hash_to {
+            let mut hashes = if hash_to && session.is_none() {
                 items
                     .iter()
                     .map(|(k, o)| (k.to_string(), object_hash(&o.value)))
@@ -469,7 +470,14 @@ fn run_with(job: &Job<'_>, allow_reuse: bool) -> Outcome {
                 if cancelled() {
                     return Outcome::failed(job, RunError::Cancelled);
                 }
-                partials.push(comparison.batch(chunk));
+                match &session {
+                    Some(s) => {
+                        let (p, h) = s.whole_chunk(chunk, hash_to, object_hash);
+                        partials.extend(p);
+                        hashes.extend(h);
+                    }
+                    None => partials.push(comparison.batch(chunk)),
+                }
             }
             (partials, meta, l.objects, hashes, namespaces)
         }

@@ -1,12 +1,16 @@
-//! Comparison results kept between runs of the same job (the daemon's rescans), per file of
-//! a streamed `to` side: a file whose bytes are unchanged ([`FileCache`](crate::source::dump::FileCache)
-//! hit) is neither parsed nor compared again when what its objects were compared with is
-//! unchanged too. "Unchanged" is checked, never assumed:
+//! Comparison results kept between runs of the same job (the daemon's rescans): per file of
+//! a streamed `to` side (directories, dumps), a file whose bytes are unchanged
+//! ([`FileCache`](crate::source::dump::FileCache) hit) is neither parsed nor compared again
+//! when what its objects were compared with is unchanged too; per object of a `to` side
+//! read whole from a cluster, an object with the same uid and resourceVersion (the API
+//! server changes the resourceVersion on every write) is not compared again on the same
+//! terms. "Unchanged" is checked, never assumed:
 //!
 //! - the job: same mode, side names and source descriptions, the same compiled config
 //!   object (held weakly: a config compiled anew is a new config), the same overrides and
 //!   the same unmanaged scope (desired namespaces and cluster-scoped kinds);
-//! - the file: the same SHA-256 of its bytes, read with the same options;
+//! - the file: the same SHA-256 of its bytes, read with the same options; the cluster
+//!   object: the same uid and resourceVersion;
 //! - its objects' desired counterparts: the same keys, each with the same content hash
 //!   ([`DesiredIndex::content_hash`](crate::diff::DesiredIndex::content_hash): text, origin
 //!   and mapping), checked per file with [`Comparison::counterparts_digest`];
@@ -56,6 +60,17 @@ struct JobResults {
     /// can be reused.
     schemas: Option<[u8; 32]>,
     files: HashMap<String, Arc<Kept>>,
+    objects: HashMap<ResourceKey, Arc<KeptObject>>,
+}
+
+/// One cluster object's result.
+struct KeptObject {
+    /// uid and resourceVersion.
+    identity: String,
+    counterparts: [u8; 32],
+    partial: Partial,
+    /// Its content hash (with `hash_to`).
+    hash: String,
 }
 
 struct Kept {
@@ -75,7 +90,13 @@ impl Results {
         (jobs.len(), jobs.values().map(|j| j.files.len()).sum())
     }
 
-    /// Files whose results the last run of the job whose `to` side is named `side` reused.
+    /// Cluster objects kept over all jobs.
+    pub fn objects(&self) -> usize {
+        self.lock().values().map(|j| j.objects.len()).sum()
+    }
+
+    /// Files (or cluster objects) whose results the last run of the job whose `to` side is
+    /// named `side` reused.
     pub fn last_reused(&self, side: &str) -> Option<usize> {
         self.last_reused
             .lock()
@@ -101,6 +122,8 @@ pub(super) struct Session<'r, 'c> {
     expected: Option<[u8; 32]>,
     fresh: Mutex<HashMap<String, Arc<Kept>>>,
     touched: Mutex<HashSet<String>>,
+    fresh_objects: Mutex<HashMap<ResourceKey, Arc<KeptObject>>>,
+    touched_objects: Mutex<HashSet<ResourceKey>>,
     reused: AtomicUsize,
 }
 
@@ -116,7 +139,18 @@ impl<'r, 'c> Session<'r, 'c> {
         comparison: &'c Comparison<'c>,
         reuse: bool,
     ) -> Self {
+        // One entry per job and context (a daemon alternating between two kinds of run of
+        // one job, say full and partial, keeps both); entries of configs no longer in use
+        // are dropped.
+        let job = format!(
+            "{job}\u{0}{}",
+            context
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
         let mut jobs = results.lock();
+        jobs.retain(|_, j| j.compiled.strong_count() > 0);
         let same = jobs.get(&job).is_some_and(|j| {
             j.context == context
                 && j.compiled
@@ -131,6 +165,7 @@ impl<'r, 'c> Session<'r, 'c> {
                     context,
                     schemas: None,
                     files: HashMap::new(),
+                    objects: HashMap::new(),
                 },
             );
         }
@@ -144,8 +179,89 @@ impl<'r, 'c> Session<'r, 'c> {
             expected,
             fresh: Mutex::default(),
             touched: Mutex::default(),
+            fresh_objects: Mutex::default(),
+            touched_objects: Mutex::default(),
             reused: AtomicUsize::new(0),
         }
+    }
+
+    /// Compares a chunk of a `to` side read whole ([`Comparison::batch`]), reusing the
+    /// kept result of each cluster object whose uid, resourceVersion and desired
+    /// counterpart are unchanged; with `hash_to`, also each object's content hash
+    /// (`hash`: how to compute one). Returns the partial results and the hashes.
+    pub(super) fn whole_chunk(
+        &self,
+        chunk: &[(&ResourceKey, &Object)],
+        hash_to: bool,
+        hash: fn(&serde_json::Value) -> String,
+    ) -> (Vec<Partial>, Vec<(String, String)>) {
+        let mut out = Vec::with_capacity(chunk.len());
+        let mut hashes = Vec::new();
+        let mut misses = Vec::new();
+        {
+            let jobs = self.results.lock();
+            let kept = jobs.get(&self.job).filter(|_| self.expected.is_some());
+            let mut touched = self
+                .touched_objects
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for &(k, o) in chunk {
+                let hit = kept
+                    .and_then(|j| j.objects.get(k))
+                    .filter(|kept| live_identity(o).as_deref() == Some(kept.identity.as_str()))
+                    .filter(|kept| {
+                        self.comparison.counterparts_digest([k]) == Some(kept.counterparts)
+                    });
+                match hit {
+                    Some(kept) => {
+                        let crd = [(k.clone(), o.clone())];
+                        self.comparison
+                            .replay(&kept.partial, if is_crd(k) { &crd } else { &[] });
+                        out.push(kept.partial.clone());
+                        if hash_to {
+                            hashes.push((k.to_string(), kept.hash.clone()));
+                        }
+                        touched.insert(k.clone());
+                        self.reused.fetch_add(1, Ordering::Relaxed);
+                    }
+                    None => misses.push((k, o)),
+                }
+            }
+        }
+        if misses.is_empty() {
+            return (out, hashes);
+        }
+        let each = self.comparison.batch_each(&misses);
+        let fresh_hashes: Vec<String> = if hash_to {
+            use rayon::prelude::*;
+            misses.par_iter().map(|(_, o)| hash(&o.value)).collect()
+        } else {
+            vec![String::new(); misses.len()]
+        };
+        let mut fresh = self
+            .fresh_objects
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (((k, o), p), h) in misses.iter().zip(each).zip(fresh_hashes) {
+            if let (Some(identity), Some(counterparts)) =
+                (live_identity(o), self.comparison.counterparts_digest([*k]))
+            {
+                fresh.insert(
+                    (*k).clone(),
+                    Arc::new(KeptObject {
+                        identity,
+                        counterparts,
+                        partial: p.clone(),
+                        hash: h.clone(),
+                    }),
+                );
+            }
+            if hash_to {
+                hashes.push((k.to_string(), h));
+            }
+            out.push(p);
+        }
+        (out, hashes)
     }
 
     fn touch(&self, file: &str) {
@@ -174,13 +290,24 @@ impl<'r, 'c> Session<'r, 'c> {
             .fresh
             .into_inner()
             .unwrap_or_else(PoisonError::into_inner);
+        let touched_objects = self
+            .touched_objects
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        let fresh_objects = self
+            .fresh_objects
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
         let mut jobs = self.results.lock();
         if let Some(j) = jobs.get_mut(&self.job) {
             j.files.retain(|k, _| touched.contains(k));
             j.files.extend(fresh);
+            j.objects.retain(|k, _| touched_objects.contains(k));
+            j.objects.extend(fresh_objects);
             j.schemas = schemas;
             if schemas.is_none() {
                 j.files.clear();
+                j.objects.clear();
             }
         }
         drop(jobs);
@@ -191,6 +318,28 @@ impl<'r, 'c> Session<'r, 'c> {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(self.side, reused);
         true
+    }
+}
+
+fn is_crd(k: &ResourceKey) -> bool {
+    k.group == "apiextensions.k8s.io" && k.kind == "CustomResourceDefinition"
+}
+
+/// A cluster object's uid and resourceVersion; `None` for objects not read from a cluster
+/// (or without a resourceVersion): those are never reused.
+fn live_identity(o: &Object) -> Option<String> {
+    match &o.origin {
+        crate::model::Origin::Live {
+            resource_version: Some(rv),
+        } if !rv.is_empty() => {
+            let uid = o
+                .value
+                .pointer("/metadata/uid")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("");
+            Some(format!("{uid}\u{0}{rv}"))
+        }
+        _ => None,
     }
 }
 

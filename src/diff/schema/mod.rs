@@ -619,9 +619,9 @@ impl Registry {
         }
     }
 
-    /// A hash of the CRDs read so far (which objects, with what content): equal
-    /// fingerprints, equal schemas. `None` when clusters' schema sets are in use (they are
-    /// not fingerprinted: nothing is reused across such comparisons).
+    /// A hash of the CRDs read so far (which objects, with what content) and of the
+    /// clusters' schema sets ([`SchemaSet::fingerprint`]): equal fingerprints, equal
+    /// schemas.
     pub fn crd_fingerprint(&self) -> Option<[u8; 32]> {
         use sha2::Digest;
         let mut h = sha2::Sha256::new();
@@ -635,13 +635,13 @@ impl Registry {
             h.update([0]);
             h.update(v);
         }
-        if !self
+        for set in self
             .sets
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .is_empty()
+            .iter()
         {
-            return None;
+            h.update(set.fingerprint());
         }
         Some(h.finalize().into())
     }

@@ -339,6 +339,8 @@ pub struct SchemaSet {
     pub notes: Vec<String>,
     /// Kinds' trees, built on first use.
     pub(super) trees: RwLock<HashMap<(String, String), Arc<KindSchema>>>,
+    /// See [`SchemaSet::fingerprint`], computed on first use.
+    fingerprint: std::sync::OnceLock<[u8; 32]>,
 }
 
 impl std::fmt::Debug for SchemaSet {
@@ -352,6 +354,30 @@ impl std::fmt::Debug for SchemaSet {
 }
 
 impl SchemaSet {
+    /// A hash of what the set says (its kinds' roots, definitions, origin and notes):
+    /// equal fingerprints, equal comparisons (result reuse, [`crate::run::reuse`]).
+    pub fn fingerprint(&self) -> [u8; 32] {
+        *self.fingerprint.get_or_init(|| {
+            use sha2::Digest;
+            let mut h = sha2::Sha256::new();
+            h.update(self.origin.as_bytes());
+            h.update([0]);
+            for n in &self.notes {
+                h.update(n.as_bytes());
+                h.update([0]);
+            }
+            let mut kinds: Vec<_> = self.kinds.iter().collect();
+            kinds.sort_by(|a, b| a.0.cmp(b.0));
+            for ((g, k), (root, namespaced)) in kinds {
+                h.update(format!("{g}\u{0}{k}\u{0}{namespaced}\u{0}{root}\u{0}").as_bytes());
+            }
+            for (name, def) in &self.defs {
+                h.update(format!("{name}\u{0}{def}\u{0}").as_bytes());
+            }
+            h.finalize().into()
+        })
+    }
+
     /// A set of no kinds that only says something (a cluster that serves no documents).
     pub fn note_only(origin: &str, note: String) -> SchemaSet {
         SchemaSet::merge(origin, &[], vec![note])
@@ -399,6 +425,7 @@ impl SchemaSet {
             origin: origin.to_string(),
             notes,
             trees: RwLock::default(),
+            fingerprint: std::sync::OnceLock::new(),
         }
     }
 
@@ -430,6 +457,7 @@ impl SchemaSet {
             origin: origin.to_string(),
             notes: Vec::new(),
             trees: RwLock::default(),
+            fingerprint: std::sync::OnceLock::new(),
         }
     }
 
