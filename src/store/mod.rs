@@ -28,6 +28,7 @@ mod outbox;
 mod reports;
 mod scans;
 mod schema;
+pub mod slack_refs;
 mod values;
 
 use std::ops::Deref;
