@@ -332,7 +332,11 @@ async fn handle_inner(
                 return ok_false("thread_not_found");
             }
             g.next_ts += 1;
-            let ts = format!("1764150300.{:06}", 100 + g.next_ts);
+            // Slack's ts: Unix seconds of the post, then a sequence (unique per channel).
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let ts = format!("{secs}.{:06}", g.next_ts % 1_000_000);
             g.accepted.push(recorded);
             g.messages.push(Message {
                 channel: channel.to_string(),
