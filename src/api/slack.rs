@@ -20,9 +20,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::{HttpError, Shared};
+use super::{ApiState, HttpError, Shared};
 use crate::alert::Sink;
-use crate::alert::slack::interact::{self, ActError, Acted, Refused};
+use crate::alert::slack::interact::{self, Action, Click, Refused, SILENCE_HOURS};
+use crate::alert::slack::message::Status;
+use crate::store::StoreError;
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
@@ -93,29 +95,74 @@ pub(super) async fn interactions(
         Ok(c) => c,
         Err(e) => return HttpError::bad("payload", e).into_response(),
     };
-    match slack.act(&click, now) {
-        Ok(Acted::Done(status)) => {
-            tracing::info!(sink = slack.name(), drift = click.drift_id, user = %click.user_id, action = ?click.action, "drift updated from Slack");
-            let task_sink = sink.clone();
-            tokio::spawn(async move {
-                let Sink::Slack(s) = &*task_sink else { return };
-                if let Err(e) = s.show_action(&click, status).await {
-                    tracing::warn!(sink = s.name(), drift = click.drift_id, error = %e, "updating the Slack message after a click");
-                }
-            });
-            StatusCode::OK.into_response()
+    let acted = match act(&st, &click, now) {
+        Ok(a) => a,
+        Err(e) => return e.into_response(),
+    };
+    let Some(status) = acted else {
+        return StatusCode::OK.into_response(); // the link button: nothing to do
+    };
+    tracing::info!(sink = slack.name(), drift = click.drift_id, user = %click.user_id, action = ?click.action, "drift updated from Slack");
+    // The drift as stored now, for its message.
+    let (row, _) = match st.daemon.store.drift(click.drift_id) {
+        Ok(r) => r,
+        Err(e) => return HttpError::from(e).into_response(),
+    };
+    let mut drift = crate::daemon::lifecycle::notice_from_row(&row, now);
+    drift.drift_id = Some(row.id);
+    let at = crate::store::fmt_time(now);
+    let task_sink = sink.clone();
+    tokio::spawn(async move {
+        let Sink::Slack(s) = &*task_sink else { return };
+        if let Err(e) = s
+            .show_action(&click, status, &row.target, &drift, &at)
+            .await
+        {
+            tracing::warn!(sink = s.name(), drift = click.drift_id, error = %e, "updating the Slack message after a click");
         }
-        Ok(Acted::Nothing) => StatusCode::OK.into_response(),
-        Err(ActError::UnknownDrift(id)) => {
-            HttpError::not_found(format!("drift {id} not found")).into_response()
+    });
+    StatusCode::OK.into_response()
+}
+
+/// Acknowledges (`acked_by` = `slack:@name (U…)`) or silences for 24 hours the clicked
+/// drift, both in its history. `None` for the link button.
+fn act(
+    st: &ApiState,
+    click: &Click,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<Status>, HttpError> {
+    let who = match &click.user_name {
+        Some(n) => format!("slack:@{n} ({})", click.user_id),
+        None => format!("slack:{}", click.user_id),
+    };
+    let mapped = |e: StoreError| match e {
+        StoreError::NotFound { .. } => {
+            HttpError::not_found(format!("drift {} not found", click.drift_id))
         }
-        Err(ActError::NoStore) => HttpError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            code: "unavailable",
-            message: ActError::NoStore.to_string(),
-            param: None,
+        e => HttpError::from(e),
+    };
+    match click.action {
+        Action::Open => Ok(None),
+        Action::Acknowledge => {
+            st.daemon.store.ack(click.drift_id, &who).map_err(mapped)?;
+            Ok(Some(Status::Acknowledged {
+                by: click.user_id.clone(),
+            }))
         }
-        .into_response(),
-        Err(ActError::Store(e)) => HttpError::from(e).into_response(),
+        Action::Silence => {
+            let until = crate::store::fmt_time(now + chrono::Duration::hours(SILENCE_HOURS));
+            st.daemon
+                .store
+                .silence(
+                    click.drift_id,
+                    &until,
+                    &format!("silenced for {SILENCE_HOURS}h from Slack by {who}"),
+                )
+                .map_err(mapped)?;
+            Ok(Some(Status::Silenced {
+                by: click.user_id.clone(),
+                until,
+            }))
+        }
     }
 }

@@ -124,7 +124,8 @@ impl Deliver for SinkSet {
         })
     }
     fn attach_store(&self, store: &Arc<Store>) {
-        crate::alert::slack::attach_store(&self.sinks, store);
+        let refs: Arc<dyn crate::alert::slack::MessageStore> = store.clone();
+        crate::alert::slack::attach_store(&self.sinks, &refs);
     }
     fn slack_sinks(&self) -> Vec<Arc<crate::alert::Sink>> {
         crate::alert::slack::slack_sinks(&self.sinks)

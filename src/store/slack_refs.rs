@@ -18,28 +18,8 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{EventKind, Store, StoreError, now_rfc3339};
 use crate::alert::notice::{DriftEvent, Notice};
-
-/// A drift's Slack message in one sink.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SlackMessageRef {
-    pub sink: String,
-    pub drift_id: i64,
-    pub channel: String,
-    /// The drift's own message (top-level, or its card in a digest's thread).
-    pub ts: String,
-    /// Where the drift's thread replies go: `ts` itself, or the digest's `ts`.
-    pub thread_ts: String,
-    /// The alert that posted it.
-    pub notice_id: String,
-}
-
-/// One post of an alert: `ts` is `None` while only claimed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SlackPost {
-    pub channel: Option<String>,
-    pub ts: Option<String>,
-    pub claimed_at: String,
-}
+use crate::alert::slack::refs::MessageStore;
+pub use crate::alert::slack::refs::{SlackMessageRef, SlackPost};
 
 impl Store {
     /// The drift's message in sink `sink`, when one was posted.
@@ -220,6 +200,37 @@ impl Store {
             }
         }
         Ok(())
+    }
+}
+
+impl MessageStore for Store {
+    fn slack_message(&self, sink: &str, drift_id: i64) -> Result<Option<SlackMessageRef>, String> {
+        Store::slack_message(self, sink, drift_id).map_err(|e| e.to_string())
+    }
+    fn record_slack_message(&self, m: &SlackMessageRef) -> Result<(), String> {
+        Store::record_slack_message(self, m).map_err(|e| e.to_string())
+    }
+    fn slack_post(
+        &self,
+        sink: &str,
+        notice_id: &str,
+        part: &str,
+    ) -> Result<Option<SlackPost>, String> {
+        Store::slack_post(self, sink, notice_id, part).map_err(|e| e.to_string())
+    }
+    fn claim_slack_post(&self, sink: &str, notice_id: &str, part: &str) -> Result<(), String> {
+        Store::claim_slack_post(self, sink, notice_id, part).map_err(|e| e.to_string())
+    }
+    fn complete_slack_post(
+        &self,
+        sink: &str,
+        notice_id: &str,
+        part: &str,
+        channel: &str,
+        ts: &str,
+    ) -> Result<(), String> {
+        Store::complete_slack_post(self, sink, notice_id, part, channel, ts)
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -5,9 +5,9 @@
 //!   `v0:{X-Slack-Request-Timestamp}:{raw body}`), compared in constant time; a timestamp
 //!   more than [`MAX_AGE_SECS`] from now is refused (replay).
 //! - [`parse`] (pure): the form-encoded `payload` of a `block_actions` click.
-//! - [`SlackSink::act`]: acknowledges or silences (24 h) the drift in the store, `acked_by`
-//!   the Slack user, and returns at once; [`SlackSink::show_action`] then rewrites the
-//!   drift's message ("Acknowledged by @user" instead of the buttons) and says it in the
+//! - the API (`src/api/slack.rs`) acknowledges or silences (24 h) the drift in the store,
+//!   `acked_by` the Slack user, and answers at once; [`SlackSink::show_action`] then rewrites
+//!   the drift's message ("Acknowledged by @user" instead of the buttons) and says it in the
 //!   thread.
 
 use hmac::{Hmac, Mac};
@@ -20,8 +20,7 @@ use super::lifecycle::{call, card_content};
 use super::message::{self, ACK_ACTION, SILENCE_ACTION, Status};
 use super::sink::{SlackSink, Target};
 use crate::alert::DeliveryError;
-use crate::alert::notice::DriftEvent;
-use crate::store::StoreError;
+use crate::alert::notice::{DriftEvent, NoticeDrift};
 
 /// Requests signed more than this long ago (or ahead) are refused.
 pub const MAX_AGE_SECS: i64 = 300;
@@ -177,28 +176,6 @@ pub fn parse(body: &[u8]) -> Result<Click, String> {
     })
 }
 
-/// Why a verified click did nothing.
-#[derive(Debug, thiserror::Error)]
-pub enum ActError {
-    /// The button's drift is not in the store.
-    #[error("drift {0} not found")]
-    UnknownDrift(i64),
-    #[error(transparent)]
-    Store(StoreError),
-    /// The sink has no store (not run by the daemon).
-    #[error("this Slack sink is not attached to the daemon's store")]
-    NoStore,
-}
-
-/// What a click did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Acted {
-    /// The drift was acknowledged or silenced: show it with [`SlackSink::show_action`].
-    Done(Status),
-    /// Nothing to do (the link button).
-    Nothing,
-}
-
 impl SlackSink {
     /// Checks a request against this sink's signing secret (`Missing` when it has none).
     ///
@@ -237,88 +214,32 @@ impl SlackSink {
         true
     }
 
-    /// Acts on a verified click: acknowledges (`acked_by` = `slack:@name (U…)`) or silences
-    /// for 24 hours, both in the drift's history.
+    /// Shows a click's result (the store already has it): the drift's message rewritten
+    /// with `status` instead of the buttons, and a reply in its thread. Uses the message
+    /// recorded for the drift, else the clicked one. `drift` is the drift as stored now.
     ///
     /// # Errors
-    /// [`ActError::UnknownDrift`] for a drift id the store does not have.
-    pub fn act(
+    /// The Slack call failed (logged by the caller).
+    pub async fn show_action(
         &self,
         click: &Click,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Acted, ActError> {
-        let Some(store) = self.store.get() else {
-            return Err(ActError::NoStore);
-        };
-        if click.action == Action::Open {
-            return Ok(Acted::Nothing);
-        }
-        let who = match &click.user_name {
-            Some(n) => format!("slack:@{n} ({})", click.user_id),
-            None => format!("slack:{}", click.user_id),
-        };
-        let mapped = |e: StoreError| match e {
-            StoreError::NotFound { .. } => ActError::UnknownDrift(click.drift_id),
-            e => ActError::Store(e),
-        };
-        match click.action {
-            Action::Acknowledge => {
-                store.ack(click.drift_id, &who).map_err(mapped)?;
-                Ok(Acted::Done(Status::Acknowledged {
-                    by: click.user_id.clone(),
-                }))
-            }
-            Action::Silence => {
-                let until = crate::store::fmt_time(now + chrono::Duration::hours(SILENCE_HOURS));
-                store
-                    .silence(
-                        click.drift_id,
-                        &until,
-                        &format!("silenced for {SILENCE_HOURS}h from Slack by {who}"),
-                    )
-                    .map_err(mapped)?;
-                Ok(Acted::Done(Status::Silenced {
-                    by: click.user_id.clone(),
-                    until,
-                }))
-            }
-            Action::Open => Ok(Acted::Nothing),
-        }
-    }
-
-    /// Shows a click's result: the drift's message rewritten with `status` instead of the
-    /// buttons, and a reply in its thread. Uses the message recorded for the drift, else
-    /// the clicked one.
-    ///
-    /// # Errors
-    /// The Slack call failed (logged by the caller; the store already has the action).
-    pub async fn show_action(&self, click: &Click, status: Status) -> Result<(), DeliveryError> {
+        status: Status,
+        env: &str,
+        drift: &NoticeDrift,
+        at: &str,
+    ) -> Result<(), DeliveryError> {
         let (Target::Bot { token, .. }, Some(store)) = (&self.target, self.store.get()) else {
             return Ok(());
         };
-        let store_err = |e: StoreError| {
-            crate::alert::sink::delivery_error(&self.name, format!("reading the drift: {e}"), true)
-        };
         let recorded = store
             .slack_message(&self.name, click.drift_id)
-            .map_err(store_err)?;
+            .map_err(|e| crate::alert::sink::delivery_error(&self.name, e, true))?;
         let (channel, ts, thread_ts) = match (&recorded, &click.channel, &click.message_ts) {
             (Some(r), _, _) => (r.channel.clone(), r.ts.clone(), r.thread_ts.clone()),
             (None, Some(c), Some(t)) => (c.clone(), t.clone(), t.clone()),
             _ => return Ok(()),
         };
-        let (row, _) = store.drift(click.drift_id).map_err(store_err)?;
-        let now = chrono::Utc::now();
-        let mut d = crate::daemon::lifecycle::notice_from_row(&row, now);
-        d.drift_id = Some(row.id);
-        let content = card_content(
-            self,
-            &row.target,
-            &d,
-            DriftEvent::Changed,
-            status.clone(),
-            &crate::store::fmt_time(now),
-        )?;
+        let content = card_content(self, env, drift, DriftEvent::Changed, status.clone(), at)?;
         let session = self.client.open_session(token);
         let req =
             SlackApiChatUpdateRequest::new(SlackChannelId(channel.clone()), content, SlackTs(ts));

@@ -31,12 +31,11 @@ use slack_morphism::{
 
 use super::message::{self, Card, Status};
 use super::payload;
+use super::refs::{MessageStore, SlackMessageRef};
 use super::sink::{SlackSink, classify};
 use crate::alert::DeliveryError;
 use crate::alert::notice::{DriftEvent, Notice, NoticeDrift, NoticeKind};
 use crate::alert::sink::delivery_error;
-use crate::store::Store;
-use crate::store::slack_refs::SlackMessageRef;
 
 /// The `event_type` of envdrift's message metadata.
 pub const METADATA_EVENT: &str = "envdrift_alert";
@@ -49,7 +48,7 @@ pub fn threaded(kind: NoticeKind) -> bool {
     )
 }
 
-fn store_error(sink: &str, e: &crate::store::StoreError) -> DeliveryError {
+fn store_error(sink: &str, e: &str) -> DeliveryError {
     delivery_error(sink, format!("recording the Slack message: {e}"), true)
 }
 
@@ -116,7 +115,7 @@ pub(super) async fn call<T>(
 /// Delivers a drift alert through a bot token, one message per drift (see the module doc).
 pub(super) async fn deliver(
     sink: &SlackSink,
-    store: &Store,
+    store: &dyn MessageStore,
     token: &SlackApiToken,
     channel: &SlackChannelId,
     notice: &Notice,
@@ -213,7 +212,7 @@ pub(super) async fn deliver(
 
 struct Poster<'a> {
     sink: &'a SlackSink,
-    store: &'a Store,
+    store: &'a dyn MessageStore,
     token: &'a SlackApiToken,
     channel: &'a SlackChannelId,
     notice: &'a Notice,
@@ -252,7 +251,7 @@ impl Poster<'_> {
     ) -> Result<(String, String), DeliveryError> {
         let name = &self.sink.name;
         let nid = &self.notice.id;
-        let err = |e: crate::store::StoreError| store_error(name, &e);
+        let err = |e: String| store_error(name, &e);
         if let Some(p) = self.store.slack_post(name, nid, part).map_err(err)? {
             if let (Some(ch), Some(ts)) = (p.channel, p.ts) {
                 return Ok((ch, ts));

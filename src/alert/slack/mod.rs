@@ -18,6 +18,7 @@ pub mod interact;
 pub mod lifecycle;
 pub mod message;
 pub mod payload;
+pub mod refs;
 pub mod sink;
 #[cfg(test)]
 mod tests;
@@ -28,10 +29,10 @@ pub use config::SlackConfig;
 pub use sink::SlackSink;
 
 use crate::alert::Sink;
-use crate::store::Store;
+pub use refs::MessageStore;
 
 /// Gives every Slack sink of `sinks` the daemon's store.
-pub fn attach_store(sinks: &[Arc<Sink>], store: &Arc<Store>) {
+pub fn attach_store(sinks: &[Arc<Sink>], store: &Arc<dyn MessageStore>) {
     for s in sinks {
         if let Sink::Slack(s) = &**s {
             s.attach_store(store);

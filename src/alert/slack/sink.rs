@@ -14,12 +14,12 @@ use slack_morphism::{SlackApiToken, SlackApiTokenValue, SlackChannelId, SlackCli
 
 use super::config::SlackConfig;
 use super::payload;
+use super::refs::MessageStore;
 use crate::alert::notice::Notice;
 use crate::alert::route::Route;
 use crate::alert::sink::{Secret, SinkError, delivery_error, resolve_secret};
 use crate::alert::templates::{Templates, sample_notice, shorten};
 use crate::alert::{DeliveryError, http};
-use crate::store::Store;
 
 pub(super) type Client = SlackClient<SlackClientHyperConnector<HttpsConnector<HttpConnector>>>;
 
@@ -45,7 +45,7 @@ pub struct SlackSink {
     pub(super) timeout: Duration,
     /// The daemon's store (each drift's message): without it (one-off tools) every alert is
     /// a new message, as with an incoming webhook.
-    pub(super) store: OnceLock<Arc<Store>>,
+    pub(super) store: OnceLock<Arc<dyn MessageStore>>,
     /// The app's signing secret: the interactivity endpoint is on for this sink when set.
     pub(super) signing_secret: Option<Secret>,
     pub(super) public_url: Option<String>,
@@ -203,7 +203,7 @@ impl SlackSink {
 
     /// Gives the sink the daemon's store: drift alerts then keep one message per drift
     /// (see [`super::lifecycle`]). Set once; later calls are ignored.
-    pub fn attach_store(&self, store: &Arc<Store>) {
+    pub fn attach_store(&self, store: &Arc<dyn MessageStore>) {
         let _ = self.store.set(store.clone());
     }
 
@@ -219,7 +219,7 @@ impl SlackSink {
         if let (Target::Bot { token, channel }, Some(store)) = (&self.target, self.store.get())
             && super::lifecycle::threaded(notice.kind)
         {
-            return super::lifecycle::deliver(self, store, token, channel, notice).await;
+            return super::lifecycle::deliver(self, store.as_ref(), token, channel, notice).await;
         }
         self.deliver_plain(notice).await
     }
