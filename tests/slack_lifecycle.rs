@@ -133,6 +133,16 @@ fn click_body(action: &str, value: &str, ts: &str) -> String {
 }
 
 async fn post(d: &Arc<Daemon>, body: &str, ts: Option<&str>, sig: Option<&str>) -> StatusCode {
+    post_full(d, body, ts, sig).await.0
+}
+
+/// The status and body of a POST to the interactivity endpoint.
+async fn post_full(
+    d: &Arc<Daemon>,
+    body: &str,
+    ts: Option<&str>,
+    sig: Option<&str>,
+) -> (StatusCode, String) {
     let api = ApiConfig::default();
     let state = Arc::new(envdrift::api::ApiState::new(d.clone(), &api, &d.base).unwrap());
     let app = envdrift::api::router(state, &api).unwrap();
@@ -148,7 +158,11 @@ async fn post(d: &Arc<Daemon>, body: &str, ts: Option<&str>, sig: Option<&str>) 
         .oneshot(req.body(Body::from(body.to_string())).unwrap())
         .await
         .unwrap();
-    res.status()
+    let status = res.status();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
 fn now_ts() -> String {
@@ -210,9 +224,11 @@ async fn open_changed_acknowledged_resolved_is_one_message_updated_in_place_with
     let ts = now_ts();
     let good = signature(SIGNING.as_bytes(), &ts, body.as_bytes());
     let wrong = signature(b"not-the-secret", &ts, body.as_bytes());
-    assert_eq!(
-        post(&d, &body, Some(&ts), Some(&wrong)).await,
-        StatusCode::UNAUTHORIZED
+    let (status, text) = post_full(&d, &body, Some(&ts), Some(&wrong)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        text.contains("signature does not match") && !text.contains(SIGNING),
+        "{text}"
     );
     assert_eq!(post(&d, &body, None, None).await, StatusCode::UNAUTHORIZED);
     assert_eq!(
@@ -253,10 +269,17 @@ async fn open_changed_acknowledged_resolved_is_one_message_updated_in_place_with
     );
     assert!(d.store.drift(id).unwrap().0.acked_at.is_none());
 
-    // A signed click acknowledges, as the Slack user, in the drift's history.
+    // A signed click acknowledges, as the Slack user, in the drift's history, and is
+    // answered well within Slack's 3 seconds (the message is rewritten after the answer).
+    let started = std::time::Instant::now();
     assert_eq!(
         post(&d, &body, Some(&ts), Some(&good)).await,
         StatusCode::OK
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
     );
     let (row, events) = d.store.drift(id).unwrap();
     assert_eq!(row.acked_by.as_deref(), Some("slack:@alice (U0ALICE)"));
@@ -467,4 +490,102 @@ async fn without_the_history_scope_the_documented_window_posts_again() {
         slack.top_level()[1].ts,
         "later events go to the recorded one"
     );
+}
+
+/// What the stand-in checks, as Slack does: the bearer token, `channel` and an existing
+/// `ts` on updates, a thread that exists, 50 blocks, 3,000 characters per text, buttons.
+#[tokio::test]
+async fn the_stand_in_refuses_what_slack_refuses() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let slack = SlackServer::start(TOKEN, "/services/T0/B0/X").await;
+    let addr = slack.addr;
+    let call = |method: &'static str, token: &'static str, body: Value| async move {
+        let body = body.to_string();
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!(
+            "POST /api/{method} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        let json = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+        serde_json::from_str::<Value>(&json).unwrap_or(Value::Null)
+    };
+    let ok = call(
+        "chat.postMessage",
+        TOKEN,
+        json!({"channel": CHANNEL, "text": "hi"}),
+    )
+    .await;
+    assert_eq!(ok["ok"], true, "{ok}");
+    let ts = ok["ts"].as_str().unwrap().to_string();
+    let refused = [
+        (
+            "chat.postMessage",
+            "xoxb-wrong",
+            json!({"channel": CHANNEL, "text": "hi"}),
+            "invalid_auth",
+        ),
+        (
+            "chat.update",
+            TOKEN,
+            json!({"channel": CHANNEL, "text": "x"}),
+            "invalid_arguments",
+        ),
+        (
+            "chat.update",
+            TOKEN,
+            json!({"ts": ts, "text": "x"}),
+            "channel_not_found",
+        ),
+        (
+            "chat.update",
+            TOKEN,
+            json!({"channel": CHANNEL, "ts": "1.000001", "text": "x"}),
+            "message_not_found",
+        ),
+        (
+            "chat.postMessage",
+            TOKEN,
+            json!({"channel": CHANNEL, "thread_ts": "1.000001", "text": "x"}),
+            "thread_not_found",
+        ),
+        (
+            "chat.postMessage",
+            TOKEN,
+            json!({"channel": CHANNEL, "text": "x", "blocks": vec![json!({"type": "divider"}); 51]}),
+            "invalid_blocks",
+        ),
+        (
+            "chat.update",
+            TOKEN,
+            json!({"channel": CHANNEL, "ts": ts, "text": "x", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "y".repeat(3001)}}]}),
+            "invalid_blocks",
+        ),
+        (
+            "chat.postMessage",
+            TOKEN,
+            json!({"channel": CHANNEL, "text": "x", "blocks": [{"type": "actions", "elements": [{"type": "button", "action_id": "a", "text": {"type": "plain_text", "text": "z".repeat(76)}}]}]}),
+            "invalid_blocks",
+        ),
+    ];
+    for (method, token, body, error) in refused {
+        let got = call(method, token, body.clone()).await;
+        assert_eq!(got["ok"], false, "{method} {body}: {got}");
+        assert!(
+            got["error"].as_str().unwrap_or("").starts_with(error),
+            "{method} {body}: {got}"
+        );
+    }
+    let updated = call(
+        "chat.update",
+        TOKEN,
+        json!({"channel": CHANNEL, "ts": ts, "text": "edited"}),
+    )
+    .await;
+    assert_eq!(updated["ok"], true, "{updated}");
+    assert_eq!(slack.messages().len(), 1);
+    assert_eq!(slack.messages()[0].updates, 1);
+    assert_eq!(slack.messages()[0].content["text"], "edited");
 }
