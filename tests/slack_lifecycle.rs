@@ -589,3 +589,30 @@ async fn the_stand_in_refuses_what_slack_refuses() {
     assert_eq!(slack.messages()[0].updates, 1);
     assert_eq!(slack.messages()[0].content["text"], "edited");
 }
+
+/// A drift's message deleted in Slack: the next event posts a new one (and records it)
+/// instead of failing for ever on `message_not_found`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_message_is_posted_anew() {
+    let slack = SlackServer::start(TOKEN, "/services/T0/B0/X").await;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    setup(dir, &slack, &["app"]);
+    let d = daemon(dir);
+    set_live(dir, &[("app", "debug", "4")]);
+    scan(&d).await;
+    let first = slack.top_level()[0].ts.clone();
+    slack.delete_message(&first);
+    set_live(dir, &[("app", "trace", "4")]);
+    scan(&d).await;
+    let top = slack.top_level();
+    assert_eq!(top.len(), 1, "{top:#?}");
+    assert_ne!(top[0].ts, first);
+    assert!(top[0].content.to_string().contains("Drift changed"));
+    let id = drift_id(&d, "app");
+    assert_eq!(
+        d.store.slack_message("ops", id).unwrap().unwrap().ts,
+        top[0].ts
+    );
+    assert_eq!(d.store.outbox(10).unwrap()[0].state.as_str(), "sent");
+}

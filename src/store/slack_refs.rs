@@ -88,6 +88,18 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets a drift's message in sink `sink`.
+    pub fn forget_slack_message(&self, sink: &str, drift_id: i64) -> Result<(), StoreError> {
+        let db = self.db();
+        let conn = db.conn();
+        conn.execute(
+            "DELETE FROM slack_messages WHERE sink = ?1 AND drift_id = ?2",
+            params![sink, drift_id],
+        )
+        .map_err(db.err("forgetting a drift's Slack message"))?;
+        Ok(())
+    }
+
     /// The post `part` of alert `notice_id` in sink `sink`, claimed or completed.
     pub fn slack_post(
         &self,
@@ -209,6 +221,9 @@ impl MessageStore for Store {
     }
     fn record_slack_message(&self, m: &SlackMessageRef) -> Result<(), String> {
         Store::record_slack_message(self, m).map_err(|e| e.to_string())
+    }
+    fn forget_slack_message(&self, sink: &str, drift_id: i64) -> Result<(), String> {
+        Store::forget_slack_message(self, sink, drift_id).map_err(|e| e.to_string())
     }
     fn slack_post(
         &self,

@@ -152,6 +152,15 @@ impl SlackServer {
             .collect()
     }
 
+    /// Deletes a message (as a person in the channel can).
+    pub fn delete_message(&self, ts: &str) {
+        self.inner
+            .lock()
+            .expect("lock")
+            .messages
+            .retain(|m| m.ts != ts);
+    }
+
     /// Accepted `chat.postMessage` and `chat.update` calls, in order.
     pub fn calls(&self) -> Vec<Call> {
         self.inner.lock().expect("lock").calls.clone()

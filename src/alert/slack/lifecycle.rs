@@ -36,6 +36,7 @@ use super::sink::{SlackSink, classify};
 use crate::alert::DeliveryError;
 use crate::alert::notice::{DriftEvent, Notice, NoticeDrift, NoticeKind};
 use crate::alert::sink::delivery_error;
+use slack_morphism::errors::SlackClientError;
 
 /// The `event_type` of envdrift's message metadata.
 pub const METADATA_EVENT: &str = "envdrift_alert";
@@ -197,7 +198,47 @@ pub(super) async fn deliver(
             content,
             SlackTs(r.ts.clone()),
         );
-        call(sink, sink.client.open_session(token).chat_update(&req)).await?;
+        let updated = tokio::time::timeout(
+            sink.timeout,
+            sink.client.open_session(token).chat_update(&req),
+        )
+        .await;
+        match updated {
+            Ok(Ok(_)) => {}
+            Ok(Err(SlackClientError::ApiError(e)))
+                if matches!(
+                    e.code.as_str(),
+                    "message_not_found" | "cant_update_message" | "edit_window_closed"
+                ) =>
+            {
+                // Deleted (or no longer editable) in Slack: a new message for the drift.
+                tracing::info!(sink = %sink.name, drift = ?d.drift_id, code = %e.code, "the drift's Slack message is gone; posting a new one");
+                if let Some(id) = d.drift_id {
+                    store
+                        .forget_slack_message(&sink.name, id)
+                        .map_err(|e| store_error(&sink.name, &e))?;
+                }
+                let content = card_content(
+                    sink,
+                    &notice.env,
+                    d,
+                    event,
+                    status_of(notice, event),
+                    &notice.created_at,
+                )?;
+                let (ch, ts) = poster.post(&part("card", d), content, None).await?;
+                poster.remember(d, &ch, &ts, &ts)?;
+                continue;
+            }
+            Ok(Err(e)) => return Err(classify(&sink.name, &e)),
+            Err(_) => {
+                return Err(delivery_error(
+                    &sink.name,
+                    format!("no answer from Slack within {}s", sink.timeout.as_secs()),
+                    true,
+                ));
+            }
+        }
         let reply = SlackMessageContent::new().with_text(message::reply(event, d));
         poster
             .post(

@@ -31,6 +31,8 @@ pub trait MessageStore: Send + Sync {
     fn slack_message(&self, sink: &str, drift_id: i64) -> Result<Option<SlackMessageRef>, String>;
     /// Records a drift's message; a drift keeps its first one.
     fn record_slack_message(&self, m: &SlackMessageRef) -> Result<(), String>;
+    /// Forgets a drift's message (it was deleted in Slack): the next event posts a new one.
+    fn forget_slack_message(&self, sink: &str, drift_id: i64) -> Result<(), String>;
     /// Post `part` of alert `notice_id`, claimed or completed.
     fn slack_post(
         &self,
