@@ -41,6 +41,10 @@ use slack_morphism::errors::SlackClientError;
 /// The `event_type` of envdrift's message metadata.
 pub const METADATA_EVENT: &str = "envdrift_alert";
 
+/// At most this many drifts of one digest get their own message in its thread (Slack allows
+/// about one message per second per channel); the others get theirs with their next event.
+pub const MAX_DIGEST_CARDS: usize = 50;
+
 /// Notice kinds that keep one message per drift.
 pub fn threaded(kind: NoticeKind) -> bool {
     matches!(
@@ -161,7 +165,7 @@ pub(super) async fn deliver(
             let digest = payload::message(&sink.templates, notice)
                 .map_err(|e| delivery_error(&sink.name, e.to_string(), false))?;
             let (ch, digest_ts) = poster.post("digest", digest, None).await?;
-            for d in many {
+            for d in many.iter().take(MAX_DIGEST_CARDS) {
                 let event = d.event_in(notice.kind);
                 let content = card_content(
                     sink,
