@@ -207,3 +207,33 @@ pub fn drift_title(target: &str, drifts: &[NoticeDrift], by_severity: &[String])
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::templates::sample_notice;
+
+    #[test]
+    fn a_known_drift_is_never_called_new() {
+        let mut drifts = sample_notice(NoticeKind::Drift).drifts;
+        let sev = ["1 high".to_string()];
+        assert_eq!(
+            drift_title("prod", &drifts[..1], &sev),
+            "prod: 1 new drift (1 high)"
+        );
+        drifts[0].event = Some(DriftEvent::Changed);
+        assert_eq!(
+            drift_title("prod", &drifts[..1], &sev),
+            "prod: 1 drift changed (1 high)"
+        );
+        assert_eq!(
+            drift_title("prod", &drifts, &sev),
+            "prod: 2 new drifts, 1 changed (1 high)"
+        );
+        drifts[1].event = None;
+        assert_eq!(
+            drifts[1].event_in(NoticeKind::Resolved),
+            DriftEvent::Resolved
+        );
+    }
+}

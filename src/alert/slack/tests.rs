@@ -324,3 +324,15 @@ fn signing_secret_needs_a_bot_token_and_is_never_shown() {
     .expect_err("plain http public_url");
     assert!(err.starts_with("sink `s`: public_url: plain http"), "{err}");
 }
+
+#[test]
+fn a_digest_of_changed_drifts_is_not_titled_new() {
+    let mut n = sample_notice(NoticeKind::Drift);
+    for d in &mut n.drifts {
+        d.event = Some(crate::alert::notice::DriftEvent::Changed);
+    }
+    let json = serde_json::to_string(&message(&templates(), &n).expect("message")).expect("json");
+    assert!(json.contains("*Drift changed*"), "{json}");
+    assert!(!json.contains("New drift"), "{json}");
+    assert!(json.contains("— *changed*"), "{json}");
+}
