@@ -933,7 +933,10 @@ fn store_check_backup_and_reset() {
     assert_eq!(check.status.code(), Some(0), "{}", text(&check.stderr));
     let out = text(&check.stdout);
     assert!(
-        out.contains("schema version: 2") && out.ends_with("ok\n"),
+        out.contains(&format!(
+            "schema version: {}",
+            envdrift::store::MIGRATIONS.len()
+        )) && out.ends_with("ok\n"),
         "{out}"
     );
     assert!(out.contains("scans: 1,"), "{out}");

@@ -78,8 +78,12 @@ async fn killed_between_store_and_send_then_sent_exactly_once() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // One digest for the scan's six new drifts, each drift's own message once in its thread.
+    let top = slack.top_level();
+    assert_eq!(top.len(), 1, "sent exactly once");
+    assert_eq!(slack.replies(&top[0].ts).len(), 6);
     let accepted = slack.accepted();
-    assert_eq!(accepted.len(), 1, "sent exactly once");
+    assert_eq!(accepted.len(), 7, "every part exactly once");
     let body = accepted[0].json();
     assert_eq!(body["channel"], "#drift");
     assert!(
@@ -173,9 +177,11 @@ async fn killed_after_a_recorded_delivery_then_not_sent_again() {
     let cfg = setup(dir.path(), &slack.api_url());
     let d = dir.path().to_path_buf();
     run_until_then_kill(&cfg, || outbox_states(&d) == ["sent"]).await;
-    assert_eq!(slack.accepted().len(), 1);
+    // The digest and the six drifts' messages in its thread.
+    assert_eq!(slack.accepted().len(), 7);
     once_twice(&cfg);
-    assert_eq!(slack.accepted().len(), 1, "sent exactly once");
+    assert_eq!(slack.accepted().len(), 7, "sent exactly once");
+    assert_eq!(slack.top_level().len(), 1);
 }
 
 /// Killed while the alert waits for a retry (the sink answered 500): after the restart it
@@ -189,6 +195,11 @@ async fn killed_while_an_alert_waits_for_a_retry_then_sent_once() {
     run_until_then_kill(&cfg, || slack.requests() >= 1).await;
     assert!(slack.accepted().is_empty());
     once_twice(&cfg);
-    assert_eq!(slack.accepted().len(), 1, "sent exactly once");
+    assert_eq!(slack.top_level().len(), 1, "sent exactly once");
+    assert_eq!(
+        slack.accepted().len(),
+        7,
+        "the digest and six drift messages, once each"
+    );
     assert_eq!(outbox_states(dir.path()), ["sent"]);
 }

@@ -86,6 +86,67 @@ pub struct NoticeDrift {
     pub first_seen: String,
     /// Human age: `3h`, `2d`.
     pub age: String,
+    /// The drift's id in the store (the `id` of `GET /api/v1/drifts`): stable for a drift
+    /// (type + resource) across changes, resolution and reopening. Filled when the alert is
+    /// delivered (a drift opened by the scan has no id before the scan is recorded).
+    #[serde(default)]
+    pub drift_id: Option<i64>,
+    /// The store's identity of the drift (`type|group|kind|namespace|name`).
+    #[serde(default)]
+    pub identity: String,
+    /// What happened to this drift (`opened`, `reopened`, `changed`, `escalated`,
+    /// `resolved`, `reminder`). `None` in alerts queued by an older envdrift: see
+    /// [`NoticeDrift::event_in`].
+    #[serde(default)]
+    pub event: Option<DriftEvent>,
+    /// The drift's state before this event: `None` for a new drift, else `open`,
+    /// `acknowledged`, `silenced` or `resolved`.
+    #[serde(default)]
+    pub previous_state: Option<String>,
+}
+
+/// What happened to one drift, for receivers that keep one thread per drift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftEvent {
+    /// Seen for the first time.
+    Opened,
+    /// Seen again after it was resolved.
+    Reopened,
+    /// A new live value, same or lower severity.
+    Changed,
+    /// A new live value with a higher severity.
+    Escalated,
+    /// Gone in a later scan that could see it.
+    Resolved,
+    /// Still open after the reminder time.
+    Reminder,
+}
+
+impl DriftEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriftEvent::Opened => "opened",
+            DriftEvent::Reopened => "reopened",
+            DriftEvent::Changed => "changed",
+            DriftEvent::Escalated => "escalated",
+            DriftEvent::Resolved => "resolved",
+            DriftEvent::Reminder => "reminder",
+        }
+    }
+}
+
+impl NoticeDrift {
+    /// The drift's event, or for an alert queued before events were recorded the one its
+    /// notice kind implies.
+    pub fn event_in(&self, kind: NoticeKind) -> DriftEvent {
+        self.event.unwrap_or(match kind {
+            NoticeKind::Escalated => DriftEvent::Escalated,
+            NoticeKind::Resolved => DriftEvent::Resolved,
+            NoticeKind::Reminder => DriftEvent::Reminder,
+            NoticeKind::Drift | NoticeKind::ScanFailed | NoticeKind::Report => DriftEvent::Opened,
+        })
+    }
 }
 
 /// Counts and lists of a drift report.
@@ -124,4 +185,55 @@ pub struct Notice {
     pub report: Vec<ReportSection>,
     /// Links or extra context for templates (e.g. the API URL of each drift).
     pub extra: Value,
+}
+
+/// The title of a `drift` notice: `production: 2 new drifts (1 critical, 1 high)`,
+/// `production: 1 drift changed (1 high)`, or both counts when it holds new and changed
+/// drifts. A known drift is never called new.
+pub fn drift_title(target: &str, drifts: &[NoticeDrift], by_severity: &[String]) -> String {
+    let changed = drifts
+        .iter()
+        .filter(|d| d.event == Some(DriftEvent::Changed))
+        .count();
+    let new = drifts.len() - changed;
+    let s = |n: usize| if n == 1 { "" } else { "s" };
+    let sev = by_severity.join(", ");
+    match (new, changed) {
+        (_, 0) => format!("{target}: {new} new drift{} ({sev})", s(new)),
+        (0, _) => format!("{target}: {changed} drift{} changed ({sev})", s(changed)),
+        _ => format!(
+            "{target}: {new} new drift{}, {changed} changed ({sev})",
+            s(new)
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::templates::sample_notice;
+
+    #[test]
+    fn a_known_drift_is_never_called_new() {
+        let mut drifts = sample_notice(NoticeKind::Drift).drifts;
+        let sev = ["1 high".to_string()];
+        assert_eq!(
+            drift_title("prod", &drifts[..1], &sev),
+            "prod: 1 new drift (1 high)"
+        );
+        drifts[0].event = Some(DriftEvent::Changed);
+        assert_eq!(
+            drift_title("prod", &drifts[..1], &sev),
+            "prod: 1 drift changed (1 high)"
+        );
+        assert_eq!(
+            drift_title("prod", &drifts, &sev),
+            "prod: 2 new drifts, 1 changed (1 high)"
+        );
+        drifts[1].event = None;
+        assert_eq!(
+            drifts[1].event_in(NoticeKind::Resolved),
+            DriftEvent::Resolved
+        );
+    }
 }

@@ -74,6 +74,7 @@ impl SinkConfig {
             SinkConfig::Slack(c) => {
                 fix(&mut c.token_file);
                 fix(&mut c.webhook_url_file);
+                fix(&mut c.signing_secret_file);
             }
             SinkConfig::Email(c) => {
                 fix(&mut c.password_file);

@@ -14,6 +14,7 @@
 //! | `groups` | drifts grouped by severity, highest first: `[{severity, drifts}]`, empty groups left out |
 //! | `counts` | open drifts per severity in this notice: `{critical: 1, high: 0, …}` |
 //! | `total_drifts`, `total_changes` | numbers |
+//! | `changed_drifts` | drifts of a `drift` notice that were known and changed (the others are new) |
 //!
 //! Filters added to minijinja's builtins: `mrkdwn` (escapes `&`, `<`, `>` for Slack) and
 //! `shorten(n)` (cuts to `n` characters, ending with `…`). Auto-escaping is HTML for
@@ -266,6 +267,7 @@ struct RenderContext<'a> {
     counts: BTreeMap<&'static str, usize>,
     total_drifts: usize,
     total_changes: usize,
+    changed_drifts: usize,
 }
 
 fn context(notice: &Notice) -> Value {
@@ -297,6 +299,11 @@ fn context(notice: &Notice) -> Value {
         counts,
         total_drifts: notice.drifts.len(),
         total_changes: notice.drifts.iter().map(|d| d.changes.len()).sum(),
+        changed_drifts: notice
+            .drifts
+            .iter()
+            .filter(|d| d.event == Some(super::notice::DriftEvent::Changed))
+            .count(),
     }))
 }
 
@@ -365,6 +372,10 @@ pub fn sample_notice(kind: NoticeKind) -> Notice {
         kubectl: r#"kubectl patch deployment web -n shop --type=json -p '[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"registry.example.com/shop/web:1.8.2"}]'"#.into(),
         first_seen: "2026-11-26T09:13:02Z".into(),
         age: "2h".into(),
+        drift_id: Some(42),
+        identity: "modified|apps|Deployment|shop|web".into(),
+        event: None,
+        previous_state: None,
     };
     let privileged = NoticeDrift {
         fingerprint: "a93b7710c2e4f655".into(),
@@ -385,6 +396,10 @@ pub fn sample_notice(kind: NoticeKind) -> Notice {
         kubectl: r#"kubectl patch deployment api -n shop --type=json -p '[{"op":"remove","path":"/spec/template/spec/containers/0/securityContext/privileged"}]'"#.into(),
         first_seen: "2026-11-26T10:40:19Z".into(),
         age: "45m".into(),
+        drift_id: Some(41),
+        identity: "modified|apps|Deployment|shop|api".into(),
+        event: None,
+        previous_state: None,
     };
     let secret = NoticeDrift {
         fingerprint: "0d4e8c21b7f9a356".into(),
@@ -405,6 +420,10 @@ pub fn sample_notice(kind: NoticeKind) -> Notice {
         kubectl: String::new(),
         first_seen: "2026-11-26T11:02:51Z".into(),
         age: "23m".into(),
+        drift_id: Some(43),
+        identity: "modified||Secret|shop|api-credentials".into(),
+        event: None,
+        previous_state: None,
     };
     let mut notice = Notice {
         id: format!("production-{}-20261126T112500Z", kind.as_str()),
@@ -464,6 +483,12 @@ pub fn sample_notice(kind: NoticeKind) -> Notice {
                 failed_scans: vec!["2026-11-26T04:00:00Z: git fetch timed out".into()],
             }];
             notice.drifts = Vec::new();
+        }
+    }
+    for d in &mut notice.drifts {
+        d.event = Some(d.event_in(kind));
+        if kind != NoticeKind::Drift {
+            d.previous_state = Some("open".into());
         }
     }
     notice

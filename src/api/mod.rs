@@ -9,10 +9,13 @@
 //! Security: bearer tokens from config, role `read` for GET and `operate` for POST, compared
 //! in constant time; `/healthz` and `/readyz` are open, `/metrics` is open unless
 //! `api.metrics_public: false`. Without tokens the API is open, which [`serve`] allows only on
-//! a loopback address. Tokens never appear in logs or responses.
+//! a loopback address. Tokens never appear in logs or responses. `POST
+//! /api/v1/slack/interactions` takes no bearer token: Slack's request signature is its
+//! authentication (`slack`), and it is off unless a Slack sink has a signing secret.
 
 mod compare;
 pub mod dto;
+mod slack;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -53,6 +56,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/scans"),
     ("GET", "/api/v1/scans/{id}"),
     ("GET", "/api/v1/reports/latest"),
+    ("POST", "/api/v1/slack/interactions"),
 ];
 
 /// Errors of the API's start-up; each names the config key.
@@ -215,6 +219,7 @@ pub fn router(state: Shared, cfg: &ApiConfig) -> Result<Router, ApiError> {
         .route("/api/v1/scans", post(trigger_scan))
         .route("/api/v1/scans/{id}", get(get_scan))
         .route("/api/v1/reports/latest", get(latest_report))
+        .route("/api/v1/slack/interactions", post(slack::interactions))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
         .layer(axum::middleware::from_fn_with_state(
@@ -242,6 +247,8 @@ async fn auth(State(st): State<Shared>, mut req: Request, next: Next) -> Respons
     let path = req.uri().path().to_string();
     let needed = match (req.method(), path.as_str()) {
         (_, "/healthz" | "/readyz") => None,
+        // Authenticated by its Slack signature (src/api/slack.rs), not a bearer token.
+        (&Method::POST, "/api/v1/slack/interactions") => None,
         (_, "/metrics") if st.metrics_public => None,
         (&Method::GET | &Method::HEAD, _) => Some(Role::Read),
         _ => Some(Role::Operate),

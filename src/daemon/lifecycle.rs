@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::alert::notice::{NoticeChange, NoticeDrift};
+use crate::alert::notice::{DriftEvent, NoticeChange, NoticeDrift};
 use crate::model::{Drift, DriftType, ResourceKey, Severity};
 use crate::report::{Mode, inline_value};
 use crate::store::{DriftRecord, DriftWrite, NewDrift};
@@ -79,6 +79,10 @@ pub(crate) fn notice_drift(
         kubectl: d.remedy.kubectl.clone(),
         first_seen: first_seen.to_string(),
         age: age(first_seen, now),
+        drift_id: None,
+        identity: identity(d),
+        event: None,
+        previous_state: None,
     }
 }
 
@@ -122,6 +126,10 @@ pub(crate) fn notice_from_row(
         kubectl: body["kubectl"].as_str().unwrap_or("").to_string(),
         first_seen: row.first_seen.clone(),
         age: age(&row.first_seen, now),
+        drift_id: Some(row.id),
+        identity: row.identity.clone(),
+        event: None,
+        previous_state: None,
     }
 }
 
@@ -143,6 +151,32 @@ pub struct Visibility<'a> {
     pub complete: bool,
     /// Identities that were visible even though the scan was partial.
     pub visible: &'a dyn Fn(&str) -> bool,
+}
+
+/// A drift's state as alerts name it: `acknowledged`, `silenced` or `open`.
+pub(crate) fn state_of(row: &DriftRecord, now: &str) -> &'static str {
+    if row.acked_at.is_some() {
+        "acknowledged"
+    } else if silenced(row, now) {
+        "silenced"
+    } else {
+        "open"
+    }
+}
+
+/// A notice drift with its lifecycle fields set.
+fn with_event(
+    mut n: NoticeDrift,
+    event: DriftEvent,
+    row: Option<&DriftRecord>,
+    now: &str,
+) -> NoticeDrift {
+    n.event = Some(event);
+    if let Some(row) = row {
+        n.drift_id = Some(row.id);
+        n.previous_state = Some(state_of(row, now).to_string());
+    }
+    n
 }
 
 fn silenced(row: &DriftRecord, now: &str) -> bool {
@@ -179,7 +213,12 @@ pub fn plan(
         };
         match by_identity.get(id.as_str()) {
             None => {
-                plan.announce.push(notice_drift(d, mode, &now_s, now));
+                plan.announce.push(with_event(
+                    notice_drift(d, mode, &now_s, now),
+                    DriftEvent::Opened,
+                    None,
+                    &now_s,
+                ));
                 plan.writes.push(DriftWrite::Open(new));
             }
             Some(row) if row.fingerprint == d.fingerprint => {
@@ -190,8 +229,12 @@ pub fn plan(
                         .is_ok_and(|t| now - t.with_timezone(&chrono::Utc) >= after)
                 });
                 if due && row.acked_at.is_none() && !silenced(row, &now_s) {
-                    plan.reminders
-                        .push(notice_drift(d, mode, &row.first_seen, now));
+                    plan.reminders.push(with_event(
+                        notice_drift(d, mode, &row.first_seen, now),
+                        DriftEvent::Reminder,
+                        Some(row),
+                        &now_s,
+                    ));
                     plan.writes.push(DriftWrite::Reminded { id: row.id });
                 }
             }
@@ -202,9 +245,15 @@ pub fn plan(
                     let mut n = notice_drift(d, mode, &row.first_seen, now);
                     if escalated {
                         n.previous_severity = Some(before);
-                        plan.escalated.push(n);
+                        plan.escalated.push(with_event(
+                            n,
+                            DriftEvent::Escalated,
+                            Some(row),
+                            &now_s,
+                        ));
                     } else {
-                        plan.announce.push(n);
+                        plan.announce
+                            .push(with_event(n, DriftEvent::Changed, Some(row), &now_s));
                     }
                 }
                 plan.writes.push(DriftWrite::Change {
@@ -223,7 +272,12 @@ pub fn plan(
             continue; // could not see it: neither resolved nor missing
         }
         if !silenced(row, &now_s) {
-            plan.resolved.push(notice_from_row(row, now));
+            plan.resolved.push(with_event(
+                notice_from_row(row, now),
+                DriftEvent::Resolved,
+                Some(row),
+                &now_s,
+            ));
         }
         plan.writes.push(DriftWrite::Resolve { id: row.id });
     }

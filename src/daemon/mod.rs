@@ -50,6 +50,12 @@ pub trait Deliver: Send + Sync + 'static {
         sink: &'a str,
         notice: &'a Notice,
     ) -> Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + Send + 'a>>;
+    /// Gives the sinks that keep state (Slack's message per drift) the daemon's store.
+    fn attach_store(&self, _store: &Arc<Store>) {}
+    /// The Slack sinks (the interactivity endpoint, `src/api/slack.rs`).
+    fn slack_sinks(&self) -> Vec<Arc<crate::alert::Sink>> {
+        Vec::new()
+    }
 }
 
 /// The configured sinks as the daemon's [`Deliver`].
@@ -116,6 +122,13 @@ impl Deliver for SinkSet {
                 }),
             }
         })
+    }
+    fn attach_store(&self, store: &Arc<Store>) {
+        let refs: Arc<dyn crate::alert::slack::MessageStore> = store.clone();
+        crate::alert::slack::attach_store(&self.sinks, &refs);
+    }
+    fn slack_sinks(&self) -> Vec<Arc<crate::alert::Sink>> {
+        crate::alert::slack::slack_sinks(&self.sinks)
     }
 }
 
@@ -284,6 +297,7 @@ impl Daemon {
         for s in deliver.sinks() {
             retry_for.entry(s).or_insert(default_retry);
         }
+        deliver.attach_store(&store);
         let outbox_wake = deliver
             .sinks()
             .into_iter()
@@ -622,7 +636,7 @@ impl Daemon {
             })
             .collect();
         let title = match kind {
-            NoticeKind::Drift => format!("{target}: {n} new drift{s} ({})", by_sev.join(", ")),
+            NoticeKind::Drift => crate::alert::notice::drift_title(target, &drifts, &by_sev),
             NoticeKind::Escalated => {
                 format!("{target}: {n} drift{s} escalated ({})", by_sev.join(", "))
             }
@@ -678,6 +692,11 @@ impl Daemon {
         }
     }
 
+    /// The configured Slack sinks (for the interactivity endpoint).
+    pub fn slack_sinks(&self) -> Vec<Arc<crate::alert::Sink>> {
+        self.deliver.slack_sinks()
+    }
+
     /// Sinks whose delivery queue is stalled, with the reason (for `/readyz`).
     pub fn stalled_deliveries(&self) -> BTreeMap<String, String> {
         locked(&self.stalled).clone()
@@ -709,7 +728,7 @@ impl Daemon {
                     self.record_sent(row.id).await?;
                     continue;
                 }
-                let notice: Notice = match serde_json::from_value(row.body.clone()) {
+                let mut notice: Notice = match serde_json::from_value(row.body.clone()) {
                     Ok(n) => n,
                     Err(e) => {
                         self.store
@@ -717,6 +736,9 @@ impl Daemon {
                         continue;
                     }
                 };
+                if let Err(e) = self.store.fill_drift_ids(&mut notice) {
+                    tracing::warn!(sink = %row.sink, notice = %row.notice_id, error = %e, "reading the alert's drift ids");
+                }
                 match self.deliver.deliver(&row.sink, &notice).await {
                     Ok(()) => {
                         locked(&self.unrecorded).insert(row.id);

@@ -21,6 +21,8 @@
 //! - `drifts`: the drift lifecycle writes, drift queries, ack and silence, history events;
 //! - `outbox`: alerts queued, due, sent, failed;
 //! - `reports`: report runs, retention, counts for reports and metrics.
+//! - `slack_refs`: each drift's Slack message and each alert's Slack posts (the Slack sink's
+//!   message lifecycle), and the drift ids of an alert's drifts at delivery.
 
 mod drifts;
 pub mod maintenance;
@@ -28,6 +30,7 @@ mod outbox;
 mod reports;
 mod scans;
 mod schema;
+pub mod slack_refs;
 mod values;
 
 use std::ops::Deref;

@@ -88,6 +88,28 @@ pub const MIGRATIONS: &[&str] = &[
     // include it, so two stores (a reset one, another installation) never reuse one.
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     INSERT INTO meta(key, value) VALUES ('store_id', lower(hex(randomblob(16))));",
+    // 3: Slack messages of drifts (src/store/slack_refs.rs): each drift's message per sink
+    // (chat.update and thread replies go there), and each post of an alert, claimed before it
+    // is sent and completed with its ts after, so a retried alert never posts a part twice.
+    "CREATE TABLE slack_messages (
+        sink TEXT NOT NULL,
+        drift_id INTEGER NOT NULL,
+        channel TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        thread_ts TEXT NOT NULL,
+        notice_id TEXT NOT NULL,
+        posted_at TEXT NOT NULL,
+        PRIMARY KEY (sink, drift_id)
+    );
+    CREATE TABLE slack_posts (
+        sink TEXT NOT NULL,
+        notice_id TEXT NOT NULL,
+        part TEXT NOT NULL,
+        channel TEXT,
+        ts TEXT,
+        claimed_at TEXT NOT NULL,
+        PRIMARY KEY (sink, notice_id, part)
+    );",
 ];
 
 /// Brings the schema at `path` up to [`MIGRATIONS`], all in one exclusive transaction.

@@ -1,8 +1,13 @@
-//! A Slack Web API stand-in: `chat.postMessage` and `auth.test` with bearer-token checks,
-//! and incoming webhooks under `/services/…`. It checks the payload as Slack does (a
-//! channel, a `text` fallback or blocks, at most 50 blocks, each of a known type with the
-//! fields that type needs, text objects of a valid type and length) and records every
-//! accepted message. Queue [`Reply`]s to answer 429 (with `Retry-After`) or 5xx on demand.
+//! A Slack Web API stand-in: `chat.postMessage`, `chat.update`, `conversations.history` and
+//! `auth.test` with bearer-token checks, and incoming webhooks under `/services/…`. It checks
+//! the payload as Slack does (a channel, a `text` fallback or blocks, at most 50 blocks, each
+//! of a known type with the fields that type needs, text objects of a valid type and length,
+//! buttons with their limits; on updates a `channel` and the `ts` of a message that exists;
+//! on thread replies a `thread_ts` of a message in that channel) and records every accepted
+//! message. It keeps the channel's messages as Slack would (each post gets its own `ts`; an
+//! update replaces the content, keeping `ts`), with their metadata for
+//! `conversations.history`. Queue [`Reply`]s to answer 429 (with `Retry-After`) or 5xx on
+//! demand; [`SlackServer::lose_answers`] makes posts go through with their answer lost.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -17,6 +22,30 @@ use serde_json::{Value, json};
 
 use super::{Recorded, Reply};
 
+/// A message in the stand-in's channels, as it is now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub channel: String,
+    pub ts: String,
+    /// The parent's `ts` for a thread reply.
+    pub thread_ts: Option<String>,
+    /// The posted (or last updated) message JSON: `text`, `blocks`, `metadata`.
+    pub content: Value,
+    /// How many times `chat.update` changed it.
+    pub updates: usize,
+}
+
+/// One accepted Web API call, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    /// `chat.postMessage` or `chat.update`.
+    pub method: String,
+    pub channel: String,
+    pub ts: String,
+    pub thread_ts: Option<String>,
+    pub body: Value,
+}
+
 #[derive(Default)]
 struct Inner {
     token: String,
@@ -24,12 +53,18 @@ struct Inner {
     queue: VecDeque<Reply>,
     accepted: Vec<Recorded>,
     requests: usize,
+    messages: Vec<Message>,
+    calls: Vec<Call>,
+    next_ts: u64,
+    lose_answers: usize,
+    history_error: Option<String>,
 }
 
 /// The running stand-in; stops when dropped.
 pub struct SlackServer {
     pub addr: SocketAddr,
     inner: Arc<Mutex<Inner>>,
+    changed: Arc<tokio::sync::Notify>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -42,7 +77,10 @@ impl SlackServer {
             webhook_path: webhook_path.to_string(),
             ..Inner::default()
         }));
-        let app = Router::new().fallback(handle).with_state(inner.clone());
+        let changed = Arc::new(tokio::sync::Notify::new());
+        let app = Router::new()
+            .fallback(handle)
+            .with_state((inner.clone(), changed.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -58,6 +96,7 @@ impl SlackServer {
         SlackServer {
             addr,
             inner,
+            changed,
             stop: Some(tx),
         }
     }
@@ -91,6 +130,76 @@ impl SlackServer {
     pub fn requests(&self) -> usize {
         self.inner.lock().expect("lock").requests
     }
+
+    /// The channels' messages as they are now, in posting order.
+    pub fn messages(&self) -> Vec<Message> {
+        self.inner.lock().expect("lock").messages.clone()
+    }
+
+    /// Top-level messages (not thread replies).
+    pub fn top_level(&self) -> Vec<Message> {
+        self.messages()
+            .into_iter()
+            .filter(|m| m.thread_ts.is_none())
+            .collect()
+    }
+
+    /// Replies in the thread of `ts`.
+    pub fn replies(&self, ts: &str) -> Vec<Message> {
+        self.messages()
+            .into_iter()
+            .filter(|m| m.thread_ts.as_deref() == Some(ts))
+            .collect()
+    }
+
+    /// Deletes a message (as a person in the channel can).
+    pub fn delete_message(&self, ts: &str) {
+        self.inner
+            .lock()
+            .expect("lock")
+            .messages
+            .retain(|m| m.ts != ts);
+    }
+
+    /// Accepted `chat.postMessage` and `chat.update` calls, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.inner.lock().expect("lock").calls.clone()
+    }
+
+    /// The next `n` `chat.postMessage` calls are carried out but answered with 500, as if
+    /// the answer was lost on the way (or the client stopped before reading it).
+    pub fn lose_answers(&self, n: usize) {
+        self.inner.lock().expect("lock").lose_answers = n;
+    }
+
+    /// `conversations.history` answers `{"ok": false, "error": error}` (e.g.
+    /// `missing_scope`); `None` answers normally.
+    pub fn fail_history(&self, error: Option<&str>) {
+        self.inner.lock().expect("lock").history_error = error.map(str::to_string);
+    }
+
+    /// Waits (at most `within`) until `done` holds for the accepted calls; panics with
+    /// `what` when it does not. Woken by each accepted call, no polling.
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        within: std::time::Duration,
+        done: impl Fn(&[Call]) -> bool,
+    ) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let notified = self.changed.notified();
+            if done(&self.calls()) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!(
+                    "the Slack stand-in never saw {what}; calls: {:#?}",
+                    self.calls()
+                );
+            }
+        }
+    }
 }
 
 impl Drop for SlackServer {
@@ -109,11 +218,32 @@ fn ok_false(error: &str) -> Response {
         .into_response()
 }
 
+fn bearer_error(bearer: Option<&str>) -> Response {
+    ok_false(if bearer.is_none() {
+        "not_authed"
+    } else {
+        "invalid_auth"
+    })
+}
+
+type AppState = (Arc<Mutex<Inner>>, Arc<tokio::sync::Notify>);
+
 async fn handle(
-    State(inner): State<Arc<Mutex<Inner>>>,
+    State((inner, changed)): State<AppState>,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
+) -> Response {
+    let res = handle_inner(&inner, &uri, &headers, &body).await;
+    changed.notify_waiters();
+    res
+}
+
+async fn handle_inner(
+    inner: &Mutex<Inner>,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
 ) -> Response {
     let path = uri.path().to_string();
     let (token, webhook_path, queued) = {
@@ -183,7 +313,7 @@ async fn handle(
                     "invalid_auth"
                 });
             }
-            let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+            let Ok(v) = serde_json::from_slice::<Value>(body) else {
                 return ok_false("invalid_json");
             };
             let channel = v.get("channel").and_then(Value::as_str).unwrap_or("");
@@ -193,16 +323,144 @@ async fn handle(
             if let Err(e) = check_message(&v) {
                 return ok_false(&e);
             }
+            // Slack answers with the channel's ID, also when posted to by name.
+            let channel = channel_id(channel);
+            let channel = channel.as_str();
             let text = v.get("text").cloned().unwrap_or(Value::Null);
-            inner.lock().expect("lock").accepted.push(recorded);
+            let thread_ts = v
+                .get("thread_ts")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let mut g = inner.lock().expect("lock");
+            if let Some(t) = &thread_ts
+                && !g
+                    .messages
+                    .iter()
+                    .any(|m| m.channel == channel && &m.ts == t && m.thread_ts.is_none())
+            {
+                return ok_false("thread_not_found");
+            }
+            g.next_ts += 1;
+            // Slack's ts: Unix seconds of the post, then a sequence (unique per channel).
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let ts = format!("{secs}.{:06}", g.next_ts % 1_000_000);
+            g.accepted.push(recorded);
+            g.messages.push(Message {
+                channel: channel.to_string(),
+                ts: ts.clone(),
+                thread_ts: thread_ts.clone(),
+                content: content_of(&v),
+                updates: 0,
+            });
+            g.calls.push(Call {
+                method: "chat.postMessage".into(),
+                channel: channel.to_string(),
+                ts: ts.clone(),
+                thread_ts,
+                body: v.clone(),
+            });
+            if g.lose_answers > 0 {
+                g.lose_answers -= 1;
+                return (StatusCode::INTERNAL_SERVER_ERROR, "answer lost").into_response();
+            }
             axum::Json(json!({
-                "ok": true, "channel": channel, "ts": "1764150300.000100",
-                "message": {"type": "message", "user": "U0ENVDRIFT", "ts": "1764150300.000100", "text": text}
+                "ok": true, "channel": channel, "ts": ts,
+                "message": {"type": "message", "user": "U0ENVDRIFT", "ts": ts, "text": text}
             }))
             .into_response()
         }
+        "/api/chat.update" => {
+            if bearer != Some(token.as_str()) {
+                return bearer_error(bearer);
+            }
+            let Ok(v) = serde_json::from_slice::<Value>(body) else {
+                return ok_false("invalid_json");
+            };
+            let channel = v.get("channel").and_then(Value::as_str).unwrap_or("");
+            if channel.is_empty() {
+                return ok_false("channel_not_found");
+            }
+            let Some(ts) = v
+                .get("ts")
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+            else {
+                return ok_false("invalid_arguments: ts is required");
+            };
+            if let Err(e) = check_message(&v) {
+                return ok_false(&e);
+            }
+            let mut g = inner.lock().expect("lock");
+            let Some(m) = g
+                .messages
+                .iter_mut()
+                .find(|m| m.channel == channel && m.ts == ts)
+            else {
+                return ok_false("message_not_found");
+            };
+            m.content = content_of(&v);
+            m.updates += 1;
+            let thread_ts = m.thread_ts.clone();
+            let ts = ts.to_string();
+            g.accepted.push(recorded);
+            g.calls.push(Call {
+                method: "chat.update".into(),
+                channel: channel.to_string(),
+                ts: ts.clone(),
+                thread_ts: thread_ts.clone(),
+                body: v.clone(),
+            });
+            axum::Json(json!({
+                "ok": true, "channel": channel, "ts": ts, "thread_ts": thread_ts,
+                "text": v.get("text").cloned().unwrap_or(Value::Null),
+                "message": {"text": v.get("text").cloned().unwrap_or(Value::Null)}
+            }))
+            .into_response()
+        }
+        "/api/conversations.history" => {
+            if bearer != Some(token.as_str()) {
+                return bearer_error(bearer);
+            }
+            let q: Vec<(String, String)> = uri
+                .query()
+                .map(|q| {
+                    q.split('&')
+                        .filter_map(|kv| kv.split_once('='))
+                        .map(|(k, v)| (k.to_string(), percent_decode(v)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            let g = inner.lock().expect("lock");
+            if let Some(e) = &g.history_error {
+                return ok_false(e);
+            }
+            let Some(channel) = get("channel").filter(|c| !c.is_empty()) else {
+                return ok_false("channel_not_found");
+            };
+            let oldest: f64 = get("oldest").and_then(|o| o.parse().ok()).unwrap_or(0.0);
+            let metadata = get("include_all_metadata").as_deref() == Some("true");
+            let messages: Vec<Value> = g
+                .messages
+                .iter()
+                .rev()
+                .filter(|m| m.channel == channel && m.thread_ts.is_none())
+                .filter(|m| m.ts.parse::<f64>().unwrap_or(0.0) >= oldest)
+                .map(|m| {
+                    let mut out = json!({"type": "message", "user": "U0ENVDRIFT", "ts": m.ts,
+                        "text": m.content.get("text").cloned().unwrap_or(Value::Null)});
+                    if metadata && let Some(md) = m.content.get("metadata") {
+                        out["metadata"] = md.clone();
+                    }
+                    out
+                })
+                .collect();
+            axum::Json(json!({"ok": true, "messages": messages, "has_more": false})).into_response()
+        }
         p if p == webhook_path => {
-            let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+            let Ok(v) = serde_json::from_slice::<Value>(body) else {
                 return (StatusCode::BAD_REQUEST, "invalid_payload").into_response();
             };
             if v.get("channel").is_some() {
@@ -248,6 +506,87 @@ fn check_text(t: &Value, max: usize, plain_only: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// A channel's ID: `#name` posts land in `C` + the name in capitals (`#drift` → `CDRIFT`);
+/// every other method needs the ID, as Slack's do.
+fn channel_id(c: &str) -> String {
+    match c.strip_prefix('#') {
+        Some(name) => format!(
+            "C{}",
+            name.chars()
+                .filter(char::is_ascii_alphanumeric)
+                .collect::<String>()
+                .to_uppercase()
+        ),
+        None => c.to_string(),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Some(x) = std::str::from_utf8(&b[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(x);
+            i += 3;
+        } else {
+            out.push(if b[i] == b'+' { b' ' } else { b[i] });
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The parts of a posted message the channel keeps.
+fn content_of(v: &Value) -> Value {
+    let mut out = json!({});
+    for k in ["text", "blocks", "metadata"] {
+        if let Some(x) = v.get(k) {
+            out[k] = x.clone();
+        }
+    }
+    out
+}
+
+fn check_button(e: &Value) -> Result<(), String> {
+    check_text(
+        e.get("text").ok_or("invalid_blocks: button without text")?,
+        75,
+        true,
+    )?;
+    let action_id = e.get("action_id").and_then(Value::as_str).unwrap_or("");
+    if action_id.chars().count() > 255 {
+        return Err("invalid_blocks: action_id longer than 255".into());
+    }
+    if let Some(v) = e.get("value") {
+        let v = v
+            .as_str()
+            .ok_or("invalid_blocks: button value not a string")?;
+        if v.chars().count() > 2000 {
+            return Err("invalid_blocks: button value longer than 2000".into());
+        }
+    }
+    if let Some(u) = e.get("url") {
+        let u = u
+            .as_str()
+            .ok_or("invalid_blocks: button url not a string")?;
+        if u.chars().count() > 3000 || !(u.starts_with("https://") || u.starts_with("http://")) {
+            return Err("invalid_blocks: bad button url".into());
+        }
+    }
+    if let Some(s) = e.get("style")
+        && !matches!(s.as_str(), Some("primary" | "danger"))
+    {
+        return Err("invalid_blocks: bad button style".into());
+    }
+    Ok(())
+}
+
 /// What Slack checks of a message's shape (a subset, enough to catch broken templates).
 fn check_message(v: &Value) -> Result<(), String> {
     let text = v.get("text").and_then(Value::as_str).unwrap_or("");
@@ -280,6 +619,26 @@ fn check_message(v: &Value) -> Result<(), String> {
                 }
                 _ => return Err("invalid_blocks: section needs text or fields".into()),
             },
+            "actions" => {
+                let els = b
+                    .get("elements")
+                    .and_then(Value::as_array)
+                    .ok_or("invalid_blocks: actions without elements")?;
+                if els.is_empty() || els.len() > 25 {
+                    return Err("invalid_blocks: actions elements".into());
+                }
+                let mut ids = std::collections::HashSet::new();
+                for e in els {
+                    if e.get("type").and_then(Value::as_str) == Some("button") {
+                        check_button(e)?;
+                    }
+                    if let Some(id) = e.get("action_id").and_then(Value::as_str)
+                        && !ids.insert(id)
+                    {
+                        return Err("invalid_blocks: duplicate action_id".into());
+                    }
+                }
+            }
             "context" => {
                 let els = b
                     .get("elements")

@@ -55,12 +55,42 @@ pub fn message(
         .from(from.clone())
         .subject(parts.subject)
         .message_id(Some(message_id(notice, from)));
+    if let Some(thread) = thread_id(notice, from) {
+        // Every email about one drift names the same thread root, so mail clients thread
+        // them: opened, changed, escalated, resolved.
+        builder = builder.references(thread.clone()).in_reply_to(thread);
+    }
     for m in to {
         builder = builder.to(m.clone());
     }
     builder
         .multipart(MultiPart::alternative_plain_html(parts.text, parts.html))
         .map_err(|e| e.to_string())
+}
+
+/// The thread root of an alert about exactly one drift: `<drift-{env}-{id}.envdrift@domain>`.
+pub fn thread_id(notice: &Notice, from: &Mailbox) -> Option<String> {
+    let [d] = notice.drifts.as_slice() else {
+        return None;
+    };
+    let id = d.drift_id?;
+    Some(format!(
+        "<drift-{}-{id}.envdrift@{}>",
+        safe(&notice.env),
+        from.email.domain()
+    ))
+}
+
+fn safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-._".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
 }
 
 fn message_id(notice: &Notice, from: &Mailbox) -> String {

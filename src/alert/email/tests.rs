@@ -79,3 +79,23 @@ fn config_errors_name_the_key() {
     let e = build(&format!("{base}to: [a@example.com]\ntls: ssl")).expect_err("bad tls");
     assert!(e.contains("ssl"), "{e}");
 }
+
+#[test]
+fn emails_about_one_drift_name_its_thread() {
+    let from: lettre::message::Mailbox = "envdrift <envdrift@example.com>".parse().expect("from");
+    let to = vec!["a@example.com".parse().expect("to")];
+    let one = sample_notice(NoticeKind::Escalated);
+    let p = parts(&templates(), &one).expect("parts");
+    let raw = String::from_utf8(message(&from, &to, p, &one).expect("message").formatted())
+        .expect("utf-8");
+    assert!(
+        raw.contains("References: <drift-production-42.envdrift@example.com>"),
+        "{raw}"
+    );
+    assert!(raw.contains("In-Reply-To: <drift-production-42.envdrift@example.com>"));
+    let many = sample_notice(NoticeKind::Drift);
+    let p = parts(&templates(), &many).expect("parts");
+    let raw = String::from_utf8(message(&from, &to, p, &many).expect("message").formatted())
+        .expect("utf-8");
+    assert!(!raw.contains("References:"), "a digest has no one thread");
+}

@@ -14,6 +14,12 @@ use crate::alert::route::Route;
 ///   channel: "#platform-alerts"
 ///   token_env: SLACK_BOT_TOKEN        # xoxb-…, needs the chat:write scope
 /// - type: slack
+///   name: ops-slack-buttons
+///   channel: C0123ABCD
+///   token_env: SLACK_BOT_TOKEN
+///   signing_secret_env: SLACK_SIGNING_SECRET   # Acknowledge / Silence buttons
+///   public_url: https://envdrift.example.com   # "Open in envdrift" link
+/// - type: slack
 ///   name: team-webhook
 ///   webhook_url_file: /run/secrets/slack-webhook
 /// ```
@@ -56,7 +62,18 @@ pub struct SlackConfig {
     /// Bot icon override, e.g. `:mag:`. Default: the app's icon.
     #[serde(default)]
     pub icon_emoji: Option<String>,
-    /// Time limit for one delivery, in seconds. Default 20.
+    /// Environment variable holding the Slack app's signing secret: turns on the buttons'
+    /// endpoint `POST /api/v1/slack/interactions` for this sink (bot token only).
+    #[serde(default)]
+    pub signing_secret_env: Option<String>,
+    /// File holding the signing secret.
+    #[serde(default)]
+    pub signing_secret_file: Option<PathBuf>,
+    /// Base URL of envdrift's web page (`https://envdrift.example.com`): each drift message
+    /// gets a link button to `{public_url}/drifts/{id}`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Time limit for one Slack API call, in seconds. Default 20.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
 }

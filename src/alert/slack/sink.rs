@@ -1,6 +1,7 @@
 //! Slack delivery: thin. Render with [`super::payload`], post, classify the error.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use hyper_rustls::HttpsConnector;
@@ -13,15 +14,16 @@ use slack_morphism::{SlackApiToken, SlackApiTokenValue, SlackChannelId, SlackCli
 
 use super::config::SlackConfig;
 use super::payload;
+use super::refs::MessageStore;
 use crate::alert::notice::Notice;
 use crate::alert::route::Route;
-use crate::alert::sink::{SinkError, delivery_error, resolve_secret};
+use crate::alert::sink::{Secret, SinkError, delivery_error, resolve_secret};
 use crate::alert::templates::{Templates, sample_notice, shorten};
 use crate::alert::{DeliveryError, http};
 
-type Client = SlackClient<SlackClientHyperConnector<HttpsConnector<HttpConnector>>>;
+pub(super) type Client = SlackClient<SlackClientHyperConnector<HttpsConnector<HttpConnector>>>;
 
-enum Target {
+pub(super) enum Target {
     Bot {
         token: SlackApiToken,
         channel: SlackChannelId,
@@ -33,14 +35,23 @@ enum Target {
 
 /// A built Slack sink.
 pub struct SlackSink {
-    name: String,
+    pub(super) name: String,
     route: Route,
-    templates: Templates,
-    target: Target,
-    client: Arc<Client>,
-    username: Option<String>,
-    icon_emoji: Option<String>,
-    timeout: Duration,
+    pub(super) templates: Templates,
+    pub(super) target: Target,
+    pub(super) client: Arc<Client>,
+    pub(super) username: Option<String>,
+    pub(super) icon_emoji: Option<String>,
+    pub(super) timeout: Duration,
+    /// The daemon's store (each drift's message): without it (one-off tools) every alert is
+    /// a new message, as with an incoming webhook.
+    pub(super) store: OnceLock<Arc<dyn MessageStore>>,
+    /// The app's signing secret: the interactivity endpoint is on for this sink when set.
+    pub(super) signing_secret: Option<Secret>,
+    pub(super) public_url: Option<String>,
+    /// Signatures of interactions already handled (replays within the 5-minute window are
+    /// answered without acting again).
+    pub(super) seen: Mutex<VecDeque<(i64, String)>>,
 }
 
 impl std::fmt::Debug for SlackSink {
@@ -126,6 +137,31 @@ impl SlackSink {
                 Target::Webhook { url }
             }
         };
+        let signing_secret = resolve_secret(
+            name,
+            "signing_secret",
+            cfg.signing_secret_env.as_deref(),
+            cfg.signing_secret_file.as_deref(),
+        )?;
+        if signing_secret.is_some() && matches!(target, Target::Webhook { .. }) {
+            let key = if cfg.signing_secret_env.is_some() {
+                "signing_secret_env"
+            } else {
+                "signing_secret_file"
+            };
+            return Err(SinkError::invalid(
+                name,
+                key,
+                "the buttons need a bot token (`token_env`/`token_file`): an incoming webhook cannot update its messages",
+            ));
+        }
+        let public_url = match cfg.public_url.as_deref() {
+            Some(u) => {
+                http::check_url(name, "public_url", u)?;
+                Some(u.trim_end_matches('/').to_string())
+            }
+            None => None,
+        };
         http::check_url(name, "api_url", &cfg.api_url)?;
         if cfg.timeout_secs == 0 {
             return Err(SinkError::invalid(
@@ -150,6 +186,10 @@ impl SlackSink {
             username: cfg.username.clone(),
             icon_emoji: cfg.icon_emoji.clone(),
             timeout: Duration::from_secs(cfg.timeout_secs),
+            store: OnceLock::new(),
+            signing_secret,
+            public_url,
+            seen: Mutex::default(),
         })
     }
 
@@ -161,8 +201,32 @@ impl SlackSink {
         &self.route
     }
 
-    /// Posts the notice: `chat.postMessage` to the channel, or the incoming webhook.
+    /// Gives the sink the daemon's store: drift alerts then keep one message per drift
+    /// (see [`super::lifecycle`]). Set once; later calls are ignored.
+    pub fn attach_store(&self, store: &Arc<dyn MessageStore>) {
+        let _ = self.store.set(store.clone());
+    }
+
+    /// The interactivity endpoint is on for this sink (a signing secret is configured).
+    pub fn interactive(&self) -> bool {
+        self.signing_secret.is_some()
+    }
+
+    /// Delivers the notice: with a bot token and the daemon's store, drift alerts keep one
+    /// message per drift ([`super::lifecycle`]); everything else (reports, failed scans,
+    /// incoming webhooks) is one new message, as [`Self::deliver_plain`].
     pub async fn deliver(&self, notice: &Notice) -> Result<(), DeliveryError> {
+        if let (Target::Bot { token, channel }, Some(store)) = (&self.target, self.store.get())
+            && super::lifecycle::threaded(notice.kind)
+        {
+            return super::lifecycle::deliver(self, store.as_ref(), token, channel, notice).await;
+        }
+        self.deliver_plain(notice).await
+    }
+
+    /// Posts the notice as one new message: `chat.postMessage` to the channel, or the
+    /// incoming webhook.
+    pub async fn deliver_plain(&self, notice: &Notice) -> Result<(), DeliveryError> {
         let content = payload::message(&self.templates, notice)
             .map_err(|e| delivery_error(&self.name, e.to_string(), false))?;
         let send = async {

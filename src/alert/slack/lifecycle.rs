@@ -1,0 +1,389 @@
+//! One Slack message per drift that updates itself (bot token + the daemon's store).
+//!
+//! For each drift of a drift alert (`drift`, `escalated`, `resolved`, `reminder`):
+//!
+//! - no message yet: its card ([`super::message::card`]) is posted with `chat.postMessage`
+//!   and its `channel` and `ts` stored with the drift (`src/store/slack_refs.rs`). When one
+//!   alert brings two or more such drifts, the alert stays one digest message (the
+//!   `alerts/slack.json` template, as today) and each drift's card is posted in the digest's
+//!   thread: that card is the drift's message and the digest's thread its thread;
+//! - a message already: `chat.update` rewrites it to the current state (title, severity,
+//!   attribution, fix, buttons; resolved shows as resolved) and a short reply in its thread
+//!   (`thread_ts`) says what changed.
+//!
+//! Exactly once, with the outbox: an alert is retried as a whole until every part of it
+//! went through. Each post is claimed in the store before it is sent and completed with its
+//! `ts` after, so a retry skips what was posted (updates are idempotent and simply done
+//! again). A post claimed but never completed — the process stopped between Slack's answer
+//! and the store's write — is looked up in the channel's history by its message metadata
+//! (`event_type` `envdrift_alert`, the alert id and part) before it is posted again; that
+//! needs the `channels:history` (or `groups:history`) scope and a channel ID in `channel`.
+//! Without them a top-level message can repeat after a kill in that window (docs/alerts.md).
+
+use std::collections::HashMap;
+
+use slack_morphism::prelude::{
+    SlackApiChatPostMessageRequest, SlackApiChatUpdateRequest, SlackApiConversationsHistoryRequest,
+};
+use slack_morphism::{
+    SlackApiToken, SlackChannelId, SlackMessageContent, SlackMessageMetadata, SlackTs,
+};
+
+use super::message::{self, Card, Status};
+use super::payload;
+use super::refs::{MessageStore, SlackMessageRef};
+use super::sink::{SlackSink, classify};
+use crate::alert::DeliveryError;
+use crate::alert::notice::{DriftEvent, Notice, NoticeDrift, NoticeKind};
+use crate::alert::sink::delivery_error;
+use slack_morphism::errors::SlackClientError;
+
+/// The `event_type` of envdrift's message metadata.
+pub const METADATA_EVENT: &str = "envdrift_alert";
+
+/// At most this many drifts of one digest get their own message in its thread (Slack allows
+/// about one message per second per channel); the others get theirs with their next event.
+pub const MAX_DIGEST_CARDS: usize = 50;
+
+/// Notice kinds that keep one message per drift.
+pub fn threaded(kind: NoticeKind) -> bool {
+    matches!(
+        kind,
+        NoticeKind::Drift | NoticeKind::Escalated | NoticeKind::Resolved | NoticeKind::Reminder
+    )
+}
+
+fn store_error(sink: &str, e: &str) -> DeliveryError {
+    delivery_error(sink, format!("recording the Slack message: {e}"), true)
+}
+
+/// The card of a drift as of this alert.
+pub(super) fn card_content(
+    sink: &SlackSink,
+    env: &str,
+    d: &NoticeDrift,
+    event: DriftEvent,
+    status: Status,
+    at: &str,
+) -> Result<SlackMessageContent, DeliveryError> {
+    let v = message::card(&Card {
+        env,
+        drift: d,
+        event,
+        status,
+        public_url: sink.public_url.as_deref(),
+        at,
+    });
+    content_of(&sink.name, v)
+}
+
+/// A `{"text", "blocks"}` value as slack-morphism's message content.
+pub(super) fn content_of(
+    sink: &str,
+    v: serde_json::Value,
+) -> Result<SlackMessageContent, DeliveryError> {
+    serde_json::from_value(v)
+        .map_err(|e| delivery_error(sink, format!("building the drift message: {e}"), false))
+}
+
+fn status_of(notice: &Notice, event: DriftEvent) -> Status {
+    if event == DriftEvent::Resolved {
+        Status::Resolved {
+            at: notice.created_at.clone(),
+        }
+    } else {
+        Status::Open
+    }
+}
+
+fn part(kind: &str, d: &NoticeDrift) -> String {
+    match d.drift_id {
+        Some(id) => format!("{kind}:{id}"),
+        None => format!("{kind}:{}", d.resource),
+    }
+}
+
+pub(super) async fn call<T>(
+    sink: &SlackSink,
+    fut: impl Future<Output = Result<T, slack_morphism::errors::SlackClientError>>,
+) -> Result<T, DeliveryError> {
+    match tokio::time::timeout(sink.timeout, fut).await {
+        Ok(res) => res.map_err(|e| classify(&sink.name, &e)),
+        Err(_) => Err(delivery_error(
+            &sink.name,
+            format!("no answer from Slack within {}s", sink.timeout.as_secs()),
+            true,
+        )),
+    }
+}
+
+/// Delivers a drift alert through a bot token, one message per drift (see the module doc).
+pub(super) async fn deliver(
+    sink: &SlackSink,
+    store: &dyn MessageStore,
+    token: &SlackApiToken,
+    channel: &SlackChannelId,
+    notice: &Notice,
+) -> Result<(), DeliveryError> {
+    let mut fresh: Vec<&NoticeDrift> = Vec::new();
+    let mut known: Vec<(&NoticeDrift, SlackMessageRef)> = Vec::new();
+    for d in &notice.drifts {
+        let found = match d.drift_id {
+            Some(id) => store
+                .slack_message(&sink.name, id)
+                .map_err(|e| store_error(&sink.name, &e))?,
+            None => None,
+        };
+        match found {
+            Some(r) => known.push((d, r)),
+            None => fresh.push(d),
+        }
+    }
+    let poster = Poster {
+        sink,
+        store,
+        token,
+        channel,
+        notice,
+    };
+    match fresh.as_slice() {
+        [] => {}
+        [d] => {
+            let event = d.event_in(notice.kind);
+            let content = card_content(
+                sink,
+                &notice.env,
+                d,
+                event,
+                status_of(notice, event),
+                &notice.created_at,
+            )?;
+            let (ch, ts) = poster.post(&part("card", d), content, None).await?;
+            poster.remember(d, &ch, &ts, &ts)?;
+        }
+        many => {
+            let digest = payload::message(&sink.templates, notice)
+                .map_err(|e| delivery_error(&sink.name, e.to_string(), false))?;
+            let (ch, digest_ts) = poster.post("digest", digest, None).await?;
+            for d in many.iter().take(MAX_DIGEST_CARDS) {
+                let event = d.event_in(notice.kind);
+                let content = card_content(
+                    sink,
+                    &notice.env,
+                    d,
+                    event,
+                    status_of(notice, event),
+                    &notice.created_at,
+                )?;
+                let thread = SlackTs(digest_ts.clone());
+                let (_, ts) = poster
+                    .post(&part("card", d), content, Some((&ch, thread)))
+                    .await?;
+                poster.remember(d, &ch, &ts, &digest_ts)?;
+            }
+        }
+    }
+    for (d, r) in known {
+        let mut event = d.event_in(notice.kind);
+        if event == DriftEvent::Opened {
+            // It had a message: it was resolved since and is back.
+            event = DriftEvent::Reopened;
+        }
+        let content = card_content(
+            sink,
+            &notice.env,
+            d,
+            event,
+            status_of(notice, event),
+            &notice.created_at,
+        )?;
+        let req = SlackApiChatUpdateRequest::new(
+            SlackChannelId(r.channel.clone()),
+            content,
+            SlackTs(r.ts.clone()),
+        );
+        let updated = tokio::time::timeout(
+            sink.timeout,
+            sink.client.open_session(token).chat_update(&req),
+        )
+        .await;
+        match updated {
+            Ok(Ok(_)) => {}
+            Ok(Err(SlackClientError::ApiError(e)))
+                if matches!(
+                    e.code.as_str(),
+                    "message_not_found" | "cant_update_message" | "edit_window_closed"
+                ) =>
+            {
+                // Deleted (or no longer editable) in Slack: a new message for the drift.
+                tracing::info!(sink = %sink.name, drift = ?d.drift_id, code = %e.code, "the drift's Slack message is gone; posting a new one");
+                if let Some(id) = d.drift_id {
+                    store
+                        .forget_slack_message(&sink.name, id)
+                        .map_err(|e| store_error(&sink.name, &e))?;
+                }
+                let content = card_content(
+                    sink,
+                    &notice.env,
+                    d,
+                    event,
+                    status_of(notice, event),
+                    &notice.created_at,
+                )?;
+                let (ch, ts) = poster.post(&part("card", d), content, None).await?;
+                poster.remember(d, &ch, &ts, &ts)?;
+                continue;
+            }
+            Ok(Err(e)) => return Err(classify(&sink.name, &e)),
+            Err(_) => {
+                return Err(delivery_error(
+                    &sink.name,
+                    format!("no answer from Slack within {}s", sink.timeout.as_secs()),
+                    true,
+                ));
+            }
+        }
+        let reply = SlackMessageContent::new().with_text(message::reply(event, d));
+        poster
+            .post(
+                &part("reply", d),
+                reply,
+                Some((&r.channel, SlackTs(r.thread_ts.clone()))),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+struct Poster<'a> {
+    sink: &'a SlackSink,
+    store: &'a dyn MessageStore,
+    token: &'a SlackApiToken,
+    channel: &'a SlackChannelId,
+    notice: &'a Notice,
+}
+
+impl Poster<'_> {
+    fn remember(
+        &self,
+        d: &NoticeDrift,
+        channel: &str,
+        ts: &str,
+        thread_ts: &str,
+    ) -> Result<(), DeliveryError> {
+        let Some(id) = d.drift_id else {
+            return Ok(()); // no id (not in the store): nothing to update later
+        };
+        self.store
+            .record_slack_message(&SlackMessageRef {
+                sink: self.sink.name.clone(),
+                drift_id: id,
+                channel: channel.to_string(),
+                ts: ts.to_string(),
+                thread_ts: thread_ts.to_string(),
+                notice_id: self.notice.id.clone(),
+            })
+            .map_err(|e| store_error(&self.sink.name, &e))
+    }
+
+    /// Posts part `part` of the alert once: a completed part is not posted again, a
+    /// claimed top-level one is looked for in the channel first. Returns channel and ts.
+    async fn post(
+        &self,
+        part: &str,
+        mut content: SlackMessageContent,
+        thread: Option<(&str, SlackTs)>,
+    ) -> Result<(String, String), DeliveryError> {
+        let name = &self.sink.name;
+        let nid = &self.notice.id;
+        let err = |e: String| store_error(name, &e);
+        if let Some(p) = self.store.slack_post(name, nid, part).map_err(err)? {
+            if let (Some(ch), Some(ts)) = (p.channel, p.ts) {
+                return Ok((ch, ts));
+            }
+            if thread.is_none()
+                && let Some((ch, ts)) = self.find_posted(part, &p.claimed_at).await
+            {
+                tracing::info!(sink = %name, notice = %nid, part, "found the message posted before a restart; not posting it again");
+                self.store
+                    .complete_slack_post(name, nid, part, &ch, &ts)
+                    .map_err(err)?;
+                return Ok((ch, ts));
+            }
+        }
+        self.store.claim_slack_post(name, nid, part).map_err(err)?;
+        content.metadata = Some(SlackMessageMetadata {
+            event_type: METADATA_EVENT.to_string(),
+            event_payload: Some(HashMap::from([
+                ("notice".to_string(), nid.clone()),
+                ("part".to_string(), part.to_string()),
+            ])),
+        });
+        let channel = match &thread {
+            Some((ch, _)) => SlackChannelId((*ch).to_string()),
+            None => self.channel.clone(),
+        };
+        let mut req = SlackApiChatPostMessageRequest::new(channel, content);
+        req.username = self.sink.username.clone();
+        req.icon_emoji = self.sink.icon_emoji.clone();
+        req.unfurl_links = Some(false);
+        req.thread_ts = thread.map(|(_, ts)| ts);
+        let res = call(
+            self.sink,
+            self.sink
+                .client
+                .open_session(self.token)
+                .chat_post_message(&req),
+        )
+        .await?;
+        let (ch, ts) = (res.channel.0, res.ts.0);
+        self.store
+            .complete_slack_post(name, nid, part, &ch, &ts)
+            .map_err(err)?;
+        Ok((ch, ts))
+    }
+
+    /// A message of this part posted since it was claimed, by its metadata; `None` when
+    /// there is none or the history cannot be read (missing scope, channel name).
+    async fn find_posted(&self, part: &str, claimed_at: &str) -> Option<(String, String)> {
+        let since = chrono::DateTime::parse_from_rfc3339(claimed_at)
+            .ok()?
+            .timestamp()
+            .saturating_sub(60);
+        let mut req = SlackApiConversationsHistoryRequest::new();
+        req.channel = Some(self.channel.clone());
+        req.oldest = Some(SlackTs(format!("{since}.000000")));
+        req.include_all_metadata = Some(true);
+        req.limit = Some(200);
+        let res = match call(
+            self.sink,
+            self.sink
+                .client
+                .open_session(self.token)
+                .conversations_history(&req),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(sink = %self.sink.name, notice = %self.notice.id, error = %e, "cannot read the channel's history to find a message posted before a restart; posting it (it may show twice)");
+                return None;
+            }
+        };
+        res.messages.into_iter().find_map(|m| {
+            let meta = m.content.metadata.as_ref()?;
+            let p = meta.event_payload.as_ref()?;
+            (meta.event_type == METADATA_EVENT
+                && p.get("notice") == Some(&self.notice.id)
+                && p.get("part").map(String::as_str) == Some(part))
+            .then(|| {
+                (
+                    m.origin
+                        .channel
+                        .map_or_else(|| self.channel.0.clone(), |c| c.0),
+                    m.origin.ts.0,
+                )
+            })
+        })
+    }
+}

@@ -1,0 +1,168 @@
+//! `POST /api/v1/slack/interactions`: Slack's button clicks (Acknowledge, Silence 24h).
+//!
+//! No bearer token: the request's Slack signature is its authentication (see
+//! [`crate::alert::slack::interact`]). The route is off (404) unless a Slack sink has a
+//! signing secret (`signing_secret_env` / `signing_secret_file`). Answers:
+//!
+//! - 401: signature or timestamp header missing, signature wrong, timestamp more than five
+//!   minutes off (nothing is done);
+//! - 400: the body is not a `block_actions` payload with an envdrift button;
+//! - 404: the button's drift is not in the store;
+//! - 200: done (the store written before the answer; the Slack message is rewritten right
+//!   after, in the background, so Slack gets its answer well within its 3 seconds), or the
+//!   same signed request seen before within the window (Slack's retry or a replay: nothing
+//!   is done twice).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::{ApiState, HttpError, Shared};
+use crate::alert::Sink;
+use crate::alert::slack::interact::{self, Action, Click, Refused, SILENCE_HOURS};
+use crate::alert::slack::message::Status;
+use crate::store::StoreError;
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn unauthorized(why: &Refused) -> Response {
+    HttpError {
+        status: StatusCode::UNAUTHORIZED,
+        code: "unauthorized",
+        message: format!("Slack request refused: {why}"),
+        param: None,
+    }
+    .into_response()
+}
+
+pub(super) async fn interactions(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let sinks: Vec<Arc<Sink>> = st
+        .daemon
+        .slack_sinks()
+        .into_iter()
+        .filter(|s| matches!(&**s, Sink::Slack(s) if s.interactive()))
+        .collect();
+    if sinks.is_empty() {
+        return HttpError::not_found(
+            "the Slack interactivity endpoint is off: no Slack sink has a signing secret (signing_secret_env / signing_secret_file)",
+        )
+        .into_response();
+    }
+    let ts = header(&headers, "x-slack-request-timestamp");
+    let sig = header(&headers, "x-slack-signature");
+    let now = chrono::Utc::now();
+    let mut refused = Refused::Missing;
+    let mut matched = None;
+    for s in &sinks {
+        let Sink::Slack(slack) = &**s else { continue };
+        match slack.verify(ts, sig, &body, now.timestamp()) {
+            Ok(()) => {
+                matched = Some(s.clone());
+                break;
+            }
+            Err(e) => {
+                // The most telling reason over all sinks: stale beats a wrong signature.
+                if refused == Refused::Missing || e == Refused::Stale {
+                    refused = e;
+                }
+            }
+        }
+    }
+    let Some(sink) = matched else {
+        tracing::warn!(reason = %refused, "Slack interaction refused");
+        return unauthorized(&refused);
+    };
+    let Sink::Slack(slack) = &*sink else {
+        return unauthorized(&Refused::Missing);
+    };
+    if !slack.first_time(sig.unwrap_or(""), now.timestamp()) {
+        tracing::info!(
+            sink = slack.name(),
+            "Slack interaction seen before; not acting again"
+        );
+        return StatusCode::OK.into_response();
+    }
+    let click = match interact::parse(&body) {
+        Ok(c) => c,
+        Err(e) => return HttpError::bad("payload", e).into_response(),
+    };
+    let acted = match act(&st, &click, now) {
+        Ok(a) => a,
+        Err(e) => return e.into_response(),
+    };
+    let Some(status) = acted else {
+        return StatusCode::OK.into_response(); // the link button: nothing to do
+    };
+    tracing::info!(sink = slack.name(), drift = click.drift_id, user = %click.user_id, action = ?click.action, "drift updated from Slack");
+    // The drift as stored now, for its message.
+    let (row, _) = match st.daemon.store.drift(click.drift_id) {
+        Ok(r) => r,
+        Err(e) => return HttpError::from(e).into_response(),
+    };
+    let mut drift = crate::daemon::lifecycle::notice_from_row(&row, now);
+    drift.drift_id = Some(row.id);
+    let at = crate::store::fmt_time(now);
+    let task_sink = sink.clone();
+    tokio::spawn(async move {
+        let Sink::Slack(s) = &*task_sink else { return };
+        if let Err(e) = s
+            .show_action(&click, status, &row.target, &drift, &at)
+            .await
+        {
+            tracing::warn!(sink = s.name(), drift = click.drift_id, error = %e, "updating the Slack message after a click");
+        }
+    });
+    StatusCode::OK.into_response()
+}
+
+/// Acknowledges (`acked_by` = `slack:@name (U…)`) or silences for 24 hours the clicked
+/// drift, both in its history. `None` for the link button.
+fn act(
+    st: &ApiState,
+    click: &Click,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<Status>, HttpError> {
+    let who = match &click.user_name {
+        Some(n) => format!("slack:@{n} ({})", click.user_id),
+        None => format!("slack:{}", click.user_id),
+    };
+    let mapped = |e: StoreError| match e {
+        StoreError::NotFound { .. } => {
+            HttpError::not_found(format!("drift {} not found", click.drift_id))
+        }
+        e => HttpError::from(e),
+    };
+    match click.action {
+        Action::Open => Ok(None),
+        Action::Acknowledge => {
+            st.daemon.store.ack(click.drift_id, &who).map_err(mapped)?;
+            Ok(Some(Status::Acknowledged {
+                by: click.user_id.clone(),
+            }))
+        }
+        Action::Silence => {
+            let until = crate::store::fmt_time(now + chrono::Duration::hours(SILENCE_HOURS));
+            st.daemon
+                .store
+                .silence(
+                    click.drift_id,
+                    &until,
+                    &format!("silenced for {SILENCE_HOURS}h from Slack by {who}"),
+                )
+                .map_err(mapped)?;
+            Ok(Some(Status::Silenced {
+                by: click.user_id.clone(),
+                until,
+            }))
+        }
+    }
+}
