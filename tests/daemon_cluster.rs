@@ -101,7 +101,7 @@ async fn cluster_live_source_in_the_daemon() {
     let second = d.scan(&t).await.unwrap();
     assert_eq!(second.drifts, 1);
     // The rescan reused every object that did not change (uid + resourceVersion).
-    let reused = d.live_caches.reused("production").unwrap();
+    let reused = d.live_caches.sources.reused("production").unwrap();
     assert!(reused >= 7, "reused {reused}");
     d.drain_outbox(std::time::Duration::from_secs(5))
         .await

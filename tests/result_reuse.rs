@@ -10,7 +10,8 @@ use std::sync::Arc;
 use envdrift::config::{Compiled, Config};
 use envdrift::report::Mode;
 use envdrift::run::{Input, Job, Outcome, run};
-use envdrift::source::{FilesKind, SourceCaches, SourceSpec, dump::FileLimits};
+use envdrift::daemon::scan::Caches as SourceCaches;
+use envdrift::source::{FilesKind, SourceSpec, dump::FileLimits};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/crds");
 
@@ -29,7 +30,8 @@ fn scan(dir: &Path, compiled: &Arc<Compiled>, caches: Option<&SourceCaches>) -> 
         Input::spec("live", spec(&dir.join("live"), FilesKind::Dump)),
         Arc::clone(compiled),
     );
-    job.caches = caches;
+    job.caches = caches.map(|c| &c.sources);
+    job.kept = caches.map(|c| &c.results);
     job.hash_to = true;
     run(&job)
 }
@@ -309,7 +311,8 @@ fn cluster_objects_are_compared_again_only_when_their_resource_version_changes()
             },
             Arc::clone(&compiled),
         );
-        job.caches = caches;
+        job.caches = caches.map(|c| &c.sources);
+        job.kept = caches.map(|c| &c.results);
         job.hash_to = true;
         run(&job)
     };

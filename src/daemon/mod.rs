@@ -212,7 +212,7 @@ pub struct Daemon {
     /// The config's rules, compiled once.
     pub compiled: Arc<crate::config::Compiled>,
     /// Source caches kept between scans (incremental rescans of clusters).
-    pub live_caches: crate::source::SourceCaches,
+    pub live_caches: scan::Caches,
     /// When the daemon started (readiness: "still starting").
     pub started: std::time::Instant,
     /// The last delivery error per sink: the same error again is logged at debug, not warn
@@ -320,7 +320,7 @@ impl Daemon {
             retry_for,
             base_backoff: Duration::from_secs(5),
             metrics: Arc::default(),
-            live_caches: crate::source::SourceCaches::default(),
+            live_caches: scan::Caches::default(),
             started: std::time::Instant::now(),
             last_delivery_error: std::sync::Mutex::default(),
         })

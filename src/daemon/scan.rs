@@ -16,6 +16,13 @@ use crate::model::DriftType;
 use crate::report::Mode;
 use crate::run::{self, Input, Job, Outcome, Trust};
 use crate::source::SourceCaches;
+
+/// What the daemon keeps between scans: parsed sources and comparison results.
+#[derive(Default)]
+pub struct Caches {
+    pub sources: SourceCaches,
+    pub results: crate::run::reuse::Results,
+}
 use crate::store::ScanOutcome;
 
 /// What one scan produced.
@@ -119,13 +126,14 @@ pub(crate) fn scan_environment(
     base: &Path,
     name: &str,
     env: &EnvironmentConfig,
-    caches: Option<&SourceCaches>,
+    caches: Option<&Caches>,
 ) -> ScanOutput {
     let mut job = match environment_job(cfg, compiled, base, name, env) {
         Ok(j) => j,
         Err(e) => return ScanOutput::failed(format!("{name}: {e}")),
     };
-    job.caches = caches;
+    job.caches = caches.map(|c| &c.sources);
+    job.kept = caches.map(|c| &c.results);
     job.hash_to = true;
     ScanOutput::of(name, run::run(&job))
 }
@@ -136,7 +144,7 @@ pub(crate) fn scan_comparison(
     compiled: &Arc<Compiled>,
     base: &Path,
     cmp: &ComparisonConfig,
-    caches: Option<&SourceCaches>,
+    caches: Option<&Caches>,
 ) -> ScanOutput {
     let name = cmp.name();
     let (Some(from_env), Some(to_env)) = (
@@ -160,7 +168,8 @@ pub(crate) fn scan_comparison(
         Input::spec(cmp.to.clone(), to),
         Arc::clone(compiled),
     );
-    job.caches = caches;
+    job.caches = caches.map(|c| &c.sources);
+    job.kept = caches.map(|c| &c.results);
     job.hash_to = true;
     ScanOutput::of(&name, run::run(&job))
 }

@@ -83,6 +83,9 @@ pub struct Job<'a> {
     pub overrides: Overrides,
     /// Caches kept between runs (the daemon's).
     pub caches: Option<&'a SourceCaches>,
+    /// Comparison results kept between runs (the daemon's, see [`reuse`]): with them,
+    /// unchanged files and cluster objects are not compared again.
+    pub kept: Option<&'a reuse::Results>,
     /// Called after each file read (progress bars).
     pub on_file: Option<&'a (dyn Fn(&Path) + Sync)>,
     /// Compute the `to` side's content hash ([`Outcome::to_hash`]; the daemon records it).
@@ -106,6 +109,7 @@ impl<'a> Job<'a> {
             opts,
             overrides: Overrides::default(),
             caches: None,
+            kept: None,
             on_file: None,
             hash_to: false,
             cancel: None,
@@ -405,15 +409,15 @@ fn run_with(job: &Job<'_>, allow_reuse: bool) -> Outcome {
     };
     // Results of unchanged files and cluster objects kept from the last run (the
     // daemon's caches).
-    let session = match job.caches {
-        Some(c) => {
+    let session = match job.kept {
+        Some(kept) => {
             let identity = job_identity(job);
             let mut h = Sha256::new();
             h.update(identity.as_bytes());
             h.update(format!("{:?}{}{}", job.overrides, job.keep_compared, job.hash_to).as_bytes());
             h.update(comparison.scope_digest());
             Some(reuse::Session::begin(
-                &c.results,
+                kept,
                 identity,
                 &job.to.name,
                 &job.opts,

@@ -34,8 +34,8 @@ use crate::source::dump::{CachedFile, FileReuse};
 /// partial result, the objects' content hashes, their namespaces.
 pub(super) type BatchOut = (Partial, Vec<(String, String)>, BTreeSet<String>);
 
-/// Results kept per job and file (see the module doc). One per daemon, in
-/// [`SourceCaches`](crate::source::SourceCaches).
+/// Results kept per job and file (see the module doc). One per daemon, handed to each run
+/// as [`Job::kept`](crate::run::Job::kept).
 #[derive(Default)]
 pub struct Results {
     jobs: Mutex<HashMap<String, JobResults>>,

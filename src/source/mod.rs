@@ -232,9 +232,6 @@ pub struct SourceCaches {
     clusters: Mutex<HashMap<String, kube::ObjectCache>>,
     /// Parsed files of file sources (directories, dumps), by options, path and content.
     pub files: dump::FileCache,
-    /// Comparison results of unchanged files of streamed sides, per job
-    /// ([`crate::run::reuse`]).
-    pub results: crate::run::reuse::Results,
     /// Files the last read of each side took from [`SourceCaches::files`].
     pub files_reused: Mutex<HashMap<String, usize>>,
     /// Objects reused from the cache by the last read of each side (for logs and tests).
