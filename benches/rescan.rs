@@ -1,6 +1,6 @@
 //! Benchmark of the daemon's rescans of a file environment (issue 14): one scan as the
 //! daemon runs it ([`envdrift::run::run`] with the daemon's [`SourceCaches`], `hash_to`),
-//! three times over the same caches: the first scan, a rescan with nothing changed, and a
+//! three times over the same caches (the file cache and the kept comparison results): the first scan, a rescan with nothing changed, and a
 //! rescan after one live file changed (one object's value, same size).
 //!
 //! The environment is the synthetic pair of `cargo run -p envdrift-testkit -- generate`
@@ -18,9 +18,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use envdrift::config::Compiled;
+use envdrift::daemon::scan::Caches;
 use envdrift::report::Mode;
 use envdrift::run::{Input, Job, run};
-use envdrift::source::{FilesKind, SourceCaches, SourceSpec, dump::FileLimits};
+use envdrift::source::{FilesKind, SourceSpec, dump::FileLimits};
 
 const GENERATE_ENV: &str = "ENVDRIFT_BENCH_GENERATE";
 
@@ -46,14 +47,15 @@ fn spec(dir: &Path, kind: FilesKind) -> SourceSpec {
     }
 }
 
-fn scan(dir: &Path, caches: &SourceCaches) -> (f64, usize) {
+fn scan(dir: &Path, caches: &Caches) -> (f64, usize) {
     let mut job = Job::new(
         Mode::DesiredVsLive,
         Input::spec("desired", spec(&dir.join("desired"), FilesKind::Manifests)),
         Input::spec("live", spec(&dir.join("live"), FilesKind::Dump)),
         Arc::new(Compiled::default()),
     );
-    job.caches = Some(caches);
+    job.caches = Some(&caches.sources);
+    job.kept = Some(&caches.results);
     job.hash_to = true;
     let start = Instant::now();
     let out = run(&job);
@@ -90,7 +92,7 @@ fn main() {
         .status()
         .expect("spawn the generator");
     assert!(status.success(), "generating {n} objects failed");
-    let caches = SourceCaches::default();
+    let caches = Caches::default();
     let (first, drifts) = scan(dir.path(), &caches);
     let rss_first = rss();
     let (unchanged, d2) = scan(dir.path(), &caches);
@@ -106,7 +108,7 @@ fn main() {
     std::fs::write(&file, bytes).expect("write");
     let (one, _) = scan(dir.path(), &caches);
     let rss_one = rss();
-    let (files, cached) = caches.files.size();
+    let (files, cached) = caches.sources.files.size();
     println!("| objects | scan | wall | vs first | RSS after | peak RSS |");
     println!("| ---: | --- | ---: | ---: | ---: | ---: |");
     for (what, t, (now, peak)) in [
@@ -119,8 +121,10 @@ fn main() {
             t / first
         );
     }
+    let (_, kept_files) = caches.results.size();
     println!(
-        "\n{drifts} drifts; file cache: {files} files, {:.0} MiB of object text",
-        cached as f64 / 1048576.0
+        "\n{drifts} drifts; file cache: {files} files, {:.0} MiB of object text; comparison results kept for {kept_files} files, the last rescan reused {}",
+        cached as f64 / 1048576.0,
+        caches.results.last_reused("live").unwrap_or(0)
     );
 }

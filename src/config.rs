@@ -461,11 +461,7 @@ pub struct ReportConfig {
     pub sinks: Vec<String>,
 }
 
-/// Parses a duration like `5m`, `30s`, `1h30m`, `2d`.
-pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("`{s}` is not a duration (e.g. 30s, 5m, 1h): {e}"))
-}
+pub(crate) use crate::source::parse_duration;
 
 /// The `compare` section.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -657,7 +653,7 @@ impl Config {
             sink.resolve_relative(base);
         }
         for env in cfg.environments.values_mut() {
-            crate::source::gitops::inherit_live_cluster(env);
+            inherit_live_cluster(env);
         }
         // References to what was cut out would only repeat its error.
         let cut_refs = ["environments", "comparisons", "alerts"]
@@ -1016,7 +1012,7 @@ impl Config {
             {
                 invalid(format!("environments.{name}.interval"), e);
             }
-            if let Err((field, e)) = crate::source::gitops::problem(&env.desired) {
+            if let Err((field, e)) = gitops_problem(&env.desired) {
                 invalid(format!("environments.{name}.desired.{field}"), e);
             }
         }
@@ -1276,5 +1272,40 @@ mod argo_vocabulary_tests {
             problems[0].to_string().contains("jq_timeout"),
             "{problems:?}"
         );
+    }
+}
+
+/// A GitOps desired block without its own cluster reads the object from the environment's
+/// live cluster (its kubeconfig, context or in-cluster setting).
+fn inherit_live_cluster(env: &mut EnvironmentConfig) {
+    let SourceConfig::Cluster(live) = &env.live else {
+        return;
+    };
+    let fill =
+        |kubeconfig: &mut Option<PathBuf>, context: &mut Option<String>, in_cluster: &mut bool| {
+            if kubeconfig.is_none() && context.is_none() && !*in_cluster {
+                kubeconfig.clone_from(&live.kubeconfig);
+                context.clone_from(&live.context);
+                *in_cluster = live.in_cluster;
+            }
+        };
+    match &mut env.desired {
+        SourceConfig::Argocd(a) => fill(&mut a.kubeconfig, &mut a.context, &mut a.in_cluster),
+        SourceConfig::Flux(f) => fill(&mut f.kubeconfig, &mut f.context, &mut f.in_cluster),
+        _ => {}
+    }
+}
+
+/// The first problem of a GitOps desired block (`(field, message)`); other blocks have
+/// none here.
+///
+/// # Errors
+/// A Flux block without exactly one `NS/NAME` object, a bad Application name, a bad
+/// `request_timeout`.
+fn gitops_problem(desired: &SourceConfig) -> Result<(), (String, String)> {
+    match desired {
+        SourceConfig::Argocd(a) => a.problem(),
+        SourceConfig::Flux(f) => f.problem(),
+        _ => Ok(()),
     }
 }

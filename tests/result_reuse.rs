@@ -8,9 +8,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use envdrift::config::{Compiled, Config};
+use envdrift::daemon::scan::Caches as SourceCaches;
 use envdrift::report::Mode;
 use envdrift::run::{Input, Job, Outcome, run};
-use envdrift::daemon::scan::Caches as SourceCaches;
 use envdrift::source::{FilesKind, SourceSpec, dump::FileLimits};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/crds");

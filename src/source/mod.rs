@@ -258,6 +258,15 @@ impl SourceCaches {
     }
 }
 
+/// Parses a duration like `5m`, `30s`, `1h30m`, `2d` (config values, sources' timeouts).
+///
+/// # Errors
+/// A message naming the text and showing examples.
+pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("`{s}` is not a duration (e.g. 30s, 5m, 1h): {e}"))
+}
+
 /// Reads a source whole.
 ///
 /// # Errors

@@ -787,7 +787,7 @@ impl ArgoCdSourceConfig {
 
 fn check_timeout(t: &Option<String>) -> Result<(), (String, String)> {
     if let Some(t) = t
-        && let Err(e) = crate::config::parse_duration(t)
+        && let Err(e) = crate::source::parse_duration(t)
     {
         return Err(("request_timeout".into(), e));
     }
@@ -867,7 +867,7 @@ fn build(
         }
     };
     let request_timeout = match c.request_timeout {
-        Some(t) => crate::config::parse_duration(t).map_err(|e| format!("request_timeout: {e}"))?,
+        Some(t) => crate::source::parse_duration(t).map_err(|e| format!("request_timeout: {e}"))?,
         None => Duration::from_secs(30),
     };
     let mut auth = c.auth.clone();
@@ -891,28 +891,6 @@ fn build(
     })
 }
 
-/// A GitOps desired block without its own cluster reads the object from the environment's
-/// live cluster (its kubeconfig, context or in-cluster setting).
-pub(crate) fn inherit_live_cluster(env: &mut crate::config::EnvironmentConfig) {
-    use crate::config::SourceConfig;
-    let SourceConfig::Cluster(live) = &env.live else {
-        return;
-    };
-    let fill =
-        |kubeconfig: &mut Option<PathBuf>, context: &mut Option<String>, in_cluster: &mut bool| {
-            if kubeconfig.is_none() && context.is_none() && !*in_cluster {
-                kubeconfig.clone_from(&live.kubeconfig);
-                context.clone_from(&live.context);
-                *in_cluster = live.in_cluster;
-            }
-        };
-    match &mut env.desired {
-        SourceConfig::Argocd(a) => fill(&mut a.kubeconfig, &mut a.context, &mut a.in_cluster),
-        SourceConfig::Flux(f) => fill(&mut f.kubeconfig, &mut f.context, &mut f.in_cluster),
-        _ => {}
-    }
-}
-
 /// Reads a string field of a JSON object.
 pub(crate) fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
     v.pointer(pointer).and_then(Value::as_str)
@@ -933,21 +911,6 @@ pub(crate) fn relative_to(dir: &str, file_from_root: &str) -> String {
     let mut s = "../".repeat(depth);
     s.push_str(&clean_path(file_from_root));
     s
-}
-
-/// The first problem of a GitOps desired block (`(field, message)`); other blocks have
-/// none here.
-///
-/// # Errors
-/// A Flux block without exactly one `NS/NAME` object, a bad Application name, a bad
-/// `request_timeout`.
-pub(crate) fn problem(desired: &crate::config::SourceConfig) -> Result<(), (String, String)> {
-    use crate::config::SourceConfig;
-    match desired {
-        SourceConfig::Argocd(a) => a.problem(),
-        SourceConfig::Flux(f) => f.problem(),
-        _ => Ok(()),
-    }
 }
 
 #[cfg(test)]
