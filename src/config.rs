@@ -389,6 +389,36 @@ impl SourceConfig {
     }
 }
 
+impl SourceConfig {
+    /// The first problem of an `argocd` or `flux` block: `(field, message)`.
+    fn gitops_problem(&self) -> Result<(), (String, String)> {
+        match self {
+            SourceConfig::Argocd(a) => a.problem(),
+            SourceConfig::Flux(f) => f.problem(),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl EnvironmentConfig {
+    /// An `argocd` or `flux` desired block without its own cluster reads its object from
+    /// the environment's live cluster.
+    fn inherit_live_cluster(&mut self) {
+        let SourceConfig::Cluster(live) = &self.live else {
+            return;
+        };
+        match &mut self.desired {
+            SourceConfig::Argocd(a) => {
+                a.inherit_cluster(&live.kubeconfig, &live.context, live.in_cluster);
+            }
+            SourceConfig::Flux(f) => {
+                f.inherit_cluster(&live.kubeconfig, &live.context, live.in_cluster);
+            }
+            _ => {}
+        }
+    }
+}
+
 /// One environment the daemon scans.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -657,7 +687,7 @@ impl Config {
             sink.resolve_relative(base);
         }
         for env in cfg.environments.values_mut() {
-            crate::source::gitops::inherit_live_cluster(env);
+            env.inherit_live_cluster();
         }
         // References to what was cut out would only repeat its error.
         let cut_refs = ["environments", "comparisons", "alerts"]
@@ -1016,7 +1046,7 @@ impl Config {
             {
                 invalid(format!("environments.{name}.interval"), e);
             }
-            if let Err((field, e)) = crate::source::gitops::problem(&env.desired) {
+            if let Err((field, e)) = env.desired.gitops_problem() {
                 invalid(format!("environments.{name}.desired.{field}"), e);
             }
         }

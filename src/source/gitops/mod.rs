@@ -787,7 +787,7 @@ impl ArgoCdSourceConfig {
 
 fn check_timeout(t: &Option<String>) -> Result<(), (String, String)> {
     if let Some(t) = t
-        && let Err(e) = crate::config::parse_duration(t)
+        && let Err(e) = parse_duration(t)
     {
         return Err(("request_timeout".into(), e));
     }
@@ -867,7 +867,7 @@ fn build(
         }
     };
     let request_timeout = match c.request_timeout {
-        Some(t) => crate::config::parse_duration(t).map_err(|e| format!("request_timeout: {e}"))?,
+        Some(t) => parse_duration(t).map_err(|e| format!("request_timeout: {e}"))?,
         None => Duration::from_secs(30),
     };
     let mut auth = c.auth.clone();
@@ -891,27 +891,35 @@ fn build(
     })
 }
 
-/// A GitOps desired block without its own cluster reads the object from the environment's
-/// live cluster (its kubeconfig, context or in-cluster setting).
-pub(crate) fn inherit_live_cluster(env: &mut crate::config::EnvironmentConfig) {
-    use crate::config::SourceConfig;
-    let SourceConfig::Cluster(live) = &env.live else {
-        return;
-    };
-    let fill =
-        |kubeconfig: &mut Option<PathBuf>, context: &mut Option<String>, in_cluster: &mut bool| {
-            if kubeconfig.is_none() && context.is_none() && !*in_cluster {
-                kubeconfig.clone_from(&live.kubeconfig);
-                context.clone_from(&live.context);
-                *in_cluster = live.in_cluster;
-            }
-        };
-    match &mut env.desired {
-        SourceConfig::Argocd(a) => fill(&mut a.kubeconfig, &mut a.context, &mut a.in_cluster),
-        SourceConfig::Flux(f) => fill(&mut f.kubeconfig, &mut f.context, &mut f.in_cluster),
-        _ => {}
-    }
+/// Parses a duration like `30s` (as the config's durations).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("`{s}` is not a duration (e.g. 30s, 5m, 1h): {e}"))
 }
+
+macro_rules! fill_cluster {
+    ($t:ty) => {
+        impl $t {
+            /// Takes the environment's live cluster (kubeconfig, context, in-cluster) when
+            /// the block names none of its own.
+            pub(crate) fn inherit_cluster(
+                &mut self,
+                kubeconfig: &Option<PathBuf>,
+                context: &Option<String>,
+                in_cluster: bool,
+            ) {
+                if self.kubeconfig.is_none() && self.context.is_none() && !self.in_cluster {
+                    self.kubeconfig.clone_from(kubeconfig);
+                    self.context.clone_from(context);
+                    self.in_cluster = in_cluster;
+                }
+            }
+        }
+    };
+}
+
+fill_cluster!(ArgoCdSourceConfig);
+fill_cluster!(FluxSourceConfig);
 
 /// Reads a string field of a JSON object.
 pub(crate) fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
@@ -933,21 +941,6 @@ pub(crate) fn relative_to(dir: &str, file_from_root: &str) -> String {
     let mut s = "../".repeat(depth);
     s.push_str(&clean_path(file_from_root));
     s
-}
-
-/// The first problem of a GitOps desired block (`(field, message)`); other blocks have
-/// none here.
-///
-/// # Errors
-/// A Flux block without exactly one `NS/NAME` object, a bad Application name, a bad
-/// `request_timeout`.
-pub(crate) fn problem(desired: &crate::config::SourceConfig) -> Result<(), (String, String)> {
-    use crate::config::SourceConfig;
-    match desired {
-        SourceConfig::Argocd(a) => a.problem(),
-        SourceConfig::Flux(f) => f.problem(),
-        _ => Ok(()),
-    }
 }
 
 #[cfg(test)]
