@@ -168,6 +168,9 @@ impl std::fmt::Display for Unmapped {
     }
 }
 
+/// Where a tree hook reports what it found and could not apply.
+pub type Found = std::sync::Arc<std::sync::Mutex<Vec<Unmapped>>>;
+
 /// One Git source of a GitOps object, ready for [`render::load_git`].
 #[derive(Debug, Clone)]
 pub struct MappedSource {
@@ -183,6 +186,9 @@ pub struct MappedSource {
     /// Labels and annotations set on every object's metadata (Flux `commonMetadata`).
     pub common_labels: serde_json::Map<String, Value>,
     pub common_annotations: serde_json::Map<String, Value>,
+    /// What the tree hook found it could not apply (Jsonnet files of a directory source),
+    /// reported with [`Mapped::unmapped`] once the tree was read.
+    pub found: Found,
 }
 
 impl MappedSource {
@@ -196,6 +202,7 @@ impl MappedSource {
             default_namespace: None,
             common_labels: serde_json::Map::new(),
             common_annotations: serde_json::Map::new(),
+            found: std::sync::Arc::default(),
         }
     }
 }
@@ -346,6 +353,7 @@ fn render_mapped(
 ) -> Result<Loaded, SourceError> {
     let described = src.describe();
     let mut out: Option<Loaded> = None;
+    let mut late: Vec<Unmapped> = Vec::new();
     for ms in &mapped.sources {
         let mut spec = ms.spec.clone();
         if let Some(range) = &ms.semver {
@@ -395,6 +403,13 @@ fn render_mapped(
             "rendered GitOps source"
         );
         let mut loaded = crate::source::rendered(gl);
+        let found = std::mem::take(
+            &mut *ms
+                .found
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        late.extend(found);
         if !ms.common_labels.is_empty() || !ms.common_annotations.is_empty() {
             for obj in loaded.snapshot.objects.values_mut() {
                 set_metadata(obj, &ms.common_labels, &ms.common_annotations);
@@ -412,7 +427,7 @@ fn render_mapped(
             message: format!("{}: no Git source to render", src.object.describe()),
         });
     };
-    for u in &mapped.unmapped {
+    for u in mapped.unmapped.iter().chain(&late) {
         loaded.snapshot.errors.push(InputError {
             side: ctx.side.to_string(),
             source: u.object.clone(),
