@@ -561,6 +561,11 @@ fn discover_lists_the_objects_and_prints_a_config_that_loads() {
     ] {
         assert!(stdout.contains(line), "{line}\n{stdout}");
     }
+    // What a person reads, pinned (the temporary paths and the server's port replaced).
+    let pinned = stdout
+        .replace(&w.dir.display().to_string(), "[tmp]")
+        .replace(&w.server.addr.port().to_string(), "[port]");
+    insta::assert_snapshot!("discover_config", pinned);
     let path = w.dir.join("discovered.yaml");
     std::fs::write(&path, &stdout).unwrap();
     let cfg = Config::load(&path).unwrap_or_else(|p| panic!("{p:?}\n{stdout}"));
