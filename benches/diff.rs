@@ -14,6 +14,7 @@
 //! desired file, one `kind: List` live file as `kubectl get -A -o yaml` writes it;
 //! `single-json`: the live file as `kubectl get -A -o json`); the default, `split`, has
 //! 200-document desired files and 500-item live List files.
+//! `ENVDRIFT_BENCH_MAX_FILE_SIZE=BYTES` passes `--max-file-size` to both commands.
 //!
 //! Run: `cargo bench --bench diff` (results go to stdout as a Markdown table; the figures
 //! in docs/performance.md come from it).
@@ -141,11 +142,20 @@ fn main() {
         let mut parse = Vec::new();
         let mut diff = Vec::new();
         let (mut rss_parse, mut rss_diff) = (0, 0);
+        // `ENVDRIFT_BENCH_MAX_FILE_SIZE` (bytes) raises `--max-file-size` for both runs: the
+        // 50k single-file JSON live side (330 MB) is over the 256 MiB default.
+        let max = std::env::var("ENVDRIFT_BENCH_MAX_FILE_SIZE").ok();
+        let limit: Vec<&str> = max
+            .as_deref()
+            .map(|m| vec!["--max-file-size", m])
+            .unwrap_or_default();
         for _ in 0..runs {
-            let p = run(&["dev", "parse", "--desired", &d, "--live", &l]);
+            let mut args = vec!["dev", "parse", "--desired", &d, "--live", &l];
+            args.extend(&limit);
+            let p = run(&args);
             parse.push(p.wall);
             rss_parse = rss_parse.max(p.max_rss_kb);
-            let r = run(&[
+            let mut args = vec![
                 "diff",
                 "--desired",
                 &d,
@@ -155,7 +165,9 @@ fn main() {
                 "json",
                 "--fail-on",
                 "never",
-            ]);
+            ];
+            args.extend(&limit);
+            let r = run(&args);
             diff.push(r.wall);
             rss_diff = rss_diff.max(r.max_rss_kb);
             let v: serde_json::Value = serde_json::from_slice(&r.stdout).expect("diff JSON");

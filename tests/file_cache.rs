@@ -39,6 +39,7 @@ fn streamed(dir: &Path, caches: &SourceCaches) -> Vec<(String, Value)> {
         &spec(dir, FilesKind::Dump),
         &ctx("live", "default", caches),
         &consume,
+        None,
     )
     .unwrap();
     let mut all: Vec<(String, Value)> = s.results.into_iter().flatten().collect();

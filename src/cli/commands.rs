@@ -423,12 +423,16 @@ pub(crate) fn cmd_snapshot(args: SnapshotArgs) -> Result<u8> {
 pub(crate) fn cmd_dev_parse(
     desired: &[std::path::PathBuf],
     live: &[std::path::PathBuf],
+    max_file_bytes: u64,
 ) -> Result<u8> {
     let read = |paths: &[std::path::PathBuf], side: &str, kind| {
         let spec = SourceSpec::Files {
             paths: paths.to_vec(),
             kind,
-            limits: source::dump::FileLimits::default(),
+            limits: source::dump::FileLimits {
+                max_file_bytes,
+                ..source::dump::FileLimits::default()
+            },
         };
         let ctx = Ctx {
             side,

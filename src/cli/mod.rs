@@ -157,6 +157,9 @@ enum DevCmd {
         desired: Vec<PathBuf>,
         #[arg(long, required = true, num_args = 1..)]
         live: Vec<PathBuf>,
+        /// Largest input file read, in bytes (as `diff --max-file-size`).
+        #[arg(long, value_name = "BYTES", default_value_t = envdrift::source::dump::MAX_FILE_BYTES)]
+        max_file_size: u64,
     },
 }
 
@@ -245,6 +248,10 @@ fn run(cli: Cli) -> Result<u8> {
             print!("{}", envdrift::classify::rules_markdown());
             Ok(0)
         }
-        Command::Dev(DevCmd::Parse { desired, live }) => commands::cmd_dev_parse(&desired, &live),
+        Command::Dev(DevCmd::Parse {
+            desired,
+            live,
+            max_file_size,
+        }) => commands::cmd_dev_parse(&desired, &live, max_file_size),
     }
 }

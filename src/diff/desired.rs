@@ -29,6 +29,30 @@ pub trait DesiredIndex: Sync {
     fn origin(&self, key: &ResourceKey) -> Option<&Origin>;
     /// The objects held parsed (all of a [`Snapshot`]; the CRDs of a [`CompactSnapshot`]).
     fn parsed(&self) -> Box<dyn Iterator<Item = (&ResourceKey, &Object)> + '_>;
+    /// A hash of one object's content, origin and mapping, computed when it was stored,
+    /// without parsing it: equal hashes mean a comparison with it gives the same result
+    /// (the daemon's result reuse, see [`crate::run`]). `None` for an absent key, or when
+    /// the index keeps no hashes (a whole [`Snapshot`]: nothing is reused against it).
+    fn content_hash(&self, key: &ResourceKey) -> Option<ContentHash> {
+        let _ = key;
+        None
+    }
+}
+
+/// See [`DesiredIndex::content_hash`]: the first 16 bytes of a SHA-256.
+pub type ContentHash = [u8; 16];
+
+/// The [`ContentHash`] of an object held as `json`, with its origin and mapping.
+fn content_hash_of(json: &str, origin: &Origin, mapped: Option<&MappedFrom>) -> ContentHash {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(json.as_bytes());
+    h.update([0]);
+    h.update(format!("{origin:?}\u{0}{mapped:?}").as_bytes());
+    let d = h.finalize();
+    let mut out = [0; 16];
+    out.copy_from_slice(&d[..16]);
+    out
 }
 
 impl DesiredIndex for Snapshot {
@@ -52,37 +76,70 @@ impl DesiredIndex for Snapshot {
 /// One object of a [`CompactSnapshot`].
 #[derive(Debug, Clone)]
 enum Entry {
-    /// Held parsed (CRDs).
-    Parsed(Object),
+    /// Held parsed (CRDs), with its content hash when it could be serialized.
+    Parsed(Object, Option<ContentHash>),
     /// Held as compact JSON text.
     Text {
         json: Box<str>,
         origin: Origin,
         mapped: Option<Box<MappedFrom>>,
+        hash: ContentHash,
     },
+}
+
+fn is_crd_value(v: &serde_json::Value) -> bool {
+    v.get("kind").and_then(serde_json::Value::as_str) == Some("CustomResourceDefinition")
 }
 
 impl Entry {
     fn new(obj: Object) -> Entry {
-        let crd = obj.value.get("kind").and_then(serde_json::Value::as_str)
-            == Some("CustomResourceDefinition");
-        if crd {
-            return Entry::Parsed(obj);
+        let json = serde_json::to_string(&obj.value);
+        if is_crd_value(&obj.value) {
+            let hash = json
+                .ok()
+                .map(|j| content_hash_of(&j, &obj.origin, obj.mapped.as_deref()));
+            return Entry::Parsed(obj, hash);
         }
-        match serde_json::to_string(&obj.value) {
+        match json {
             Ok(json) => Entry::Text {
+                hash: content_hash_of(&json, &obj.origin, obj.mapped.as_deref()),
                 json: json.into_boxed_str(),
                 origin: obj.origin,
                 mapped: obj.mapped,
             },
-            Err(_) => Entry::Parsed(obj),
+            Err(_) => Entry::Parsed(obj, None),
         }
+    }
+
+    /// An entry from JSON text as [`Entry::new`] writes it (a file cache's), parsed only
+    /// when it is a CRD; `None` when a CRD's text does not parse.
+    fn from_text(json: &str, origin: Origin, crd: bool) -> Option<Entry> {
+        if crd {
+            let value = serde_json::from_str(json).ok()?;
+            return Some(Entry::Parsed(
+                Object::new(value, origin.clone()),
+                Some(content_hash_of(json, &origin, None)),
+            ));
+        }
+        Some(Entry::Text {
+            hash: content_hash_of(json, &origin, None),
+            json: json.into(),
+            origin,
+            mapped: None,
+        })
     }
 
     fn origin(&self) -> &Origin {
         match self {
-            Entry::Parsed(o) => &o.origin,
+            Entry::Parsed(o, _) => &o.origin,
             Entry::Text { origin, .. } => origin,
+        }
+    }
+
+    fn hash(&self) -> Option<ContentHash> {
+        match self {
+            Entry::Parsed(_, h) => *h,
+            Entry::Text { hash, .. } => Some(*hash),
         }
     }
 }
@@ -105,6 +162,29 @@ impl CompactSnapshot {
                 e.insert(Entry::new(obj));
                 Ok(())
             }
+        }
+    }
+
+    /// [`CompactSnapshot::insert`] of an object given as the compact JSON text
+    /// `serde_json::to_string` wrote for it (a file cache's), without parsing it unless it
+    /// is a CRD (`crd`); a CRD whose text does not parse is not added (`Ok(false)`).
+    pub fn insert_text(
+        &mut self,
+        key: ResourceKey,
+        json: &str,
+        origin: Origin,
+        crd: bool,
+    ) -> Result<bool, &Origin> {
+        use std::collections::btree_map::Entry as Slot;
+        match self.objects.entry(key) {
+            Slot::Occupied(e) => Err(e.into_mut().origin()),
+            Slot::Vacant(e) => match Entry::from_text(json, origin, crd) {
+                Some(entry) => {
+                    e.insert(entry);
+                    Ok(true)
+                }
+                None => Ok(false),
+            },
         }
     }
 
@@ -156,11 +236,12 @@ impl DesiredIndex for CompactSnapshot {
     }
     fn get(&self, key: &ResourceKey) -> Option<Cow<'_, Object>> {
         match self.objects.get(key)? {
-            Entry::Parsed(o) => Some(Cow::Borrowed(o)),
+            Entry::Parsed(o, _) => Some(Cow::Borrowed(o)),
             Entry::Text {
                 json,
                 origin,
                 mapped,
+                ..
             } => match serde_json::from_str(json) {
                 Ok(value) => Some(Cow::Owned(Object {
                     value,
@@ -180,9 +261,12 @@ impl DesiredIndex for CompactSnapshot {
     }
     fn parsed(&self) -> Box<dyn Iterator<Item = (&ResourceKey, &Object)> + '_> {
         Box::new(self.objects.iter().filter_map(|(k, e)| match e {
-            Entry::Parsed(o) => Some((k, o)),
+            Entry::Parsed(o, _) => Some((k, o)),
             Entry::Text { .. } => None,
         }))
+    }
+    fn content_hash(&self, key: &ResourceKey) -> Option<ContentHash> {
+        self.objects.get(key)?.hash()
     }
 }
 

@@ -179,7 +179,7 @@ pub fn compare(desired: &Snapshot, live: &Snapshot, opts: &Options) -> DiffResul
 }
 
 /// What one batch of live objects yielded (see [`Comparison`]).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Partial {
     drifts: Vec<Drift>,
     suppressed: Suppressed,
@@ -187,6 +187,9 @@ pub struct Partial {
     compared_keys: Vec<ResourceKey>,
     seen: Vec<ResourceKey>,
     notes: Vec<String>,
+    /// The kinds whose schema the batch looked up (group, kind): a reused batch looks them
+    /// up again, so that the registry's notes are those of a comparison.
+    schema_kinds: BTreeSet<(String, String)>,
 }
 
 /// A comparison fed with live objects in batches, so that a large live side never has to
@@ -328,12 +331,14 @@ impl<'a> Comparison<'a> {
     {
         self.schemas
             .add_crds(live.iter().map(|(k, o)| (k.borrow(), o.borrow())));
+        // (drift, suppressed, compared, desired alias, notes, schema looked up)
         type PerObject<'k> = (
             Option<Drift>,
             Suppressed,
             bool,
             Option<&'k ResourceKey>,
             Vec<String>,
+            bool,
         );
         let per_object: Vec<PerObject<'a>> = live
             .par_iter()
@@ -343,13 +348,13 @@ impl<'a> Comparison<'a> {
                 let narrowed = self.opts_for(desired.as_ref().map_or(l, |(d, _)| d.as_ref()));
                 let opts: &Options = &narrowed;
                 if opts.ignore.ignores_object(key) {
-                    return (None, Suppressed::default(), false, None, Vec::new());
+                    return (None, Suppressed::default(), false, None, Vec::new(), false);
                 }
                 match desired {
                     // Comparing environments, objects owned by a controller (a CronJob's
                     // Jobs, ReplicaSets) follow their owner: compare the owners only.
                     Some((d, alias)) if opts.symmetric && (d.is_owned() || l.is_owned()) => {
-                        (None, Suppressed::default(), false, alias, Vec::new())
+                        (None, Suppressed::default(), false, alias, Vec::new(), false)
                     }
                     // Flux will not override it (ssa: Ignore / IfNotPresent, reconcile:
                     // disabled): its differences are not drift Flux would correct.
@@ -362,13 +367,13 @@ impl<'a> Comparison<'a> {
                             annotated: 1,
                             ..Suppressed::default()
                         };
-                        (None, sup, true, alias, Vec::new())
+                        (None, sup, true, alias, Vec::new(), false)
                     }
                     Some((d, alias)) => {
                         let schema = self.schemas.get(&key.group, &key.kind);
                         let mut notes = Vec::new();
                         let (drift, sup) = modified_drift(key, &d, l, opts, &schema, &mut notes);
-                        (drift, sup, true, alias, notes)
+                        (drift, sup, true, alias, notes, true)
                     }
                     None => {
                         let unmanaged = opts.unmanaged.enabled
@@ -390,6 +395,7 @@ impl<'a> Comparison<'a> {
                             false,
                             None,
                             Vec::new(),
+                            false,
                         )
                     }
                 }
@@ -399,12 +405,18 @@ impl<'a> Comparison<'a> {
             seen: live.iter().map(|(k, _)| k.borrow().clone()).collect(),
             ..Partial::default()
         };
-        for ((drift, sup, compared, alias, notes), (k, _)) in per_object.into_iter().zip(live) {
+        for ((drift, sup, compared, alias, notes, schema), (k, _)) in
+            per_object.into_iter().zip(live)
+        {
+            let k: &ResourceKey = k.borrow();
+            if schema && !p.schema_kinds.contains(&(k.group.clone(), k.kind.clone())) {
+                p.schema_kinds.insert((k.group.clone(), k.kind.clone()));
+            }
             p.notes.extend(notes);
             p.suppressed.add(&sup);
             p.compared += usize::from(compared);
             if compared && self.opts.keep_compared {
-                p.compared_keys.push(k.borrow().clone());
+                p.compared_keys.push(k.clone());
             }
             p.drifts.extend(drift);
             if let Some(dkey) = alias {
@@ -413,6 +425,73 @@ impl<'a> Comparison<'a> {
             }
         }
         p
+    }
+
+    /// What a live object under each of `keys` would be compared with, as one digest: per
+    /// key, its desired counterpart (the same key, or the namespaced alias of a
+    /// cluster-scoped one) and that object's [`DesiredIndex::content_hash`], without
+    /// parsing anything. Equal digests (with equal live objects, options and schemas) mean
+    /// equal batch results. `None` when a counterpart has no content hash.
+    pub fn counterparts_digest<'k>(
+        &self,
+        keys: impl IntoIterator<Item = &'k ResourceKey>,
+    ) -> Option<[u8; 32]> {
+        let mut h = Sha256::new();
+        for key in keys {
+            h.update(key.to_string().as_bytes());
+            if self.desired.origin(key).is_some() {
+                h.update(b"=");
+                h.update(self.desired.content_hash(key)?);
+            } else if key.namespace.is_none()
+                && let Some(dkey) = self.namespaced_aliases.get(&(
+                    key.group.as_str(),
+                    key.kind.as_str(),
+                    key.name.as_str(),
+                ))
+            {
+                h.update(b"~");
+                h.update(dkey.to_string().as_bytes());
+                h.update(self.desired.content_hash(dkey)?);
+            } else {
+                h.update(b"-");
+            }
+            h.update([0]);
+        }
+        Some(h.finalize().into())
+    }
+
+    /// A digest of what every object's comparison depends on besides its pair, the
+    /// options and the schemas: the scope unmanaged objects are looked for in.
+    pub fn scope_digest(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(format!("{:?}", self.scope.namespaces).as_bytes());
+        for ns in &self.scope.desired_namespaces {
+            h.update(ns.as_bytes());
+            h.update([0]);
+        }
+        h.update([1]);
+        for (g, k) in &self.scope.cluster_kinds {
+            h.update(g.as_bytes());
+            h.update([0]);
+            h.update(k.as_bytes());
+            h.update([0]);
+        }
+        h.finalize().into()
+    }
+
+    /// See [`Registry::crd_fingerprint`]: the schemas this comparison has read so far.
+    pub fn schemas_fingerprint(&self) -> Option<[u8; 32]> {
+        self.schemas.crd_fingerprint()
+    }
+
+    /// Stands for [`Comparison::batch`] of a live batch whose earlier result `p` is reused:
+    /// the batch's CRDs go into the registry (`crds`: the batch's CRD objects) and the
+    /// schemas the batch looked up are looked up again (so the result's notes are the same).
+    pub fn replay(&self, p: &Partial, crds: &[(ResourceKey, Object)]) {
+        self.schemas.add_crds(crds.iter().map(|(k, o)| (k, o)));
+        for (g, k) in &p.schema_kinds {
+            self.schemas.get(g, k);
+        }
     }
 
     /// Merges the batches and reports desired objects never seen live as missing (or as

@@ -22,6 +22,7 @@
 //!   `from` is) are left out: they are neither reported nor resolved.
 
 mod lines;
+pub mod reuse;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -278,6 +279,28 @@ pub fn options(job: &Job<'_>) -> Options {
 const CANCEL_CHECK_EVERY: usize = 2048;
 
 pub fn run(job: &Job<'_>) -> Outcome {
+    run_with(job, true)
+}
+
+/// The identity of a job for [`reuse`]: its mode and both sides' names and sources.
+fn job_identity(job: &Job<'_>) -> String {
+    let describe = |i: &Input| match &i.source {
+        Src::Spec(s) => s.describe(),
+        Src::Opened(_) => String::from("(opened)"),
+    };
+    format!(
+        "{:?}\u{0}{}\u{0}{}\u{0}{}\u{0}{}",
+        job.mode,
+        job.from.name,
+        describe(&job.from),
+        job.to.name,
+        describe(&job.to)
+    )
+}
+
+/// [`run`], reusing kept comparison results of unchanged files when `reuse` (see
+/// [`reuse`]).
+fn run_with(job: &Job<'_>, allow_reuse: bool) -> Outcome {
     let cancelled = || {
         job.cancel
             .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
@@ -380,9 +403,32 @@ pub fn run(job: &Job<'_>) -> Outcome {
         let namespaces = namespaces_of(objects.iter().map(|(k, _)| k));
         (comparison.batch(objects), hashes, namespaces)
     };
+    // Results of unchanged files kept from the last run (the daemon's caches).
+    let session = match (job.caches, to_side) {
+        (Some(c), ToSide::Stream(_)) => {
+            let identity = job_identity(job);
+            let mut h = Sha256::new();
+            h.update(identity.as_bytes());
+            h.update(format!("{:?}{}{}", job.overrides, job.keep_compared, job.hash_to).as_bytes());
+            h.update(comparison.scope_digest());
+            Some(reuse::Session::begin(
+                &c.results,
+                identity,
+                &job.to.name,
+                &job.opts,
+                h.finalize().into(),
+                &comparison,
+                allow_reuse,
+            ))
+        }
+        _ => None,
+    };
+    let reuse_files = session
+        .as_ref()
+        .map(|s| s as &dyn source::dump::FileReuse<reuse::BatchOut>);
     // The `to` side, streamed where it can be.
     let (partials, to_meta, to_objects, hashes, to_namespaces) = match to_side {
-        ToSide::Stream(spec) => match source::stream(spec, &to_ctx, &consume) {
+        ToSide::Stream(spec) => match source::stream(spec, &to_ctx, &consume, reuse_files) {
             Ok(s) => {
                 let mut partials = Vec::with_capacity(s.results.len());
                 let mut hashes = Vec::new();
@@ -432,6 +478,13 @@ pub fn run(job: &Job<'_>) -> Outcome {
         return Outcome::failed(job, RunError::Cancelled);
     }
     let mut result = comparison.finish(partials, &to_meta.unknown);
+    if let Some(s) = session
+        && !s.finish()
+    {
+        // A CRD changed under reused results: everything is compared again.
+        drop(comparison);
+        return run_with(job, false);
+    }
     drop(comparison);
     let adopt = match (&from_loaded.adopt, job.mode) {
         (Some(a), Mode::DesiredVsLive) => {

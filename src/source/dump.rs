@@ -343,31 +343,37 @@ fn file_batches(path: &Path, opts: &LoadOptions, f: &mut dyn FnMut(FileObjects))
 }
 
 /// [`file_batches`] through a [`FileCache`]: the file is always read and hashed; when its
-/// content (and the options) are those of the cached parse, that parse is handed over
-/// again instead of parsing the file.
+/// content (and the options) are those of the cached parse, nothing is handed to `f` and
+/// the cached parse is returned ([`Cached::Hit`]: the caller uses it as it is or replays
+/// it with [`CachedFile::replay`]); else the file is parsed into `f` and stored.
 fn file_batches_cached(
     path: &Path,
     opts: &LoadOptions,
     cache: Option<&FileCache>,
     f: &mut dyn FnMut(FileObjects),
-) {
+) -> Cached {
     let bytes = match read_bounded(path, opts.limits.max_file_bytes) {
         Ok(b) => b,
-        Err(msg) => return f(read_error(path, opts, msg)),
+        Err(msg) => {
+            f(read_error(path, opts, msg));
+            return Cached::Parsed(None);
+        }
     };
     let Some(cache) = cache else {
-        return match bytes_to_text(bytes) {
+        match bytes_to_text(bytes) {
             Ok(text) => text_batches(path, &text, opts, f),
             Err(msg) => f(read_error(path, opts, msg)),
-        };
+        }
+        return Cached::Parsed(None);
     };
     let key = cache_key(opts, path);
     let hash: [u8; 32] = sha2::Sha256::digest(&bytes).into();
     if let Some(entry) = cache.hit(&key, &hash) {
-        return entry.replay(f);
+        return Cached::Hit(entry);
     }
     let size = bytes.len() as u64;
     let mut entry = CachedFile {
+        key: key.clone(),
         hash,
         objects: Vec::new(),
         errors: Vec::new(),
@@ -383,7 +389,28 @@ fn file_batches_cached(
         Err(msg) => record(read_error(path, opts, msg)),
     }
     tracing::trace!(file = %path.display(), size, "parsed (not cached before)");
-    cache.store(key, entry);
+    Cached::Parsed(cache.store(key, entry))
+}
+
+/// How [`file_batches_cached`] read a file.
+enum Cached {
+    /// Its bytes are those of this cached parse; nothing was handed over.
+    Hit(std::sync::Arc<CachedFile>),
+    /// It was parsed and handed over; its parse, when it was stored.
+    Parsed(Option<std::sync::Arc<CachedFile>>),
+}
+
+impl Cached {
+    /// Hands a hit over as a parse would have been.
+    fn replay_into(self, f: &mut dyn FnMut(FileObjects)) -> Option<std::sync::Arc<CachedFile>> {
+        match self {
+            Cached::Hit(entry) => {
+                entry.replay(f);
+                Some(entry)
+            }
+            Cached::Parsed(entry) => entry,
+        }
+    }
 }
 
 /// A cache of file parses kept between reads (the daemon's, in
@@ -411,9 +438,12 @@ struct FileEntries {
     reused: usize,
 }
 
-/// One file's parse, as it was handed over.
+/// One file's parse, as it was handed over: each object as the compact JSON text
+/// `serde_json::to_string` wrote for it.
 #[derive(Debug)]
-struct CachedFile {
+pub struct CachedFile {
+    /// The options and path it was read with ([`FileCache`]'s key).
+    key: String,
     hash: [u8; 32],
     objects: Vec<(ResourceKey, Box<str>, Origin)>,
     errors: Vec<InputError>,
@@ -422,6 +452,21 @@ struct CachedFile {
 }
 
 impl CachedFile {
+    /// The options and path the file was read with: unique per file and way of reading it.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// SHA-256 of the file's bytes.
+    pub fn hash(&self) -> &[u8; 32] {
+        &self.hash
+    }
+
+    /// The file's objects: key, compact JSON text, origin.
+    pub fn objects(&self) -> &[(ResourceKey, Box<str>, Origin)] {
+        &self.objects
+    }
+
     fn record(&mut self, fo: &FileObjects) {
         for (k, o) in &fo.objects {
             // Serializing a value does not fail; if it did, the entry would be incomplete:
@@ -438,6 +483,26 @@ impl CachedFile {
         if fo.skipped.is_some() {
             self.skipped.clone_from(&fo.skipped);
         }
+    }
+
+    /// The objects as a [`CompactSnapshot`](crate::diff::CompactSnapshot) of their text
+    /// and the duplicates among them, without parsing them (CRDs excepted); `None` if a
+    /// CRD's text does not parse (text written from a value always does).
+    fn compact(
+        &self,
+        opts: &LoadOptions,
+    ) -> Option<(crate::diff::CompactSnapshot, Vec<InputError>)> {
+        let mut texts = crate::diff::CompactSnapshot::default();
+        let mut dups = Vec::new();
+        for (key, json, origin) in &self.objects {
+            let crd = key.group == "apiextensions.k8s.io" && key.kind == "CustomResourceDefinition";
+            match texts.insert_text(key.clone(), json, origin.clone(), crd) {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(first) => dups.push(duplicate_error(opts, key, origin, first)),
+            }
+        }
+        Some((texts, dups))
     }
 
     /// Hands the parse over again, in batches, as [`file_batches`] would.
@@ -484,15 +549,19 @@ impl FileCache {
         Some(entry)
     }
 
-    fn store(&self, key: String, entry: CachedFile) {
+    /// Stores a parse; returns it when it was kept (it fits in [`FileCache::MAX_BYTES`]).
+    fn store(&self, key: String, entry: CachedFile) -> Option<std::sync::Arc<CachedFile>> {
         let mut e = self.lock();
         if let Some(old) = e.map.remove(&key) {
             e.bytes -= old.bytes;
         }
         if entry.hash != [0; 32] && e.bytes + entry.bytes <= Self::MAX_BYTES {
             e.bytes += entry.bytes;
-            e.map.insert(key, std::sync::Arc::new(entry));
+            let entry = std::sync::Arc::new(entry);
+            e.map.insert(key, std::sync::Arc::clone(&entry));
+            return Some(entry);
         }
+        None
     }
 
     /// Drops the entries read with `opts` whose file is not in `files` (it was removed).
@@ -682,7 +751,7 @@ pub fn load_paths_compact(
             let mut compact = crate::diff::CompactSnapshot::default();
             let mut rest = FileObjects::default();
             let mut dups = Vec::new();
-            file_batches_cached(f, opts, cache, &mut |fo| {
+            let mut add = |fo: FileObjects| {
                 for (key, obj) in fo.objects {
                     let origin = obj.origin.clone();
                     if let Err(first) = compact.insert(key.clone(), obj) {
@@ -691,7 +760,20 @@ pub fn load_paths_compact(
                 }
                 rest.errors.extend(fo.errors);
                 rest.skipped = rest.skipped.take().or(fo.skipped);
-            });
+            };
+            if let Cached::Hit(entry) = file_batches_cached(f, opts, cache, &mut add) {
+                // An unchanged file: its objects' text goes into the compact side as it
+                // is, without parsing it again (CRDs excepted: the registry reads them).
+                match entry.compact(opts) {
+                    Some((texts, file_dups)) => {
+                        compact = texts;
+                        dups = file_dups;
+                        rest.errors.extend(entry.errors.iter().cloned());
+                        rest.skipped.clone_from(&entry.skipped);
+                    }
+                    None => entry.replay(&mut add),
+                }
+            }
             on_file(f);
             (compact, rest, dups)
         })
@@ -712,6 +794,16 @@ pub fn load_paths_compact(
 
 /// A consumer of one file's objects (see [`stream_paths`]).
 pub type Consumer<'a, R> = dyn Fn(&[(ResourceKey, Object)]) -> R + Sync + 'a;
+
+/// Results of a [`Consumer`] kept between reads of a file source (the daemon's): when a
+/// file's bytes are those of a cached parse, [`FileReuse::reuse`] may give back the
+/// results `consume` gave for them last time, and the file is neither parsed nor consumed.
+pub trait FileReuse<R>: Sync {
+    /// The results kept for this file's parse, if they still hold.
+    fn reuse(&self, file: &CachedFile) -> Option<Vec<R>>;
+    /// Keeps the results `consume` just gave for this file's parse.
+    fn keep(&self, file: &CachedFile, results: &[R]);
+}
 
 /// What [`stream_paths`] returns: the consumer's results (one per file, in file order)
 /// and the snapshot's metadata without its objects (source, errors, skipped files).
@@ -737,6 +829,7 @@ pub(crate) fn stream_paths<R: Send>(
     on_file: &(dyn Fn(&Path) + Sync),
     consume: &Consumer<'_, R>,
     cache: Option<&FileCache>,
+    reuse: Option<&dyn FileReuse<R>>,
 ) -> Streamed<R> {
     let mut meta = Snapshot {
         source: Some(source_ref(paths, opts)),
@@ -757,7 +850,7 @@ pub(crate) fn stream_paths<R: Send>(
         .par_iter()
         .map(|f| {
             let mut out: PerFile<R> = (Vec::new(), Vec::new(), Vec::new(), None);
-            file_batches_cached(f, opts, cache, &mut |fo| {
+            let mut take = |fo: FileObjects| {
                 if !fo.objects.is_empty() {
                     out.0.push(consume(&fo.objects));
                 }
@@ -765,7 +858,25 @@ pub(crate) fn stream_paths<R: Send>(
                     .extend(fo.objects.into_iter().map(|(k, o)| (k, o.origin)));
                 out.2.extend(fo.errors);
                 out.3 = out.3.take().or(fo.skipped);
-            });
+            };
+            let read = file_batches_cached(f, opts, cache, &mut take);
+            if let (Cached::Hit(entry), Some(r)) = (&read, reuse)
+                && let Some(results) = r.reuse(entry)
+            {
+                // Unchanged, and so is what it was compared with: last time's results.
+                out.0 = results;
+                out.1 = entry
+                    .objects
+                    .iter()
+                    .map(|(k, _, origin)| (k.clone(), origin.clone()))
+                    .collect();
+                out.2.clone_from(&entry.errors);
+                out.3.clone_from(&entry.skipped);
+            } else if let Some(entry) = read.replay_into(&mut take)
+                && let Some(r) = reuse
+            {
+                r.keep(&entry, &out.0);
+            }
             on_file(f);
             out
         })

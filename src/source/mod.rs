@@ -232,6 +232,9 @@ pub struct SourceCaches {
     clusters: Mutex<HashMap<String, kube::ObjectCache>>,
     /// Parsed files of file sources (directories, dumps), by options, path and content.
     pub files: dump::FileCache,
+    /// Comparison results of unchanged files of streamed sides, per job
+    /// ([`crate::run::reuse`]).
+    pub results: crate::run::reuse::Results,
     /// Files the last read of each side took from [`SourceCaches::files`].
     pub files_reused: Mutex<HashMap<String, usize>>,
     /// Objects reused from the cache by the last read of each side (for logs and tests).
@@ -340,6 +343,7 @@ pub fn stream<R: Send>(
     spec: &SourceSpec,
     ctx: &Ctx<'_>,
     consume: &dump::Consumer<'_, R>,
+    reuse: Option<&dyn dump::FileReuse<R>>,
 ) -> Result<StreamedSide<R>, SourceError> {
     match spec {
         SourceSpec::Files {
@@ -353,6 +357,7 @@ pub fn stream<R: Send>(
                 ctx.on_file,
                 consume,
                 ctx.caches.map(|c| &c.files),
+                reuse,
             );
             ctx.note_files_reused();
             Ok(StreamedSide {

@@ -26,7 +26,7 @@
 //! `lt` (`x-kubernetes-list-type`), `lk` (`x-kubernetes-list-map-keys`), `mk` (strategic-merge
 //! key), `pu` (`x-kubernetes-preserve-unknown-fields`), `er` (`x-kubernetes-embedded-resource`).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, LazyLock, Mutex, RwLock};
 
 use serde_json::{Map, Value};
@@ -557,6 +557,9 @@ fn is_crd(key: &ResourceKey) -> bool {
 #[derive(Default)]
 pub struct Registry {
     crds: Cache,
+    /// What the CRDs read so far were, by object: a hash of each one's JSON (see
+    /// [`Registry::crd_fingerprint`]).
+    crd_inputs: Mutex<BTreeMap<String, [u8; 16]>>,
     /// Clusters' OpenAPI documents, consulted after the CRDs and before the bundled set.
     sets: RwLock<Vec<Arc<SchemaSet>>>,
     unknown: Mutex<BTreeSet<String>>,
@@ -588,6 +591,17 @@ impl Registry {
             if !is_crd(key) {
                 continue;
             }
+            let hash = {
+                use sha2::Digest;
+                let d = sha2::Sha256::digest(obj.value.to_string().as_bytes());
+                let mut h = [0u8; 16];
+                h.copy_from_slice(&d[..16]);
+                h
+            };
+            self.crd_inputs
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(key.to_string(), hash);
             let (kinds, errors) = crd_schemas(&obj.value);
             if !errors.is_empty() {
                 self.errors
@@ -603,6 +617,33 @@ impl Registry {
                 map.insert((g, k), Arc::new(s));
             }
         }
+    }
+
+    /// A hash of the CRDs read so far (which objects, with what content): equal
+    /// fingerprints, equal schemas. `None` when clusters' schema sets are in use (they are
+    /// not fingerprinted: nothing is reused across such comparisons).
+    pub fn crd_fingerprint(&self) -> Option<[u8; 32]> {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        for (k, v) in self
+            .crd_inputs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            h.update(k.as_bytes());
+            h.update([0]);
+            h.update(v);
+        }
+        if !self
+            .sets
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_empty()
+        {
+            return None;
+        }
+        Some(h.finalize().into())
     }
 
     /// Adds a cluster's schema set (its OpenAPI v3 documents). A set met earlier wins for
