@@ -79,7 +79,7 @@ struct TreeChanges {
     /// apply only when the path holds neither a chart nor a kustomization.
     detected: bool,
     /// Where what the tree holds and envdrift cannot render is reported (`object`, field).
-    report: Option<(String, String, super::Found)>,
+    report: Option<(String, String, super::FoundNotes)>,
 }
 
 fn glob_alternatives(p: &str) -> Vec<String> {

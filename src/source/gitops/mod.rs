@@ -169,7 +169,7 @@ impl std::fmt::Display for Unmapped {
 }
 
 /// Where a tree hook reports what it found and could not apply.
-pub type Found = std::sync::Arc<std::sync::Mutex<Vec<Unmapped>>>;
+pub type FoundNotes = std::sync::Arc<std::sync::Mutex<Vec<Unmapped>>>;
 
 /// One Git source of a GitOps object, ready for [`render::load_git`].
 #[derive(Debug, Clone)]
@@ -188,7 +188,7 @@ pub struct MappedSource {
     pub common_annotations: serde_json::Map<String, Value>,
     /// What the tree hook found it could not apply (Jsonnet files of a directory source),
     /// reported with [`Mapped::unmapped`] once the tree was read.
-    pub found: Found,
+    pub found: FoundNotes,
 }
 
 impl MappedSource {
