@@ -389,6 +389,36 @@ impl SourceConfig {
     }
 }
 
+impl SourceConfig {
+    /// The first problem of an `argocd` or `flux` block: `(field, message)`.
+    fn gitops_problem(&self) -> Result<(), (String, String)> {
+        match self {
+            SourceConfig::Argocd(a) => a.problem(),
+            SourceConfig::Flux(f) => f.problem(),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl EnvironmentConfig {
+    /// An `argocd` or `flux` desired block without its own cluster reads its object from
+    /// the environment's live cluster.
+    fn inherit_live_cluster(&mut self) {
+        let SourceConfig::Cluster(live) = &self.live else {
+            return;
+        };
+        match &mut self.desired {
+            SourceConfig::Argocd(a) => {
+                a.inherit_cluster(&live.kubeconfig, &live.context, live.in_cluster);
+            }
+            SourceConfig::Flux(f) => {
+                f.inherit_cluster(&live.kubeconfig, &live.context, live.in_cluster);
+            }
+            _ => {}
+        }
+    }
+}
+
 /// One environment the daemon scans.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -653,7 +683,7 @@ impl Config {
             sink.resolve_relative(base);
         }
         for env in cfg.environments.values_mut() {
-            inherit_live_cluster(env);
+            env.inherit_live_cluster();
         }
         // References to what was cut out would only repeat its error.
         let cut_refs = ["environments", "comparisons", "alerts"]
@@ -1012,7 +1042,7 @@ impl Config {
             {
                 invalid(format!("environments.{name}.interval"), e);
             }
-            if let Err((field, e)) = gitops_problem(&env.desired) {
+            if let Err((field, e)) = env.desired.gitops_problem() {
                 invalid(format!("environments.{name}.desired.{field}"), e);
             }
         }
@@ -1272,40 +1302,5 @@ mod argo_vocabulary_tests {
             problems[0].to_string().contains("jq_timeout"),
             "{problems:?}"
         );
-    }
-}
-
-/// A GitOps desired block without its own cluster reads the object from the environment's
-/// live cluster (its kubeconfig, context or in-cluster setting).
-fn inherit_live_cluster(env: &mut EnvironmentConfig) {
-    let SourceConfig::Cluster(live) = &env.live else {
-        return;
-    };
-    let fill =
-        |kubeconfig: &mut Option<PathBuf>, context: &mut Option<String>, in_cluster: &mut bool| {
-            if kubeconfig.is_none() && context.is_none() && !*in_cluster {
-                kubeconfig.clone_from(&live.kubeconfig);
-                context.clone_from(&live.context);
-                *in_cluster = live.in_cluster;
-            }
-        };
-    match &mut env.desired {
-        SourceConfig::Argocd(a) => fill(&mut a.kubeconfig, &mut a.context, &mut a.in_cluster),
-        SourceConfig::Flux(f) => fill(&mut f.kubeconfig, &mut f.context, &mut f.in_cluster),
-        _ => {}
-    }
-}
-
-/// The first problem of a GitOps desired block (`(field, message)`); other blocks have
-/// none here.
-///
-/// # Errors
-/// A Flux block without exactly one `NS/NAME` object, a bad Application name, a bad
-/// `request_timeout`.
-fn gitops_problem(desired: &SourceConfig) -> Result<(), (String, String)> {
-    match desired {
-        SourceConfig::Argocd(a) => a.problem(),
-        SourceConfig::Flux(f) => f.problem(),
-        _ => Ok(()),
     }
 }

@@ -130,17 +130,9 @@ struct World {
     url: String,
 }
 
-fn world() -> World {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().to_path_buf();
-    let url = make_repo(&dir.join("repo"));
-    let server = ApiServer::start();
-    kit::install(&server);
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(&kubeconfig, server.kubeconfig("gitops")).unwrap();
-    let put = |v: Value| {
-        server.insert(v, "kubectl-client-side-apply").unwrap();
-    };
+fn objects(url: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut put = |v: Value| out.push(v);
     put(kit::application(
         "guestbook",
         json!({"repoURL": url, "path": "apps/guestbook", "targetRevision": "main",
@@ -170,7 +162,7 @@ fn world() -> World {
     put(kit::git_repository(
         "flux-system",
         "fleet",
-        &url,
+        url,
         json!({"branch": "main"}),
     ));
     put(json!({"apiVersion": "v1", "kind": "ConfigMap",
@@ -199,6 +191,20 @@ fn world() -> World {
                "valuesFrom": [{"kind": "ConfigMap", "name": "web-values"}],
                "values": {"message": "from-flux"}}),
     ));
+    out
+}
+
+fn world() -> World {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let url = make_repo(&dir.join("repo"));
+    let server = ApiServer::start();
+    kit::install(&server);
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, server.kubeconfig("gitops")).unwrap();
+    for v in objects(&url) {
+        server.insert(v, "kubectl-client-side-apply").unwrap();
+    }
     World {
         _tmp: tmp,
         server,
@@ -555,6 +561,11 @@ fn discover_lists_the_objects_and_prints_a_config_that_loads() {
     ] {
         assert!(stdout.contains(line), "{line}\n{stdout}");
     }
+    // What a person reads, pinned (the temporary paths and the server's port replaced).
+    let pinned = stdout
+        .replace(&w.dir.display().to_string(), "[tmp]")
+        .replace(&w.server.addr.port().to_string(), "[port]");
+    insta::assert_snapshot!("discover_config", pinned);
     let path = w.dir.join("discovered.yaml");
     std::fs::write(&path, &stdout).unwrap();
     let cfg = Config::load(&path).unwrap_or_else(|p| panic!("{p:?}\n{stdout}"));
@@ -772,4 +783,72 @@ fn secrets_read_for_substitution_never_reach_logs_or_output() {
             "{args:?}: not substituted\n{stdout}"
         );
     }
+}
+
+/// The fields of `v` that `schema` (OpenAPI v3, structural) does not define.
+fn unknown_fields(v: &Value, schema: &Value, path: &str, out: &mut Vec<String>) {
+    if schema.get("x-kubernetes-preserve-unknown-fields") == Some(&json!(true)) {
+        return;
+    }
+    match v {
+        Value::Object(m) => {
+            let props = schema.get("properties").and_then(Value::as_object);
+            let additional = schema.get("additionalProperties");
+            for (k, child) in m {
+                let p = format!("{path}.{k}");
+                if let Some(s) = props.and_then(|ps| ps.get(k)) {
+                    unknown_fields(child, s, &p, out);
+                } else if let Some(a) = additional.filter(|a| a.is_object()) {
+                    unknown_fields(child, a, &p, out);
+                } else if additional != Some(&json!(true)) {
+                    out.push(p);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(s) = schema.get("items") {
+                for (i, x) in items.iter().enumerate() {
+                    unknown_fields(x, s, &format!("{path}[{i}]"), out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The test objects are real-looking: every field of their spec and status is one the
+/// projects' CRDs define (for the served version).
+#[test]
+fn test_objects_match_the_real_crds() {
+    let crds: Vec<Value> = kit::CRDS.iter().map(|f| kit::crd(f)).collect();
+    let mut checked = 0;
+    for obj in objects("file:///repo") {
+        let api = obj["apiVersion"].as_str().unwrap();
+        let Some((group, version)) = api.split_once('/') else {
+            continue;
+        };
+        let kind = obj["kind"].as_str().unwrap();
+        let crd = crds
+            .iter()
+            .find(|c| c["spec"]["group"] == group && c["spec"]["names"]["kind"] == kind)
+            .unwrap_or_else(|| panic!("no CRD for {api} {kind}"));
+        let schema = crd["spec"]["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == version)
+            .map(|v| v["schema"]["openAPIV3Schema"].clone())
+            .unwrap_or_else(|| panic!("{kind}: no version {version}"));
+        let mut unknown = Vec::new();
+        for part in ["spec", "status"] {
+            unknown_fields(&obj[part], &schema["properties"][part], part, &mut unknown);
+        }
+        assert!(
+            unknown.is_empty(),
+            "{kind} {}: {unknown:?}",
+            obj["metadata"]["name"]
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 7);
 }

@@ -78,6 +78,8 @@ struct TreeChanges {
     /// The type is detected (no helm/kustomize/directory block): the directory rules
     /// apply only when the path holds neither a chart nor a kustomization.
     detected: bool,
+    /// Where what the tree holds and envdrift cannot render is reported (`object`, field).
+    report: Option<(String, String, super::FoundNotes)>,
 }
 
 fn glob_alternatives(p: &str) -> Vec<String> {
@@ -112,14 +114,32 @@ impl TreeChanges {
                     .iter()
                     .any(|f| f.path == format!("{prefix}Chart.yaml")));
         if let Some((recurse, include, exclude)) = self.directory.as_ref().filter(|_| !rendered) {
-            files.retain(|f| {
-                let Some(rel) = f.path.strip_prefix(&prefix) else {
-                    return true;
-                };
+            let wanted = |rel: &str| {
                 (*recurse || !rel.contains('/'))
                     && (include.is_empty() || any_glob(include, rel))
                     && !any_glob(exclude, rel)
-            });
+            };
+            let jsonnet = files
+                .iter()
+                .filter_map(|f| f.path.strip_prefix(&prefix))
+                .filter(|rel| wanted(rel) && rel.ends_with(".jsonnet"))
+                .count();
+            if jsonnet > 0
+                && let Some((object, field, found)) = &self.report
+            {
+                found
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(Unmapped {
+                        object: object.clone(),
+                        field: field.clone(),
+                        message: format!(
+                            "{jsonnet} Jsonnet file(s) in {}: Argo CD renders them, envdrift does not",
+                            if self.path.is_empty() { "." } else { &self.path }
+                        ),
+                    });
+            }
+            files.retain(|f| f.path.strip_prefix(&prefix).is_none_or(wanted));
         }
         if let Some(text) = &self.inline_values {
             let path = format!("{prefix}{INLINE_VALUES}");
@@ -502,6 +522,11 @@ fn map_source(
         changes.directory = Some((false, Vec::new(), Vec::new()));
         changes.detected = true;
     }
+    changes.report = Some((
+        notes.object.to_string(),
+        format!("{prefix}.path"),
+        Arc::clone(&ms.found),
+    ));
     ms.hooks.tree = changes.hook();
     Ok(Some(ms))
 }
@@ -908,5 +933,30 @@ mod tests {
         tc.apply(&mut files).unwrap();
         let left: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(left, ["d/a.yaml", "d/b.yml"]);
+        // Jsonnet files are reported, not dropped silently.
+        let found = Arc::default();
+        let tc = TreeChanges {
+            path: "d".into(),
+            directory: Some((false, Vec::new(), Vec::new())),
+            report: Some((
+                "Application argocd/x".into(),
+                "spec.source.path".into(),
+                Arc::clone(&found),
+            )),
+            ..TreeChanges::default()
+        };
+        let mut files = vec![TreeFile {
+            path: "d/app.jsonnet".into(),
+            data: Vec::new(),
+            executable: false,
+        }];
+        tc.apply(&mut files).unwrap();
+        let found = found.lock().unwrap();
+        assert_eq!(found.len(), 1);
+        assert!(
+            found[0].message.contains("1 Jsonnet file(s) in d"),
+            "{:?}",
+            found[0]
+        );
     }
 }

@@ -21,6 +21,8 @@ pub struct Found {
     pub target_namespace: Option<String>,
     /// Its source, for the listing (`https://git.example/shop.git@main:apps`).
     pub source: String,
+    /// Why envdrift cannot render it, or what it would not apply (from mapping it).
+    pub problems: Vec<String>,
 }
 
 /// What [`discover`] found.
@@ -100,7 +102,25 @@ fn found(res: &Res, v: &Value) -> Option<Found> {
             .filter(|t| !t.is_empty())
             .map(str::to_string),
         source,
+        problems: Vec::new(),
     })
+}
+
+/// What mapping the object says: why it cannot be rendered, or what is not applied.
+fn problems(res: &Res, v: &Value, lookup: &ClusterLookup) -> Vec<String> {
+    let mapped = match res.kind {
+        "Application" => super::argocd::map(v),
+        "Kustomization" => super::flux::map_kustomization(v, lookup),
+        _ => super::flux::map_helmrelease(v, lookup),
+    };
+    match mapped {
+        Ok(m) => m
+            .unmapped
+            .iter()
+            .map(|u| format!("not applied: {}: {}", u.field, u.message))
+            .collect(),
+        Err(e) => vec![format!("cannot be rendered: {e}")],
+    }
 }
 
 /// Lists the GitOps objects of a cluster.
@@ -118,8 +138,13 @@ pub fn discover(target: &ClusterTarget, timeout: Duration) -> Result<Discovered,
             for res in [APPLICATION, KUSTOMIZATION, HELMRELEASE] {
                 match lookup.list(&res) {
                     Ok(Some(items)) => {
-                        out.objects
-                            .extend(items.iter().filter_map(|v| found(&res, v)));
+                        for v in &items {
+                            let Some(mut f) = found(&res, v) else {
+                                continue;
+                            };
+                            f.problems = problems(&res, v, &lookup);
+                            out.objects.push(f);
+                        }
                     }
                     Ok(None) => out.not_served.push(format!("{}.{}", res.plural, res.group)),
                     Err(reason) => {
@@ -250,6 +275,9 @@ impl Discovered {
         }
         for f in &self.objects {
             let name = env_name(f, &mut used);
+            for p in &f.problems {
+                out.push_str(&format!("  # {}\n", p.replace('\n', " ")));
+            }
             out.push_str(&format!("  {name}:\n    desired:\n"));
             match f.kind {
                 "Application" => {
@@ -294,6 +322,7 @@ mod tests {
             name: name.into(),
             target_namespace: None,
             source: String::new(),
+            problems: Vec::new(),
         };
         let mut used = BTreeSet::new();
         assert_eq!(

@@ -168,6 +168,9 @@ impl std::fmt::Display for Unmapped {
     }
 }
 
+/// Where a tree hook reports what it found and could not apply.
+pub type FoundNotes = std::sync::Arc<std::sync::Mutex<Vec<Unmapped>>>;
+
 /// One Git source of a GitOps object, ready for [`render::load_git`].
 #[derive(Debug, Clone)]
 pub struct MappedSource {
@@ -183,6 +186,9 @@ pub struct MappedSource {
     /// Labels and annotations set on every object's metadata (Flux `commonMetadata`).
     pub common_labels: serde_json::Map<String, Value>,
     pub common_annotations: serde_json::Map<String, Value>,
+    /// What the tree hook found it could not apply (Jsonnet files of a directory source),
+    /// reported with [`Mapped::unmapped`] once the tree was read.
+    pub found: FoundNotes,
 }
 
 impl MappedSource {
@@ -196,6 +202,7 @@ impl MappedSource {
             default_namespace: None,
             common_labels: serde_json::Map::new(),
             common_annotations: serde_json::Map::new(),
+            found: std::sync::Arc::default(),
         }
     }
 }
@@ -346,6 +353,7 @@ fn render_mapped(
 ) -> Result<Loaded, SourceError> {
     let described = src.describe();
     let mut out: Option<Loaded> = None;
+    let mut late: Vec<Unmapped> = Vec::new();
     for ms in &mapped.sources {
         let mut spec = ms.spec.clone();
         if let Some(range) = &ms.semver {
@@ -395,6 +403,13 @@ fn render_mapped(
             "rendered GitOps source"
         );
         let mut loaded = crate::source::rendered(gl);
+        let found = std::mem::take(
+            &mut *ms
+                .found
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        late.extend(found);
         if !ms.common_labels.is_empty() || !ms.common_annotations.is_empty() {
             for obj in loaded.snapshot.objects.values_mut() {
                 set_metadata(obj, &ms.common_labels, &ms.common_annotations);
@@ -412,7 +427,7 @@ fn render_mapped(
             message: format!("{}: no Git source to render", src.object.describe()),
         });
     };
-    for u in &mapped.unmapped {
+    for u in mapped.unmapped.iter().chain(&late) {
         loaded.snapshot.errors.push(InputError {
             side: ctx.side.to_string(),
             source: u.object.clone(),
@@ -787,7 +802,7 @@ impl ArgoCdSourceConfig {
 
 fn check_timeout(t: &Option<String>) -> Result<(), (String, String)> {
     if let Some(t) = t
-        && let Err(e) = crate::source::parse_duration(t)
+        && let Err(e) = parse_duration(t)
     {
         return Err(("request_timeout".into(), e));
     }
@@ -867,7 +882,7 @@ fn build(
         }
     };
     let request_timeout = match c.request_timeout {
-        Some(t) => crate::source::parse_duration(t).map_err(|e| format!("request_timeout: {e}"))?,
+        Some(t) => parse_duration(t).map_err(|e| format!("request_timeout: {e}"))?,
         None => Duration::from_secs(30),
     };
     let mut auth = c.auth.clone();
@@ -890,6 +905,32 @@ fn build(
         extra_path: Vec::new(),
     })
 }
+
+use crate::source::parse_duration;
+
+macro_rules! fill_cluster {
+    ($t:ty) => {
+        impl $t {
+            /// Takes the environment's live cluster (kubeconfig, context, in-cluster) when
+            /// the block names none of its own.
+            pub(crate) fn inherit_cluster(
+                &mut self,
+                kubeconfig: &Option<PathBuf>,
+                context: &Option<String>,
+                in_cluster: bool,
+            ) {
+                if self.kubeconfig.is_none() && self.context.is_none() && !self.in_cluster {
+                    self.kubeconfig.clone_from(kubeconfig);
+                    self.context.clone_from(context);
+                    self.in_cluster = in_cluster;
+                }
+            }
+        }
+    };
+}
+
+fill_cluster!(ArgoCdSourceConfig);
+fill_cluster!(FluxSourceConfig);
 
 /// Reads a string field of a JSON object.
 pub(crate) fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {

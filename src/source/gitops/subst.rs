@@ -42,10 +42,8 @@ pub(crate) fn substitute(text: &str, vars: &BTreeMap<String, String>) -> Result<
             continue;
         };
         let Some(end) = body_start.find('}') else {
-            return Err(format!(
-                "unterminated `${{` in `{}`",
-                one_line(&rest[i..(i + 40).min(rest.len())])
-            ));
+            let snippet: String = rest[i..].chars().take(40).collect();
+            return Err(format!("unterminated `${{` in `{}`", one_line(&snippet)));
         };
         let expr = &body_start[..end];
         out.push_str(&eval(expr, vars)?);
