@@ -13,6 +13,7 @@
 
 mod compare;
 pub mod dto;
+mod trends;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -53,6 +54,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/scans"),
     ("GET", "/api/v1/scans/{id}"),
     ("GET", "/api/v1/reports/latest"),
+    ("GET", "/api/v1/trends"),
 ];
 
 /// Errors of the API's start-up; each names the config key.
@@ -73,6 +75,8 @@ pub enum ApiError {
     Tls(String),
     #[error("the API's store reader: {0}")]
     Store(#[from] StoreError),
+    #[error("the web page: {0}")]
+    Web(#[from] crate::web::TemplateError),
 }
 
 struct Token {
@@ -90,6 +94,8 @@ pub struct ApiState {
     tokens: Vec<Token>,
     metrics_public: bool,
     compare: compare::CompareCache,
+    /// The web page's templates and login sessions (src/web).
+    web: crate::web::WebState,
 }
 
 impl ApiState {
@@ -117,7 +123,36 @@ impl ApiState {
                 max_age,
                 cfg.compare_concurrency.unwrap_or(2).max(1),
             ),
+            web: crate::web::WebState::new(cfg, base)?,
         })
+    }
+
+    /// The read-only store handle (the web page's reads).
+    pub(crate) fn reader(&self) -> &StoreReader {
+        &self.store
+    }
+
+    /// The web page's state.
+    pub(crate) fn web(&self) -> &crate::web::WebState {
+        &self.web
+    }
+
+    /// No tokens are configured: the API and the pages are open (loopback only).
+    pub(crate) fn open_access(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// The name and role of the configured token `presented`, compared in constant time
+    /// against every token (the web page's login).
+    pub(crate) fn find_token(&self, presented: &str) -> Option<(String, Role)> {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let mut found = None;
+        for t in &self.tokens {
+            if bool::from(t.digest.ct_eq(&digest)) {
+                found = Some((t.name.clone(), t.role));
+            }
+        }
+        found
     }
 }
 
@@ -154,7 +189,7 @@ impl HttpError {
             param: None,
         }
     }
-    fn internal(message: impl Into<String>) -> HttpError {
+    pub(crate) fn internal(message: impl Into<String>) -> HttpError {
         HttpError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             code: "internal",
@@ -215,8 +250,11 @@ pub fn router(state: Shared, cfg: &ApiConfig) -> Result<Router, ApiError> {
         .route("/api/v1/scans", post(trigger_scan))
         .route("/api/v1/scans/{id}", get(get_scan))
         .route("/api/v1/reports/latest", get(latest_report))
+        .route("/api/v1/trends", get(trends::handler))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
+        // The web page (src/web): its own session auth, outside the bearer-token layer.
+        .merge(crate::web::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -369,6 +407,7 @@ async fn metrics(State(st): State<Shared>, headers: axum::http::HeaderMap) -> Re
     if let Ok(rows) = st.store.open_counts() {
         st.daemon.metrics.set_open(&rows);
     }
+    trends::update_gauges(&st);
     let openmetrics = headers
         .get_all(header::ACCEPT)
         .iter()

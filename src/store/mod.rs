@@ -20,9 +20,11 @@
 //! - `scans`: scan start and end, scan queries;
 //! - `drifts`: the drift lifecycle writes, drift queries, ack and silence, history events;
 //! - `outbox`: alerts queued, due, sent, failed;
-//! - `reports`: report runs, retention, counts for reports and metrics.
+//! - `reports`: report runs, retention, counts for reports and metrics;
+//! - `history`: drift intervals and scan outcomes over time (trends).
 
 mod drifts;
+mod history;
 pub mod maintenance;
 mod outbox;
 mod reports;
@@ -37,6 +39,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OpenFlags};
 
 pub use drifts::{DriftFilter, DriftRecord, DriftWrite, EventRecord, NewDrift, OpenCount};
+pub use history::{DriftInterval, ScanPoint};
 pub use outbox::{OutboxRecord, OutboxWrite};
 pub use scans::{ScanEnd, ScanRecord};
 pub use schema::MIGRATIONS;
