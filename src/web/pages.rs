@@ -337,7 +337,7 @@ pub async fn overview(State(st): State<Shared>, headers: HeaderMap) -> Result<Re
             active: "overview",
             visitor: v.clone(),
             targets,
-            severities: Severity::ALL.iter().rev().map(|s| s.as_str()).collect(),
+            severities: Severity::ALL.iter().map(|s| s.as_str()).collect(),
             totals,
             days,
         },
@@ -414,6 +414,8 @@ struct EnvPage {
     active: &'static str,
     visitor: Visitor,
     name: String,
+    /// This page without filters.
+    self_href: String,
     sources: String,
     state: &'static str,
     state_label: &'static str,
@@ -533,7 +535,6 @@ pub async fn environment(
             label: FILTERS[0].1,
             options: Severity::ALL
                 .iter()
-                .rev()
                 .map(|s| s.as_str().to_string())
                 .collect(),
             selected: get("severity").to_string(),
@@ -622,6 +623,7 @@ pub async fn environment(
             active: "overview",
             visitor: v.clone(),
             sources: sources_of(&st.daemon, &target),
+            self_href: href_of(&target),
             name,
             state,
             state_label,

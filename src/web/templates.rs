@@ -150,7 +150,30 @@ impl WebTemplates {
         }
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Chainable);
+        // Block tags on their own lines leave no blank lines in the page.
+        if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .build()
+        {
+            env.set_syntax(syntax);
+        }
         env.set_auto_escape_callback(|_| AutoEscape::Html);
+        // HTML escaping of `& < > " '` only: minijinja's own also escapes `/`, which would
+        // turn every path and JSON Pointer into `&#x2f;…` in the page's source.
+        env.set_formatter(|out, state, value| {
+            if value.is_safe()
+                || value.is_undefined()
+                || value.is_none()
+                || !matches!(state.auto_escape(), AutoEscape::Html)
+            {
+                return minijinja::escape_formatter(out, state, value);
+            }
+            out.write_str(&crate::web::svg::escape(&value.to_string()))
+                .map_err(|_| {
+                    minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "writing a page")
+                })
+        });
         env.add_filter("shorten", |s: String, n: usize| -> String {
             shorten(&s, n)
         });
