@@ -68,7 +68,11 @@ fn save(dir: &Path, name: &str, png: &[u8]) -> PathBuf {
     assert!(png.starts_with(b"\x89PNG"), "{name}: not a PNG");
     let p = dir.join(name);
     std::fs::write(&p, png).unwrap();
-    if let Ok(out) = std::env::var("ENVDRIFT_SCREENSHOTS") {
+    // The two images of docs/ (web.md, the README).
+    let for_docs = name == "web-overview.png" || name == "web-drift.png";
+    if let Ok(out) = std::env::var("ENVDRIFT_SCREENSHOTS")
+        && for_docs
+    {
         std::fs::create_dir_all(&out).unwrap();
         std::fs::write(Path::new(&out).join(name), png).unwrap();
     }
@@ -169,6 +173,10 @@ async fn overview_to_drift_to_acknowledged_in_chromium() {
     assert!(lx >= dx + dw - 1.0 && (ly - dy).abs() < 1.0, "not side by side");
     let pointer = c.find(Locator::Css(".change code.pointer")).await.unwrap();
     assert!(pointer.text().await.unwrap().starts_with('/'));
+    // Tall enough for the fix, the forms and the history.
+    c.set_window_size(1280, 1900).await.unwrap();
+    save(shots.path(), "web-drift.png", &c.screenshot().await.unwrap());
+
     // The fix, and its copy button (shown by the script).
     let fix = c
         .find(Locator::Css("pre#fix-patch, pre#fix-kubectl"))
@@ -179,11 +187,15 @@ async fn overview_to_drift_to_acknowledged_in_chromium() {
     let copy = c.find(Locator::Css("button.copy")).await.unwrap();
     assert!(copy.is_displayed().await.unwrap(), "copy.js did not run");
     copy.click().await.unwrap();
+    // It says "Copied", or "Selected: press Ctrl+C" where the clipboard is not allowed.
     let copied = c
-        .find(Locator::XPath("//button[contains(@class,'copy')][text()='Copied']"))
+        .wait()
+        .at_most(wait)
+        .for_element(Locator::XPath(
+            "//button[contains(@class,'copy')][text()!='Copy']",
+        ))
         .await;
     assert!(copied.is_ok(), "the copy button did not react");
-    save(shots.path(), "web-drift.png", &c.screenshot().await.unwrap());
 
     // Acknowledge through the form; the page and the store say so.
     let status = c.find(Locator::Id("drift-status")).await.unwrap();

@@ -12,11 +12,18 @@ document.addEventListener("DOMContentLoaded", function () {
         btn.textContent = "Copied";
         setTimeout(function () { btn.textContent = "Copy"; }, 1500);
       };
-      if (navigator.clipboard && window.isSecureContext) {
-        navigator.clipboard.writeText(text).then(done, function () { select(target); });
-      } else {
+      // Without clipboard access (an old browser, plain http on another host, a denied
+      // permission) the text is selected for Ctrl+C instead.
+      var fallback = function () {
         select(target);
-        try { document.execCommand("copy"); done(); } catch (e) { /* selected for Ctrl+C */ }
+        var ok = false;
+        try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+        if (ok) { done(); } else { btn.textContent = "Selected: press Ctrl+C"; }
+      };
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(text).then(done, fallback);
+      } else {
+        fallback();
       }
     });
   });
