@@ -20,7 +20,10 @@ fn settings() -> insta::Settings {
     let mut s = insta::Settings::clone_current();
     let root = env!("CARGO_MANIFEST_DIR");
     s.add_filter(&regex::escape(root), "[repo]");
-    s.add_filter(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})", "[time]");
+    s.add_filter(
+        r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})",
+        "[time]",
+    );
     s.add_filter(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC", "[time]");
     s.add_filter(r"\b[0-9a-f]{64}\b", "[token]");
     s.add_filter(r"\b\d+ ms\b|\b\d+(\.\d+)? s\b", "[duration]");
@@ -60,12 +63,18 @@ async fn every_page_renders() {
     snap("overview", &overview);
     for (state, name) in [("drifted", "production"), ("drifted", "staging")] {
         assert!(
-            overview.body.contains(&format!("href=\"/environments/{name}\"")),
+            overview
+                .body
+                .contains(&format!("href=\"/environments/{name}\"")),
             "{name}"
         );
         assert!(overview.body.contains(&format!("state-{state}")));
     }
-    assert!(overview.body.contains("href=\"/comparisons/staging-vs-production\""));
+    assert!(
+        overview
+            .body
+            .contains("href=\"/comparisons/staging-vs-production\"")
+    );
     // One sparkline per target.
     assert_eq!(overview.body.matches("<svg class=\"sparkline\"").count(), 3);
 
@@ -74,7 +83,10 @@ async fn every_page_renders() {
         &get(srv.addr, "/environments/production", None).await,
     );
     let id = a_drift(&srv, "production");
-    snap("drift", &get(srv.addr, &format!("/drifts/{id}"), None).await);
+    snap(
+        "drift",
+        &get(srv.addr, &format!("/drifts/{id}"), None).await,
+    );
     snap(
         "comparison",
         &get(srv.addr, "/comparisons/staging-vs-production", None).await,
@@ -95,7 +107,10 @@ async fn every_page_renders() {
             .unwrap()
             .contains("script-src 'self'")
     );
-    assert_eq!(overview.header("x-content-type-options").as_deref(), Some("nosniff"));
+    assert_eq!(
+        overview.header("x-content-type-options").as_deref(),
+        Some("nosniff")
+    );
 }
 
 #[tokio::test]
@@ -108,7 +123,10 @@ async fn the_drift_page_shows_both_sides_the_fix_and_the_history() {
     let body = &r.body;
     for c in d.body["changes"].as_array().unwrap() {
         let path = c["path"].as_str().unwrap();
-        assert!(body.contains(&format!("<code class=\"pointer\">{path}</code>")), "{path}");
+        assert!(
+            body.contains(&format!("<code class=\"pointer\">{path}</code>")),
+            "{path}"
+        );
     }
     assert!(body.contains("Desired (Git)") && body.contains("Live (cluster)"));
     assert!(body.contains("id=\"fix-patch\""), "no RFC 6902 patch");
@@ -199,7 +217,10 @@ async fn open_access_forms_need_the_csrf_cookie() {
     let page = get(srv.addr, &format!("/drifts/{id}"), None).await;
     let cookie = page.cookie("envdrift_csrf").expect("a CSRF cookie");
     let set = page.header("set-cookie").unwrap();
-    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
     let csrf = page.csrf().unwrap();
     assert_eq!(cookie, format!("envdrift_csrf={csrf}"));
     // Without the cookie (a form on another site): refused.
@@ -245,9 +266,17 @@ async fn open_access_forms_need_the_csrf_cookie() {
     assert_eq!(r.status, 303, "{}", r.body);
     let (d, _) = srv.daemon.store.drift(id).unwrap();
     assert_eq!(d.acked_by.as_deref(), Some("loopback: on it <b>"));
-    let page = get(srv.addr, r.header("location").unwrap().as_str(), Some(&cookie)).await;
+    let page = get(
+        srv.addr,
+        r.header("location").unwrap().as_str(),
+        Some(&cookie),
+    )
+    .await;
     assert!(page.body.contains("Acknowledged."));
-    assert!(page.body.contains("acknowledged by loopback: on it &lt;b&gt;"));
+    assert!(
+        page.body
+            .contains("acknowledged by loopback: on it &lt;b&gt;")
+    );
     assert!(page.body.contains("<strong>acknowledged</strong>"));
     // Silence for a day.
     let r = post(
@@ -259,7 +288,10 @@ async fn open_access_forms_need_the_csrf_cookie() {
     .await;
     assert_eq!(r.status, 303, "{}", r.body);
     let (d, _) = srv.daemon.store.drift(id).unwrap();
-    assert_eq!(d.silence_reason.as_deref(), Some("maintenance (by loopback)"));
+    assert_eq!(
+        d.silence_reason.as_deref(),
+        Some("maintenance (by loopback)")
+    );
     let until = chrono::DateTime::parse_from_rfc3339(d.silenced_until.as_deref().unwrap()).unwrap();
     let left = until.signed_duration_since(chrono::Utc::now());
     assert!(left > chrono::Duration::hours(23) && left <= chrono::Duration::hours(24));
@@ -286,7 +318,14 @@ async fn with_tokens_pages_need_a_login_and_roles_hold() {
     let login = get(srv.addr, "/login?next=%2Ftrends", None).await;
     snap("login", &login);
     // A wrong token.
-    let r = request(srv.addr, "POST", "/login", &[], Some("token=nope&next=%2Ftrends")).await;
+    let r = request(
+        srv.addr,
+        "POST",
+        "/login",
+        &[],
+        Some("token=nope&next=%2Ftrends"),
+    )
+    .await;
     assert_eq!(r.status, 401);
     assert!(r.body.contains("unknown token"));
     assert!(r.cookie("envdrift_session").is_none());
@@ -298,17 +337,29 @@ async fn with_tokens_pages_need_a_login_and_roles_hold() {
         (303, Some("/trends"))
     );
     let set = r.header("set-cookie").unwrap();
-    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
     assert!(!set.contains(READ));
     let read = r.cookie("envdrift_session").unwrap();
     let id = a_drift(&srv, "production");
     let page = get(srv.addr, &format!("/drifts/{id}"), Some(&read)).await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("ci <span class=\"role\">(read)</span>"));
-    assert!(!page.body.contains("/ack\""), "a read session sees no ack form");
+    assert!(
+        !page.body.contains("/ack\""),
+        "a read session sees no ack form"
+    );
     // The read session cannot acknowledge, even with its CSRF token.
     let csrf = page.csrf().unwrap();
-    let r = post(&srv, &format!("/drifts/{id}/ack"), &read, &format!("csrf={csrf}")).await;
+    let r = post(
+        &srv,
+        &format!("/drifts/{id}/ack"),
+        &read,
+        &format!("csrf={csrf}"),
+    )
+    .await;
     assert_eq!(r.status, 403);
     assert!(r.body.contains("role read"), "{}", r.body);
     // Bearer tokens do not open pages, cookies do not open the API.
@@ -333,16 +384,32 @@ async fn with_tokens_pages_need_a_login_and_roles_hold() {
         Some(&format!("token={OPERATE}&next=https://evil.example/")),
     )
     .await;
-    assert_eq!(r.header("location").as_deref(), Some("/"), "never to another site");
+    assert_eq!(
+        r.header("location").as_deref(),
+        Some("/"),
+        "never to another site"
+    );
     let op = r.cookie("envdrift_session").unwrap();
     let page = get(srv.addr, &format!("/drifts/{id}"), Some(&op)).await;
     let csrf = page.csrf().unwrap();
     // Another session's CSRF token does not do.
     let other = get(srv.addr, "/", Some(&read)).await.csrf().unwrap();
     assert_ne!(other, csrf);
-    let r = post(&srv, &format!("/drifts/{id}/ack"), &op, &format!("csrf={other}")).await;
+    let r = post(
+        &srv,
+        &format!("/drifts/{id}/ack"),
+        &op,
+        &format!("csrf={other}"),
+    )
+    .await;
     assert_eq!(r.status, 403);
-    let r = post(&srv, &format!("/drifts/{id}/ack"), &op, &format!("csrf={csrf}")).await;
+    let r = post(
+        &srv,
+        &format!("/drifts/{id}/ack"),
+        &op,
+        &format!("csrf={csrf}"),
+    )
+    .await;
     assert_eq!(r.status, 303, "{}", r.body);
     let (d, _) = srv.daemon.store.drift(id).unwrap();
     assert_eq!(d.acked_by.as_deref(), Some("oncall"));
@@ -380,8 +447,14 @@ async fn trends_as_json_and_gauges() {
         assert_eq!(t["resolved"], 0);
         assert!(t["mttr_seconds"].is_null());
     }
-    assert_eq!(get(srv.addr, "/api/v1/trends?days=0", None).await.status, 400);
-    assert_eq!(get(srv.addr, "/api/v1/trends?weeks=2", None).await.status, 400);
+    assert_eq!(
+        get(srv.addr, "/api/v1/trends?days=0", None).await.status,
+        400
+    );
+    assert_eq!(
+        get(srv.addr, "/api/v1/trends?weeks=2", None).await.status,
+        400
+    );
 
     // The gauges, after one more scan (so some time in the window has a known state).
     srv.daemon
@@ -390,10 +463,14 @@ async fn trends_as_json_and_gauges() {
         .unwrap();
     let m = get(srv.addr, "/metrics", None).await;
     assert!(
-        m.body.contains("envdrift_trend_drifts_opened_7d{target=\"production\"}"),
+        m.body
+            .contains("envdrift_trend_drifts_opened_7d{target=\"production\"}"),
         "{}",
         m.body
     );
     assert!(m.body.contains("# TYPE envdrift_trend_in_sync_ratio gauge"));
-    assert!(m.body.contains("envdrift_trend_in_sync_ratio{target=\"production\"} 0"));
+    assert!(
+        m.body
+            .contains("envdrift_trend_in_sync_ratio{target=\"production\"} 0")
+    );
 }

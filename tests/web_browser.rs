@@ -137,7 +137,11 @@ async fn overview_to_drift_to_acknowledged_in_chromium() {
             .await
             .unwrap()
     );
-    save(shots.path(), "web-overview.png", &c.screenshot().await.unwrap());
+    save(
+        shots.path(),
+        "web-overview.png",
+        &c.screenshot().await.unwrap(),
+    );
 
     // A link to production, then to its first drift.
     c.find(Locator::Css("a[href='/environments/production']"))
@@ -170,12 +174,19 @@ async fn overview_to_drift_to_acknowledged_in_chromium() {
     assert!(desired.is_displayed().await.unwrap() && live.is_displayed().await.unwrap());
     let (dx, dy, dw, _) = desired.rectangle().await.unwrap();
     let (lx, ly, _, _) = live.rectangle().await.unwrap();
-    assert!(lx >= dx + dw - 1.0 && (ly - dy).abs() < 1.0, "not side by side");
+    assert!(
+        lx >= dx + dw - 1.0 && (ly - dy).abs() < 1.0,
+        "not side by side"
+    );
     let pointer = c.find(Locator::Css(".change code.pointer")).await.unwrap();
     assert!(pointer.text().await.unwrap().starts_with('/'));
     // Tall enough for the fix, the forms and the history.
     c.set_window_size(1280, 1900).await.unwrap();
-    save(shots.path(), "web-drift.png", &c.screenshot().await.unwrap());
+    save(
+        shots.path(),
+        "web-drift.png",
+        &c.screenshot().await.unwrap(),
+    );
 
     // The fix, and its copy button (shown by the script).
     let fix = c
@@ -240,7 +251,11 @@ async fn overview_to_drift_to_acknowledged_in_chromium() {
         &c.screenshot().await.unwrap(),
     );
     c.close().await.unwrap();
-    for f in ["web-overview.png", "web-drift.png", "web-drift-acknowledged.png"] {
+    for f in [
+        "web-overview.png",
+        "web-drift.png",
+        "web-drift-acknowledged.png",
+    ] {
         assert!(shots.path().join(f).metadata().unwrap().len() > 1000, "{f}");
     }
     drop(driver);

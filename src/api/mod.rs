@@ -94,8 +94,8 @@ pub struct ApiState {
     tokens: Vec<Token>,
     metrics_public: bool,
     compare: compare::CompareCache,
-    /// The web page's templates and login sessions (src/web).
-    web: crate::web::WebState,
+    /// The web page's state (src/web): its own routes, merged in [`router`].
+    web: Arc<crate::web::WebState>,
 }
 
 impl ApiState {
@@ -114,7 +114,18 @@ impl ApiState {
             });
         }
         let max_age = dur(&cfg.compare_max_age, Duration::from_secs(30))?;
+        let web = crate::web::WebState::new(
+            Arc::clone(&daemon),
+            daemon.store.reader()?,
+            tokens
+                .iter()
+                .map(|t| (t.name.clone(), t.role, t.digest))
+                .collect(),
+            cfg,
+            base,
+        )?;
         Ok(ApiState {
+            web: Arc::new(web),
             store: daemon.store.reader()?,
             daemon,
             tokens,
@@ -123,36 +134,12 @@ impl ApiState {
                 max_age,
                 cfg.compare_concurrency.unwrap_or(2).max(1),
             ),
-            web: crate::web::WebState::new(cfg, base)?,
         })
     }
 
-    /// The read-only store handle (the web page's reads).
+    /// The read-only store handle.
     pub(crate) fn reader(&self) -> &StoreReader {
         &self.store
-    }
-
-    /// The web page's state.
-    pub(crate) fn web(&self) -> &crate::web::WebState {
-        &self.web
-    }
-
-    /// No tokens are configured: the API and the pages are open (loopback only).
-    pub(crate) fn open_access(&self) -> bool {
-        self.tokens.is_empty()
-    }
-
-    /// The name and role of the configured token `presented`, compared in constant time
-    /// against every token (the web page's login).
-    pub(crate) fn find_token(&self, presented: &str) -> Option<(String, Role)> {
-        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        let mut found = None;
-        for t in &self.tokens {
-            if bool::from(t.digest.ct_eq(&digest)) {
-                found = Some((t.name.clone(), t.role));
-            }
-        }
-        found
     }
 }
 
@@ -253,8 +240,9 @@ pub fn router(state: Shared, cfg: &ApiConfig) -> Result<Router, ApiError> {
         .route("/api/v1/trends", get(trends::handler))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
+        .with_state(state.clone())
         // The web page (src/web): its own session auth, outside the bearer-token layer.
-        .merge(crate::web::routes())
+        .merge(crate::web::routes(Arc::clone(&state.web)))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -263,8 +251,7 @@ pub fn router(state: Shared, cfg: &ApiConfig) -> Result<Router, ApiError> {
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
-        ))
-        .with_state(state);
+        ));
     Ok(app)
 }
 

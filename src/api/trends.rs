@@ -37,7 +37,7 @@ pub(super) async fn handler(
 /// they were (and is logged by the next page or API read that fails the same way).
 pub(super) fn update_gauges(st: &ApiState) {
     match crate::web::compute_trends(&st.daemon, st.reader(), 30) {
-        Ok(t) => st.daemon.metrics.set_trends(&t),
+        Ok(t) => crate::web::trends::set_gauges(&st.daemon.metrics, &t),
         Err(e) => tracing::debug!(error = %e, "trend gauges not updated"),
     }
 }

@@ -63,7 +63,8 @@ pub struct Metrics {
     pub compare_computed: Counter,
     pub api_requests: Family<ApiLabels, Counter>,
     pub open_drifts: Family<OpenLabels, Gauge>,
-    /// Trends over the last 30 days (src/web/trends.rs), set when `/metrics` is scraped.
+    /// Trends over the last 30 days, set by `web::trends::set_gauges` when `/metrics` is
+    /// scraped.
     pub trend_mttr: Family<TargetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub trend_in_sync: Family<TargetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub trend_opened_7d: Family<TargetLabels, Gauge>,
@@ -123,7 +124,8 @@ impl Default for Metrics {
             "Open drifts by target, severity and category",
             open_drifts.clone(),
         );
-        let trend_mttr = Family::<TargetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let trend_mttr =
+            Family::<TargetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
         let trend_in_sync =
             Family::<TargetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
         let trend_opened_7d = Family::<TargetLabels, Gauge>::default();
@@ -173,26 +175,6 @@ impl Metrics {
                     })
                     .inc();
             }
-        }
-    }
-
-    /// Sets the trend gauges from 30-day trends.
-    pub(crate) fn set_trends(&self, t: &crate::web::trends::Trends) {
-        self.trend_mttr.clear();
-        self.trend_in_sync.clear();
-        for x in &t.targets {
-            let l = TargetLabels {
-                target: x.name.clone(),
-            };
-            if let Some(m) = x.mttr_seconds {
-                self.trend_mttr.get_or_create(&l).set(m);
-            }
-            if let Some(s) = x.in_sync_share {
-                self.trend_in_sync.get_or_create(&l).set(s);
-            }
-            self.trend_opened_7d
-                .get_or_create(&l)
-                .set(i64::try_from(x.opened_last_7d).unwrap_or(i64::MAX));
         }
     }
 

@@ -185,10 +185,7 @@ mod tests {
         assert!(later.iter().all(|i| i.resolved_at.is_none()));
 
         let pts = s.scan_points("2000-01-01T00:00:00.000Z").unwrap();
-        assert_eq!(
-            pts.iter().map(|p| p.drifts).collect::<Vec<_>>(),
-            [0, 1, 0]
-        );
+        assert_eq!(pts.iter().map(|p| p.drifts).collect::<Vec<_>>(), [0, 1, 0]);
         // From the future: only the last scan before it, per target.
         let pts = s.scan_points("2999-01-01T00:00:00.000Z").unwrap();
         assert_eq!(pts.len(), 1);

@@ -22,11 +22,11 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::WebState;
 use super::pages::{WebError, html};
-use crate::api::ApiState;
 use crate::config::Role;
 
-type Shared = Arc<ApiState>;
+type Shared = Arc<WebState>;
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "envdrift_session";
@@ -154,26 +154,22 @@ fn role_str(r: Role) -> &'static str {
     }
 }
 
-fn cookie_attrs(st: &ApiState, max_age: u64) -> String {
+fn cookie_attrs(st: &WebState, max_age: u64) -> String {
     format!(
         "Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
-        if st.web().secure_cookies {
-            "; Secure"
-        } else {
-            ""
-        }
+        if st.secure_cookies { "; Secure" } else { "" }
     )
 }
 
 /// Who is asking: `Err` is the response to send instead (a redirect to the login form).
-pub fn visitor(st: &ApiState, headers: &HeaderMap, path: &str) -> Result<Visitor, Response> {
+pub fn visitor(st: &WebState, headers: &HeaderMap, path: &str) -> Result<Visitor, Box<Response>> {
     if st.open_access() {
         let existing = cookie(headers, CSRF_COOKIE)
             .filter(|c| c.len() == 64 && c.bytes().all(|b| b.is_ascii_hexdigit()));
         let (csrf, set_cookie) = match existing {
             Some(c) => (c.to_string(), None),
             None => {
-                let c = random_token().map_err(IntoResponse::into_response)?;
+                let c = random_token().map_err(|e| Box::new(e.into_response()))?;
                 let set = format!("{CSRF_COOKIE}={c}; {}", cookie_attrs(st, 86400 * 30));
                 (c, Some(set))
             }
@@ -187,7 +183,7 @@ pub fn visitor(st: &ApiState, headers: &HeaderMap, path: &str) -> Result<Visitor
             set_cookie,
         });
     }
-    match cookie(headers, SESSION_COOKIE).and_then(|id| st.web().sessions.get(id)) {
+    match cookie(headers, SESSION_COOKIE).and_then(|id| st.sessions.get(id)) {
         Some(s) => Ok(Visitor {
             can_operate: s.role >= Role::Operate,
             role: role_str(s.role),
@@ -198,11 +194,13 @@ pub fn visitor(st: &ApiState, headers: &HeaderMap, path: &str) -> Result<Visitor
         }),
         None => {
             let next = url::form_urlencoded::byte_serialize(path.as_bytes()).collect::<String>();
-            Err((
-                StatusCode::SEE_OTHER,
-                [(header::LOCATION, format!("/login?next={next}"))],
-            )
-                .into_response())
+            Err(Box::new(
+                (
+                    StatusCode::SEE_OTHER,
+                    [(header::LOCATION, format!("/login?next={next}"))],
+                )
+                    .into_response(),
+            ))
         }
     }
 }
@@ -212,7 +210,7 @@ pub fn visitor(st: &ApiState, headers: &HeaderMap, path: &str) -> Result<Visitor
 /// # Errors
 /// 403 pages naming what failed.
 pub fn check_post(
-    st: &ApiState,
+    st: &WebState,
     headers: &HeaderMap,
     v: &Visitor,
     form_csrf: Option<&str>,
@@ -280,12 +278,12 @@ struct LoginPage<'a> {
 }
 
 fn login_page(
-    st: &ApiState,
+    st: &WebState,
     status: StatusCode,
     next: String,
     error: Option<&str>,
 ) -> Result<Response, WebError> {
-    let body = st.web().templates.render(
+    let body = st.templates.render(
         "login.html",
         &LoginPage {
             title: "Log in",
@@ -332,7 +330,7 @@ pub async fn login(
             Some("unknown token: paste one of the API tokens from api.tokens"),
         );
     };
-    let (id, _) = st.web().sessions.start(&name, role)?;
+    let (id, _) = st.sessions.start(&name, role)?;
     tracing::info!(token = %name, role = role_str(role), "web login");
     let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, next)]).into_response();
     let c = format!(
@@ -355,7 +353,7 @@ pub async fn logout(
     let f = form(&body);
     check_post(&st, &headers, &v, f.get("csrf").map(String::as_str), false)?;
     if let Some(id) = cookie(&headers, SESSION_COOKIE) {
-        st.web().sessions.end(id);
+        st.sessions.end(id);
     }
     let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, "/login")]).into_response();
     let c = format!("{SESSION_COOKIE}=; {}", cookie_attrs(&st, 0));
@@ -394,7 +392,10 @@ mod tests {
             HeaderValue::from_static("http://127.0.0.1:8080"),
         );
         assert!(same_origin(&h).is_ok());
-        h.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://evil.example"),
+        );
         assert!(same_origin(&h).is_err());
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
         assert!(same_origin(&h).is_err());
@@ -416,9 +417,9 @@ mod tests {
         assert_eq!(s.len(), MAX_SESSIONS);
         // Expired sessions are gone.
         let (id, _) = s.start("x", Role::Read).unwrap();
-        s.lock()
-            .get_mut(&digest(&id))
-            .map(|x| x.expires = Instant::now() - Duration::from_secs(1));
+        if let Some(x) = s.lock().get_mut(&digest(&id)) {
+            x.expires = Instant::now() - Duration::from_secs(1);
+        }
         assert!(s.get(&id).is_none());
     }
 }

@@ -1,8 +1,9 @@
 //! The web page for people: server-rendered HTML on the API's listener, usable without
 //! JavaScript (docs/web.md).
 //!
-//! Entry point: [`routes`], merged into the API's router by [`crate::api::router`]; its
-//! state ([`WebState`]: the templates and the login sessions) lives in the API's state.
+//! Entry point: [`routes`], merged into the API's router by `api::router` (the web page
+//! does not import the API: its [`WebState`] gets the daemon, a store reader and the
+//! tokens' digests).
 //!
 //! Pages: `/` (overview), `/environments/{name}`, `/comparisons/{name}`, `/drifts/{id}` (with
 //! the Acknowledge and Silence forms), `/trends`; `/login`, `/logout`; `/static/*`. The HTML
@@ -26,29 +27,54 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 pub use auth::Sessions;
 pub(crate) use pages::{compute_trends, parse_days};
 pub use templates::{TemplateError, WebTemplates};
 
-use crate::api::ApiState;
-use crate::config::ApiConfig;
+use crate::config::{ApiConfig, Role};
+use crate::daemon::Daemon;
+use crate::store::StoreReader;
 
-/// The web page's state, kept in the API's state.
+/// A configured API token as the login checks it: name, role, SHA-256 of the secret.
+pub type TokenDigest = (String, Role, [u8; 32]);
+
+/// The web page's state: the daemon and a read-only store handle, the tokens' digests (for
+/// the login), the templates and the login sessions.
 pub struct WebState {
+    pub daemon: Arc<Daemon>,
+    store: StoreReader,
+    tokens: Vec<TokenDigest>,
     pub templates: WebTemplates,
     pub sessions: Sessions,
     /// Cookies get `Secure` when the listener serves HTTPS.
     pub secure_cookies: bool,
 }
 
+impl std::fmt::Debug for WebState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebState")
+            .field("tokens", &self.tokens.len())
+            .field("templates", &self.templates)
+            .finish_non_exhaustive()
+    }
+}
+
 impl WebState {
     /// Loads the templates (embedded, overridden by `api.web_templates_dir` relative to
-    /// `base`).
+    /// `base`). `tokens` are the API's (no tokens: the pages are open, loopback only).
     ///
     /// # Errors
     /// [`TemplateError`] naming the template file (and line).
-    pub fn new(cfg: &ApiConfig, base: &Path) -> Result<WebState, TemplateError> {
+    pub fn new(
+        daemon: Arc<Daemon>,
+        store: StoreReader,
+        tokens: Vec<TokenDigest>,
+        cfg: &ApiConfig,
+        base: &Path,
+    ) -> Result<WebState, TemplateError> {
         let dir = cfg.web_templates_dir.as_ref().map(|d| {
             if d.is_absolute() {
                 d.clone()
@@ -57,15 +83,41 @@ impl WebState {
             }
         });
         Ok(WebState {
+            daemon,
+            store,
+            tokens,
             templates: WebTemplates::load(dir.as_deref())?,
             sessions: Sessions::default(),
             secure_cookies: cfg.tls.is_some(),
         })
     }
+
+    /// The read-only store handle.
+    pub(crate) fn reader(&self) -> &StoreReader {
+        &self.store
+    }
+
+    /// No tokens are configured: the pages are open (the API allows that on loopback only).
+    pub(crate) fn open_access(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// The name and role of the configured token `presented`, compared in constant time
+    /// against every token.
+    pub(crate) fn find_token(&self, presented: &str) -> Option<(String, Role)> {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let mut found = None;
+        for (name, role, d) in &self.tokens {
+            if bool::from(d.ct_eq(&digest)) {
+                found = Some((name.clone(), *role));
+            }
+        }
+        found
+    }
 }
 
-/// The page routes (their own auth; the API's bearer-token layer is not on them).
-pub fn routes() -> Router<Arc<ApiState>> {
+/// The page routes, with their own auth (the API's bearer-token layer is not on them).
+pub fn routes(state: Arc<WebState>) -> Router {
     Router::new()
         .route("/", get(pages::overview))
         .route("/environments/{name}", get(pages::environment))
@@ -77,4 +129,5 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/static/{file}", get(pages::static_file))
+        .with_state(state)
 }

@@ -11,15 +11,15 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::WebState;
 use super::auth::{self, Visitor};
 use super::svg;
 use super::trends::{self, Trends};
-use crate::api::ApiState;
 use crate::daemon::{Daemon, Target};
 use crate::model::Severity;
 use crate::store::{DriftRecord, ScanOutcome, StoreError, StoreReader};
 
-type Shared = Arc<ApiState>;
+type Shared = Arc<WebState>;
 
 /// The Content-Security-Policy of every page: only this site's stylesheet and script.
 pub const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -116,8 +116,13 @@ pub fn html(body: String) -> Response {
     resp
 }
 
-fn page<S: Serialize>(st: &ApiState, v: &Visitor, name: &str, ctx: &S) -> Result<Response, WebError> {
-    let body = st.web().templates.render(name, ctx)?;
+fn page<S: Serialize>(
+    st: &WebState,
+    v: &Visitor,
+    name: &str,
+    ctx: &S,
+) -> Result<Response, WebError> {
+    let body = st.templates.render(name, ctx)?;
     let mut resp = html(body);
     if let Some(c) = &v.set_cookie
         && let Ok(hv) = HeaderValue::from_str(c)
@@ -199,7 +204,15 @@ fn state_of(
     t: &Target,
     store: &StoreReader,
     open: usize,
-) -> Result<(&'static str, &'static str, String, Option<crate::store::ScanRecord>), StoreError> {
+) -> Result<
+    (
+        &'static str,
+        &'static str,
+        String,
+        Option<crate::store::ScanRecord>,
+    ),
+    StoreError,
+> {
     let scans = store.scans(Some(t.name()), 50)?;
     let last = scans
         .iter()
@@ -212,8 +225,16 @@ fn state_of(
         return Ok(("unknown", "unknown", "not scanned yet".into(), None));
     };
     if l.outcome == ScanOutcome::Failed {
-        let why = l.error.clone().unwrap_or_else(|| "the last scan failed".into());
-        return Ok(("unknown", "unknown", format!("last scan failed: {why}"), last));
+        let why = l
+            .error
+            .clone()
+            .unwrap_or_else(|| "the last scan failed".into());
+        return Ok((
+            "unknown",
+            "unknown",
+            format!("last scan failed: {why}"),
+            last,
+        ));
     }
     let interval = chrono::Duration::from_std(d.interval(t)).unwrap_or(chrono::Duration::MAX);
     let stale_after = interval
@@ -229,7 +250,10 @@ fn state_of(
         return Ok((
             "stale",
             "stale",
-            format!("no scan for over twice its interval ({})", humantime::format_duration(d.interval(t))),
+            format!(
+                "no scan for over twice its interval ({})",
+                humantime::format_duration(d.interval(t))
+            ),
             last,
         ));
     }
@@ -266,7 +290,7 @@ fn href_of(t: &Target) -> String {
 pub async fn overview(State(st): State<Shared>, headers: HeaderMap) -> Result<Response, WebError> {
     let v = match auth::visitor(&st, &headers, "/") {
         Ok(v) => v,
-        Err(r) => return Ok(r),
+        Err(r) => return Ok(*r),
     };
     let st2 = Arc::clone(&st);
     let ctx = blocking(move || {
@@ -387,7 +411,10 @@ fn row_of(r: &DriftRecord) -> DriftRow {
         first_seen: r.first_seen.clone(),
         changed_at: r.changed_at.clone(),
         acked: r.acked_at.is_some(),
-        silenced: r.silenced_until.as_deref().is_some_and(|u| u > now.as_str()),
+        silenced: r
+            .silenced_until
+            .as_deref()
+            .is_some_and(|u| u > now.as_str()),
     }
 }
 
@@ -464,7 +491,7 @@ pub async fn environment(
     let path = format!("/environments/{name}");
     let v = match auth::visitor(&st, &headers, &path) {
         Ok(v) => v,
-        Err(r) => return Ok(r),
+        Err(r) => return Ok(*r),
     };
     let target = match st.daemon.target(&name) {
         Some(t @ Target::Environment(_)) => t,
@@ -510,7 +537,11 @@ pub async fn environment(
         "" => sort == "severity" || sort == "first_seen" || sort == "changed_at",
         "desc" => true,
         "asc" => false,
-        o => return Err(WebError::bad(format!("order: `{o}` (choose from: asc, desc)"))),
+        o => {
+            return Err(WebError::bad(format!(
+                "order: `{o}` (choose from: asc, desc)"
+            )));
+        }
     };
     let st2 = Arc::clone(&st);
     let t2 = target.clone();
@@ -586,7 +617,8 @@ pub async fn environment(
             _ => rank(a).cmp(&rank(b)),
         };
         let o = if desc { o.reverse() } else { o };
-        o.then_with(|| a.resource.cmp(&b.resource)).then(a.id.cmp(&b.id))
+        o.then_with(|| a.resource.cmp(&b.resource))
+            .then(a.id.cmp(&b.id))
     });
     let base: BTreeMap<String, String> = q
         .iter()
@@ -599,7 +631,10 @@ pub async fn environment(
             let mut qq = base.clone();
             qq.insert("sort".into(), (*k).to_string());
             let next_desc = if *k == sort { !desc } else { *k == "severity" };
-            qq.insert("order".into(), if next_desc { "desc" } else { "asc" }.into());
+            qq.insert(
+                "order".into(),
+                if next_desc { "desc" } else { "asc" }.into(),
+            );
             SortLink {
                 key: k,
                 label,
@@ -764,7 +799,7 @@ pub async fn drift(
 ) -> Result<Response, WebError> {
     let v = match auth::visitor(&st, &headers, &format!("/drifts/{raw}")) {
         Ok(v) => v,
-        Err(r) => return Ok(r),
+        Err(r) => return Ok(*r),
     };
     let id = parse_id(&raw)?;
     let st2 = Arc::clone(&st);
@@ -778,11 +813,17 @@ pub async fn drift(
             .comparisons
             .iter()
             .find(|c| &c.name() == n)
-            .map_or(("from".into(), "to".into()), |c| (c.from.clone(), c.to.clone())),
+            .map_or(("from".into(), "to".into()), |c| {
+                (c.from.clone(), c.to.clone())
+            }),
         _ => ("Desired (Git)".to_string(), "Live (cluster)".to_string()),
     };
     let mut fixes = Vec::new();
-    if let Some(k) = b.get("kubectl").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+    if let Some(k) = b
+        .get("kubectl")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    {
         fixes.push(Fix {
             id: "fix-kubectl",
             label: "kubectl command (makes live match desired)".into(),
@@ -798,7 +839,11 @@ pub async fn drift(
     }
     if let Some(a) = b.get("adopt").filter(|a| !a.is_null()) {
         let file = str_at(a, "/file");
-        if let Some(diff) = a.get("diff").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+        if let Some(diff) = a
+            .get("diff")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
             fixes.push(Fix {
                 id: "fix-adopt",
                 label: if file.is_empty() {
@@ -859,7 +904,10 @@ pub async fn drift(
         resolved_at: d.resolved_at.clone(),
         acked_at: d.acked_at.clone(),
         acked_by: d.acked_by.clone(),
-        silenced_now: d.silenced_until.as_deref().is_some_and(|u| u > now.as_str()),
+        silenced_now: d
+            .silenced_until
+            .as_deref()
+            .is_some_and(|u| u > now.as_str()),
         silenced_until: d.silenced_until.clone(),
         silence_reason: d.silence_reason.clone(),
         origin,
@@ -878,7 +926,10 @@ pub async fn drift(
                 at: e.at,
                 event: e.event.as_str(),
                 detail: e.detail.unwrap_or_default(),
-                severity: e.severity.map(|s| s.as_str().to_string()).unwrap_or_default(),
+                severity: e
+                    .severity
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
             })
             .collect(),
         silence_choices: SILENCE_CHOICES.to_vec(),
@@ -888,10 +939,9 @@ pub async fn drift(
 }
 
 fn parse_id(raw: &str) -> Result<i64, WebError> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| WebError::not_found(format!("`{raw}` is not a drift id (a positive integer)")))
+    raw.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+        WebError::not_found(format!("`{raw}` is not a drift id (a positive integer)"))
+    })
 }
 
 /// `POST /drifts/{id}/ack`: `csrf`, `note`.
@@ -936,7 +986,11 @@ pub async fn silence(
     if !SILENCE_CHOICES.iter().any(|(k, _)| *k == choice) {
         return Err(WebError::bad(format!(
             "for: `{choice}` (choose from: {})",
-            SILENCE_CHOICES.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+            SILENCE_CHOICES
+                .iter()
+                .map(|(k, _)| *k)
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     let dur = crate::config::parse_duration(choice).map_err(WebError::bad)?;
@@ -945,7 +999,11 @@ pub async fn silence(
     let reason = f.get("reason").map_or("", |s| s.trim());
     let reason = format!(
         "{} (by {})",
-        if reason.is_empty() { "silenced" } else { reason },
+        if reason.is_empty() {
+            "silenced"
+        } else {
+            reason
+        },
         v.name
     );
     let reason = super::templates::shorten(&reason, 500);
@@ -1008,7 +1066,7 @@ pub async fn comparison(
 ) -> Result<Response, WebError> {
     let v = match auth::visitor(&st, &headers, &format!("/comparisons/{name}")) {
         Ok(v) => v,
-        Err(r) => return Ok(r),
+        Err(r) => return Ok(*r),
     };
     let Some(target @ Target::Comparison(_)) = st.daemon.target(&name) else {
         return Err(WebError::not_found(format!(
@@ -1021,7 +1079,9 @@ pub async fn comparison(
         .comparisons
         .iter()
         .find(|c| c.name() == name)
-        .map_or((String::new(), String::new()), |c| (c.from.clone(), c.to.clone()));
+        .map_or((String::new(), String::new()), |c| {
+            (c.from.clone(), c.to.clone())
+        });
     let st2 = Arc::clone(&st);
     let t2 = target.clone();
     let (recs, state) = blocking(move || {
@@ -1144,7 +1204,7 @@ pub async fn trends_page(
 ) -> Result<Response, WebError> {
     let v = match auth::visitor(&st, &headers, "/trends") {
         Ok(v) => v,
-        Err(r) => return Ok(r),
+        Err(r) => return Ok(*r),
     };
     let days = parse_days(&q).map_err(WebError::bad)?;
     let st2 = Arc::clone(&st);
@@ -1250,7 +1310,7 @@ pub async fn trends_page(
 
 /// `GET /static/{file}`: the stylesheet and the copy-button script.
 pub async fn static_file(State(st): State<Shared>, UrlPath(file): UrlPath<String>) -> Response {
-    match st.web().templates.static_file(&file) {
+    match st.templates.static_file(&file) {
         Some((ctype, text)) => {
             let mut resp = text.to_string().into_response();
             let h = resp.headers_mut();

@@ -314,11 +314,7 @@ pub fn line_chart(
                     )
                 })
                 .collect();
-            let _ = write!(
-                out,
-                r#"<polyline fill="none" points="{}"/>"#,
-                pts.join(" ")
-            );
+            let _ = write!(out, r#"<polyline fill="none" points="{}"/>"#, pts.join(" "));
         }
         for (i, v) in s.values.iter().enumerate() {
             if let Some(v) = v {
@@ -514,16 +510,10 @@ mod tests {
         let svg = line_chart("Open drifts per day", &labels, &series, 600, 200);
         let d = doc(&svg);
         let root = d.root_element();
-        let y_axis = root
-            .descendants()
-            .find(|n| class_has(n, "y-axis"))
-            .unwrap();
+        let y_axis = root.descendants().find(|n| class_has(n, "y-axis")).unwrap();
         // Top of the y axis: 9 rounded up to 10; five ticks 0, 2.5, 5, 7.5, 10.
         assert_eq!(values_of(y_axis, "text"), ["0", "2.5", "5", "7.5", "10"]);
-        let x_axis = root
-            .descendants()
-            .find(|n| class_has(n, "x-axis"))
-            .unwrap();
+        let x_axis = root.descendants().find(|n| class_has(n, "x-axis")).unwrap();
         let xl: Vec<&str> = x_axis
             .descendants()
             .filter(|n| n.has_tag_name("text"))

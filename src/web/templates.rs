@@ -14,7 +14,10 @@ use serde::Serialize;
 pub const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../../web/base.html")),
     ("overview.html", include_str!("../../web/overview.html")),
-    ("environment.html", include_str!("../../web/environment.html")),
+    (
+        "environment.html",
+        include_str!("../../web/environment.html"),
+    ),
     ("comparison.html", include_str!("../../web/comparison.html")),
     ("drift.html", include_str!("../../web/drift.html")),
     ("trends.html", include_str!("../../web/trends.html")),
@@ -236,11 +239,7 @@ mod tests {
         let t = WebTemplates::load(None).unwrap();
         assert!(t.static_file("copy.js").is_some());
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("login.html"),
-            "custom {{ message }}",
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("login.html"), "custom {{ message }}").unwrap();
         std::fs::write(dir.path().join("style.css"), "body{}").unwrap();
         let t = WebTemplates::load(Some(dir.path())).unwrap();
         let out = t
@@ -261,7 +260,8 @@ mod tests {
         std::fs::write(dir.path().join("nope.html"), "").unwrap();
         let e = WebTemplates::load(Some(dir.path())).unwrap_err();
         assert!(
-            e.to_string().contains("nope.html: not a file the web page uses"),
+            e.to_string()
+                .contains("nope.html: not a file the web page uses"),
             "{e}"
         );
     }

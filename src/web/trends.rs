@@ -164,14 +164,10 @@ pub fn compute(
                 .filter_map(|(o, r)| r.filter(|r| *r >= from && *r <= now).map(|r| (*o, r)))
                 .map(|(o, r)| (r - o).num_milliseconds().max(0) as f64 / 1000.0)
                 .collect();
-            let mttr_seconds =
-                (!resolved.is_empty()).then(|| resolved.iter().sum::<f64>() / resolved.len() as f64);
+            let mttr_seconds = (!resolved.is_empty())
+                .then(|| resolved.iter().sum::<f64>() / resolved.len() as f64);
             TargetTrend {
-                in_sync_share: in_sync_share(
-                    scans.iter().filter(|s| &s.target == name),
-                    from,
-                    now,
-                ),
+                in_sync_share: in_sync_share(scans.iter().filter(|s| &s.target == name), from, now),
                 kind,
                 mttr_seconds,
                 name: name.clone(),
@@ -226,6 +222,30 @@ fn in_sync_share<'a>(
         }
     }
     (known_ms > 0).then(|| sync_ms as f64 / known_ms as f64)
+}
+
+/// Sets the `envdrift_trend_*` gauges from `t` (the daemon's metrics; `/metrics` calls this
+/// with 30-day trends). A gauge whose figure is unknown (no drift resolved, no scan) is left
+/// out rather than reported as zero.
+pub fn set_gauges(m: &crate::daemon::metrics::Metrics, t: &Trends) {
+    use crate::daemon::metrics::TargetLabels;
+    m.trend_mttr.clear();
+    m.trend_in_sync.clear();
+    m.trend_opened_7d.clear();
+    for x in &t.targets {
+        let l = TargetLabels {
+            target: x.name.clone(),
+        };
+        if let Some(v) = x.mttr_seconds {
+            m.trend_mttr.get_or_create(&l).set(v);
+        }
+        if let Some(v) = x.in_sync_share {
+            m.trend_in_sync.get_or_create(&l).set(v);
+        }
+        m.trend_opened_7d
+            .get_or_create(&l)
+            .set(i64::try_from(x.opened_last_7d).unwrap_or(i64::MAX));
+    }
 }
 
 /// A duration in seconds in words: `45 s`, `12 min`, `3.5 h`, `2.1 d`.

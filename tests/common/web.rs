@@ -90,7 +90,9 @@ impl Resp {
                 return None;
             }
             let first = v.trim().split(';').next()?;
-            first.starts_with(&format!("{name}=")).then(|| first.to_string())
+            first
+                .starts_with(&format!("{name}="))
+                .then(|| first.to_string())
         })
     }
 
