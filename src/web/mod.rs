@@ -14,7 +14,8 @@
 //! Auth ([`auth`]): with no `api.tokens` (loopback only) the pages are open; otherwise a
 //! login form takes an API token and sets an HttpOnly, SameSite=Strict session cookie. The
 //! roles are the API's: `read` sees everything, `operate` also acknowledges and silences.
-//! Every form carries a CSRF token, and a POST whose `Origin` is another site is refused.
+//! The acknowledge, silence and logout forms carry a CSRF token, and a POST whose `Origin` is
+//! another site is refused.
 
 mod auth;
 mod pages;
