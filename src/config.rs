@@ -138,6 +138,10 @@ pub struct ApiConfig {
     /// Serve HTTPS with these PEM files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
+    /// A directory whose files override the web page's templates and static files
+    /// (`web/`) by file name; relative to the config file. Default: none (embedded only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_templates_dir: Option<PathBuf>,
 }
 
 /// An API token: its secret comes from an environment variable or a file, never inline.

@@ -41,5 +41,6 @@ pub mod report;
 pub mod run;
 pub mod source;
 pub mod store;
+pub mod web;
 
 pub use diff::{DiffResult, Options, compare};

@@ -298,6 +298,20 @@ mod tests {
         }
     }
 
+    fn target_trend(full: bool) -> crate::web::trends::TargetTrend {
+        crate::web::trends::TargetTrend {
+            in_sync_share: opt(full, 0.5),
+            kind: "environment",
+            mttr_seconds: opt(full, 60.0),
+            name: "production".into(),
+            open_per_day: vec![],
+            opened: 1,
+            opened_last_7d: 1,
+            opened_per_week: vec![],
+            resolved: 1,
+        }
+    }
+
     fn value<T: Serialize>(x: &T) -> Value {
         serde_json::to_value(x).unwrap()
     }
@@ -381,6 +395,30 @@ mod tests {
                     id: 1,
                     status: "running",
                     url: "/api/v1/scans/1".into(),
+                }),
+            ),
+            (
+                "DayCount",
+                value(&crate::web::trends::DayCount {
+                    day: "2026-12-04".into(),
+                    open: 1,
+                }),
+            ),
+            (
+                "WeekCount",
+                value(&crate::web::trends::WeekCount {
+                    opened: 1,
+                    week: "2026-W49".into(),
+                }),
+            ),
+            ("TargetTrend", value(&target_trend(full))),
+            (
+                "Trends",
+                value(&crate::web::trends::Trends {
+                    days: 1,
+                    from: "t".into(),
+                    targets: vec![target_trend(full)],
+                    to: "t".into(),
                 }),
             ),
             (

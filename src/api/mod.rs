@@ -16,6 +16,7 @@
 mod compare;
 pub mod dto;
 mod slack;
+mod trends;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -57,6 +58,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/scans/{id}"),
     ("GET", "/api/v1/reports/latest"),
     ("POST", "/api/v1/slack/interactions"),
+    ("GET", "/api/v1/trends"),
 ];
 
 /// Errors of the API's start-up; each names the config key.
@@ -77,6 +79,8 @@ pub enum ApiError {
     Tls(String),
     #[error("the API's store reader: {0}")]
     Store(#[from] StoreError),
+    #[error("the web page: {0}")]
+    Web(#[from] crate::web::TemplateError),
 }
 
 struct Token {
@@ -94,6 +98,8 @@ pub struct ApiState {
     tokens: Vec<Token>,
     metrics_public: bool,
     compare: compare::CompareCache,
+    /// The web page's state (src/web): its own routes, merged in [`router`].
+    web: Arc<crate::web::WebState>,
 }
 
 impl ApiState {
@@ -112,7 +118,18 @@ impl ApiState {
             });
         }
         let max_age = dur(&cfg.compare_max_age, Duration::from_secs(30))?;
+        let web = crate::web::WebState::new(
+            Arc::clone(&daemon),
+            daemon.store.reader()?,
+            tokens
+                .iter()
+                .map(|t| (t.name.clone(), t.role, t.digest))
+                .collect(),
+            cfg,
+            base,
+        )?;
         Ok(ApiState {
+            web: Arc::new(web),
             store: daemon.store.reader()?,
             daemon,
             tokens,
@@ -122,6 +139,11 @@ impl ApiState {
                 cfg.compare_concurrency.unwrap_or(2).max(1),
             ),
         })
+    }
+
+    /// The read-only store handle.
+    pub(crate) fn reader(&self) -> &StoreReader {
+        &self.store
     }
 }
 
@@ -158,7 +180,7 @@ impl HttpError {
             param: None,
         }
     }
-    fn internal(message: impl Into<String>) -> HttpError {
+    pub(crate) fn internal(message: impl Into<String>) -> HttpError {
         HttpError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             code: "internal",
@@ -220,8 +242,12 @@ pub fn router(state: Shared, cfg: &ApiConfig) -> Result<Router, ApiError> {
         .route("/api/v1/scans/{id}", get(get_scan))
         .route("/api/v1/reports/latest", get(latest_report))
         .route("/api/v1/slack/interactions", post(slack::interactions))
+        .route("/api/v1/trends", get(trends::handler))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
+        .with_state(state.clone())
+        // The web page (src/web): its own session auth, outside the bearer-token layer.
+        .merge(crate::web::routes(Arc::clone(&state.web)))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -230,8 +256,7 @@ pub fn router(state: Shared, cfg: &ApiConfig) -> Result<Router, ApiError> {
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
-        ))
-        .with_state(state);
+        ));
     Ok(app)
 }
 
@@ -376,6 +401,7 @@ async fn metrics(State(st): State<Shared>, headers: axum::http::HeaderMap) -> Re
     if let Ok(rows) = st.store.open_counts() {
         st.daemon.metrics.set_open(&rows);
     }
+    trends::update_gauges(&st);
     let openmetrics = headers
         .get_all(header::ACCEPT)
         .iter()

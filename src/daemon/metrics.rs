@@ -63,6 +63,11 @@ pub struct Metrics {
     pub compare_computed: Counter,
     pub api_requests: Family<ApiLabels, Counter>,
     pub open_drifts: Family<OpenLabels, Gauge>,
+    /// Trends over the last 30 days, set by `web::trends::set_gauges` when `/metrics` is
+    /// scraped.
+    pub trend_mttr: Family<TargetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub trend_in_sync: Family<TargetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub trend_opened_7d: Family<TargetLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -119,7 +124,30 @@ impl Default for Metrics {
             "Open drifts by target, severity and category",
             open_drifts.clone(),
         );
+        let trend_mttr =
+            Family::<TargetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let trend_in_sync =
+            Family::<TargetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let trend_opened_7d = Family::<TargetLabels, Gauge>::default();
+        registry.register(
+            "trend_mean_time_to_resolve_seconds",
+            "Mean time to resolve the drifts resolved in the last 30 days, by target (absent when none was)",
+            trend_mttr.clone(),
+        );
+        registry.register(
+            "trend_in_sync_ratio",
+            "Share of the last 30 days (with a known state) each target was in sync, 0 to 1",
+            trend_in_sync.clone(),
+        );
+        registry.register(
+            "trend_drifts_opened_7d",
+            "Drifts opened in the last 7 days, by target",
+            trend_opened_7d.clone(),
+        );
         Metrics {
+            trend_mttr,
+            trend_in_sync,
+            trend_opened_7d,
             registry: Mutex::new(registry),
             scans,
             scan_duration,

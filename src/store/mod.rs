@@ -20,11 +20,13 @@
 //! - `scans`: scan start and end, scan queries;
 //! - `drifts`: the drift lifecycle writes, drift queries, ack and silence, history events;
 //! - `outbox`: alerts queued, due, sent, failed;
-//! - `reports`: report runs, retention, counts for reports and metrics.
+//! - `reports`: report runs, retention, counts for reports and metrics;
 //! - `slack_refs`: each drift's Slack message and each alert's Slack posts (the Slack sink's
-//!   message lifecycle), and the drift ids of an alert's drifts at delivery.
+//!   message lifecycle), and the drift ids of an alert's drifts at delivery;
+//! - `history`: drift intervals and scan outcomes over time (trends).
 
 mod drifts;
+mod history;
 pub mod maintenance;
 mod outbox;
 mod reports;
@@ -40,6 +42,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OpenFlags};
 
 pub use drifts::{DriftFilter, DriftRecord, DriftWrite, EventRecord, NewDrift, OpenCount};
+pub use history::{DriftInterval, ScanPoint};
 pub use outbox::{OutboxRecord, OutboxWrite};
 pub use scans::{ScanEnd, ScanRecord};
 pub use schema::MIGRATIONS;
