@@ -183,7 +183,7 @@ fn an_edit_is_alerted_without_waiting_for_the_interval() {
     assert!(latency < Duration::from_secs(15), "{latency:?}");
     assert_eq!(f.open_drifts().len(), 1);
     // Putting it back resolves it, also at once.
-    f.kubectl(&["set", "image", "deployment/web", "web=registry.example.com/shop/web:1.4.2"]);
+    f.kubectl(&["set", "image", "deployment/web", "web=registry.example.com/shop/web:2.3.1"]);
     let n = f.next();
     assert_eq!(n.kind, NoticeKind::Resolved, "{n:?}");
     assert!(f.open_drifts().is_empty());
@@ -253,11 +253,19 @@ fn a_410_relists_with_no_false_missing() {
         .unwrap();
     f.server.compact();
     f.server.drop_watches("*");
+    let relisted = f
+        .server
+        .wait_watches("deployments.apps", Duration::from_secs(30), |open, s| open >= 1
+            && s > started + 1);
     assert!(
+        relisted,
+        "the watch reconnected after the relist: {:#?}",
         f.server
-            .wait_watches("deployments.apps", Duration::from_secs(30), |open, s| open >= 1
-                && s > started + 1),
-        "the watch reconnected after the relist"
+            .requests()
+            .iter()
+            .filter(|r| r.path.contains("deployments"))
+            .map(|r| r.query.clone())
+            .collect::<Vec<_>>()
     );
     assert!(lists(&f) > before, "a relist after 410");
     // A change after the relist is seen, and nothing went missing meanwhile.

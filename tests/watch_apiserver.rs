@@ -100,19 +100,52 @@ fn kubectl_watch_sees_added_modified_deleted_and_resumes_from_history() {
     let from = server.resource_version();
     server.insert(cm("b", "1"), "test").unwrap();
     k.run(&["-n", "ns1", "patch", "configmap", "b", "--type=merge", "-p", r#"{"data":{"k":"3"}}"#]);
-    let rv = from.to_string();
-    let (mut child, rx) = watch_events(&k, &["--watch-only", "--resource-version", &rv]);
-    assert_eq!(next(&rx), ("ADDED".into(), "b".into(), "1".into()));
-    assert_eq!(next(&rx), ("MODIFIED".into(), "b".into(), "3".into()));
-    // A dropped connection ends kubectl's stream.
+    let events = raw_watch(&k, from);
+    let got: Vec<(String, String, String)> = events
+        .iter()
+        .map(|v| {
+            (
+                v["type"].as_str().unwrap_or("").to_string(),
+                v["object"]["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                v["object"]["data"]["k"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("ADDED".to_string(), "b".to_string(), "1".to_string()),
+            ("MODIFIED".to_string(), "b".to_string(), "3".to_string())
+        ]
+    );
+
+    // A dropped connection ends kubectl's watch (as a server-side timeout would).
+    let (mut child, rx) = watch_events(&k, &["--watch-only"]);
     assert!(server.wait_watches("configmaps", Duration::from_secs(20), |open, _| open >= 1));
     assert_eq!(server.drop_watches("configmaps"), 1);
-    assert!(
-        rx.recv_timeout(Duration::from_secs(20)).is_err(),
-        "the stream ends after the drop"
-    );
-    let _ = child.kill();
-    let _ = child.wait();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(std::time::Instant::now() < deadline, "kubectl still watching after the drop");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = child.wait_with_output().unwrap();
+    eprintln!("kubectl after the drop: {status}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(rx.try_recv().is_err(), "no event from a dropped stream");
+}
+
+/// `kubectl get --raw` of a watch from `rv` ending after 2 s (`timeoutSeconds`), its events.
+fn raw_watch(k: &Kubectl, rv: u64) -> Vec<Value> {
+    let url = format!("/api/v1/namespaces/ns1/configmaps?watch=1&resourceVersion={rv}&timeoutSeconds=2");
+    let started = std::time::Instant::now();
+    let out = k.run(&["get", "--raw", &url]);
+    assert!(started.elapsed() < Duration::from_secs(15), "timeoutSeconds ended the stream");
+    serde_json::Deserializer::from_str(&out)
+        .into_iter::<Value>()
+        .map(|v| v.expect("a JSON event"))
+        .collect()
 }
 
 #[test]
@@ -124,28 +157,24 @@ fn kubectl_watch_from_a_compacted_version_gets_410_expired() {
     let old = server.resource_version().to_string();
     server.insert(cm("b", "1"), "test").unwrap();
     server.compact();
-    let out = k.run_output(&[
-        "get",
-        "configmaps",
-        "-n",
-        "ns1",
-        "--watch-only",
-        "--resource-version",
-        &old,
-        "-o",
-        "name",
-    ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{err}");
-    assert!(err.contains("too old resource version"), "{err}");
+    let events = raw_watch(&k, old.parse().unwrap());
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["type"], "ERROR");
+    assert_eq!(events[0]["object"]["code"], 410);
+    assert_eq!(events[0]["object"]["reason"], "Expired");
+    assert!(
+        events[0]["object"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too old resource version")
+    );
     // A version at or after the compaction still works.
-    let now = server.resource_version().to_string();
-    let (mut child, rx) = watch_events(&k, &["--watch-only", "--resource-version", &now]);
-    assert!(server.wait_watches("configmaps", Duration::from_secs(20), |open, _| open >= 1));
+    let now = server.resource_version();
     server.insert(cm("c", "1"), "test").unwrap();
-    assert_eq!(next(&rx), ("ADDED".into(), "c".into(), "1".into()));
-    let _ = child.kill();
-    let _ = child.wait();
+    let events = raw_watch(&k, now);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["type"], "ADDED");
+    assert_eq!(events[0]["object"]["metadata"]["name"], "c");
 }
 
 #[test]
@@ -183,7 +212,7 @@ async fn bookmarks_and_timeout_seconds() {
     let client = kube::Client::try_from(config).unwrap();
     let api: Api<ConfigMap> = Api::namespaced(client, "ns1");
     let rv = server.resource_version().to_string();
-    let wp = WatchParams::default().timeout(2).bookmarks(true);
+    let wp = WatchParams::default().timeout(2); // bookmarks are on by default
     let mut stream = api.watch(&wp, &rv).await.unwrap().boxed();
     // A bookmark at the version reached, then a change, then a bookmark past it.
     let mut saw_bookmark_at = None;

@@ -1699,6 +1699,13 @@ fn watch(
             (rx, initial, now.max(from), false)
         }
     };
+    {
+        let w = &s.watchers;
+        let open = lock(&w.open);
+        *lock(&w.started).entry(rname.clone()).or_default() += 1;
+        drop(open);
+        w.changed.notify_all();
+    }
     if expired {
         let ev = json!({"type": "ERROR", "object": {
             "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
@@ -1731,9 +1738,9 @@ fn watch(
     };
     let mut drops = s.drops.subscribe();
     {
+        // Counts change under the `open` lock, which waiters hold while checking.
         let w = &s.watchers;
         *lock(&w.open).entry(rname.clone()).or_default() += 1;
-        *lock(&w.started).entry(rname.clone()).or_default() += 1;
         w.changed.notify_all();
     }
     let shared = Arc::clone(s);
