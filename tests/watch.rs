@@ -138,7 +138,8 @@ impl Fixture {
     fn watching(&self) {
         assert!(
             self.server
-                .wait_watches("deployments.apps", Duration::from_secs(30), |open, _| open >= 1),
+                .wait_watches("deployments.apps", Duration::from_secs(30), |open, _| open
+                    >= 1),
             "the daemon never watched deployments"
         );
     }
@@ -172,18 +173,34 @@ fn an_edit_is_alerted_without_waiting_for_the_interval() {
         return;
     };
     f.watching();
-    let done = f.kubectl(&["set", "image", "deployment/web", "web=registry.example.com/shop/web:9.9.9"]);
+    let done = f.kubectl(&[
+        "set",
+        "image",
+        "deployment/web",
+        "web=registry.example.com/shop/web:9.9.9",
+    ]);
     let (n, others) = f.next_drift();
     let latency = done.elapsed();
     assert!(others.is_empty(), "{others:?}");
     assert_eq!(n.drifts.len(), 1, "{:?}", n.drifts);
-    assert!(changed_fields(&n).iter().any(|p| p.ends_with(".image")), "{n:?}");
-    assert_eq!(n.drifts[0].changes[0].manager.as_deref(), Some("kubectl-set"));
+    assert!(
+        changed_fields(&n).iter().any(|p| p.ends_with(".image")),
+        "{n:?}"
+    );
+    assert_eq!(
+        n.drifts[0].changes[0].manager.as_deref(),
+        Some("kubectl-set")
+    );
     // Far below the 1 h interval (a generous bound for a shared 2-core machine).
     assert!(latency < Duration::from_secs(15), "{latency:?}");
     assert_eq!(f.open_drifts().len(), 1);
     // Putting it back resolves it, also at once.
-    f.kubectl(&["set", "image", "deployment/web", "web=registry.example.com/shop/web:2.3.1"]);
+    f.kubectl(&[
+        "set",
+        "image",
+        "deployment/web",
+        "web=registry.example.com/shop/web:2.3.1",
+    ]);
     let n = f.next();
     assert_eq!(n.kind, NoticeKind::Resolved, "{n:?}");
     assert!(f.open_drifts().is_empty());
@@ -196,7 +213,12 @@ fn a_dropped_watch_resumes_without_losing_or_duplicating_alerts() {
         return;
     };
     f.watching();
-    f.kubectl(&["set", "image", "deployment/web", "web=registry.example.com/shop/web:9.9.9"]);
+    f.kubectl(&[
+        "set",
+        "image",
+        "deployment/web",
+        "web=registry.example.com/shop/web:9.9.9",
+    ]);
     let (first, _) = f.next_drift();
     assert_eq!(first.drifts.len(), 1);
     let started = f.server.watches_started("deployments.apps");
@@ -210,14 +232,18 @@ fn a_dropped_watch_resumes_without_losing_or_duplicating_alerts() {
     );
     assert!(
         f.server
-            .wait_watches("deployments.apps", Duration::from_secs(30), |open, s| open >= 1
+            .wait_watches("deployments.apps", Duration::from_secs(30), |open, s| open
+                >= 1
                 && s > started),
         "the watch reconnected"
     );
     // One more change: its alert comes after anything a duplicate would have sent.
     f.kubectl(&["label", "service/web", "extra=1"]);
     let (third, others) = f.next_drift();
-    assert!(others.iter().all(|n| n.kind != NoticeKind::Drift), "{others:?}");
+    assert!(
+        others.iter().all(|n| n.kind != NoticeKind::Drift),
+        "{others:?}"
+    );
     assert_eq!(third.drifts.len(), 1, "{third:?}");
     assert!(third.drifts[0].resource.contains("Service"), "{third:?}");
     // The image drift was not announced again, and it is still the one open drift of web.
@@ -255,8 +281,9 @@ fn a_410_relists_with_no_false_missing() {
     f.server.drop_watches("*");
     let relisted = f
         .server
-        .wait_watches("deployments.apps", Duration::from_secs(30), |open, s| open >= 1
-            && s > started + 1);
+        .wait_watches("deployments.apps", Duration::from_secs(30), |open, s| {
+            open >= 1 && s > started + 1
+        });
     assert!(
         relisted,
         "the watch reconnected after the relist: {:#?}",
@@ -269,7 +296,12 @@ fn a_410_relists_with_no_false_missing() {
     );
     assert!(lists(&f) > before, "a relist after 410");
     // A change after the relist is seen, and nothing went missing meanwhile.
-    f.kubectl(&["set", "image", "deployment/web", "web=registry.example.com/shop/web:9.9.9"]);
+    f.kubectl(&[
+        "set",
+        "image",
+        "deployment/web",
+        "web=registry.example.com/shop/web:9.9.9",
+    ]);
     let (n, others) = f.next_drift();
     assert!(others.is_empty(), "{others:?}");
     assert_eq!(n.drifts.len(), 1, "{n:?}");
@@ -300,7 +332,12 @@ fn a_forbidden_watch_makes_that_type_unknown_only() {
     assert!(partial.contains("403"), "{partial}");
     // ...deleting one is not reported missing, while other types still alert.
     f.server.remove("configmaps", "shop", "web-config");
-    f.kubectl(&["set", "image", "deployment/web", "web=registry.example.com/shop/web:9.9.9"]);
+    f.kubectl(&[
+        "set",
+        "image",
+        "deployment/web",
+        "web=registry.example.com/shop/web:9.9.9",
+    ]);
     let (n, _) = f.next_drift();
     assert_eq!(n.drifts.len(), 1, "{n:?}");
     assert!(n.drifts[0].resource.contains("Deployment"), "{n:?}");
@@ -331,17 +368,36 @@ fn a_rollout_status_churn_sends_nothing() {
     };
     f.watching();
     // A first change and its alert: the watches are evaluated from here on.
-    f.kubectl(&["set", "image", "deployment/web", "web=registry.example.com/shop/web:9.9.9"]);
+    f.kubectl(&[
+        "set",
+        "image",
+        "deployment/web",
+        "web=registry.example.com/shop/web:9.9.9",
+    ]);
     let (first, _) = f.next_drift();
     assert_eq!(first.drifts.len(), 1);
-    let scans = |f: &Fixture| f.daemon.store.scans(Some("production"), 1000).unwrap().len();
+    let scans = |f: &Fixture| {
+        f.daemon
+            .store
+            .scans(Some("production"), 1000)
+            .unwrap()
+            .len()
+    };
     let before = scans(&f);
     // A controller writing status, as during a rollout.
     for i in 0..10 {
         let patch = format!(
             r#"{{"status":{{"observedGeneration":{i},"readyReplicas":{i},"updatedReplicas":{i}}}}}"#
         );
-        f.kubectl(&["patch", "deployment", "web", "--subresource=status", "--type=merge", "-p", &patch]);
+        f.kubectl(&[
+            "patch",
+            "deployment",
+            "web",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &patch,
+        ]);
     }
     // A real change afterwards: its alert is the first notice, and the churn cost no
     // evaluation (one more recorded scan: this change's).
@@ -350,5 +406,42 @@ fn a_rollout_status_churn_sends_nothing() {
     assert_eq!(n.kind, NoticeKind::Drift, "{n:?}");
     assert!(n.drifts[0].resource.contains("Service"), "{n:?}");
     assert_eq!(scans(&f), before + 1);
+    f.stop();
+}
+
+#[test]
+fn a_secret_edit_is_alerted_by_hash_only() {
+    let Some(f) = start(Faults::default()) else {
+        return;
+    };
+    f.watching();
+    // base64 of `hunter2-watch-mode`.
+    f.kubectl(&[
+        "patch",
+        "secret",
+        "web-db",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"password":"aHVudGVyMi13YXRjaC1tb2Rl"}}"#,
+    ]);
+    let (n, _) = f.next_drift();
+    assert!(n.drifts[0].resource.contains("Secret"), "{n:?}");
+    let text = format!("{n:?}");
+    assert!(!text.contains("hunter2-watch-mode"), "{text}");
+    assert!(!text.contains("aHVudGVyMi13YXRjaC1tb2Rl"), "{text}");
+    assert!(!text.contains("s3cr3t-value"), "{text}");
+    assert!(text.contains("sha256:"), "{text}");
+    // The watch metrics are served, with the event-to-outbox latency observed.
+    let metrics = f.daemon.metrics.encode_prometheus_text();
+    assert!(
+        metrics.contains(
+            "envdrift_watch_connected{env=\"production\",kind=\"Deployment.apps\",namespace=\"shop\"}"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("envdrift_watch_event_to_outbox_seconds_count 1"),
+        "{metrics}"
+    );
     f.stop();
 }

@@ -27,10 +27,7 @@ fn cm(name: &str, value: &str) -> Value {
 }
 
 /// `kubectl get cm --watch --output-watch-events -o json ARGS`, its events on a channel.
-fn watch_events(
-    k: &Kubectl,
-    extra: &[&str],
-) -> (std::process::Child, mpsc::Receiver<Value>) {
+fn watch_events(k: &Kubectl, extra: &[&str]) -> (std::process::Child, mpsc::Receiver<Value>) {
     let mut args = vec![
         "get",
         "configmaps",
@@ -87,7 +84,16 @@ fn kubectl_watch_sees_added_modified_deleted_and_resumes_from_history() {
     let (mut child, rx) = watch_events(&k, &["--watch"]);
     assert_eq!(next(&rx), ("ADDED".into(), "a".into(), "1".into()));
     assert!(server.wait_watches("configmaps", Duration::from_secs(20), |open, _| open >= 1));
-    k.run(&["-n", "ns1", "patch", "configmap", "a", "--type=merge", "-p", r#"{"data":{"k":"2"}}"#]);
+    k.run(&[
+        "-n",
+        "ns1",
+        "patch",
+        "configmap",
+        "a",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"k":"2"}}"#,
+    ]);
     assert_eq!(next(&rx), ("MODIFIED".into(), "a".into(), "2".into()));
     k.run(&["-n", "ns1", "delete", "configmap", "a"]);
     let (t, n, _) = next(&rx);
@@ -99,14 +105,26 @@ fn kubectl_watch_sees_added_modified_deleted_and_resumes_from_history() {
     // though they happened while nobody watched.
     let from = server.resource_version();
     server.insert(cm("b", "1"), "test").unwrap();
-    k.run(&["-n", "ns1", "patch", "configmap", "b", "--type=merge", "-p", r#"{"data":{"k":"3"}}"#]);
+    k.run(&[
+        "-n",
+        "ns1",
+        "patch",
+        "configmap",
+        "b",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"k":"3"}}"#,
+    ]);
     let events = raw_watch(&k, from);
     let got: Vec<(String, String, String)> = events
         .iter()
         .map(|v| {
             (
                 v["type"].as_str().unwrap_or("").to_string(),
-                v["object"]["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                v["object"]["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
                 v["object"]["data"]["k"].as_str().unwrap_or("").to_string(),
             )
         })
@@ -128,20 +146,30 @@ fn kubectl_watch_sees_added_modified_deleted_and_resumes_from_history() {
         if let Some(st) = child.try_wait().unwrap() {
             break st;
         }
-        assert!(std::time::Instant::now() < deadline, "kubectl still watching after the drop");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kubectl still watching after the drop"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     let out = child.wait_with_output().unwrap();
-    eprintln!("kubectl after the drop: {status}: {}", String::from_utf8_lossy(&out.stderr));
+    eprintln!(
+        "kubectl after the drop: {status}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(rx.try_recv().is_err(), "no event from a dropped stream");
 }
 
 /// `kubectl get --raw` of a watch from `rv` ending after 2 s (`timeoutSeconds`), its events.
 fn raw_watch(k: &Kubectl, rv: u64) -> Vec<Value> {
-    let url = format!("/api/v1/namespaces/ns1/configmaps?watch=1&resourceVersion={rv}&timeoutSeconds=2");
+    let url =
+        format!("/api/v1/namespaces/ns1/configmaps?watch=1&resourceVersion={rv}&timeoutSeconds=2");
     let started = std::time::Instant::now();
     let out = k.run(&["get", "--raw", &url]);
-    assert!(started.elapsed() < Duration::from_secs(15), "timeoutSeconds ended the stream");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "timeoutSeconds ended the stream"
+    );
     serde_json::Deserializer::from_str(&out)
         .into_iter::<Value>()
         .map(|v| v.expect("a JSON event"))
@@ -186,11 +214,25 @@ fn a_forbidden_watch_answers_403_while_the_list_works() {
     let mut f = Faults::default();
     f.watch_forbidden.insert("configmaps".into());
     server.set_faults(f);
-    assert!(k.run(&["get", "configmaps", "-n", "ns1", "-o", "name"]).contains("configmap/a"));
-    let out = k.run_output(&["get", "configmaps", "-n", "ns1", "--watch-only", "-o", "name"]);
+    assert!(
+        k.run(&["get", "configmaps", "-n", "ns1", "-o", "name"])
+            .contains("configmap/a")
+    );
+    let out = k.run_output(&[
+        "get",
+        "configmaps",
+        "-n",
+        "ns1",
+        "--watch-only",
+        "-o",
+        "name",
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("cannot watch resource \"configmaps\""), "{err}");
+    assert!(
+        err.contains("cannot watch resource \"configmaps\""),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,9 +265,7 @@ async fn bookmarks_and_timeout_seconds() {
             WatchEvent::Bookmark(b) => {
                 if saw_bookmark_at.is_none() {
                     assert_eq!(b.metadata.resource_version, rv);
-                    server
-                        .insert(cm("b", "1"), "test")
-                        .unwrap();
+                    server.insert(cm("b", "1"), "test").unwrap();
                 }
                 let at: u64 = b.metadata.resource_version.parse().unwrap();
                 saw_bookmark_at = Some(at);

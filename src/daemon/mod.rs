@@ -219,8 +219,11 @@ pub struct Daemon {
 pub(crate) struct Produced {
     pub out: ScanOutput,
     pub mode: Mode,
-    pub only: Option<Box<dyn Fn(&str) -> bool + Send>>,
+    pub only: Option<SeenIdentities>,
 }
+
+/// Whether a drift identity was seen by a [`Produced`] evaluation.
+pub(crate) type SeenIdentities = Box<dyn Fn(&str) -> bool + Send>;
 
 /// Makes a [`Produced`] on the scan's blocking thread.
 pub(crate) type Producer = Box<dyn FnOnce(&Daemon) -> Produced + Send>;
@@ -504,7 +507,7 @@ impl Daemon {
             None => self.store.start_scan(&name, target.kind())?,
         };
         let started = std::time::Instant::now();
-        let mut only: Option<Box<dyn Fn(&str) -> bool + Send>> = None;
+        let mut only: Option<SeenIdentities> = None;
         let (out, mode) = match (produce, target) {
             (Some(produce), _) => {
                 let p = produce(self);
@@ -512,36 +515,37 @@ impl Daemon {
                 (p.out, p.mode)
             }
             (None, target) => match target {
-            Target::Environment(n) => match self.cfg.environments.get(n) {
-                Some(env) => (
-                    scan::scan_environment(
-                        &self.cfg,
-                        &self.compiled,
-                        &self.base,
-                        n,
-                        env,
-                        Some(&self.live_caches),
+                Target::Environment(n) => match self.cfg.environments.get(n) {
+                    Some(env) => (
+                        scan::scan_environment(
+                            &self.cfg,
+                            &self.compiled,
+                            &self.base,
+                            n,
+                            env,
+                            Some(&self.live_caches),
+                        ),
+                        Mode::DesiredVsLive,
                     ),
-                    Mode::DesiredVsLive,
-                ),
-                None => (
-                    fail(format!("unknown environment {n}")),
-                    Mode::DesiredVsLive,
-                ),
-            },
-            Target::Comparison(n) => match self.cfg.comparisons.iter().find(|c| &c.name() == n) {
-                Some(c) => (
-                    scan::scan_comparison(
-                        &self.cfg,
-                        &self.compiled,
-                        &self.base,
-                        c,
-                        Some(&self.live_caches),
+                    None => (
+                        fail(format!("unknown environment {n}")),
+                        Mode::DesiredVsLive,
                     ),
-                    Mode::EnvVsEnv,
-                ),
-                None => (fail(format!("unknown comparison {n}")), Mode::EnvVsEnv),
-            },
+                },
+                Target::Comparison(n) => match self.cfg.comparisons.iter().find(|c| &c.name() == n)
+                {
+                    Some(c) => (
+                        scan::scan_comparison(
+                            &self.cfg,
+                            &self.compiled,
+                            &self.base,
+                            c,
+                            Some(&self.live_caches),
+                        ),
+                        Mode::EnvVsEnv,
+                    ),
+                    None => (fail(format!("unknown comparison {n}")), Mode::EnvVsEnv),
+                },
             },
         };
         let duration_ms = started.elapsed().as_millis() as u64;

@@ -94,11 +94,8 @@ impl WatchMetrics {
                 "Lists after the first (410 Gone, resyncs, restarts after errors)",
                 m.relists.clone(),
             );
-            d.metrics.register(
-                "watch_errors",
-                "Watch and list errors",
-                m.errors.clone(),
-            );
+            d.metrics
+                .register("watch_errors", "Watch and list errors", m.errors.clone());
             d.metrics.register(
                 "watch_event_to_outbox_seconds",
                 "Time from a change's first watch event to its alert queued in the outbox",
@@ -250,7 +247,7 @@ fn evaluate(
             identity
                 .split_once('|')
                 .is_some_and(|(_, tail)| tails.contains(tail))
-        }) as Box<dyn Fn(&str) -> bool + Send>
+        }) as super::SeenIdentities
     });
     Produced { out, mode, only }
 }
@@ -262,7 +259,10 @@ async fn record(
     produce: impl FnOnce(&Daemon) -> Produced + Send + 'static,
 ) -> bool {
     let t = Target::Environment(name.to_string());
-    match d.scan_recorded_with(&t, None, Some(Box::new(produce))).await {
+    match d
+        .scan_recorded_with(&t, None, Some(Box::new(produce)))
+        .await
+    {
         Ok(_) => true,
         Err(e) => {
             tracing::error!(target = %name, error = %e, "could not record the watch evaluation");
@@ -278,7 +278,10 @@ async fn start(
     name: &str,
     cs: &source::ClusterSource,
     stop: &mut signal::Receiver<bool>,
-) -> Option<(WatchHandle, tokio::sync::mpsc::UnboundedReceiver<WatchChange>)> {
+) -> Option<(
+    WatchHandle,
+    tokio::sync::mpsc::UnboundedReceiver<WatchChange>,
+)> {
     let mut backoff = Duration::from_secs(1);
     loop {
         let started = async {

@@ -1374,10 +1374,20 @@ impl WatchStore {
 
     /// Converts a watched object as a list item is converted (status dropped, Secrets
     /// redacted, controller-owned Pods and ReplicaSets left out).
-    fn convert(&self, t: &ListTarget, obj: &kube::api::DynamicObject) -> Option<(ResourceKey, (u64, Object))> {
+    fn convert(
+        &self,
+        t: &ListTarget,
+        obj: &kube::api::DynamicObject,
+    ) -> Option<(ResourceKey, (u64, Object))> {
         let raw = serde_json::value::to_raw_value(obj).ok()?;
         let mut stats = SnapshotStats::default();
-        let (_, _, key, o) = convert(&raw, t, &ObjectCache::default(), self.keep_owned, &mut stats)?;
+        let (_, _, key, o) = convert(
+            &raw,
+            t,
+            &ObjectCache::default(),
+            self.keep_owned,
+            &mut stats,
+        )?;
         if !self.in_scope(&key) {
             return None;
         }
@@ -1411,7 +1421,10 @@ impl WatchStore {
     fn apply(
         &self,
         idx: usize,
-        ev: Result<kube::runtime::watcher::Event<kube::api::DynamicObject>, kube::runtime::watcher::Error>,
+        ev: Result<
+            kube::runtime::watcher::Event<kube::api::DynamicObject>,
+            kube::runtime::watcher::Error,
+        >,
     ) {
         use kube::runtime::watcher::{Error as WErr, Event};
         let synced_store = self.is_synced();
@@ -1603,7 +1616,8 @@ mod tests {
         let mut noise = base.clone();
         noise["metadata"]["resourceVersion"] = "9".into();
         noise["metadata"]["generation"] = 3.into();
-        noise["metadata"]["managedFields"] = serde_json::json!([{"manager": "kube-controller-manager"}]);
+        noise["metadata"]["managedFields"] =
+            serde_json::json!([{"manager": "kube-controller-manager"}]);
         noise["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = "4".into();
         assert_eq!(watch_hash(&base), watch_hash(&noise));
         let mut spec = base.clone();

@@ -101,7 +101,9 @@ pub fn run(o: &BenchOptions, work: &Path) -> Result<()> {
             }
         }
         if v["kind"] == "Deployment" {
-            let c = v.pointer("/spec/template/spec/containers/0/name").and_then(Value::as_str);
+            let c = v
+                .pointer("/spec/template/spec/containers/0/name")
+                .and_then(Value::as_str);
             if let (Some(ns), Some(n), Some(c)) = (
                 v.pointer("/metadata/namespace").and_then(Value::as_str),
                 v.pointer("/metadata/name").and_then(Value::as_str),
@@ -129,7 +131,11 @@ pub fn run(o: &BenchOptions, work: &Path) -> Result<()> {
         deployments.len()
     );
     if deployments.len() < o.edits {
-        bail!("only {} Deployments for {} edits", deployments.len(), o.edits);
+        bail!(
+            "only {} Deployments for {} edits",
+            deployments.len(),
+            o.edits
+        );
     }
     let slack = rt.block_on(SlackServer::start("xoxb-bench", "/services/T0/B0/X"));
     let kubeconfig = work.join("kubeconfig");
@@ -160,7 +166,10 @@ pub fn run(o: &BenchOptions, work: &Path) -> Result<()> {
     let pid = daemon.0.id();
     // The first evaluation alerts the synthetic environment's injected drifts.
     let Some(first) = wait_messages(&slack, 1, Duration::from_secs(600)) else {
-        bail!("no first alert within 10 minutes (see {}/daemon.log)", work.display());
+        bail!(
+            "no first alert within 10 minutes (see {}/daemon.log)",
+            work.display()
+        );
     };
     let first_eval = first.duration_since(started);
     println!(
@@ -175,7 +184,10 @@ pub fn run(o: &BenchOptions, work: &Path) -> Result<()> {
     std::thread::sleep(Duration::from_secs(10));
     let t1 = cpu_ticks(pid).unwrap_or(0);
     let idle_cpu = (t1.saturating_sub(t0)) as f64 / ticks_per_s / 10.0 * 100.0;
-    println!("RSS after the first evaluation: {} MiB", rss_after_sync / 1024);
+    println!(
+        "RSS after the first evaluation: {} MiB",
+        rss_after_sync / 1024
+    );
     println!("CPU while nothing changes (10 s): {idle_cpu:.2} % of one core");
     let k = Kubectl {
         bin: o.kubectl.clone(),
@@ -183,7 +195,9 @@ pub fn run(o: &BenchOptions, work: &Path) -> Result<()> {
     };
     let mut rng = o.seed.wrapping_mul(6364136223846793005).wrapping_add(1);
     let mut next = |n: u64| {
-        rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (rng >> 33) % n
     };
     let mut latencies = Vec::new();
