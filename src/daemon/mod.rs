@@ -628,7 +628,9 @@ impl Daemon {
                     outbox.extend(self.route(&n));
                 }
             }
-            if out.outcome == ScanOutcome::Partial {
+            // A watch evaluation of a few objects does not repeat what the environment's
+            // full evaluation already said.
+            if out.outcome == ScanOutcome::Partial && only.is_none() {
                 let n = self.notice(
                     NoticeKind::ScanFailed,
                     &name,

@@ -201,6 +201,10 @@ fn evaluate(
             };
         }
     };
+    // An object of a scope that became unknown since its event is left to the full
+    // evaluation that the scope change triggers (never compared as absent).
+    let keys: Option<HashSet<ResourceKey>> =
+        keys.map(|ks| ks.into_iter().filter(|k| store.trusted(k)).collect());
     let live = store.snapshot(keys.as_ref());
     let from = match &keys {
         None => Arc::clone(desired),
