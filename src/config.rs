@@ -272,6 +272,14 @@ pub struct ClusterSourceConfig {
     /// Timeout of one API request (`30s`). Default: 30s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_timeout: Option<String>,
+    /// Watch mode (issue 15): keep the cluster's objects current with watches, evaluate
+    /// each change as it happens; the environment's `interval` becomes a full resync
+    /// (default `1h`). `false`: re-list every `interval` (default `5m`). Default: true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<bool>,
+    /// Watch mode: events of one object within this window make one evaluation (`1s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coalesce: Option<String>,
 }
 
 impl SourceConfig {
@@ -431,9 +439,13 @@ pub struct EnvironmentConfig {
     pub desired: SourceConfig,
     /// The live state (a cluster or a dump).
     pub live: SourceConfig,
-    /// Time between scans (`5m`, `30s`, `1h`). Default: `5m`.
+    /// Time between scans (`5m`, `30s`, `1h`). Default: `5m`; `1h` (a full resync) when
+    /// the live side is a watched cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<String>,
+    /// Watch mode: how often the desired side is read again (a Git fetch). Default: `1m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_interval: Option<String>,
 }
 
 /// A scheduled comparison between two environments' live sides.
@@ -1048,6 +1060,17 @@ impl Config {
             }
             if let Err((field, e)) = env.desired.gitops_problem() {
                 invalid(format!("environments.{name}.desired.{field}"), e);
+            }
+            if let Some(i) = &env.desired_interval
+                && let Err(e) = parse_duration(i)
+            {
+                invalid(format!("environments.{name}.desired_interval"), e);
+            }
+            if let SourceConfig::Cluster(c) = &env.live
+                && let Some(i) = &c.coalesce
+                && let Err(e) = parse_duration(i)
+            {
+                invalid(format!("environments.{name}.live.coalesce"), e);
             }
         }
         let mut names = std::collections::BTreeSet::new();

@@ -162,6 +162,19 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Registers a metric of another part of the daemon (watch mode's, `daemon::watch`).
+    pub(crate) fn register(
+        &self,
+        name: &str,
+        help: &str,
+        metric: impl prometheus_client::registry::Metric,
+    ) {
+        self.registry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .register(name, help, metric);
+    }
+
     /// Sets the open-drift gauges from the store's open drift counts.
     pub(crate) fn set_open(&self, rows: &[crate::store::OpenCount]) {
         self.open_drifts.clear();

@@ -14,6 +14,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod report;
 pub mod scan;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -23,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::sync::{Mutex as AsyncMutex, Notify, watch};
+use tokio::sync::{Mutex as AsyncMutex, Notify, watch as signal};
 
 use crate::alert::DeliveryError;
 use crate::alert::notice::{Notice, NoticeDrift, NoticeKind, ReportSection};
@@ -222,7 +223,23 @@ pub struct Daemon {
     queued_triggers: std::sync::Mutex<BTreeMap<Target, i64>>,
     /// The last scan could not be recorded: why (`/readyz`).
     store_write_error: std::sync::Mutex<Option<String>>,
+    /// Watch-mode metrics, registered by the first watched environment.
+    pub(crate) watch_metrics: std::sync::OnceLock<Arc<watch::WatchMetrics>>,
 }
+
+/// A scan's output made outside the daemon's source reading (watch mode), and which drift
+/// identities it saw (`None`: all of the target's).
+pub(crate) struct Produced {
+    pub out: ScanOutput,
+    pub mode: Mode,
+    pub only: Option<SeenIdentities>,
+}
+
+/// Whether a drift identity was seen by a [`Produced`] evaluation.
+pub(crate) type SeenIdentities = Box<dyn Fn(&str) -> bool + Send>;
+
+/// Makes a [`Produced`] on the scan's blocking thread.
+pub(crate) type Producer = Box<dyn FnOnce(&Daemon) -> Produced + Send>;
 
 /// At most this many triggered scans wait at once, over all targets.
 pub const MAX_QUEUED_TRIGGERS: usize = 16;
@@ -323,6 +340,7 @@ impl Daemon {
             live_caches: scan::Caches::default(),
             started: std::time::Instant::now(),
             last_delivery_error: std::sync::Mutex::default(),
+            watch_metrics: std::sync::OnceLock::new(),
         })
     }
 
@@ -336,7 +354,11 @@ impl Daemon {
                     .environments
                     .get(n)
                     .and_then(|e| e.interval.clone()),
-                Duration::from_secs(300),
+                if self.cfg.environments.get(n).is_some_and(watch::watched) {
+                    watch::DEFAULT_RESYNC
+                } else {
+                    Duration::from_secs(300)
+                },
             ),
             Target::Comparison(n) => interval_of(
                 &self
@@ -420,6 +442,18 @@ impl Daemon {
         target: &Target,
         id: Option<i64>,
     ) -> Result<ScanSummary, StoreError> {
+        self.scan_recorded_with(target, id, None).await
+    }
+
+    /// [`Daemon::scan_recorded`], the scan's output made by `produce` when given (watch
+    /// mode: from the watch store) instead of by reading the target's sources; recorded
+    /// through the same lifecycle and outbox.
+    pub(crate) async fn scan_recorded_with(
+        self: &Arc<Self>,
+        target: &Target,
+        id: Option<i64>,
+        produce: Option<Producer>,
+    ) -> Result<ScanSummary, StoreError> {
         let lock = self.locks.get(target).cloned().unwrap_or_default();
         let _guard = lock.lock().await;
         if let Some(id) = id {
@@ -431,7 +465,8 @@ impl Daemon {
         }
         let me = Arc::clone(self);
         let t = target.clone();
-        let joined = tokio::task::spawn_blocking(move || me.scan_blocking_with(&t, id)).await;
+        let joined =
+            tokio::task::spawn_blocking(move || me.scan_blocking_with(&t, id, produce)).await;
         let summary = match joined {
             Ok(r) => r?,
             Err(e) => {
@@ -478,6 +513,7 @@ impl Daemon {
         &self,
         target: &Target,
         id: Option<i64>,
+        produce: Option<Producer>,
     ) -> Result<ScanSummary, StoreError> {
         let name = target.name().to_string();
         let scan_id = match id {
@@ -485,36 +521,45 @@ impl Daemon {
             None => self.store.start_scan(&name, target.kind())?,
         };
         let started = std::time::Instant::now();
-        let (out, mode) = match target {
-            Target::Environment(n) => match self.cfg.environments.get(n) {
-                Some(env) => (
-                    scan::scan_environment(
-                        &self.cfg,
-                        &self.compiled,
-                        &self.base,
-                        n,
-                        env,
-                        Some(&self.live_caches),
+        let mut only: Option<SeenIdentities> = None;
+        let (out, mode) = match (produce, target) {
+            (Some(produce), _) => {
+                let p = produce(self);
+                only = p.only;
+                (p.out, p.mode)
+            }
+            (None, target) => match target {
+                Target::Environment(n) => match self.cfg.environments.get(n) {
+                    Some(env) => (
+                        scan::scan_environment(
+                            &self.cfg,
+                            &self.compiled,
+                            &self.base,
+                            n,
+                            env,
+                            Some(&self.live_caches),
+                        ),
+                        Mode::DesiredVsLive,
                     ),
-                    Mode::DesiredVsLive,
-                ),
-                None => (
-                    fail(format!("unknown environment {n}")),
-                    Mode::DesiredVsLive,
-                ),
-            },
-            Target::Comparison(n) => match self.cfg.comparisons.iter().find(|c| &c.name() == n) {
-                Some(c) => (
-                    scan::scan_comparison(
-                        &self.cfg,
-                        &self.compiled,
-                        &self.base,
-                        c,
-                        Some(&self.live_caches),
+                    None => (
+                        fail(format!("unknown environment {n}")),
+                        Mode::DesiredVsLive,
                     ),
-                    Mode::EnvVsEnv,
-                ),
-                None => (fail(format!("unknown comparison {n}")), Mode::EnvVsEnv),
+                },
+                Target::Comparison(n) => match self.cfg.comparisons.iter().find(|c| &c.name() == n)
+                {
+                    Some(c) => (
+                        scan::scan_comparison(
+                            &self.cfg,
+                            &self.compiled,
+                            &self.base,
+                            c,
+                            Some(&self.live_caches),
+                        ),
+                        Mode::EnvVsEnv,
+                    ),
+                    None => (fail(format!("unknown comparison {n}")), Mode::EnvVsEnv),
+                },
             },
         };
         let duration_ms = started.elapsed().as_millis() as u64;
@@ -562,13 +607,29 @@ impl Daemon {
                 .iter()
                 .map(|t| format!("{}|", t.as_str()))
                 .collect();
-            let visible =
-                |identity: &str| !untrusted.iter().any(|p| identity.starts_with(p.as_str()));
+            let visible = |identity: &str| {
+                !untrusted.iter().any(|p| identity.starts_with(p.as_str()))
+                    && only.as_ref().is_none_or(|o| o(identity))
+            };
             let vis = Visibility {
-                complete: out.untrusted_types.is_empty(),
+                complete: out.untrusted_types.is_empty() && only.is_none(),
                 visible: &visible,
             };
             let plan = lifecycle::plan(&prev, &drifts, mode, &vis, self.reminder_after, now);
+            if only.is_some() {
+                // An evaluation of a few objects: the scan row counts every open drift.
+                let opened = plan
+                    .writes
+                    .iter()
+                    .filter(|w| matches!(w, crate::store::DriftWrite::Open(_)))
+                    .count();
+                let resolved = plan
+                    .writes
+                    .iter()
+                    .filter(|w| matches!(w, crate::store::DriftWrite::Resolve { .. }))
+                    .count();
+                end.drifts = (prev.len() + opened).saturating_sub(resolved) as i64;
+            }
             writes = plan.writes;
             for (kind, list) in [
                 (NoticeKind::Drift, plan.announce),
@@ -581,7 +642,9 @@ impl Daemon {
                     outbox.extend(self.route(&n));
                 }
             }
-            if out.outcome == ScanOutcome::Partial {
+            // A watch evaluation of a few objects does not repeat what the environment's
+            // full evaluation already said.
+            if out.outcome == ScanOutcome::Partial && only.is_none() {
                 let n = self.notice(
                     NoticeKind::ScanFailed,
                     &name,
@@ -593,7 +656,9 @@ impl Daemon {
                 outbox.extend(self.route(&n));
             }
         }
-        end.drifts = drifts.len() as i64;
+        if only.is_none() {
+            end.drifts = drifts.len() as i64;
+        }
         self.store
             .record_scan(scan_id, &name, &end, &writes, &outbox)?;
         let max = drifts.iter().map(|d| d.severity).max();
@@ -832,7 +897,7 @@ impl Daemon {
     /// own task, so an error or even a panic in it is logged, counted
     /// (`envdrift_outbox_stalled_total`), shown by `/readyz` and followed by a new round
     /// after a pause, never the end of deliveries.
-    async fn sink_queue(self: Arc<Self>, sink: String, mut stop: watch::Receiver<bool>) {
+    async fn sink_queue(self: Arc<Self>, sink: String, mut stop: signal::Receiver<bool>) {
         let wake = self.outbox_wake.get(&sink).cloned().unwrap_or_default();
         let mut pause = Duration::from_secs(1);
         loop {
@@ -1068,11 +1133,17 @@ impl Daemon {
     /// Runs until `shutdown` turns true: one task per target, the outbox driver, the report
     /// scheduler. On shutdown, running scans finish (their results are committed) and the
     /// store is left consistent.
-    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self: Arc<Self>, mut shutdown: signal::Receiver<bool>) {
         let mut tasks = tokio::task::JoinSet::new();
         for t in self.targets() {
             let me = Arc::clone(&self);
             let mut stop = shutdown.clone();
+            if let Target::Environment(n) = &t
+                && self.cfg.environments.get(n).is_some_and(watch::watched)
+            {
+                tasks.spawn(watch::run_environment(me, n.clone(), stop));
+                continue;
+            }
             let every = self.interval(&t);
             tasks.spawn(async move {
                 // Spread the first scans over a tenth of the interval.

@@ -57,7 +57,7 @@ impl ScanOutput {
         }
     }
 
-    fn of(name: &str, out: Outcome) -> ScanOutput {
+    pub(crate) fn of(name: &str, out: Outcome) -> ScanOutput {
         let unknown_kinds: Vec<String> = out
             .to
             .meta

@@ -28,7 +28,8 @@
 //! # Caveats
 //! - Discovery uses the legacy endpoints (`/api`, `/apis`, then one request per group's
 //!   preferred version), not aggregated discovery.
-//! - The watch-based mode (reflectors keeping a snapshot current) is not built yet.
+//! - Watch mode: [`WatchStore`] keeps a cluster's objects current with kube-runtime
+//!   watchers (issue 15); the daemon evaluates its changes (`src/daemon/watch.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -1034,6 +1035,551 @@ pub(crate) fn now_rfc3339() -> String {
     )
 }
 
+// ---------------------------------------------------------------- watch mode
+
+/// What changed in a [`WatchStore`], for the daemon's evaluator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchChange {
+    /// An object was added, deleted, or changed beyond what the comparison ignores
+    /// (its watch hash differs).
+    Object(ResourceKey),
+    /// Every scope finished its first list (or failed it): the store can be evaluated.
+    Synced,
+    /// A scope became unknown or was listed again: evaluate the whole environment.
+    Scope,
+}
+
+/// The watch state of one resource type in one scope (metrics, logs, tests).
+#[derive(Debug, Clone, Default)]
+pub struct WatchScopeStatus {
+    /// `Kind` or `Kind.group`.
+    pub type_name: String,
+    pub namespace: Option<String>,
+    /// The watch stream is open (the last thing it did was not an error).
+    pub connected: bool,
+    /// The first list completed.
+    pub synced: bool,
+    /// Why the scope's objects cannot be trusted (a 403, a failed first list).
+    pub unknown: Option<String>,
+    pub objects: usize,
+    /// Lists after the first (410 Gone, resyncs, restarts after errors).
+    pub relists: u64,
+    pub errors: u64,
+    /// When the last event (or list) arrived.
+    pub last_event: Option<std::time::SystemTime>,
+}
+
+struct WatchScope {
+    target: ListTarget,
+    ns: Option<String>,
+    objects: HashMap<ResourceKey, (u64, Object)>,
+    /// A list in progress (initial, 410 Gone, resync): the objects so far.
+    pending: Option<HashMap<ResourceKey, (u64, Object)>>,
+    status: WatchScopeStatus,
+}
+
+/// The objects of one cluster kept current by watches (one per listable type in scope,
+/// per namespace when the namespaces are restricted): an initial list, then a watch from
+/// its resourceVersion with bookmarks; 410 Gone relists; errors back off with jitter
+/// (kube-runtime's `watcher` with its default backoff). A list replaces the scope's
+/// objects only once complete, so a relist never makes objects look deleted.
+///
+/// A scope whose watch or list is forbidden (403), or whose first list failed, is
+/// unknown ([`WatchStore::snapshot`] puts it in [`Snapshot::unknown`] without its
+/// objects), exactly as a failed list of [`snapshot`].
+pub struct WatchStore {
+    env: String,
+    description: String,
+    keep_owned: bool,
+    namespaces: Option<Vec<String>>,
+    scopes: std::sync::Mutex<Vec<WatchScope>>,
+    schemas: std::sync::Arc<SchemaSet>,
+    tx: tokio::sync::mpsc::UnboundedSender<WatchChange>,
+    synced: std::sync::atomic::AtomicBool,
+}
+
+/// A running [`WatchStore`]: dropping it stops the watches.
+pub struct WatchHandle {
+    pub store: std::sync::Arc<WatchStore>,
+    resync: tokio::sync::watch::Sender<u64>,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl WatchHandle {
+    /// Lists every scope again (a full resync, catching anything a watch missed); the
+    /// objects that differ afterwards are sent as [`WatchChange::Object`].
+    pub fn resync(&self) {
+        self.resync.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Stops the watches.
+    pub fn stop(&mut self) {
+        self.tasks.abort_all();
+    }
+}
+
+fn locked<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The hash a watch event is compared by: the converted object (status already dropped)
+/// without what changes on every write (resourceVersion, managedFields, generation, the
+/// Deployment revision annotation). An event that keeps it costs this hash and nothing else.
+fn watch_hash(v: &Value) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut v = v.clone();
+    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        for f in ["resourceVersion", "managedFields", "generation"] {
+            m.remove(f);
+        }
+        if let Some(a) = m.get_mut("annotations").and_then(Value::as_object_mut) {
+            a.remove("deployment.kubernetes.io/revision");
+        }
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    v.to_string().hash(&mut h);
+    h.finish()
+}
+
+fn is_forbidden(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 403)
+}
+
+impl WatchStore {
+    /// Discovers the types in scope, reads the cluster's schemas, and starts one watch per
+    /// type and scope on the current tokio runtime. Changes arrive on the receiver.
+    ///
+    /// # Errors
+    /// Discovery or namespace-scope resolution failed (as [`snapshot`]).
+    pub async fn start(
+        cluster: &Cluster,
+        opts: &KubeOptions,
+    ) -> Result<
+        (
+            WatchHandle,
+            tokio::sync::mpsc::UnboundedReceiver<WatchChange>,
+        ),
+        KubeError,
+    > {
+        let (targets, discovery_unknown) = discover(cluster, opts).await?;
+        let namespaces = namespace_scope(cluster, opts).await?;
+        let (schemas, _) = openapi_schemas(cluster, opts, &targets, &ObjectCache::default()).await;
+        let mut scopes = Vec::new();
+        for u in discovery_unknown {
+            scopes.push(WatchScope {
+                target: ListTarget {
+                    group: u.group.clone(),
+                    version: String::new(),
+                    kind: u.kind.clone(),
+                    plural: String::new(),
+                    namespaced: u.namespace.is_some(),
+                },
+                ns: u.namespace.clone(),
+                objects: HashMap::new(),
+                pending: None,
+                status: WatchScopeStatus {
+                    type_name: if u.group.is_empty() {
+                        u.kind.clone()
+                    } else {
+                        format!("{}.{}", u.kind, u.group)
+                    },
+                    namespace: u.namespace,
+                    synced: true,
+                    unknown: Some(u.reason),
+                    ..WatchScopeStatus::default()
+                },
+            });
+        }
+        let first_watched = scopes.len();
+        for t in &targets {
+            let nss: Vec<Option<String>> = match (&namespaces, t.namespaced) {
+                (Some(names), true) => names.iter().cloned().map(Some).collect(),
+                _ => vec![None],
+            };
+            for ns in nss {
+                scopes.push(WatchScope {
+                    target: t.clone(),
+                    status: WatchScopeStatus {
+                        type_name: t.type_name(),
+                        namespace: ns.clone(),
+                        ..WatchScopeStatus::default()
+                    },
+                    ns,
+                    objects: HashMap::new(),
+                    pending: None,
+                });
+            }
+        }
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let store = std::sync::Arc::new(WatchStore {
+            env: opts.env.clone(),
+            description: cluster.description.clone(),
+            keep_owned: opts.keep_owned,
+            namespaces,
+            scopes: std::sync::Mutex::new(Vec::new()),
+            schemas,
+            tx,
+            synced: std::sync::atomic::AtomicBool::new(false),
+        });
+        let work: Vec<(usize, ListTarget, Option<String>)> = scopes
+            .iter()
+            .enumerate()
+            .skip(first_watched)
+            .map(|(i, s)| (i, s.target.clone(), s.ns.clone()))
+            .collect();
+        *locked(&store.scopes) = scopes;
+        let (resync, resync_rx) = tokio::sync::watch::channel(0u64);
+        let mut tasks = tokio::task::JoinSet::new();
+        for (idx, t, ns) in work {
+            let ar = kube::api::ApiResource {
+                group: t.group.clone(),
+                version: t.version.clone(),
+                api_version: t.api_version(),
+                kind: t.kind.clone(),
+                plural: t.plural.clone(),
+            };
+            let api: kube::Api<kube::api::DynamicObject> = match &ns {
+                Some(n) => kube::Api::namespaced_with(cluster.client.clone(), n, &ar),
+                None => kube::Api::all_with(cluster.client.clone(), &ar),
+            };
+            let cfg = kube::runtime::watcher::Config::default().page_size(opts.page_size);
+            let st = std::sync::Arc::clone(&store);
+            let rx = resync_rx.clone();
+            tasks.spawn(run_scope(st, idx, api, cfg, rx));
+        }
+        store.check_synced();
+        Ok((
+            WatchHandle {
+                store,
+                resync,
+                tasks,
+            },
+            rx,
+        ))
+    }
+
+    /// The environment the store reads.
+    pub fn env(&self) -> &str {
+        &self.env
+    }
+
+    /// The cluster's schemas (read when the watches started).
+    pub fn schemas(&self) -> std::sync::Arc<SchemaSet> {
+        std::sync::Arc::clone(&self.schemas)
+    }
+
+    /// Whether every scope finished its first list (or is unknown).
+    pub fn is_synced(&self) -> bool {
+        self.synced.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The state of every scope.
+    pub fn status(&self) -> Vec<WatchScopeStatus> {
+        locked(&self.scopes)
+            .iter()
+            .map(|s| WatchScopeStatus {
+                objects: s.objects.len(),
+                ..s.status.clone()
+            })
+            .collect()
+    }
+
+    /// Objects held (trusted scopes).
+    pub fn len(&self) -> usize {
+        locked(&self.scopes)
+            .iter()
+            .filter(|s| s.status.unknown.is_none())
+            .map(|s| s.objects.len())
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether `key`'s scope is trusted (listed, not unknown).
+    pub fn trusted(&self, key: &ResourceKey) -> bool {
+        locked(&self.scopes).iter().any(|s| {
+            s.target.group == key.group
+                && s.target.kind == key.kind
+                && (s.ns.is_none() || s.ns == key.namespace)
+                && s.status.synced
+                && s.status.unknown.is_none()
+        })
+    }
+
+    /// The current objects as a snapshot (only `keys` when given): trusted scopes' objects;
+    /// unknown scopes (and, with `keys`, none) in [`Snapshot::unknown`].
+    pub fn snapshot(&self, keys: Option<&std::collections::HashSet<ResourceKey>>) -> Snapshot {
+        let scopes = locked(&self.scopes);
+        let mut snap = Snapshot {
+            source: Some(SourceRef {
+                env: self.env.clone(),
+                description: self.description.clone(),
+                commit: None,
+                stale: None,
+            }),
+            taken_at: Some(now_rfc3339()),
+            ..Default::default()
+        };
+        for s in scopes.iter() {
+            let reason = match (&s.status.unknown, s.status.synced) {
+                (Some(r), _) => Some(r.clone()),
+                (None, false) => Some("the watch's first list is not complete".to_string()),
+                (None, true) => None,
+            };
+            if let Some(reason) = reason {
+                if keys.is_none() {
+                    snap.unknown.push(UnknownScope {
+                        group: s.target.group.clone(),
+                        kind: s.target.kind.clone(),
+                        namespace: s.ns.clone(),
+                        reason,
+                    });
+                }
+                continue;
+            }
+            match keys {
+                Some(keys) => {
+                    for k in keys {
+                        if let Some((_, o)) = s.objects.get(k) {
+                            snap.objects.insert(k.clone(), o.clone());
+                        }
+                    }
+                }
+                None => {
+                    for (k, (_, o)) in &s.objects {
+                        snap.objects.insert(k.clone(), o.clone());
+                    }
+                }
+            }
+        }
+        snap.unknown.sort_by(|a, b| {
+            (&a.group, &a.kind, &a.namespace).cmp(&(&b.group, &b.kind, &b.namespace))
+        });
+        snap
+    }
+
+    fn in_scope(&self, key: &ResourceKey) -> bool {
+        match &self.namespaces {
+            None => true,
+            Some(names) => {
+                key.namespace.as_ref().is_none_or(|n| names.contains(n))
+                    && !(key.group.is_empty()
+                        && key.kind == "Namespace"
+                        && !names.contains(&key.name))
+            }
+        }
+    }
+
+    /// Converts a watched object as a list item is converted (status dropped, Secrets
+    /// redacted, controller-owned Pods and ReplicaSets left out).
+    fn convert(
+        &self,
+        t: &ListTarget,
+        obj: &kube::api::DynamicObject,
+    ) -> Option<(ResourceKey, (u64, Object))> {
+        let raw = serde_json::value::to_raw_value(obj).ok()?;
+        let mut stats = SnapshotStats::default();
+        let (_, _, key, o) = convert(
+            &raw,
+            t,
+            &ObjectCache::default(),
+            self.keep_owned,
+            &mut stats,
+        )?;
+        if !self.in_scope(&key) {
+            return None;
+        }
+        let h = watch_hash(&o.value);
+        Some((key, (h, o)))
+    }
+
+    fn key_of(t: &ListTarget, obj: &kube::api::DynamicObject) -> Option<ResourceKey> {
+        Some(ResourceKey {
+            group: t.group.clone(),
+            kind: t.kind.clone(),
+            namespace: obj.metadata.namespace.clone().filter(|_| t.namespaced),
+            name: obj.metadata.name.clone()?,
+        })
+    }
+
+    fn send(&self, c: WatchChange) {
+        let _ = self.tx.send(c);
+    }
+
+    fn check_synced(&self) {
+        let all = locked(&self.scopes)
+            .iter()
+            .all(|s| s.status.synced || s.status.unknown.is_some());
+        if all && !self.synced.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.send(WatchChange::Synced);
+        }
+    }
+
+    /// Applies one watcher event to scope `idx`.
+    fn apply(
+        &self,
+        idx: usize,
+        ev: Result<
+            kube::runtime::watcher::Event<kube::api::DynamicObject>,
+            kube::runtime::watcher::Error,
+        >,
+    ) {
+        use kube::runtime::watcher::{Error as WErr, Event};
+        let synced_store = self.is_synced();
+        let mut changes = Vec::new();
+        let mut check = false;
+        {
+            let mut scopes = locked(&self.scopes);
+            let Some(s) = scopes.get_mut(idx) else { return };
+            let t = s.target.clone();
+            let now = Some(std::time::SystemTime::now());
+            match ev {
+                Ok(Event::Init) => {
+                    if s.status.synced {
+                        s.status.relists += 1;
+                    }
+                    s.pending = Some(HashMap::new());
+                }
+                Ok(Event::InitApply(o)) => {
+                    if let (Some(p), Some((k, v))) = (s.pending.as_mut(), self.convert(&t, &o)) {
+                        p.insert(k, v);
+                    }
+                }
+                Ok(Event::InitDone) => {
+                    let new = s.pending.take().unwrap_or_default();
+                    let was_trusted = s.status.synced && s.status.unknown.is_none();
+                    if was_trusted && synced_store {
+                        for (k, (h, _)) in &new {
+                            if s.objects.get(k).is_none_or(|(oh, _)| oh != h) {
+                                changes.push(WatchChange::Object(k.clone()));
+                            }
+                        }
+                        for k in s.objects.keys() {
+                            if !new.contains_key(k) {
+                                changes.push(WatchChange::Object(k.clone()));
+                            }
+                        }
+                    } else if synced_store {
+                        changes.push(WatchChange::Scope);
+                    }
+                    s.objects = new;
+                    if !s.status.synced {
+                        tracing::info!(env = %self.env, kind = %s.status.type_name, namespace = ?s.ns, objects = s.objects.len(), "watch: initial list complete");
+                    }
+                    s.status.synced = true;
+                    s.status.unknown = None;
+                    s.status.connected = true;
+                    s.status.last_event = now;
+                    check = true;
+                }
+                Ok(Event::Apply(o)) => {
+                    s.status.connected = true;
+                    s.status.last_event = now;
+                    if s.status.unknown.take().is_some() && synced_store {
+                        changes.push(WatchChange::Scope);
+                    }
+                    match self.convert(&t, &o) {
+                        Some((k, v)) => {
+                            let same = s.objects.get(&k).is_some_and(|(h, _)| *h == v.0);
+                            s.objects.insert(k.clone(), v);
+                            if !same {
+                                changes.push(WatchChange::Object(k));
+                            }
+                        }
+                        None => {
+                            if let Some(k) = Self::key_of(&t, &o)
+                                && s.objects.remove(&k).is_some()
+                            {
+                                changes.push(WatchChange::Object(k));
+                            }
+                        }
+                    }
+                }
+                Ok(Event::Delete(o)) => {
+                    s.status.connected = true;
+                    s.status.last_event = now;
+                    if let Some(k) = Self::key_of(&t, &o)
+                        && s.objects.remove(&k).is_some()
+                    {
+                        changes.push(WatchChange::Object(k));
+                    }
+                }
+                Err(e) => {
+                    s.status.errors += 1;
+                    s.status.connected = false;
+                    let (reason, forbidden, list) = match &e {
+                        WErr::InitialListFailed(k) => (describe(k), is_forbidden(k), true),
+                        WErr::WatchStartFailed(k) | WErr::WatchFailed(k) => {
+                            (format!("watch: {}", describe(k)), is_forbidden(k), false)
+                        }
+                        WErr::WatchError(st) => (
+                            format!("watch: {} {}: {}", st.code, st.reason, st.message),
+                            st.code == 403,
+                            false,
+                        ),
+                        WErr::NoResourceVersion => (
+                            "the list answered no resourceVersion".to_string(),
+                            false,
+                            true,
+                        ),
+                    };
+                    if forbidden || (list && !s.status.synced) {
+                        if s.status.unknown.as_ref() != Some(&reason) {
+                            tracing::warn!(env = %self.env, kind = %s.status.type_name, namespace = ?s.ns, %reason, "cannot watch; its objects are unknown");
+                            if synced_store && s.status.unknown.is_none() {
+                                changes.push(WatchChange::Scope);
+                            }
+                        }
+                        s.status.unknown = Some(reason);
+                        check = true;
+                    } else {
+                        tracing::debug!(env = %self.env, kind = %s.status.type_name, namespace = ?s.ns, %reason, "watch error; retrying");
+                    }
+                }
+            }
+        }
+        if synced_store {
+            for c in changes {
+                self.send(c);
+            }
+        }
+        if check {
+            self.check_synced();
+        }
+    }
+}
+
+async fn run_scope(
+    store: std::sync::Arc<WatchStore>,
+    idx: usize,
+    api: kube::Api<kube::api::DynamicObject>,
+    cfg: kube::runtime::watcher::Config,
+    mut resync: tokio::sync::watch::Receiver<u64>,
+) {
+    use kube::runtime::WatchStreamExt as _;
+    loop {
+        let mut stream = kube::runtime::watcher(api.clone(), cfg.clone())
+            .default_backoff()
+            .boxed();
+        loop {
+            tokio::select! {
+                r = resync.changed() => {
+                    if r.is_err() {
+                        return;
+                    }
+                    break; // a new watcher: a fresh list
+                }
+                ev = stream.next() => match ev {
+                    Some(ev) => store.apply(idx, ev),
+                    None => break,
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1058,6 +1604,28 @@ mod tests {
             "authentication.k8s.io"
         ));
         assert!(!type_matches(DEFAULT_EXCLUDE, "Deployment", "apps"));
+    }
+
+    #[test]
+    fn watch_hash_ignores_write_noise_but_not_content() {
+        let base = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "shop", "resourceVersion": "1", "generation": 1,
+                "managedFields": [{"manager": "kubectl"}],
+                "annotations": {"deployment.kubernetes.io/revision": "1", "team": "a"}},
+            "spec": {"replicas": 2}});
+        let mut noise = base.clone();
+        noise["metadata"]["resourceVersion"] = "9".into();
+        noise["metadata"]["generation"] = 3.into();
+        noise["metadata"]["managedFields"] =
+            serde_json::json!([{"manager": "kube-controller-manager"}]);
+        noise["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = "4".into();
+        assert_eq!(watch_hash(&base), watch_hash(&noise));
+        let mut spec = base.clone();
+        spec["spec"]["replicas"] = 3.into();
+        assert_ne!(watch_hash(&base), watch_hash(&spec));
+        let mut label = base.clone();
+        label["metadata"]["annotations"]["team"] = "b".into();
+        assert_ne!(watch_hash(&base), watch_hash(&label));
     }
 
     #[test]

@@ -39,10 +39,47 @@ enum Command {
         #[arg(long, default_value = "split", value_parser = ["split", "single", "single-json"])]
         layout: String,
     },
+    /// Watch-mode benchmark: N synthetic objects in the Kubernetes API test server, the
+    /// real `envdrift daemon` watching it, edits made with the real kubectl; prints the
+    /// latency from each kubectl return to the Slack stand-in's receipt, RSS and idle CPU.
+    WatchBench {
+        /// The envdrift binary.
+        #[arg(long)]
+        envdrift: PathBuf,
+        /// The kubectl binary.
+        #[arg(long)]
+        kubectl: PathBuf,
+        #[arg(long, default_value_t = 5000)]
+        objects: usize,
+        #[arg(long, default_value_t = 20)]
+        edits: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Work directory (synthetic files, config, daemon log).
+        #[arg(long)]
+        work: PathBuf,
+    },
 }
 
 fn main() -> Result<()> {
     match Cli::parse().command {
+        Command::WatchBench {
+            envdrift,
+            kubectl,
+            objects,
+            edits,
+            seed,
+            work,
+        } => envdrift_testkit::apiserver::bench::run(
+            &envdrift_testkit::apiserver::bench::BenchOptions {
+                envdrift,
+                kubectl,
+                objects,
+                edits,
+                seed,
+            },
+            &work,
+        ),
         Command::Generate {
             objects,
             drift_percent,

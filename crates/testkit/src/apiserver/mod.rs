@@ -14,7 +14,11 @@
 //!   [`ApiServer::register_crd`], documents built from their schemas; `/openapi/v2`
 //!   answers 404;
 //! - list (limit/continue with 410 Gone on an expired token, resourceVersion, label and
-//!   `metadata.name` field selectors), get, create, update, delete, watch (JSON lines);
+//!   `metadata.name` field selectors), get, create, update, delete;
+//! - watch (JSON lines, [`ApiServer::drop_watches`] and the module's `watch` function):
+//!   resume from a resourceVersion out of a bounded history, 410 `Expired` for a version
+//!   older than it ([`ApiServer::compact`]), `allowWatchBookmarks`, `timeoutSeconds`,
+//!   connections dropped on demand, 403 on watches only ([`Faults::watch_forbidden`]);
 //! - patch: JSON patch, merge patch, strategic merge patch (keyed lists by merge key),
 //!   server-side apply (`fieldManager`, `force`, conflicts, pruning of fields the manager
 //!   stopped applying);
@@ -33,6 +37,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the server
 
+pub mod bench;
 pub mod fields;
 pub mod openapi;
 pub mod schema;
@@ -375,6 +380,8 @@ pub struct Faults {
     pub discovery_unavailable: HashSet<String>,
     /// Every `/openapi/v3` request answers this status (an old or restricted server).
     pub openapi_status: Option<u16>,
+    /// Watch requests (`?watch=1`) answer 403 Forbidden; lists and gets still work.
+    pub watch_forbidden: HashSet<String>,
 }
 
 /// One request as the server saw it (for assertions).
@@ -395,7 +402,32 @@ struct Store {
     objects: BTreeMap<String, BTreeMap<(String, String), Value>>,
 }
 
+/// Watch events kept for `?watch=1&resourceVersion=N` (what etcd's history is to a real
+/// server): a watch from a version older than the oldest kept answers 410 Gone.
+struct History {
+    /// `(resourceVersion, resource name, event)`, oldest first.
+    events: std::collections::VecDeque<(u64, String, Value)>,
+    /// Versions up to this one are no longer kept (compacted).
+    compacted: u64,
+    capacity: usize,
+}
+
+/// Open watch streams per resource name, for tests that wait until a client watches.
+#[derive(Default)]
+struct Watchers {
+    open: Mutex<HashMap<String, usize>>,
+    /// Watch requests served per resource name (reconnections included).
+    started: Mutex<HashMap<String, usize>>,
+    changed: std::sync::Condvar,
+}
+
 struct Shared {
+    history: Mutex<History>,
+    watchers: Watchers,
+    /// Sends a resource name (or `*`): its open watch streams drop their connection.
+    drops: tokio::sync::broadcast::Sender<String>,
+    /// How often a watch that asked for bookmarks gets one.
+    bookmark_every: Mutex<Duration>,
     defs: Mutex<Vec<ResourceDef>>,
     store: Mutex<Store>,
     faults: Mutex<Faults>,
@@ -479,7 +511,16 @@ impl ApiServer {
         let addr = listener.local_addr().expect("local addr");
         let token = format!("test-token-{}", addr.port());
         let (events, _) = tokio::sync::broadcast::channel(4096);
+        let (drops, _) = tokio::sync::broadcast::channel(64);
         let shared = Arc::new(Shared {
+            history: Mutex::new(History {
+                events: std::collections::VecDeque::new(),
+                compacted: 0,
+                capacity: 100_000,
+            }),
+            watchers: Watchers::default(),
+            drops,
+            bookmark_every: Mutex::new(Duration::from_secs(1)),
             defs: Mutex::new(builtin_resources()),
             store: Mutex::new(Store::default()),
             faults: Mutex::new(Faults::default()),
@@ -713,13 +754,116 @@ impl ApiServer {
             .get_mut(resource)
             .and_then(|m| m.remove(&(namespace.to_string(), name.to_string())));
         if let Some(obj) = &removed {
-            let _ = self.shared.events.send((
-                resource.to_string(),
-                json!({"type": "DELETED", "object": obj}),
-            ));
+            emit(&self.shared, resource, "DELETED", obj.clone());
         }
         removed
     }
+
+    /// Forgets the watch history: a watch from any version older than now answers
+    /// 410 Gone (`Expired`), as after an etcd compaction.
+    pub fn compact(&self) {
+        let mut h = lock(&self.shared.history);
+        h.compacted = lock(&self.shared.store).rv;
+        h.events.clear();
+    }
+
+    /// Keeps at most `n` watch events (older ones are compacted). Default 100,000.
+    pub fn set_history_capacity(&self, n: usize) {
+        lock(&self.shared.history).capacity = n.max(1);
+    }
+
+    /// How often watches that asked for bookmarks (`allowWatchBookmarks=true`) get a
+    /// `BOOKMARK` event. Default 1 s.
+    pub fn set_bookmark_interval(&self, every: Duration) {
+        *lock(&self.shared.bookmark_every) = every;
+    }
+
+    /// Drops the connection of every open watch of `resource` (`*`: of all resources) in
+    /// the middle of its stream. Returns how many were open.
+    pub fn drop_watches(&self, resource: &str) -> usize {
+        let open = lock(&self.shared.watchers.open);
+        let n = if resource == "*" {
+            open.values().sum()
+        } else {
+            open.get(resource).copied().unwrap_or(0)
+        };
+        drop(open);
+        let _ = self.shared.drops.send(resource.to_string());
+        n
+    }
+
+    /// Open watch streams of `resource` (`deployments.apps`, `configmaps`).
+    pub fn open_watches(&self, resource: &str) -> usize {
+        lock(&self.shared.watchers.open)
+            .get(resource)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Watch requests of `resource` served so far (reconnections included).
+    pub fn watches_started(&self, resource: &str) -> usize {
+        lock(&self.shared.watchers.started)
+            .get(resource)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Waits (blocking, at most `timeout`) until `cond(open watches, watches started)` of
+    /// `resource` holds. Returns whether it did.
+    pub fn wait_watches(
+        &self,
+        resource: &str,
+        timeout: Duration,
+        cond: impl Fn(usize, usize) -> bool,
+    ) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let w = &self.shared.watchers;
+        let mut open = lock(&w.open);
+        loop {
+            let started = lock(&w.started).get(resource).copied().unwrap_or(0);
+            if cond(open.get(resource).copied().unwrap_or(0), started) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            open = w
+                .changed
+                .wait_timeout(open, left)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// The current resourceVersion of the store.
+    pub fn resource_version(&self) -> u64 {
+        lock(&self.shared.store).rv
+    }
+}
+
+/// Records a watch event in the history and sends it to the open watches. A `DELETED`
+/// object gets a new resourceVersion, as on a real server.
+fn emit(s: &Shared, resource: &str, kind: &str, mut obj: Value) {
+    let mut h = lock(&s.history);
+    if kind == "DELETED" {
+        let mut store = lock(&s.store);
+        store.rv += 1;
+        obj["metadata"]["resourceVersion"] = json!(store.rv.to_string());
+    }
+    let rv: u64 = obj
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0);
+    let ev = json!({"type": kind, "object": obj});
+    h.events.push_back((rv, resource.to_string(), ev.clone()));
+    while h.events.len() > h.capacity {
+        if let Some((old, _, _)) = h.events.pop_front() {
+            h.compacted = h.compacted.max(old);
+        }
+    }
+    let _ = s.events.send((resource.to_string(), ev));
 }
 
 // ---------------------------------------------------------------- HTTP plumbing
@@ -939,12 +1083,15 @@ async fn handle(
     let sub = tail.get(1).cloned();
     let rname = def.resource_name();
     // Faults.
+    let is_watch = method == Method::GET
+        && name.is_none()
+        && matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
     let (delay, fail, forbidden) = {
         let f = lock(&s.faults);
         (
             f.slow.get(&rname).copied(),
             f.error_5xx.get(&rname).copied(),
-            f.forbidden.contains(&rname),
+            f.forbidden.contains(&rname) || (is_watch && f.watch_forbidden.contains(&rname)),
         )
     };
     if let Some(d) = delay {
@@ -952,6 +1099,7 @@ async fn handle(
     }
     if forbidden {
         let verb = match (method.as_str(), name.is_some()) {
+            ("GET", false) if is_watch => "watch",
             ("GET", false) => "list",
             ("GET", true) => "get",
             ("POST", _) => "create",
@@ -1101,9 +1249,7 @@ async fn handle(
                 .and_then(|m| m.remove(&(ns.unwrap_or("").to_string(), n.to_string())));
             match removed {
                 Some(o) => {
-                    let _ = s
-                        .events
-                        .send((rname, json!({"type": "DELETED", "object": o})));
+                    emit(&s, &rname, "DELETED", o.clone());
                     json_response(StatusCode::OK, &o)
                 }
                 None => not_found(&def, n),
@@ -1491,6 +1637,15 @@ fn list(
     json_response(StatusCode::OK, &body)
 }
 
+/// `?watch=1`: JSON lines of `ADDED`/`MODIFIED`/`DELETED`/`BOOKMARK`/`ERROR` events.
+///
+/// Without a resourceVersion (or `0`), the current objects first as `ADDED`; with one,
+/// every event after it from the history, then live events; a version older than the
+/// history answers one `ERROR` event with a 410 `Expired` Status, as a real server does.
+/// `allowWatchBookmarks=true` adds a `BOOKMARK` at the version the stream has reached
+/// every bookmark interval and before `timeoutSeconds` ends the stream (default 30 min,
+/// like the server's `--min-request-timeout` range). [`ApiServer::drop_watches`] breaks
+/// the connection mid-stream.
 fn watch(
     s: &Arc<Shared>,
     def: &ResourceDef,
@@ -1498,29 +1653,103 @@ fn watch(
     query: &HashMap<String, String>,
 ) -> Response {
     let rname = def.resource_name();
-    let mut rx = s.events.subscribe();
     let from: u64 = query
         .get("resourceVersion")
         .and_then(|r| r.parse().ok())
         .unwrap_or(0);
-    let initial: Vec<Value> = if from == 0 {
-        let store = lock(&s.store);
-        select(store.objects.get(&rname), ns, query)
-            .map(|(_, o)| json!({"type": "ADDED", "object": o}))
-            .collect()
-    } else {
-        Vec::new()
+    let matches = {
+        let ns = ns.map(str::to_string);
+        let query = query.clone();
+        move |o: &Value| {
+            let ons = o.pointer("/metadata/namespace").and_then(Value::as_str);
+            ns.as_deref().is_none_or(|n| Some(n) == ons)
+                && query.get("labelSelector").is_none_or(|sel| {
+                    selector_matches(
+                        sel,
+                        o.pointer("/metadata/labels").and_then(Value::as_object),
+                    )
+                })
+                && query
+                    .get("fieldSelector")
+                    .is_none_or(|sel| field_matches(sel, o))
+        }
     };
+    // Subscribe and read the history under its lock: every event is either replayed or
+    // received live, never both, never neither.
+    let (mut rx, initial, mut progressed, expired) = {
+        let h = lock(&s.history);
+        let rx = s.events.subscribe();
+        // The version every event up to which this stream has seen (bookmarks).
+        let now = h.events.back().map_or(h.compacted, |e| e.0);
+        if from == 0 {
+            let store = lock(&s.store);
+            let initial: Vec<Value> = select(store.objects.get(&rname), ns, query)
+                .map(|(_, o)| json!({"type": "ADDED", "object": o}))
+                .collect();
+            (rx, initial, now, false)
+        } else if from < h.compacted {
+            (rx, Vec::new(), now, true)
+        } else {
+            let initial: Vec<Value> = h
+                .events
+                .iter()
+                .filter(|(rv, r, ev)| *rv > from && *r == rname && matches(&ev["object"]))
+                .map(|(_, _, ev)| ev.clone())
+                .collect();
+            (rx, initial, now.max(from), false)
+        }
+    };
+    {
+        let w = &s.watchers;
+        let open = lock(&w.open);
+        *lock(&w.started).entry(rname.clone()).or_default() += 1;
+        drop(open);
+        w.changed.notify_all();
+    }
+    if expired {
+        let ev = json!({"type": "ERROR", "object": {
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": format!("too old resource version: {from} ({})", lock(&s.history).compacted + 1),
+            "reason": "Expired", "code": 410}});
+        return Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(format!("{ev}\n")))
+            .unwrap_or_default();
+    }
     let timeout = Duration::from_secs(
         query
             .get("timeoutSeconds")
             .and_then(|t| t.parse().ok())
-            .unwrap_or(60),
+            .unwrap_or(1800),
     );
-    let ns = ns.map(str::to_string);
-    let query = query.clone();
+    let bookmarks = query.get("allowWatchBookmarks").map(String::as_str) == Some("true");
+    let every = *lock(&s.bookmark_every);
+    let bookmark = {
+        let kind = def.kind.clone();
+        let api_version = def.api_version();
+        move |rv: u64| {
+            Bytes::from(format!(
+                "{}\n",
+                json!({"type": "BOOKMARK", "object": {"kind": kind, "apiVersion": api_version,
+                        "metadata": {"resourceVersion": rv.to_string(), "creationTimestamp": null}}})
+            ))
+        }
+    };
+    let mut drops = s.drops.subscribe();
+    {
+        // Counts change under the `open` lock, which waiters hold while checking.
+        let w = &s.watchers;
+        *lock(&w.open).entry(rname.clone()).or_default() += 1;
+        w.changed.notify_all();
+    }
+    let shared = Arc::clone(s);
     let (tx, out_rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
     tokio::spawn(async move {
+        let _open = OpenWatch {
+            shared: Arc::clone(&shared),
+            rname: rname.clone(),
+        };
         for ev in initial {
             if tx.send(Ok(Bytes::from(format!("{ev}\n")))).await.is_err() {
                 return;
@@ -1528,24 +1757,41 @@ fn watch(
         }
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         loop {
             tokio::select! {
-                _ = &mut deadline => return,
+                _ = &mut deadline => {
+                    if bookmarks {
+                        let _ = tx.send(Ok(bookmark(progressed))).await;
+                    }
+                    return;
+                }
+                _ = ticks.tick(), if bookmarks => {
+                    if tx.send(Ok(bookmark(progressed))).await.is_err() {
+                        return;
+                    }
+                }
+                d = drops.recv() => {
+                    if matches!(&d, Ok(r) if *r == rname || r == "*") {
+                        let _ = tx.send(Err(std::io::Error::new(
+                            std::io::ErrorKind::ConnectionReset,
+                            "injected watch connection drop",
+                        ))).await;
+                        return;
+                    }
+                }
                 ev = rx.recv() => match ev {
-                    Ok((r, ev)) if r == rname => {
+                    Ok((r, ev)) => {
                         let o = &ev["object"];
-                        let ons = o.pointer("/metadata/namespace").and_then(Value::as_str);
-                        let rv: u64 = o.pointer("/metadata/resourceVersion").and_then(Value::as_str).and_then(|r| r.parse().ok()).unwrap_or(u64::MAX);
-                        let ok = ns.as_deref().is_none_or(|n| Some(n) == ons)
-                            && (from == 0 || rv > from || ev["type"] == "DELETED")
-                            && query.get("labelSelector").is_none_or(|sel| selector_matches(sel, o.pointer("/metadata/labels").and_then(Value::as_object)))
-                            && query.get("fieldSelector").is_none_or(|sel| field_matches(sel, o));
-                        if ok && tx.send(Ok(Bytes::from(format!("{ev}\n")))).await.is_err() {
+                        let rv: u64 = o.pointer("/metadata/resourceVersion").and_then(Value::as_str).and_then(|r| r.parse().ok()).unwrap_or(0);
+                        progressed = progressed.max(rv);
+                        if r == rname && matches(o) && tx.send(Ok(Bytes::from(format!("{ev}\n")))).await.is_err() {
                             return;
                         }
                     }
-                    Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    // Too slow a reader: end the stream; the client resumes from its
+                    // last version and the history fills the gap.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
                     Err(_) => return,
                 }
             }
@@ -1561,6 +1807,22 @@ fn watch(
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from_stream(stream))
         .unwrap_or_default()
+}
+
+/// Counts an open watch stream while it lives.
+struct OpenWatch {
+    shared: Arc<Shared>,
+    rname: String,
+}
+
+impl Drop for OpenWatch {
+    fn drop(&mut self) {
+        let w = &self.shared.watchers;
+        if let Some(n) = lock(&w.open).get_mut(&self.rname) {
+            *n = n.saturating_sub(1);
+        }
+        w.changed.notify_all();
+    }
 }
 
 fn parse_body(body: &[u8], content_type: &str) -> Result<Value, String> {
@@ -1856,9 +2118,7 @@ fn create(
         .or_default()
         .insert(key, obj.clone());
     drop(store);
-    let _ = s
-        .events
-        .send((rname, json!({"type": "ADDED", "object": obj})));
+    emit(s, &rname, "ADDED", obj.clone());
     Ok(obj)
 }
 
@@ -1946,9 +2206,7 @@ fn write(
         .or_default()
         .insert(key, new.clone());
     drop(store);
-    let _ = s
-        .events
-        .send((rname, json!({"type": "MODIFIED", "object": new})));
+    emit(s, &rname, "MODIFIED", new.clone());
     Ok(new)
 }
 
