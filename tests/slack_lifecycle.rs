@@ -13,6 +13,7 @@ use envdrift::alert::slack::interact::signature;
 use envdrift::config::{ApiConfig, Config};
 use envdrift::daemon::{Daemon, SinkSet};
 use envdrift::store::{EventKind, Store};
+use envdrift_testkit::Reply;
 use envdrift_testkit::slack::{Call, SlackServer};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
@@ -612,5 +613,51 @@ async fn a_deleted_message_is_posted_anew() {
         d.store.slack_message("ops", id).unwrap().unwrap().ts,
         top[0].ts
     );
+    assert_eq!(d.store.outbox(10).unwrap()[0].state.as_str(), "sent");
+}
+
+/// Slack rate-limits the third card of a digest (429, retryable): the retry posts that card
+/// in the digest's thread, leaves the cards already posted alone (no update, no
+/// "Reopened" reply) and posts no second top-level message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_retried_after_a_rate_limit_keeps_its_cards_fresh_and_threaded() {
+    let slack = SlackServer::start(TOKEN, "/services/T0/B0/X").await;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    setup(dir, &slack, &["app", "worker", "web"]);
+    let d = daemon(dir);
+    set_live(
+        dir,
+        &[
+            ("app", "debug", "4"),
+            ("worker", "info", "8"),
+            ("web", "warn", "4"),
+        ],
+    );
+    // digest, card 1, card 2 go through; card 3 gets a 429.
+    slack.queue_after(3, &[Reply::RateLimited(0)]);
+    scan(&d).await;
+    let top = slack.top_level();
+    assert_eq!(top.len(), 1, "one top-level message: {top:#?}");
+    let cards = slack.replies(&top[0].ts);
+    assert_eq!(cards.len(), 3, "3 cards in the digest's thread: {cards:#?}");
+    let calls = slack.calls();
+    assert_eq!(count(&calls, "chat.update"), 0, "{calls:#?}");
+    assert!(
+        !slack
+            .messages()
+            .iter()
+            .any(|m| m.content.to_string().contains("eopened")),
+        "{:#?}",
+        slack.messages()
+    );
+    for name in ["app", "worker", "web"] {
+        let r = d
+            .store
+            .slack_message("ops", drift_id(&d, name))
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.thread_ts, top[0].ts, "{name}");
+    }
     assert_eq!(d.store.outbox(10).unwrap()[0].state.as_str(), "sent");
 }

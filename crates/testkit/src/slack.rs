@@ -58,6 +58,8 @@ struct Inner {
     next_ts: u64,
     lose_answers: usize,
     history_error: Option<String>,
+    /// Requests answered normally before the queue is used.
+    pass: usize,
 }
 
 /// The running stand-in; stops when dropped.
@@ -119,6 +121,13 @@ impl SlackServer {
             .expect("lock")
             .queue
             .extend(replies.iter().copied());
+    }
+
+    /// Answers the next `n` requests normally, then the next ones with these replies.
+    pub fn queue_after(&self, n: usize, replies: &[Reply]) {
+        let mut g = self.inner.lock().expect("lock");
+        g.pass = n;
+        g.queue.extend(replies.iter().copied());
     }
 
     /// Messages accepted so far.
@@ -249,7 +258,13 @@ async fn handle_inner(
     let (token, webhook_path, queued) = {
         let mut g = inner.lock().expect("lock");
         g.requests += 1;
-        (g.token.clone(), g.webhook_path.clone(), g.queue.pop_front())
+        let queued = if g.pass > 0 {
+            g.pass -= 1;
+            None
+        } else {
+            g.queue.pop_front()
+        };
+        (g.token.clone(), g.webhook_path.clone(), queued)
     };
     match queued {
         Some(Reply::RateLimited(secs)) => {

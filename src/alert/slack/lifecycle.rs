@@ -135,10 +135,23 @@ pub(super) async fn deliver(
             None => None,
         };
         match found {
+            // Posted by this alert (an earlier attempt): not an update. A card in a
+            // digest's thread stays in the digest's list (its post is complete and is not
+            // sent again); a top-level one is done.
+            Some(r) if r.notice_id == notice.id => {
+                if r.ts != r.thread_ts {
+                    fresh.push(d);
+                }
+            }
             Some(r) => known.push((d, r)),
             None => fresh.push(d),
         }
     }
+    // Digest or single card, the same on every attempt: a digest once its post was claimed.
+    let digest_claimed = store
+        .slack_post(&sink.name, &notice.id, "digest")
+        .map_err(|e| store_error(&sink.name, &e))?
+        .is_some();
     let poster = Poster {
         sink,
         store,
@@ -148,7 +161,7 @@ pub(super) async fn deliver(
     };
     match fresh.as_slice() {
         [] => {}
-        [d] => {
+        [d] if !digest_claimed => {
             let event = d.event_in(notice.kind);
             let content = card_content(
                 sink,
