@@ -144,7 +144,18 @@ async fn post_full(
     ts: Option<&str>,
     sig: Option<&str>,
 ) -> (StatusCode, String) {
-    let api = ApiConfig::default();
+    post_with(d, &ApiConfig::default(), body, ts, sig).await
+}
+
+/// The status and body of a POST to the interactivity endpoint of an API with `api`.
+async fn post_with(
+    d: &Arc<Daemon>,
+    api: &ApiConfig,
+    body: &str,
+    ts: Option<&str>,
+    sig: Option<&str>,
+) -> (StatusCode, String) {
+    let api = api.clone();
     let state = Arc::new(envdrift::api::ApiState::new(d.clone(), &api, &d.base).unwrap());
     let app = envdrift::api::router(state, &api).unwrap();
     let mut req = Request::post("/api/v1/slack/interactions")
@@ -660,4 +671,120 @@ async fn a_digest_retried_after_a_rate_limit_keeps_its_cards_fresh_and_threaded(
         assert_eq!(r.thread_ts, top[0].ts, "{name}");
     }
     assert_eq!(d.store.outbox(10).unwrap()[0].state.as_str(), "sent");
+}
+
+/// With `api.tokens` configured, the Slack route needs no bearer token (its signature
+/// decides: 200 signed, 401 not) while the other routes still do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_slack_route_needs_no_bearer_token_when_tokens_are_configured() {
+    let slack = SlackServer::start(TOKEN, "/services/T0/B0/X").await;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    setup(dir, &slack, &["app"]);
+    std::fs::write(dir.join("operate.token"), "operate-token-0123456789abcdef").unwrap();
+    let d = daemon(dir);
+    set_live(dir, &[("app", "debug", "4")]);
+    scan(&d).await;
+    let id = drift_id(&d, "app");
+    let r = d.store.slack_message("ops", id).unwrap().unwrap();
+    let api = ApiConfig {
+        tokens: vec![envdrift::config::TokenConfig {
+            name: "oncall".into(),
+            role: envdrift::config::Role::Operate,
+            token_env: None,
+            token_file: Some("operate.token".into()),
+        }],
+        ..ApiConfig::default()
+    };
+
+    // Another operate route without a token: 401.
+    let state = Arc::new(envdrift::api::ApiState::new(d.clone(), &api, &d.base).unwrap());
+    let app = envdrift::api::router(state, &api).unwrap();
+    let res = app
+        .oneshot(
+            Request::post(format!("/api/v1/drifts/{id}/ack"))
+                .header("content-type", "application/json")
+                .body(Body::from("{}"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(d.store.drift(id).unwrap().0.acked_at.is_none());
+
+    // The Slack route without a token: its signature decides.
+    let body = click_body("envdrift_ack", &id.to_string(), &r.ts);
+    let ts = now_ts();
+    let bad = signature(b"not-the-secret", &ts, body.as_bytes());
+    let (status, _) = post_with(&d, &api, &body, Some(&ts), Some(&bad)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(d.store.drift(id).unwrap().0.acked_at.is_none());
+    let sig = signature(SIGNING.as_bytes(), &ts, body.as_bytes());
+    let (status, text) = post_with(&d, &api, &body, Some(&ts), Some(&sig)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(d.store.drift(id).unwrap().0.acked_at.is_some());
+}
+
+/// No Slack sink with a signing secret: the route is off (404), even for a signed request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_signing_secret_the_route_is_off() {
+    let slack = SlackServer::start(TOKEN, "/services/T0/B0/X").await;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    setup(dir, &slack, &["app"]);
+    let cfg = std::fs::read_to_string(dir.join("envdrift.yaml")).unwrap();
+    let off = cfg.replace(", signing_secret_file: slack.secret", "");
+    assert_ne!(cfg, off);
+    std::fs::write(dir.join("envdrift.yaml"), off).unwrap();
+    let d = daemon(dir);
+    set_live(dir, &[("app", "debug", "4")]);
+    scan(&d).await;
+    let id = drift_id(&d, "app");
+    let body = click_body("envdrift_ack", &id.to_string(), "1.1");
+    let ts = now_ts();
+    let sig = signature(SIGNING.as_bytes(), &ts, body.as_bytes());
+    let (status, text) = post_full(&d, &body, Some(&ts), Some(&sig)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
+    assert!(text.contains("signing_secret"), "{text}");
+    assert!(d.store.drift(id).unwrap().0.acked_at.is_none());
+}
+
+/// A click on a resolved drift's card (a stale client): 200, the drift is not acknowledged
+/// and its message is not redrawn as open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_click_on_a_resolved_drift_leaves_it_resolved() {
+    let slack = SlackServer::start(TOKEN, "/services/T0/B0/X").await;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    setup(dir, &slack, &["app"]);
+    let d = daemon(dir);
+    set_live(dir, &[("app", "debug", "4")]);
+    scan(&d).await;
+    let id = drift_id(&d, "app");
+    let r = d.store.slack_message("ops", id).unwrap().unwrap();
+    set_live(dir, &[("app", "info", "4")]);
+    scan(&d).await;
+    assert_eq!(
+        d.store.drift(id).unwrap().0.status,
+        envdrift::store::DriftStatus::Resolved
+    );
+    let before = slack.calls().len();
+    let resolved = slack.messages().into_iter().find(|m| m.ts == r.ts).unwrap();
+    for action in ["envdrift_ack", "envdrift_silence"] {
+        let body = click_body(action, &id.to_string(), &r.ts);
+        let ts = now_ts();
+        let sig = signature(SIGNING.as_bytes(), &ts, body.as_bytes());
+        assert_eq!(post(&d, &body, Some(&ts), Some(&sig)).await, StatusCode::OK);
+    }
+    let (row, events) = d.store.drift(id).unwrap();
+    assert!(
+        row.acked_at.is_none() && row.silenced_until.is_none(),
+        "{row:?}"
+    );
+    assert_eq!(events.last().map(|e| e.event), Some(EventKind::Resolved));
+    // Nothing was acted on, so nothing was sent to Slack: the calls and the message are
+    // as they were.
+    assert_eq!(slack.calls().len(), before);
+    let now = slack.messages().into_iter().find(|m| m.ts == r.ts).unwrap();
+    assert_eq!(now, resolved);
 }

@@ -8,6 +8,7 @@
 //!   minutes off (nothing is done);
 //! - 400: the body is not a `block_actions` payload with an envdrift button;
 //! - 404: the button's drift is not in the store;
+//! - 200 without acting: the drift is resolved (its message stays resolved);
 //! - 200: done (the store written before the answer; the Slack message is rewritten right
 //!   after, in the background, so Slack gets its answer well within its 3 seconds), or the
 //!   same signed request seen before within the window (Slack's retry or a replay: nothing
@@ -24,7 +25,7 @@ use super::{ApiState, HttpError, Shared};
 use crate::alert::Sink;
 use crate::alert::slack::interact::{self, Action, Click, Refused, SILENCE_HOURS};
 use crate::alert::slack::message::Status;
-use crate::store::StoreError;
+use crate::store::{DriftStatus, StoreError};
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
@@ -141,6 +142,19 @@ fn act(
         }
         e => HttpError::from(e),
     };
+    if click.action == Action::Open {
+        return Ok(None);
+    }
+    // A resolved drift (a click on a stale client or an old card): nothing to acknowledge
+    // or silence, and its message stays resolved.
+    let (row, _) = st.daemon.store.drift(click.drift_id).map_err(mapped)?;
+    if row.status == DriftStatus::Resolved {
+        tracing::info!(
+            drift = click.drift_id,
+            "Slack click on a resolved drift; nothing to do"
+        );
+        return Ok(None);
+    }
     match click.action {
         Action::Open => Ok(None),
         Action::Acknowledge => {

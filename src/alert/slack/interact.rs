@@ -308,6 +308,18 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_timestamp_may_be_five_minutes_off_either_way() {
+        let ts: i64 = 1_531_420_618;
+        let check = |now: i64| verify(SECRET.as_bytes(), Some(TS), Some(SIG), BODY.as_bytes(), now);
+        assert_eq!(check(ts + 300), Ok(()), "5 minutes old");
+        assert_eq!(check(ts - 300), Ok(()), "5 minutes ahead");
+        assert_eq!(check(ts + 301), Err(Refused::Stale), "past");
+        assert_eq!(check(ts - 301), Err(Refused::Stale), "future");
+        assert_eq!(check(i64::MIN), Err(Refused::Stale));
+        assert_eq!(check(i64::MAX), Err(Refused::Stale));
+    }
+
     fn form(payload: &serde_json::Value) -> Vec<u8> {
         url::form_urlencoded::Serializer::new(String::new())
             .append_pair("payload", &payload.to_string())
