@@ -788,3 +788,113 @@ async fn a_click_on_a_resolved_drift_leaves_it_resolved() {
     let now = slack.messages().into_iter().find(|m| m.ts == r.ts).unwrap();
     assert_eq!(now, resolved);
 }
+
+/// A click as Slack sends it carries the whole clicked message form-encoded, well over a
+/// lowered `api.max_body_bytes` (2048 here; this small card's click is about 3.5 KB): the
+/// Slack route has its own limit (at least 128 KiB) while the other routes keep 2048.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_slack_route_takes_a_full_click_under_a_low_api_body_limit() {
+    let slack = SlackServer::start(TOKEN, "/services/T0/B0/X").await;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    setup(dir, &slack, &["app"]);
+    let d = daemon(dir);
+    set_live(dir, &[("app", "debug", "4")]);
+    scan(&d).await;
+    let id = drift_id(&d, "app");
+    let r = d.store.slack_message("ops", id).unwrap().unwrap();
+    let card = slack.messages().into_iter().find(|m| m.ts == r.ts).unwrap();
+    let api = ApiConfig {
+        max_body_bytes: Some(2048),
+        ..ApiConfig::default()
+    };
+    // A block_actions payload as Slack sends it: the message with its blocks, the state,
+    // the response URL, the trigger id.
+    let mut message = card.content.clone();
+    message["ts"] = json!(r.ts);
+    message["type"] = json!("message");
+    message["user"] = json!("U0ENVDRIFT");
+    message["bot_id"] = json!("B0ENVDRIFT");
+    let payload = json!({
+        "type": "block_actions",
+        "user": {"id": "U0ALICE", "username": "alice", "name": "alice", "team_id": "T0"},
+        "api_app_id": "A0ENVDRIFT",
+        "token": "verification-token-unused",
+        "container": {"type": "message", "channel_id": CHANNEL, "message_ts": r.ts, "is_ephemeral": false},
+        "trigger_id": "398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c",
+        "team": {"id": "T0", "domain": "envdrift"},
+        "enterprise": null,
+        "is_enterprise_install": false,
+        "channel": {"id": CHANNEL, "name": "alerts"},
+        "message": message,
+        "state": {"values": {}},
+        "response_url": "https://hooks.slack.com/actions/T0/1234567890/abcdefghijklmnopqrstuvwx",
+        "actions": [{"type": "button", "action_id": "envdrift_ack", "value": id.to_string(), "block_id": "b", "action_ts": "1.2", "text": {"type": "plain_text", "text": "Acknowledge", "emoji": true}, "style": "primary"}]
+    });
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("payload", &payload.to_string())
+        .finish();
+    assert!(body.len() > 2048, "a full click is {} bytes", body.len());
+    let ts = now_ts();
+    let sig = signature(SIGNING.as_bytes(), &ts, body.as_bytes());
+    let (status, text) = post_with(&d, &api, &body, Some(&ts), Some(&sig)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(d.store.drift(id).unwrap().0.acked_at.is_some());
+
+    // Past 128 KiB: 413, nothing done.
+    let big = format!("{body}&pad={}", "x".repeat(128 * 1024));
+    let sig = signature(SIGNING.as_bytes(), &ts, big.as_bytes());
+    let (status, _) = post_with(&d, &api, &big, Some(&ts), Some(&sig)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    // Other routes keep api.max_body_bytes.
+    let state = Arc::new(envdrift::api::ApiState::new(d.clone(), &api, &d.base).unwrap());
+    let app = envdrift::api::router(state, &api).unwrap();
+    let res = app
+        .oneshot(
+            Request::post(format!("/api/v1/drifts/{id}/silence"))
+                .header("content-type", "application/json")
+                .body(Body::from(format!(
+                    "{{\"until\":\"2099-01-01T00:00:00Z\",\"reason\":\"{}\"}}",
+                    "r".repeat(3000)
+                )))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+/// The same signed click again with its headers spelled differently (whitespace around the
+/// signature and the timestamp, which the signature check trims) is still a replay: 200,
+/// acted on once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_with_its_headers_padded_is_not_acted_on_twice() {
+    let slack = SlackServer::start(TOKEN, "/services/T0/B0/X").await;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    setup(dir, &slack, &["app"]);
+    let d = daemon(dir);
+    set_live(dir, &[("app", "debug", "4")]);
+    scan(&d).await;
+    let id = drift_id(&d, "app");
+    let r = d.store.slack_message("ops", id).unwrap().unwrap();
+    let body = click_body("envdrift_ack", &id.to_string(), &r.ts);
+    let ts = now_ts();
+    let sig = signature(SIGNING.as_bytes(), &ts, body.as_bytes());
+    assert_eq!(post(&d, &body, Some(&ts), Some(&sig)).await, StatusCode::OK);
+    let padded_sig = format!("{sig} ");
+    let padded_ts = format!(" {ts}");
+    for (t, s) in [
+        (ts.as_str(), sig.as_str()),
+        (ts.as_str(), padded_sig.as_str()),
+        (padded_ts.as_str(), sig.as_str()),
+    ] {
+        assert_eq!(post(&d, &body, Some(t), Some(s)).await, StatusCode::OK);
+    }
+    let acks = history(&d, id)
+        .into_iter()
+        .filter(|e| *e == EventKind::Acknowledged)
+        .count();
+    assert_eq!(acks, 1, "{:?}", history(&d, id));
+}

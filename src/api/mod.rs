@@ -219,14 +219,14 @@ pub fn router(state: Shared, cfg: &ApiConfig) -> Result<Router, ApiError> {
         .route("/api/v1/scans", post(trigger_scan))
         .route("/api/v1/scans/{id}", get(get_scan))
         .route("/api/v1/reports/latest", get(latest_report))
-        .route("/api/v1/slack/interactions", post(slack::interactions))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit))
+        .merge(slack::routes(body_limit))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             count_requests,
         ))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,

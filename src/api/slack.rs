@@ -4,6 +4,9 @@
 //! [`crate::alert::slack::interact`]). The route is off (404) unless a Slack sink has a
 //! signing secret (`signing_secret_env` / `signing_secret_file`). Answers:
 //!
+//! Its body limit is its own: `api.max_body_bytes` when larger, else 128 KiB
+//! ([`MIN_BODY_BYTES`]); larger bodies get 413.
+//!
 //! - 401: signature or timestamp header missing, signature wrong, timestamp more than five
 //!   minutes off (nothing is done);
 //! - 400: the body is not a `block_actions` payload with an envdrift button;
@@ -16,16 +19,31 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
 
 use super::{ApiState, HttpError, Shared};
 use crate::alert::Sink;
 use crate::alert::slack::interact::{self, Action, Click, Refused, SILENCE_HOURS};
 use crate::alert::slack::message::Status;
 use crate::store::{DriftStatus, StoreError};
+
+/// The route's smallest body limit: Slack's `block_actions` body carries the whole clicked
+/// message, form-encoded, so `api.max_body_bytes` applies to it only when it is larger.
+pub(super) const MIN_BODY_BYTES: usize = 128 * 1024;
+
+/// The route, with its own body limit (the larger of `api_limit` and [`MIN_BODY_BYTES`]).
+pub(super) fn routes(api_limit: usize) -> Router<Shared> {
+    Router::new()
+        .route("/api/v1/slack/interactions", post(interactions))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            api_limit.max(MIN_BODY_BYTES),
+        ))
+}
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
@@ -85,7 +103,7 @@ pub(super) async fn interactions(
     let Sink::Slack(slack) = &*sink else {
         return unauthorized(&Refused::Missing);
     };
-    if !slack.first_time(sig.unwrap_or(""), now.timestamp()) {
+    if !slack.first_time(ts.unwrap_or(""), &body, now.timestamp()) {
         tracing::info!(
             sink = slack.name(),
             "Slack interaction seen before; not acting again"
