@@ -898,3 +898,66 @@ async fn a_replay_with_its_headers_padded_is_not_acted_on_twice() {
         .count();
     assert_eq!(acks, 1, "{:?}", history(&d, id));
 }
+
+/// The answers to a digest card's post and to a thread reply are lost (Slack posted them):
+/// the retries find them in their threads (`conversations.replies`, read page by page) and
+/// post neither twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_answers_in_threads_are_found_and_not_posted_twice() {
+    let slack = SlackServer::start(TOKEN, "/services/T0/B0/X").await;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    setup(dir, &slack, &["app", "worker", "web"]);
+    let d = daemon(dir);
+    slack.page_size(1); // every lookup follows next_cursor
+    set_live(
+        dir,
+        &[
+            ("app", "debug", "4"),
+            ("worker", "info", "8"),
+            ("web", "warn", "4"),
+        ],
+    );
+    // digest, card 1, card 2 answered; card 3 posted, its answer lost.
+    slack.lose_answers_after(3, 1);
+    scan(&d).await;
+    let top = slack.top_level();
+    assert_eq!(top.len(), 1, "{top:#?}");
+    let cards = slack.replies(&top[0].ts);
+    assert_eq!(cards.len(), 3, "card 3 once: {cards:#?}");
+    let mut recorded: Vec<String> = ["app", "worker", "web"]
+        .iter()
+        .map(|n| {
+            d.store
+                .slack_message("ops", drift_id(&d, n))
+                .unwrap()
+                .unwrap()
+                .ts
+        })
+        .collect();
+    recorded.sort();
+    let mut posted: Vec<String> = cards.iter().map(|c| c.ts.clone()).collect();
+    posted.sort();
+    assert_eq!(recorded, posted, "the found card is recorded");
+    assert_eq!(d.store.outbox(10).unwrap()[0].state.as_str(), "sent");
+
+    // The app drift changes: its card is updated, the reply's answer is lost.
+    set_live(
+        dir,
+        &[
+            ("app", "trace", "4"),
+            ("worker", "info", "8"),
+            ("web", "warn", "4"),
+        ],
+    );
+    slack.lose_answers(1);
+    scan(&d).await;
+    assert_eq!(slack.top_level().len(), 1);
+    let thread = slack.replies(&top[0].ts);
+    assert_eq!(thread.len(), 4, "3 cards and one reply: {thread:#?}");
+    let outbox = d.store.outbox(10).unwrap();
+    assert!(
+        outbox.iter().all(|o| o.state.as_str() == "sent"),
+        "{outbox:#?}"
+    );
+}
