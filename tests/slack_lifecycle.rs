@@ -961,3 +961,37 @@ async fn lost_answers_in_threads_are_found_and_not_posted_twice() {
         "{outbox:#?}"
     );
 }
+
+/// The store's writer is held (as by a big scan being recorded) during a click: Slack
+/// still gets its answer within 3 s, and the click is applied once the writer is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_click_while_the_store_is_busy_is_answered_in_time_and_applied_after() {
+    let slack = SlackServer::start(TOKEN, "/services/T0/B0/X").await;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    setup(dir, &slack, &["app"]);
+    let d = daemon(dir);
+    set_live(dir, &[("app", "debug", "4")]);
+    scan(&d).await;
+    let id = drift_id(&d, "app");
+    let r = d.store.slack_message("ops", id).unwrap().unwrap();
+    let updates = count(&slack.calls(), "chat.update");
+
+    let holder = rusqlite::Connection::open(dir.join("state/envdrift.db")).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let body = click_body("envdrift_ack", &id.to_string(), &r.ts);
+    let ts = now_ts();
+    let sig = signature(SIGNING.as_bytes(), &ts, body.as_bytes());
+    let started = std::time::Instant::now();
+    assert_eq!(post(&d, &body, Some(&ts), Some(&sig)).await, StatusCode::OK);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "answered after {took:?}");
+    holder.execute_batch("COMMIT").unwrap();
+    drop(holder);
+    slack
+        .wait_for("the acknowledged card", BOUND, |c| {
+            count(c, "chat.update") == updates + 1
+        })
+        .await;
+    assert!(d.store.drift(id).unwrap().0.acked_at.is_some());
+}
