@@ -13,6 +13,7 @@ use envdrift::alert::slack::interact::signature;
 use envdrift::config::{ApiConfig, Config};
 use envdrift::daemon::{Daemon, SinkSet};
 use envdrift::store::{EventKind, Store};
+use envdrift_testkit::Reply;
 use envdrift_testkit::slack::{Call, SlackServer};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
@@ -143,7 +144,18 @@ async fn post_full(
     ts: Option<&str>,
     sig: Option<&str>,
 ) -> (StatusCode, String) {
-    let api = ApiConfig::default();
+    post_with(d, &ApiConfig::default(), body, ts, sig).await
+}
+
+/// The status and body of a POST to the interactivity endpoint of an API with `api`.
+async fn post_with(
+    d: &Arc<Daemon>,
+    api: &ApiConfig,
+    body: &str,
+    ts: Option<&str>,
+    sig: Option<&str>,
+) -> (StatusCode, String) {
+    let api = api.clone();
     let state = Arc::new(envdrift::api::ApiState::new(d.clone(), &api, &d.base).unwrap());
     let app = envdrift::api::router(state, &api).unwrap();
     let mut req = Request::post("/api/v1/slack/interactions")
@@ -613,4 +625,373 @@ async fn a_deleted_message_is_posted_anew() {
         top[0].ts
     );
     assert_eq!(d.store.outbox(10).unwrap()[0].state.as_str(), "sent");
+}
+
+/// Slack rate-limits the third card of a digest (429, retryable): the retry posts that card
+/// in the digest's thread, leaves the cards already posted alone (no update, no
+/// "Reopened" reply) and posts no second top-level message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_retried_after_a_rate_limit_keeps_its_cards_fresh_and_threaded() {
+    let slack = SlackServer::start(TOKEN, "/services/T0/B0/X").await;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    setup(dir, &slack, &["app", "worker", "web"]);
+    let d = daemon(dir);
+    set_live(
+        dir,
+        &[
+            ("app", "debug", "4"),
+            ("worker", "info", "8"),
+            ("web", "warn", "4"),
+        ],
+    );
+    // digest, card 1, card 2 go through; card 3 gets a 429.
+    slack.queue_after(3, &[Reply::RateLimited(0)]);
+    scan(&d).await;
+    let top = slack.top_level();
+    assert_eq!(top.len(), 1, "one top-level message: {top:#?}");
+    let cards = slack.replies(&top[0].ts);
+    assert_eq!(cards.len(), 3, "3 cards in the digest's thread: {cards:#?}");
+    let calls = slack.calls();
+    assert_eq!(count(&calls, "chat.update"), 0, "{calls:#?}");
+    assert!(
+        !slack
+            .messages()
+            .iter()
+            .any(|m| m.content.to_string().contains("eopened")),
+        "{:#?}",
+        slack.messages()
+    );
+    for name in ["app", "worker", "web"] {
+        let r = d
+            .store
+            .slack_message("ops", drift_id(&d, name))
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.thread_ts, top[0].ts, "{name}");
+    }
+    assert_eq!(d.store.outbox(10).unwrap()[0].state.as_str(), "sent");
+}
+
+/// With `api.tokens` configured, the Slack route needs no bearer token (its signature
+/// decides: 200 signed, 401 not) while the other routes still do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_slack_route_needs_no_bearer_token_when_tokens_are_configured() {
+    let slack = SlackServer::start(TOKEN, "/services/T0/B0/X").await;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    setup(dir, &slack, &["app"]);
+    std::fs::write(dir.join("operate.token"), "operate-token-0123456789abcdef").unwrap();
+    let d = daemon(dir);
+    set_live(dir, &[("app", "debug", "4")]);
+    scan(&d).await;
+    let id = drift_id(&d, "app");
+    let r = d.store.slack_message("ops", id).unwrap().unwrap();
+    let api = ApiConfig {
+        tokens: vec![envdrift::config::TokenConfig {
+            name: "oncall".into(),
+            role: envdrift::config::Role::Operate,
+            token_env: None,
+            token_file: Some("operate.token".into()),
+        }],
+        ..ApiConfig::default()
+    };
+
+    // Another operate route without a token: 401.
+    let state = Arc::new(envdrift::api::ApiState::new(d.clone(), &api, &d.base).unwrap());
+    let app = envdrift::api::router(state, &api).unwrap();
+    let res = app
+        .oneshot(
+            Request::post(format!("/api/v1/drifts/{id}/ack"))
+                .header("content-type", "application/json")
+                .body(Body::from("{}"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(d.store.drift(id).unwrap().0.acked_at.is_none());
+
+    // The Slack route without a token: its signature decides.
+    let body = click_body("envdrift_ack", &id.to_string(), &r.ts);
+    let ts = now_ts();
+    let bad = signature(b"not-the-secret", &ts, body.as_bytes());
+    let (status, _) = post_with(&d, &api, &body, Some(&ts), Some(&bad)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(d.store.drift(id).unwrap().0.acked_at.is_none());
+    let sig = signature(SIGNING.as_bytes(), &ts, body.as_bytes());
+    let (status, text) = post_with(&d, &api, &body, Some(&ts), Some(&sig)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(d.store.drift(id).unwrap().0.acked_at.is_some());
+}
+
+/// No Slack sink with a signing secret: the route is off (404), even for a signed request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_signing_secret_the_route_is_off() {
+    let slack = SlackServer::start(TOKEN, "/services/T0/B0/X").await;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    setup(dir, &slack, &["app"]);
+    let cfg = std::fs::read_to_string(dir.join("envdrift.yaml")).unwrap();
+    let off = cfg.replace(", signing_secret_file: slack.secret", "");
+    assert_ne!(cfg, off);
+    std::fs::write(dir.join("envdrift.yaml"), off).unwrap();
+    let d = daemon(dir);
+    set_live(dir, &[("app", "debug", "4")]);
+    scan(&d).await;
+    let id = drift_id(&d, "app");
+    let body = click_body("envdrift_ack", &id.to_string(), "1.1");
+    let ts = now_ts();
+    let sig = signature(SIGNING.as_bytes(), &ts, body.as_bytes());
+    let (status, text) = post_full(&d, &body, Some(&ts), Some(&sig)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
+    assert!(text.contains("signing_secret"), "{text}");
+    assert!(d.store.drift(id).unwrap().0.acked_at.is_none());
+}
+
+/// A click on a resolved drift's card (a stale client): 200, the drift is not acknowledged
+/// and its message is not redrawn as open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_click_on_a_resolved_drift_leaves_it_resolved() {
+    let slack = SlackServer::start(TOKEN, "/services/T0/B0/X").await;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    setup(dir, &slack, &["app"]);
+    let d = daemon(dir);
+    set_live(dir, &[("app", "debug", "4")]);
+    scan(&d).await;
+    let id = drift_id(&d, "app");
+    let r = d.store.slack_message("ops", id).unwrap().unwrap();
+    set_live(dir, &[("app", "info", "4")]);
+    scan(&d).await;
+    assert_eq!(
+        d.store.drift(id).unwrap().0.status,
+        envdrift::store::DriftStatus::Resolved
+    );
+    let before = slack.calls().len();
+    let resolved = slack.messages().into_iter().find(|m| m.ts == r.ts).unwrap();
+    for action in ["envdrift_ack", "envdrift_silence"] {
+        let body = click_body(action, &id.to_string(), &r.ts);
+        let ts = now_ts();
+        let sig = signature(SIGNING.as_bytes(), &ts, body.as_bytes());
+        assert_eq!(post(&d, &body, Some(&ts), Some(&sig)).await, StatusCode::OK);
+    }
+    let (row, events) = d.store.drift(id).unwrap();
+    assert!(
+        row.acked_at.is_none() && row.silenced_until.is_none(),
+        "{row:?}"
+    );
+    assert_eq!(events.last().map(|e| e.event), Some(EventKind::Resolved));
+    // Nothing was acted on, so nothing was sent to Slack: the calls and the message are
+    // as they were.
+    assert_eq!(slack.calls().len(), before);
+    let now = slack.messages().into_iter().find(|m| m.ts == r.ts).unwrap();
+    assert_eq!(now, resolved);
+}
+
+/// A click as Slack sends it carries the whole clicked message form-encoded, well over a
+/// lowered `api.max_body_bytes` (2048 here; this small card's click is about 3.5 KB): the
+/// Slack route has its own limit (at least 128 KiB) while the other routes keep 2048.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_slack_route_takes_a_full_click_under_a_low_api_body_limit() {
+    let slack = SlackServer::start(TOKEN, "/services/T0/B0/X").await;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    setup(dir, &slack, &["app"]);
+    let d = daemon(dir);
+    set_live(dir, &[("app", "debug", "4")]);
+    scan(&d).await;
+    let id = drift_id(&d, "app");
+    let r = d.store.slack_message("ops", id).unwrap().unwrap();
+    let card = slack.messages().into_iter().find(|m| m.ts == r.ts).unwrap();
+    let api = ApiConfig {
+        max_body_bytes: Some(2048),
+        ..ApiConfig::default()
+    };
+    // A block_actions payload as Slack sends it: the message with its blocks, the state,
+    // the response URL, the trigger id.
+    let mut message = card.content.clone();
+    message["ts"] = json!(r.ts);
+    message["type"] = json!("message");
+    message["user"] = json!("U0ENVDRIFT");
+    message["bot_id"] = json!("B0ENVDRIFT");
+    let payload = json!({
+        "type": "block_actions",
+        "user": {"id": "U0ALICE", "username": "alice", "name": "alice", "team_id": "T0"},
+        "api_app_id": "A0ENVDRIFT",
+        "token": "verification-token-unused",
+        "container": {"type": "message", "channel_id": CHANNEL, "message_ts": r.ts, "is_ephemeral": false},
+        "trigger_id": "398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c",
+        "team": {"id": "T0", "domain": "envdrift"},
+        "enterprise": null,
+        "is_enterprise_install": false,
+        "channel": {"id": CHANNEL, "name": "alerts"},
+        "message": message,
+        "state": {"values": {}},
+        "response_url": "https://hooks.slack.com/actions/T0/1234567890/abcdefghijklmnopqrstuvwx",
+        "actions": [{"type": "button", "action_id": "envdrift_ack", "value": id.to_string(), "block_id": "b", "action_ts": "1.2", "text": {"type": "plain_text", "text": "Acknowledge", "emoji": true}, "style": "primary"}]
+    });
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("payload", &payload.to_string())
+        .finish();
+    assert!(body.len() > 2048, "a full click is {} bytes", body.len());
+    let ts = now_ts();
+    let sig = signature(SIGNING.as_bytes(), &ts, body.as_bytes());
+    let (status, text) = post_with(&d, &api, &body, Some(&ts), Some(&sig)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(d.store.drift(id).unwrap().0.acked_at.is_some());
+
+    // Past 128 KiB: 413, nothing done.
+    let big = format!("{body}&pad={}", "x".repeat(128 * 1024));
+    let sig = signature(SIGNING.as_bytes(), &ts, big.as_bytes());
+    let (status, _) = post_with(&d, &api, &big, Some(&ts), Some(&sig)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    // Other routes keep api.max_body_bytes.
+    let state = Arc::new(envdrift::api::ApiState::new(d.clone(), &api, &d.base).unwrap());
+    let app = envdrift::api::router(state, &api).unwrap();
+    let res = app
+        .oneshot(
+            Request::post(format!("/api/v1/drifts/{id}/silence"))
+                .header("content-type", "application/json")
+                .body(Body::from(format!(
+                    "{{\"until\":\"2099-01-01T00:00:00Z\",\"reason\":\"{}\"}}",
+                    "r".repeat(3000)
+                )))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+/// The same signed click again with its headers spelled differently (whitespace around the
+/// signature and the timestamp, which the signature check trims) is still a replay: 200,
+/// acted on once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_with_its_headers_padded_is_not_acted_on_twice() {
+    let slack = SlackServer::start(TOKEN, "/services/T0/B0/X").await;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    setup(dir, &slack, &["app"]);
+    let d = daemon(dir);
+    set_live(dir, &[("app", "debug", "4")]);
+    scan(&d).await;
+    let id = drift_id(&d, "app");
+    let r = d.store.slack_message("ops", id).unwrap().unwrap();
+    let body = click_body("envdrift_ack", &id.to_string(), &r.ts);
+    let ts = now_ts();
+    let sig = signature(SIGNING.as_bytes(), &ts, body.as_bytes());
+    assert_eq!(post(&d, &body, Some(&ts), Some(&sig)).await, StatusCode::OK);
+    let padded_sig = format!("{sig} ");
+    let padded_ts = format!(" {ts}");
+    for (t, s) in [
+        (ts.as_str(), sig.as_str()),
+        (ts.as_str(), padded_sig.as_str()),
+        (padded_ts.as_str(), sig.as_str()),
+    ] {
+        assert_eq!(post(&d, &body, Some(t), Some(s)).await, StatusCode::OK);
+    }
+    let acks = history(&d, id)
+        .into_iter()
+        .filter(|e| *e == EventKind::Acknowledged)
+        .count();
+    assert_eq!(acks, 1, "{:?}", history(&d, id));
+}
+
+/// The answers to a digest card's post and to a thread reply are lost (Slack posted them):
+/// the retries find them in their threads (`conversations.replies`, read page by page) and
+/// post neither twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_answers_in_threads_are_found_and_not_posted_twice() {
+    let slack = SlackServer::start(TOKEN, "/services/T0/B0/X").await;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    setup(dir, &slack, &["app", "worker", "web"]);
+    let d = daemon(dir);
+    slack.page_size(1); // every lookup follows next_cursor
+    set_live(
+        dir,
+        &[
+            ("app", "debug", "4"),
+            ("worker", "info", "8"),
+            ("web", "warn", "4"),
+        ],
+    );
+    // digest, card 1, card 2 answered; card 3 posted, its answer lost.
+    slack.lose_answers_after(3, 1);
+    scan(&d).await;
+    let top = slack.top_level();
+    assert_eq!(top.len(), 1, "{top:#?}");
+    let cards = slack.replies(&top[0].ts);
+    assert_eq!(cards.len(), 3, "card 3 once: {cards:#?}");
+    let mut recorded: Vec<String> = ["app", "worker", "web"]
+        .iter()
+        .map(|n| {
+            d.store
+                .slack_message("ops", drift_id(&d, n))
+                .unwrap()
+                .unwrap()
+                .ts
+        })
+        .collect();
+    recorded.sort();
+    let mut posted: Vec<String> = cards.iter().map(|c| c.ts.clone()).collect();
+    posted.sort();
+    assert_eq!(recorded, posted, "the found card is recorded");
+    assert_eq!(d.store.outbox(10).unwrap()[0].state.as_str(), "sent");
+
+    // The app drift changes: its card is updated, the reply's answer is lost.
+    set_live(
+        dir,
+        &[
+            ("app", "trace", "4"),
+            ("worker", "info", "8"),
+            ("web", "warn", "4"),
+        ],
+    );
+    slack.lose_answers(1);
+    scan(&d).await;
+    assert_eq!(slack.top_level().len(), 1);
+    let thread = slack.replies(&top[0].ts);
+    assert_eq!(thread.len(), 4, "3 cards and one reply: {thread:#?}");
+    let outbox = d.store.outbox(10).unwrap();
+    assert!(
+        outbox.iter().all(|o| o.state.as_str() == "sent"),
+        "{outbox:#?}"
+    );
+}
+
+/// The store's writer is held (as by a big scan being recorded) during a click: Slack
+/// still gets its answer within 3 s, and the click is applied once the writer is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_click_while_the_store_is_busy_is_answered_in_time_and_applied_after() {
+    let slack = SlackServer::start(TOKEN, "/services/T0/B0/X").await;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    setup(dir, &slack, &["app"]);
+    let d = daemon(dir);
+    set_live(dir, &[("app", "debug", "4")]);
+    scan(&d).await;
+    let id = drift_id(&d, "app");
+    let r = d.store.slack_message("ops", id).unwrap().unwrap();
+    let updates = count(&slack.calls(), "chat.update");
+
+    let holder = rusqlite::Connection::open(dir.join("state/envdrift.db")).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let body = click_body("envdrift_ack", &id.to_string(), &r.ts);
+    let ts = now_ts();
+    let sig = signature(SIGNING.as_bytes(), &ts, body.as_bytes());
+    let started = std::time::Instant::now();
+    assert_eq!(post(&d, &body, Some(&ts), Some(&sig)).await, StatusCode::OK);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "answered after {took:?}");
+    holder.execute_batch("COMMIT").unwrap();
+    drop(holder);
+    slack
+        .wait_for("the acknowledged card", BOUND, |c| {
+            count(c, "chat.update") == updates + 1
+        })
+        .await;
+    assert!(d.store.drift(id).unwrap().0.acked_at.is_some());
 }

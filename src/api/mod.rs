@@ -241,8 +241,9 @@ pub fn router(state: Shared, cfg: &ApiConfig) -> Result<Router, ApiError> {
         .route("/api/v1/scans", post(trigger_scan))
         .route("/api/v1/scans/{id}", get(get_scan))
         .route("/api/v1/reports/latest", get(latest_report))
-        .route("/api/v1/slack/interactions", post(slack::interactions))
         .route("/api/v1/trends", get(trends::handler))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit))
+        .merge(slack::routes(body_limit))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state.clone())
@@ -252,7 +253,6 @@ pub fn router(state: Shared, cfg: &ApiConfig) -> Result<Router, ApiError> {
             state.clone(),
             count_requests,
         ))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,

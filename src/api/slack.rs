@@ -4,27 +4,49 @@
 //! [`crate::alert::slack::interact`]). The route is off (404) unless a Slack sink has a
 //! signing secret (`signing_secret_env` / `signing_secret_file`). Answers:
 //!
+//! Its body limit is its own: `api.max_body_bytes` when larger, else 128 KiB
+//! ([`MIN_BODY_BYTES`]); larger bodies get 413.
+//!
 //! - 401: signature or timestamp header missing, signature wrong, timestamp more than five
 //!   minutes off (nothing is done);
 //! - 400: the body is not a `block_actions` payload with an envdrift button;
 //! - 404: the button's drift is not in the store;
+//! - 200 without acting: the drift is resolved (its message stays resolved);
 //! - 200: done (the store written before the answer; the Slack message is rewritten right
-//!   after, in the background, so Slack gets its answer well within its 3 seconds), or the
+//!   after, in the background, so Slack gets its answer well within its 3 seconds; when the
+//!   store's writer is busy for 2 s, the answer goes first and the click is applied when
+//!   the store is free), or the
 //!   same signed request seen before within the window (Slack's retry or a replay: nothing
 //!   is done twice).
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
 
 use super::{ApiState, HttpError, Shared};
 use crate::alert::Sink;
+use crate::alert::notice::NoticeDrift;
 use crate::alert::slack::interact::{self, Action, Click, Refused, SILENCE_HOURS};
 use crate::alert::slack::message::Status;
-use crate::store::StoreError;
+use crate::store::{DriftRecord, DriftStatus, StoreError};
+
+/// The route's smallest body limit: Slack's `block_actions` body carries the whole clicked
+/// message, form-encoded, so `api.max_body_bytes` applies to it only when it is larger.
+pub(super) const MIN_BODY_BYTES: usize = 128 * 1024;
+
+/// The route, with its own body limit (the larger of `api_limit` and [`MIN_BODY_BYTES`]).
+pub(super) fn routes(api_limit: usize) -> Router<Shared> {
+    Router::new()
+        .route("/api/v1/slack/interactions", post(interactions))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            api_limit.max(MIN_BODY_BYTES),
+        ))
+}
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
@@ -84,7 +106,7 @@ pub(super) async fn interactions(
     let Sink::Slack(slack) = &*sink else {
         return unauthorized(&Refused::Missing);
     };
-    if !slack.first_time(sig.unwrap_or(""), now.timestamp()) {
+    if !slack.first_time(ts.unwrap_or(""), &body, now.timestamp()) {
         tracing::info!(
             sink = slack.name(),
             "Slack interaction seen before; not acting again"
@@ -95,25 +117,38 @@ pub(super) async fn interactions(
         Ok(c) => c,
         Err(e) => return HttpError::bad("payload", e).into_response(),
     };
-    let acted = match act(&st, &click, now) {
-        Ok(a) => a,
-        Err(e) => return e.into_response(),
-    };
-    let Some(status) = acted else {
-        return StatusCode::OK.into_response(); // the link button: nothing to do
-    };
-    tracing::info!(sink = slack.name(), drift = click.drift_id, user = %click.user_id, action = ?click.action, "drift updated from Slack");
-    // The drift as stored now, for its message.
-    let (row, _) = match st.daemon.store.drift(click.drift_id) {
-        Ok(r) => r,
-        Err(e) => return HttpError::from(e).into_response(),
-    };
-    let mut drift = crate::daemon::lifecycle::notice_from_row(&row, now);
-    drift.drift_id = Some(row.id);
-    let at = crate::store::fmt_time(now);
-    let task_sink = sink.clone();
+    // The store work runs off the async workers; Slack gets its answer within
+    // ANSWER_WITHIN even when the store's writer is busy (a big scan being recorded): then
+    // the click is finished in the background.
+    let (tx, rx) = tokio::sync::oneshot::channel::<Result<(), HttpError>>();
     tokio::spawn(async move {
-        let Sink::Slack(s) = &*task_sink else { return };
+        let job = {
+            let st = st.clone();
+            let click = click.clone();
+            tokio::task::spawn_blocking(move || store_work(&st, &click, now))
+        };
+        let done = match job.await {
+            Ok(r) => r,
+            Err(e) => Err(HttpError::internal(format!(
+                "acting on the Slack click: {e}"
+            ))),
+        };
+        let (status, row, drift) = match done {
+            Ok(Some(x)) => x,
+            Ok(None) => {
+                let _ = tx.send(Ok(()));
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(drift = click.drift_id, error = %e.message, "Slack click not applied");
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        let _ = tx.send(Ok(()));
+        let Sink::Slack(s) = &*sink else { return };
+        tracing::info!(sink = s.name(), drift = click.drift_id, user = %click.user_id, action = ?click.action, "drift updated from Slack");
+        let at = crate::store::fmt_time(now);
         if let Err(e) = s
             .show_action(&click, status, &row.target, &drift, &at)
             .await
@@ -121,7 +156,35 @@ pub(super) async fn interactions(
             tracing::warn!(sink = s.name(), drift = click.drift_id, error = %e, "updating the Slack message after a click");
         }
     });
-    StatusCode::OK.into_response()
+    match tokio::time::timeout(ANSWER_WITHIN, rx).await {
+        Ok(Ok(Err(e))) => e.into_response(),
+        Ok(_) => StatusCode::OK.into_response(),
+        Err(_) => {
+            tracing::info!(
+                "the store is busy; answering Slack's click now and applying it when the store is free"
+            );
+            StatusCode::OK.into_response()
+        }
+    }
+}
+
+/// Slack wants its answer within 3 seconds.
+const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The click's store work (blocking): [`act`], then the drift as stored now for its
+/// message. `None`: nothing to show.
+fn store_work(
+    st: &ApiState,
+    click: &Click,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<(Status, DriftRecord, NoticeDrift)>, HttpError> {
+    let Some(status) = act(st, click, now)? else {
+        return Ok(None); // the link button, or a resolved drift: nothing to do
+    };
+    let (row, _) = st.daemon.store.drift(click.drift_id)?;
+    let mut drift = crate::daemon::lifecycle::notice_from_row(&row, now);
+    drift.drift_id = Some(row.id);
+    Ok(Some((status, row, drift)))
 }
 
 /// Acknowledges (`acked_by` = `slack:@name (U…)`) or silences for 24 hours the clicked
@@ -141,6 +204,19 @@ fn act(
         }
         e => HttpError::from(e),
     };
+    if click.action == Action::Open {
+        return Ok(None);
+    }
+    // A resolved drift (a click on a stale client or an old card): nothing to acknowledge
+    // or silence, and its message stays resolved.
+    let (row, _) = st.daemon.store.drift(click.drift_id).map_err(mapped)?;
+    if row.status == DriftStatus::Resolved {
+        tracing::info!(
+            drift = click.drift_id,
+            "Slack click on a resolved drift; nothing to do"
+        );
+        return Ok(None);
+    }
     match click.action {
         Action::Open => Ok(None),
         Action::Acknowledge => {

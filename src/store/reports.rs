@@ -31,7 +31,7 @@ impl Store {
     }
 
     /// Deletes scans (and snapshot hashes no scan refers to) older than `before`, and sent
-    /// alerts older than it. Open drifts and their history are kept.
+    /// alerts older than it (with their Slack posts). Open drifts and their history are kept.
     pub fn prune(&self, before: &str) -> Result<usize, StoreError> {
         let db = self.db();
         let mut conn = db.conn();
@@ -53,6 +53,7 @@ impl Store {
             params![before, OutboxState::Sent],
         )
         .map_err(db.err("pruning the outbox"))?;
+        super::slack_refs::prune_posts(&tx).map_err(db.err("pruning Slack posts"))?;
         tx.commit().map_err(db.err("pruning"))?;
         Ok(scans)
     }

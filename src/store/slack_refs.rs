@@ -249,6 +249,15 @@ impl MessageStore for Store {
     }
 }
 
+/// Retention (in [`Store::prune`]'s transaction): the posts of alerts no longer in the
+/// outbox (sent and pruned) go too; a pending alert keeps its posts for its retries.
+pub(super) fn prune_posts(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<usize> {
+    tx.execute(
+        "DELETE FROM slack_posts WHERE notice_id NOT IN (SELECT notice_id FROM outbox)",
+        [],
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,5 +307,42 @@ mod tests {
         }
         s.fill_drift_ids(&mut n).unwrap();
         assert!(n.drifts.iter().all(|d| d.drift_id.is_none()));
+    }
+
+    #[test]
+    fn retention_prunes_the_posts_of_pruned_alerts_only() {
+        let s = Store::open_in_memory().unwrap();
+        {
+            let db = s.db();
+            let conn = db.conn();
+            for (id, state, sent) in [
+                ("old", "sent", Some("2000-01-01T00:00:00Z")),
+                ("pending", "pending", None),
+                ("recent", "sent", Some("2999-01-01T00:00:00Z")),
+            ] {
+                conn.execute(
+                    "INSERT INTO outbox(notice_id, sink, kind, target, body, created_at, next_attempt_at, state, sent_at)
+                     VALUES (?1, 'ops', 'drift', 'production', '{}', '2000-01-01T00:00:00Z', '2000-01-01T00:00:00Z', ?2, ?3)",
+                    params![id, state, sent],
+                )
+                .unwrap();
+            }
+        }
+        for id in ["old", "pending", "recent", "orphan"] {
+            s.claim_slack_post("ops", id, "digest").unwrap();
+        }
+        s.prune("2500-01-01T00:00:00Z").unwrap();
+        for (id, kept) in [
+            ("old", false),
+            ("orphan", false),
+            ("pending", true),
+            ("recent", true),
+        ] {
+            assert_eq!(
+                s.slack_post("ops", id, "digest").unwrap().is_some(),
+                kept,
+                "{id}"
+            );
+        }
     }
 }

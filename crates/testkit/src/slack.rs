@@ -1,5 +1,6 @@
-//! A Slack Web API stand-in: `chat.postMessage`, `chat.update`, `conversations.history` and
-//! `auth.test` with bearer-token checks, and incoming webhooks under `/services/…`. It checks
+//! A Slack Web API stand-in: `chat.postMessage`, `chat.update`, `conversations.history`,
+//! `conversations.replies` (both paged by `limit` and `cursor`, see
+//! [`SlackServer::page_size`]) and `auth.test` with bearer-token checks, and incoming webhooks under `/services/…`. It checks
 //! the payload as Slack does (a channel, a `text` fallback or blocks, at most 50 blocks, each
 //! of a known type with the fields that type needs, text objects of a valid type and length,
 //! buttons with their limits; on updates a `channel` and the `ts` of a message that exists;
@@ -58,6 +59,13 @@ struct Inner {
     next_ts: u64,
     lose_answers: usize,
     history_error: Option<String>,
+    /// Requests answered normally before the queue is used.
+    pass: usize,
+    /// Posts answered normally before `lose_answers` applies.
+    lose_skip: usize,
+    /// At most this many messages per page of `conversations.history`/`.replies` (0: the
+    /// request's `limit`).
+    page_size: usize,
 }
 
 /// The running stand-in; stops when dropped.
@@ -121,6 +129,13 @@ impl SlackServer {
             .extend(replies.iter().copied());
     }
 
+    /// Answers the next `n` requests normally, then the next ones with these replies.
+    pub fn queue_after(&self, n: usize, replies: &[Reply]) {
+        let mut g = self.inner.lock().expect("lock");
+        g.pass = n;
+        g.queue.extend(replies.iter().copied());
+    }
+
     /// Messages accepted so far.
     pub fn accepted(&self) -> Vec<Recorded> {
         self.inner.lock().expect("lock").accepted.clone()
@@ -170,6 +185,19 @@ impl SlackServer {
     /// the answer was lost on the way (or the client stopped before reading it).
     pub fn lose_answers(&self, n: usize) {
         self.inner.lock().expect("lock").lose_answers = n;
+    }
+
+    /// Like [`SlackServer::lose_answers`], after `skip` posts answered normally.
+    pub fn lose_answers_after(&self, skip: usize, n: usize) {
+        let mut g = self.inner.lock().expect("lock");
+        g.lose_skip = skip;
+        g.lose_answers = n;
+    }
+
+    /// Pages of `conversations.history` and `conversations.replies` hold at most `n`
+    /// messages (with `has_more` and `response_metadata.next_cursor` for the next one).
+    pub fn page_size(&self, n: usize) {
+        self.inner.lock().expect("lock").page_size = n;
     }
 
     /// `conversations.history` answers `{"ok": false, "error": error}` (e.g.
@@ -249,7 +277,13 @@ async fn handle_inner(
     let (token, webhook_path, queued) = {
         let mut g = inner.lock().expect("lock");
         g.requests += 1;
-        (g.token.clone(), g.webhook_path.clone(), g.queue.pop_front())
+        let queued = if g.pass > 0 {
+            g.pass -= 1;
+            None
+        } else {
+            g.queue.pop_front()
+        };
+        (g.token.clone(), g.webhook_path.clone(), queued)
     };
     match queued {
         Some(Reply::RateLimited(secs)) => {
@@ -361,7 +395,9 @@ async fn handle_inner(
                 thread_ts,
                 body: v.clone(),
             });
-            if g.lose_answers > 0 {
+            if g.lose_answers > 0 && g.lose_skip > 0 {
+                g.lose_skip -= 1;
+            } else if g.lose_answers > 0 {
                 g.lose_answers -= 1;
                 return (StatusCode::INTERNAL_SERVER_ERROR, "answer lost").into_response();
             }
@@ -419,7 +455,7 @@ async fn handle_inner(
             }))
             .into_response()
         }
-        "/api/conversations.history" => {
+        "/api/conversations.history" | "/api/conversations.replies" => {
             if bearer != Some(token.as_str()) {
                 return bearer_error(bearer);
             }
@@ -442,22 +478,66 @@ async fn handle_inner(
             };
             let oldest: f64 = get("oldest").and_then(|o| o.parse().ok()).unwrap_or(0.0);
             let metadata = get("include_all_metadata").as_deref() == Some("true");
-            let messages: Vec<Value> = g
-                .messages
-                .iter()
-                .rev()
-                .filter(|m| m.channel == channel && m.thread_ts.is_none())
+            let in_channel = g.messages.iter().filter(|m| m.channel == channel);
+            // History: top-level messages, newest first. Replies: the parent, then its
+            // thread, oldest first.
+            let listed: Vec<&Message> = if path == "/api/conversations.history" {
+                in_channel.filter(|m| m.thread_ts.is_none()).rev().collect()
+            } else {
+                let Some(parent) = get("ts") else {
+                    return ok_false("invalid_arguments");
+                };
+                let list: Vec<&Message> = in_channel
+                    .filter(|m| {
+                        (m.ts == parent && m.thread_ts.is_none())
+                            || m.thread_ts.as_deref() == Some(parent.as_str())
+                    })
+                    .collect();
+                if list.is_empty() {
+                    return ok_false("thread_not_found");
+                }
+                list
+            };
+            let listed: Vec<&Message> = listed
+                .into_iter()
                 .filter(|m| m.ts.parse::<f64>().unwrap_or(0.0) >= oldest)
+                .collect();
+            let limit: usize = get("limit")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(100)
+                .clamp(1, 999);
+            let limit = if g.page_size > 0 {
+                limit.min(g.page_size)
+            } else {
+                limit
+            };
+            let from: usize = get("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
+            let page: Vec<Value> = listed
+                .iter()
+                .skip(from)
+                .take(limit)
                 .map(|m| {
                     let mut out = json!({"type": "message", "user": "U0ENVDRIFT", "ts": m.ts,
                         "text": m.content.get("text").cloned().unwrap_or(Value::Null)});
+                    if let Some(t) = &m.thread_ts {
+                        out["thread_ts"] = json!(t);
+                    }
                     if metadata && let Some(md) = m.content.get("metadata") {
                         out["metadata"] = md.clone();
                     }
                     out
                 })
                 .collect();
-            axum::Json(json!({"ok": true, "messages": messages, "has_more": false})).into_response()
+            let next = from.saturating_add(limit);
+            let has_more = next < listed.len();
+            let cursor = if has_more {
+                next.to_string()
+            } else {
+                String::new()
+            };
+            axum::Json(json!({"ok": true, "messages": page, "has_more": has_more,
+                "response_metadata": {"next_cursor": cursor}}))
+            .into_response()
         }
         p if p == webhook_path => {
             let Ok(v) = serde_json::from_slice::<Value>(body) else {

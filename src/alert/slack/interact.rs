@@ -83,6 +83,16 @@ pub fn verify(
     }
 }
 
+/// The replay cache's key of a request: `{timestamp}:{hex sha256(body)}`.
+fn replay_key(timestamp: &str, body: &[u8]) -> String {
+    use sha2::Digest as _;
+    let mut out = format!("{}:", timestamp.trim());
+    for b in Sha256::digest(body) {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
 /// What was clicked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -194,9 +204,13 @@ impl SlackSink {
         verify(secret.expose().as_bytes(), timestamp, sig, body, now)
     }
 
-    /// Remembers a verified request's signature; `false` when it was seen within the
-    /// replay window already.
-    pub fn first_time(&self, sig: &str, now: i64) -> bool {
+    /// Remembers a verified request by what its signature covers (its timestamp, trimmed
+    /// as [`verify`] reads it, and the SHA-256 of its body), so that the same request with
+    /// its headers spelled differently is still a replay; `false` when it was seen within
+    /// the replay window already.
+    pub fn first_time(&self, timestamp: &str, body: &[u8], now: i64) -> bool {
+        let sig = replay_key(timestamp, body);
+        let sig = sig.as_str();
         let mut seen = self
             .seen
             .lock()
@@ -306,6 +320,18 @@ mod tests {
             ),
             Err(Refused::Stale)
         );
+    }
+
+    #[test]
+    fn the_timestamp_may_be_five_minutes_off_either_way() {
+        let ts: i64 = 1_531_420_618;
+        let check = |now: i64| verify(SECRET.as_bytes(), Some(TS), Some(SIG), BODY.as_bytes(), now);
+        assert_eq!(check(ts + 300), Ok(()), "5 minutes old");
+        assert_eq!(check(ts - 300), Ok(()), "5 minutes ahead");
+        assert_eq!(check(ts + 301), Err(Refused::Stale), "past");
+        assert_eq!(check(ts - 301), Err(Refused::Stale), "future");
+        assert_eq!(check(i64::MIN), Err(Refused::Stale));
+        assert_eq!(check(i64::MAX), Err(Refused::Stale));
     }
 
     fn form(payload: &serde_json::Value) -> Vec<u8> {

@@ -14,16 +14,18 @@
 //! Exactly once, with the outbox: an alert is retried as a whole until every part of it
 //! went through. Each post is claimed in the store before it is sent and completed with its
 //! `ts` after, so a retry skips what was posted (updates are idempotent and simply done
-//! again). A post claimed but never completed — the process stopped between Slack's answer
-//! and the store's write — is looked up in the channel's history by its message metadata
-//! (`event_type` `envdrift_alert`, the alert id and part) before it is posted again; that
+//! again). A post claimed but never completed — its answer lost (timeout, 5xx after Slack
+//! accepted, a reset) or the process stopped before the store's write — is looked up by its
+//! message metadata (`event_type` `envdrift_alert`, the alert id and part) before it is
+//! posted again: a top-level one in the channel's history, a digest card or thread reply in
+//! its thread (`conversations.replies`), every page since ten minutes before the claim. That
 //! needs the `channels:history` (or `groups:history`) scope and a channel ID in `channel`.
-//! Without them a top-level message can repeat after a kill in that window (docs/alerts.md).
+//! Without them a message can repeat in that window (docs/alerts.md).
 
 use std::collections::HashMap;
 
 use slack_morphism::prelude::{
-    SlackApiChatPostMessageRequest, SlackApiChatUpdateRequest, SlackApiConversationsHistoryRequest,
+    SlackApiChatPostMessageRequest, SlackApiChatUpdateRequest, SlackApiConversationsRepliesResponse,
 };
 use slack_morphism::{
     SlackApiToken, SlackChannelId, SlackMessageContent, SlackMessageMetadata, SlackTs,
@@ -44,6 +46,13 @@ pub const METADATA_EVENT: &str = "envdrift_alert";
 /// At most this many drifts of one digest get their own message in its thread (Slack allows
 /// about one message per second per channel); the others get theirs with their next event.
 pub const MAX_DIGEST_CARDS: usize = 50;
+
+/// A claimed post is looked for in messages from this long before its claim on (the
+/// local clock against Slack's).
+pub const LOOKUP_MARGIN_SECS: i64 = 600;
+
+/// At most this many pages (of 200 messages) are read to find a claimed post.
+pub const LOOKUP_PAGES: usize = 20;
 
 /// Notice kinds that keep one message per drift.
 pub fn threaded(kind: NoticeKind) -> bool {
@@ -135,10 +144,23 @@ pub(super) async fn deliver(
             None => None,
         };
         match found {
+            // Posted by this alert (an earlier attempt): not an update. A card in a
+            // digest's thread stays in the digest's list (its post is complete and is not
+            // sent again); a top-level one is done.
+            Some(r) if r.notice_id == notice.id => {
+                if r.ts != r.thread_ts {
+                    fresh.push(d);
+                }
+            }
             Some(r) => known.push((d, r)),
             None => fresh.push(d),
         }
     }
+    // Digest or single card, the same on every attempt: a digest once its post was claimed.
+    let digest_claimed = store
+        .slack_post(&sink.name, &notice.id, "digest")
+        .map_err(|e| store_error(&sink.name, &e))?
+        .is_some();
     let poster = Poster {
         sink,
         store,
@@ -148,7 +170,7 @@ pub(super) async fn deliver(
     };
     match fresh.as_slice() {
         [] => {}
-        [d] => {
+        [d] if !digest_claimed => {
             let event = d.event_in(notice.kind);
             let content = card_content(
                 sink,
@@ -301,9 +323,7 @@ impl Poster<'_> {
             if let (Some(ch), Some(ts)) = (p.channel, p.ts) {
                 return Ok((ch, ts));
             }
-            if thread.is_none()
-                && let Some((ch, ts)) = self.find_posted(part, &p.claimed_at).await
-            {
+            if let Some((ch, ts)) = self.find_posted(part, &p.claimed_at, thread.as_ref()).await {
                 tracing::info!(sink = %name, notice = %nid, part, "found the message posted before a restart; not posting it again");
                 self.store
                     .complete_slack_post(name, nid, part, &ch, &ts)
@@ -344,46 +364,76 @@ impl Poster<'_> {
     }
 
     /// A message of this part posted since it was claimed, by its metadata; `None` when
-    /// there is none or the history cannot be read (missing scope, channel name).
-    async fn find_posted(&self, part: &str, claimed_at: &str) -> Option<(String, String)> {
+    /// there is none or the channel cannot be read (missing scope, channel name). A
+    /// top-level post is looked for in the channel's history, a thread post (digest card,
+    /// reply) in its thread (`conversations.replies`); every page since the claim (less
+    /// [`LOOKUP_MARGIN_SECS`] for clock skew) is read, at most [`LOOKUP_PAGES`].
+    async fn find_posted(
+        &self,
+        part: &str,
+        claimed_at: &str,
+        thread: Option<&(&str, SlackTs)>,
+    ) -> Option<(String, String)> {
         let since = chrono::DateTime::parse_from_rfc3339(claimed_at)
             .ok()?
             .timestamp()
-            .saturating_sub(60);
-        let mut req = SlackApiConversationsHistoryRequest::new();
-        req.channel = Some(self.channel.clone());
-        req.oldest = Some(SlackTs(format!("{since}.000000")));
-        req.include_all_metadata = Some(true);
-        req.limit = Some(200);
-        let res = match call(
-            self.sink,
-            self.sink
-                .client
-                .open_session(self.token)
-                .conversations_history(&req),
-        )
-        .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(sink = %self.sink.name, notice = %self.notice.id, error = %e, "cannot read the channel's history to find a message posted before a restart; posting it (it may show twice)");
+            .saturating_sub(LOOKUP_MARGIN_SECS);
+        let oldest = format!("{since}.000000");
+        let (method, channel) = match thread {
+            Some((ch, _)) => ("conversations.replies", (*ch).to_string()),
+            None => ("conversations.history", self.channel.0.clone()),
+        };
+        let session = self.sink.client.open_session(self.token);
+        let mut cursor: Option<String> = None;
+        for _ in 0..LOOKUP_PAGES {
+            let mut params: Vec<(&str, Option<String>)> = vec![
+                ("channel", Some(channel.clone())),
+                ("oldest", Some(oldest.clone())),
+                ("include_all_metadata", Some("true".to_string())),
+                ("limit", Some("200".to_string())),
+                ("cursor", cursor.clone()),
+            ];
+            if let Some((_, ts)) = thread {
+                params.push(("ts", Some(ts.0.clone())));
+            }
+            let page: SlackApiConversationsRepliesResponse = match call(
+                self.sink,
+                session.http_session_api.http_get(method, &params, None),
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(sink = %self.sink.name, notice = %self.notice.id, method, error = %e, "cannot read the channel to find a message posted before its answer was lost; posting it (it may show twice)");
+                    return None;
+                }
+            };
+            let found = page.messages.into_iter().find_map(|m| {
+                let meta = m.content.metadata.as_ref()?;
+                let p = meta.event_payload.as_ref()?;
+                (meta.event_type == METADATA_EVENT
+                    && p.get("notice") == Some(&self.notice.id)
+                    && p.get("part").map(String::as_str) == Some(part))
+                .then(|| {
+                    (
+                        m.origin.channel.map_or_else(|| channel.clone(), |c| c.0),
+                        m.origin.ts.0,
+                    )
+                })
+            });
+            if found.is_some() {
+                return found;
+            }
+            cursor = page
+                .response_metadata
+                .and_then(|r| r.next_cursor)
+                .map(|c| c.0)
+                .filter(|c| !c.is_empty());
+            if page.has_more != Some(true) || cursor.is_none() {
                 return None;
             }
-        };
-        res.messages.into_iter().find_map(|m| {
-            let meta = m.content.metadata.as_ref()?;
-            let p = meta.event_payload.as_ref()?;
-            (meta.event_type == METADATA_EVENT
-                && p.get("notice") == Some(&self.notice.id)
-                && p.get("part").map(String::as_str) == Some(part))
-            .then(|| {
-                (
-                    m.origin
-                        .channel
-                        .map_or_else(|| self.channel.0.clone(), |c| c.0),
-                    m.origin.ts.0,
-                )
-            })
-        })
+        }
+        tracing::warn!(sink = %self.sink.name, notice = %self.notice.id, "more than {LOOKUP_PAGES} pages since the claim; posting it (it may show twice)");
+        None
     }
 }
