@@ -10,6 +10,10 @@ work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 token=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
 printf '%s' "$token" > "$work/op.token"
+# A Slack sink with a signing secret turns POST /api/v1/slack/interactions on (it answers 404
+# without one); its route matches no environment, so nothing is ever sent.
+python3 -c 'import secrets; print("xoxb-" + secrets.token_hex(8))' > "$work/slack.token"
+python3 -c 'import secrets; print(secrets.token_hex(16))' > "$work/slack.secret"
 cat > "$work/envdrift.yaml" <<YAML
 data_dir: state
 listen: 127.0.0.1:$port
@@ -22,6 +26,15 @@ environments:
     live: {type: dump, path: $root/config/demo/live/production}
 comparisons:
   - {from: staging, to: production}
+alerts:
+  sinks:
+    - type: slack
+      name: buttons
+      channel: C0123ABCD
+      token_file: slack.token
+      signing_secret_file: slack.secret
+      api_url: http://127.0.0.1:9/api
+      route: {environments: [no-such-environment]}
 api:
   tokens:
     - {name: schemathesis, role: operate, token_file: op.token}
