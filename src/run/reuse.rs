@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use crate::config::Compiled;
+use crate::diff::schema::is_crd;
 use crate::diff::{Comparison, Partial};
 use crate::model::{Object, ResourceKey};
 use crate::source::dump::{CachedFile, FileReuse};
@@ -321,10 +322,6 @@ impl<'r, 'c> Session<'r, 'c> {
     }
 }
 
-fn is_crd(k: &ResourceKey) -> bool {
-    k.group == "apiextensions.k8s.io" && k.kind == "CustomResourceDefinition"
-}
-
 /// A cluster object's uid and resourceVersion; `None` for objects not read from a cluster
 /// (or without a resourceVersion): those are never reused.
 fn live_identity(o: &Object) -> Option<String> {
@@ -347,9 +344,7 @@ fn live_identity(o: &Object) -> Option<String> {
 fn crds_of(file: &CachedFile) -> Vec<(ResourceKey, Object)> {
     file.objects()
         .iter()
-        .filter(|(k, _, _)| {
-            k.group == "apiextensions.k8s.io" && k.kind == "CustomResourceDefinition"
-        })
+        .filter(|(k, _, _)| is_crd(k))
         .filter_map(|(k, json, origin)| {
             let value = serde_json::from_str(json).ok()?;
             Some((k.clone(), Object::new(value, origin.clone())))

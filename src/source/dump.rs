@@ -495,7 +495,7 @@ impl CachedFile {
         let mut texts = crate::diff::CompactSnapshot::default();
         let mut dups = Vec::new();
         for (key, json, origin) in &self.objects {
-            let crd = key.group == "apiextensions.k8s.io" && key.kind == "CustomResourceDefinition";
+            let crd = crate::diff::schema::is_crd(key);
             match texts.insert_text(key.clone(), json, origin.clone(), crd) {
                 Ok(true) => {}
                 Ok(false) => return None,

@@ -104,20 +104,6 @@ impl Resp {
     }
 }
 
-fn dechunk(s: &str) -> String {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some((len, after)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&after[..n.min(after.len())]);
-        rest = after.get(n + 2..).unwrap_or("");
-    }
-    out
-}
-
 /// One request: `headers` are extra header lines (`Cookie: …`).
 pub async fn request(
     addr: SocketAddr,
@@ -145,24 +131,10 @@ pub async fn request(
     s.write_all(req.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw).await;
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(rest)
-    } else {
-        rest.to_string()
-    };
+    let (status, head, body) = super::common_api::parse_response(&raw);
     let r = Resp {
         status,
-        headers: head.to_string(),
+        headers: head,
         body,
     };
     assert!(

@@ -95,6 +95,23 @@ pub(super) fn content_of(
         .map_err(|e| delivery_error(sink, format!("building the drift message: {e}"), false))
 }
 
+/// A drift's card as this notice shows it (its environment, time and state).
+fn notice_card(
+    sink: &SlackSink,
+    notice: &Notice,
+    d: &NoticeDrift,
+    event: DriftEvent,
+) -> Result<SlackMessageContent, DeliveryError> {
+    card_content(
+        sink,
+        &notice.env,
+        d,
+        event,
+        status_of(notice, event),
+        &notice.created_at,
+    )
+}
+
 fn status_of(notice: &Notice, event: DriftEvent) -> Status {
     if event == DriftEvent::Resolved {
         Status::Resolved {
@@ -172,14 +189,7 @@ pub(super) async fn deliver(
         [] => {}
         [d] if !digest_claimed => {
             let event = d.event_in(notice.kind);
-            let content = card_content(
-                sink,
-                &notice.env,
-                d,
-                event,
-                status_of(notice, event),
-                &notice.created_at,
-            )?;
+            let content = notice_card(sink, notice, d, event)?;
             let (ch, ts) = poster.post(&part("card", d), content, None).await?;
             poster.remember(d, &ch, &ts, &ts)?;
         }
@@ -189,14 +199,7 @@ pub(super) async fn deliver(
             let (ch, digest_ts) = poster.post("digest", digest, None).await?;
             for d in many.iter().take(MAX_DIGEST_CARDS) {
                 let event = d.event_in(notice.kind);
-                let content = card_content(
-                    sink,
-                    &notice.env,
-                    d,
-                    event,
-                    status_of(notice, event),
-                    &notice.created_at,
-                )?;
+                let content = notice_card(sink, notice, d, event)?;
                 let thread = SlackTs(digest_ts.clone());
                 let (_, ts) = poster
                     .post(&part("card", d), content, Some((&ch, thread)))
@@ -211,14 +214,7 @@ pub(super) async fn deliver(
             // It had a message: it was resolved since and is back.
             event = DriftEvent::Reopened;
         }
-        let content = card_content(
-            sink,
-            &notice.env,
-            d,
-            event,
-            status_of(notice, event),
-            &notice.created_at,
-        )?;
+        let content = notice_card(sink, notice, d, event)?;
         let req = SlackApiChatUpdateRequest::new(
             SlackChannelId(r.channel.clone()),
             content,
@@ -244,14 +240,7 @@ pub(super) async fn deliver(
                         .forget_slack_message(&sink.name, id)
                         .map_err(|e| store_error(&sink.name, &e))?;
                 }
-                let content = card_content(
-                    sink,
-                    &notice.env,
-                    d,
-                    event,
-                    status_of(notice, event),
-                    &notice.created_at,
-                )?;
+                let content = notice_card(sink, notice, d, event)?;
                 let (ch, ts) = poster.post(&part("card", d), content, None).await?;
                 poster.remember(d, &ch, &ts, &ts)?;
                 continue;

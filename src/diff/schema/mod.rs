@@ -549,7 +549,8 @@ pub(crate) fn crd_schemas(crd: &Value) -> (Vec<(String, String, KindSchema)>, Ve
     (out, errors)
 }
 
-fn is_crd(key: &ResourceKey) -> bool {
+/// Whether a key is a CustomResourceDefinition's.
+pub(crate) fn is_crd(key: &ResourceKey) -> bool {
     key.group == "apiextensions.k8s.io" && key.kind == "CustomResourceDefinition"
 }
 

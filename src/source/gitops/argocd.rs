@@ -16,10 +16,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::kedit::{self, Edits};
-use super::{GitOpsError, Mapped, MappedSource, Unmapped, clean_path, relative_to, str_at};
+use super::{
+    GitOpsError, Mapped, MappedSource, Unmapped, clean_path, non_empty_array, relative_to, str_at,
+    string_map,
+};
 use crate::source::git::{GitSpec, TreeFile};
 use crate::source::render::Renderer;
 
@@ -254,11 +257,7 @@ pub fn map(app: &Value) -> Result<Mapped, GitOpsError> {
     let mut known: Vec<&str> = SPEC_NO_EFFECT.to_vec();
     known.extend(["source", "sources", "sourceHydrator", "ignoreDifferences"]);
     notes.unknown(spec, "spec", &known);
-    if spec
-        .get("ignoreDifferences")
-        .and_then(Value::as_array)
-        .is_some_and(|a| !a.is_empty())
-    {
+    if non_empty_array(spec, "ignoreDifferences") {
         notes.add(
             "spec.ignoreDifferences",
             "the Application's ignoreDifferences are not read; paste them under `ignore:` in the envdrift config (same vocabulary)",
@@ -363,22 +362,6 @@ fn hydrated(h: &Value, dest_ns: Option<&str>) -> Result<MappedSource, (String, S
     ms.renderer = Some(Renderer::Plain);
     ms.default_namespace = dest_ns.map(str::to_string);
     Ok(ms)
-}
-
-fn string_map(v: Option<&Value>) -> Map<String, Value> {
-    v.and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| {
-                    let s = match v {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    };
-                    (k.clone(), Value::String(s))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// One source. `Ok(None)`: a source envdrift cannot render (noted).
@@ -671,10 +654,7 @@ fn helm(
         }
         ms.helm.set.push(format!("{n}={v}"));
     }
-    if h.get("fileParameters")
-        .and_then(Value::as_array)
-        .is_some_and(|a| !a.is_empty())
-    {
+    if non_empty_array(h, "fileParameters") {
         notes.add(
             format!("{p}.fileParameters"),
             "--set-file is not passed by envdrift",

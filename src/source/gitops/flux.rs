@@ -18,12 +18,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::kedit::{self, Edits};
 use super::{
     CONFIGMAP, GITREPOSITORY, GitOpsError, HELMREPOSITORY, Lookup, Mapped, MappedSource,
-    OCIREPOSITORY, Res, SECRET, Unmapped, clean_path, relative_to, str_at, subst,
+    OCIREPOSITORY, Res, SECRET, Unmapped, clean_path, non_empty_array, relative_to, str_at,
+    string_map, subst,
 };
 use crate::source::git::{GitSpec, TreeFile};
 use crate::source::render::Renderer;
@@ -192,11 +193,7 @@ fn git_source(
             "sparseCheckout",
         ],
     );
-    if spec
-        .get("include")
-        .and_then(Value::as_array)
-        .is_some_and(|a| !a.is_empty())
-    {
+    if non_empty_array(&spec, "include") {
         c.note(
             "spec.include",
             "artifacts of other GitRepositories are not merged in by envdrift",
@@ -226,22 +223,6 @@ fn git_source(
     });
     ms.semver = semver;
     Ok(ms)
-}
-
-fn string_map(v: Option<&Value>) -> Map<String, Value> {
-    v.and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| {
-                    let s = match v {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    };
-                    (k.clone(), Value::String(s))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// The string data of a ConfigMap or Secret (Secret values decoded; never logged).
@@ -498,11 +479,7 @@ pub fn map_helmrelease(obj: &Value, lookup: &dyn Lookup) -> Result<Mapped, GitOp
             format!("{kind} {ns}/{rname}{url}: envdrift renders charts from GitRepository sources only (spec.chart.spec.sourceRef)"),
         ));
     }
-    if spec
-        .get("postRenderers")
-        .and_then(Value::as_array)
-        .is_some_and(|a| !a.is_empty())
-    {
+    if non_empty_array(&spec, "postRenderers") {
         c.note(
             "spec.postRenderers",
             "Kustomize post-renderers are not applied by envdrift",

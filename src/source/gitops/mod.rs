@@ -932,6 +932,31 @@ macro_rules! fill_cluster {
 fill_cluster!(ArgoCdSourceConfig);
 fill_cluster!(FluxSourceConfig);
 
+/// An object's string map (labels, annotations) with every value as a string, as the
+/// GitOps tools pass them on (`true` and `3` become `"true"` and `"3"`).
+pub(crate) fn string_map(v: Option<&Value>) -> serde_json::Map<String, Value> {
+    v.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let s = match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    (k.clone(), Value::String(s))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether a field of a JSON object is a non-empty array (a feature in use).
+pub(crate) fn non_empty_array(v: &Value, field: &str) -> bool {
+    v.get(field)
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty())
+}
+
 /// Reads a string field of a JSON object.
 pub(crate) fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
     v.pointer(pointer).and_then(Value::as_str)
