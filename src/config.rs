@@ -30,6 +30,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub mod coordination;
 mod yaml;
 
 use crate::classify::{Classifier, ManagerClasses, RuleError, SeverityRule};
@@ -103,6 +104,9 @@ pub struct Config {
     /// Daemon: the HTTP API.
     #[serde(default)]
     pub api: ApiConfig,
+    /// Daemon: replicas and how they split the targets (`coordination`).
+    #[serde(default, skip_serializing_if = "crate::config::coordination::DaemonSection::is_default")]
+    pub daemon: coordination::DaemonSection,
 }
 
 /// The `api` section.
@@ -802,6 +806,7 @@ impl Config {
             }
         }
         self.validate_daemon(&mut out, path);
+        self.validate_coordination(&mut out, path);
         if let Err(errs) = Mapping::new(&self.compare.mapping) {
             for e in errs {
                 out.push(invalid("compare.mapping".into(), e.to_string()));
@@ -1038,6 +1043,18 @@ impl Config {
         }
     }
 
+    fn validate_coordination(&self, out: &mut Vec<ConfigError>, path: &Path) {
+        if let Some(coordination::CoordinationConfig::Kubernetes(k)) = &self.daemon.coordination {
+            for (key, message) in k.problems() {
+                out.push(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    key: format!("daemon.coordination.{key}"),
+                    message,
+                });
+            }
+        }
+    }
+
     fn validate_daemon(&self, out: &mut Vec<ConfigError>, path: &Path) {
         let mut invalid = |key: String, message: String| {
             out.push(ConfigError::Invalid {
@@ -1181,7 +1198,7 @@ impl Config {
     }
 }
 
-fn is_dns_label(s: &str) -> bool {
+pub(crate) fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.bytes()

@@ -515,6 +515,7 @@ pub(crate) fn cmd_daemon(args: DaemonArgs) -> Result<u8> {
         let state = Arc::new(envdrift::api::ApiState::new(Arc::clone(&daemon), &api_cfg, &base)?);
         let (tx, rx) = tokio::sync::watch::channel(false);
         let api_rx = rx.clone();
+        let coordination = envdrift::daemon::shard::start(&daemon, rx.clone()).await?;
         let api = tokio::spawn(async move {
             envdrift::api::serve_on(state, &api_cfg, listener, &base, api_rx, None).await
         });
@@ -533,6 +534,9 @@ pub(crate) fn cmd_daemon(args: DaemonArgs) -> Result<u8> {
             tracing::info!(target_name = t.name(), kind = %t.kind(), every = %humantime::format_duration(daemon.interval(&t)), "scheduled");
         }
         daemon.run(rx).await;
+        if let Some(c) = coordination {
+            let _ = c.await;
+        }
         match api.await {
             Ok(Err(e)) => Err(anyhow::Error::new(e)),
             _ => Ok(0),

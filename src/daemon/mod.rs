@@ -14,6 +14,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod report;
 pub mod scan;
+pub mod shard;
 pub mod watch;
 
 use std::collections::BTreeMap;
@@ -146,6 +147,13 @@ impl Target {
             Target::Environment(n) | Target::Comparison(n) => n,
         }
     }
+    /// Its ownership key across replicas (`environment/NAME`, `comparison/NAME`).
+    pub fn key(&self) -> String {
+        match self {
+            Target::Environment(n) => format!("environment/{n}"),
+            Target::Comparison(n) => format!("comparison/{n}"),
+        }
+    }
     /// What a scan of it is (as stored with scans).
     pub fn kind(&self) -> ScanKind {
         match self {
@@ -225,6 +233,8 @@ pub struct Daemon {
     store_write_error: std::sync::Mutex<Option<String>>,
     /// Watch-mode metrics, registered by the first watched environment.
     pub(crate) watch_metrics: std::sync::OnceLock<Arc<watch::WatchMetrics>>,
+    /// Which targets this replica owns (unset: all of them, one replica).
+    ownership: std::sync::OnceLock<Arc<dyn shard::Ownership>>,
 }
 
 /// A scan's output made outside the daemon's source reading (watch mode), and which drift
@@ -341,6 +351,7 @@ impl Daemon {
             started: std::time::Instant::now(),
             last_delivery_error: std::sync::Mutex::default(),
             watch_metrics: std::sync::OnceLock::new(),
+            ownership: std::sync::OnceLock::new(),
         })
     }
 
@@ -370,6 +381,24 @@ impl Daemon {
                 Duration::from_secs(900),
             ),
         }
+    }
+
+    /// Splits the targets with other replicas (before [`Daemon::run`]); `false` when one
+    /// was set already.
+    pub fn set_ownership(&self, o: Arc<dyn shard::Ownership>) -> bool {
+        self.ownership.set(o).is_ok()
+    }
+
+    /// Whether this replica owns a target key ([`Target::key`], [`shard::report_key`]).
+    pub fn owns(&self, key: &str) -> bool {
+        self.ownership.get().is_none_or(|o| o.owns(key))
+    }
+
+    /// Every ownership key: the targets' and the reports'.
+    pub fn ownership_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.targets().iter().map(Target::key).collect();
+        keys.extend(self.cfg.reports.iter().map(|r| shard::report_key(&r.name)));
+        keys
     }
 
     /// Every configured target.
@@ -1137,17 +1166,22 @@ impl Daemon {
         let mut tasks = tokio::task::JoinSet::new();
         for t in self.targets() {
             let me = Arc::clone(&self);
-            let mut stop = shutdown.clone();
             if let Target::Environment(n) = &t
                 && self.cfg.environments.get(n).is_some_and(watch::watched)
             {
-                tasks.spawn(watch::run_environment(me, n.clone(), stop));
+                let n = n.clone();
+                tasks.spawn(shard::while_owned(me, t.key(), shutdown.clone(), move |d, stop, _| {
+                    Box::pin(watch::run_environment(d, n.clone(), stop))
+                }));
                 continue;
             }
             let every = self.interval(&t);
-            tasks.spawn(async move {
-                // Spread the first scans over a tenth of the interval.
-                let mut delay = jitter(every / 10);
+            tasks.spawn(shard::while_owned(me, t.key(), shutdown.clone(), move |me, mut stop, from_start| {
+                let t = t.clone();
+                Box::pin(async move {
+                // Spread the first scans over a tenth of the interval; a target taken over
+                // from another replica is scanned at once.
+                let mut delay = if from_start { jitter(every / 10) } else { Duration::ZERO };
                 loop {
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
@@ -1162,7 +1196,8 @@ impl Daemon {
                     // Interval ± 10 % jitter so that targets do not scan in lockstep.
                     delay = every.mul_f64(0.9) + jitter(every / 5);
                 }
-            });
+                })
+            }));
         }
         for sink in self.deliver.sinks() {
             tasks.spawn(Arc::clone(&self).sink_queue(sink, shutdown.clone()));
@@ -1176,6 +1211,9 @@ impl Daemon {
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
                         _ = stop.changed() => break,
+                    }
+                    if !me.owns(&shard::report_key(&r.name)) {
+                        continue;
                     }
                     match me.send_report(&r) {
                         Ok(n) => tracing::info!(report = %r.name, sinks = n, "report queued"),

@@ -896,6 +896,8 @@ fn err_response(e: HttpError, def: &ResourceDef, name: &str) -> Response {
     let (code, msg) = e;
     let reason = match code {
         404 => "NotFound",
+        // A create of an existing name: kube-apiserver's `AlreadyExists` (also 409).
+        409 if msg.ends_with("already exists") => "AlreadyExists",
         409 => "Conflict",
         400 => "BadRequest",
         415 => "UnsupportedMediaType",
@@ -1176,9 +1178,14 @@ async fn handle(
             if dry_run {
                 return json_response(StatusCode::CREATED, &obj);
             }
+            let created = obj
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             match create(&s, &def, ns, obj, &ctx) {
                 Ok(o) => json_response(StatusCode::CREATED, &o),
-                Err(e) => err_response(e, &def, ""),
+                Err(e) => err_response(e, &def, &created),
             }
         }
         ("PUT", Some(n), sub) => {
