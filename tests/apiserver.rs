@@ -381,3 +381,95 @@ fn list_pagination_selectors_and_faults_through_kubectl() {
     // client-side applier owns nothing any more and its entry is gone, as on a real server.
     assert_eq!(m, vec!["kubectl-replace"], "{m:?}");
 }
+
+/// Leases (`coordination.k8s.io/v1`, what envdrift's replicas coordinate with): create,
+/// get, apply, and the two 409s a real API server answers: `AlreadyExists` for a create of
+/// an existing name, `Conflict` for a replace with a stale resourceVersion — in kubectl's
+/// own words.
+#[test]
+fn kubectl_leases_with_already_exists_and_conflicts() {
+    let Some((server, k, dir)) = setup() else {
+        return;
+    };
+    let lease = |holder: &str, rv: Option<&str>| {
+        format!(
+            "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata:\n  name: envdrift-target-x\n  namespace: envdrift\n{}spec:\n  holderIdentity: {holder}\n  leaseDurationSeconds: 15\n  renewTime: \"2026-12-04T21:00:00.000000Z\"\n",
+            rv.map(|r| format!("  resourceVersion: \"{r}\"\n"))
+                .unwrap_or_default()
+        )
+    };
+    let file = dir.path().join("lease.yaml");
+    std::fs::write(&file, lease("replica-0", None)).unwrap();
+    let f = file.display().to_string();
+    k.run(&["create", "--validate=false", "-f", &f]);
+    let got = k.get_json(&["lease", "envdrift-target-x", "-n", "envdrift"]);
+    assert_eq!(got["spec"]["holderIdentity"], "replica-0");
+    assert_eq!(got["spec"]["renewTime"], "2026-12-04T21:00:00.000000Z");
+    let rv1 = got["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    // Discovery lists it under its group.
+    let out = k.run(&["api-resources", "--api-group=coordination.k8s.io", "--no-headers"]);
+    assert!(out.contains("leases"), "{out}");
+
+    // Create again: AlreadyExists.
+    let out = k.run_output(&["create", "--validate=false", "-f", &f]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "Error from server (AlreadyExists): error when creating \"{f}\": leases.coordination.k8s.io \"envdrift-target-x\" already exists"
+        )),
+        "{err}"
+    );
+    // Through the API: the Status document a real server sends.
+    let raw = k.run_output(&["create", "--validate=false", "-f", &f, "-v=8"]);
+    let log = String::from_utf8_lossy(&raw.stderr);
+    // kubectl prints the Status it got at -v=8 (its fields in the server's order).
+    let status = log
+        .split("server response object: ")
+        .nth(1)
+        .and_then(|rest| rest.split("\n}").next())
+        .map(|o| format!("{o}\n}}"))
+        .unwrap_or_default();
+    let v: Value = serde_json::from_str(&status).unwrap_or_else(|e| panic!("{e}: {log}"));
+    assert_eq!(v["reason"], "AlreadyExists", "{v}");
+    assert_eq!(v["code"], 409);
+    assert_eq!(v["status"], "Failure");
+    assert_eq!(
+        v["details"],
+        serde_json::json!({"name": "envdrift-target-x", "group": "coordination.k8s.io", "kind": "leases"})
+    );
+
+    // Replace with the current resourceVersion: accepted, and the version moves on.
+    std::fs::write(&file, lease("replica-1", Some(&rv1))).unwrap();
+    k.run(&["replace", "--validate=false", "-f", &f]);
+    let got = k.get_json(&["lease", "envdrift-target-x", "-n", "envdrift"]);
+    assert_eq!(got["spec"]["holderIdentity"], "replica-1");
+    assert_ne!(got["metadata"]["resourceVersion"], rv1.as_str());
+    // Replace with the stale one: Conflict, and the Lease keeps its holder.
+    std::fs::write(&file, lease("replica-2", Some(&rv1))).unwrap();
+    let out = k.run_output(&["replace", "--validate=false", "-f", &f]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "Error from server (Conflict): error when replacing \"{f}\": Operation cannot be fulfilled on leases.coordination.k8s.io \"envdrift-target-x\": the object has been modified; please apply your changes to the latest version and try again"
+        )),
+        "{err}"
+    );
+    let got = server
+        .object("leases.coordination.k8s.io", "envdrift", "envdrift-target-x")
+        .unwrap();
+    assert_eq!(got["spec"]["holderIdentity"], "replica-1");
+
+    // Apply (client-side) without a resourceVersion: a patch, accepted.
+    std::fs::write(&file, lease("replica-3", None)).unwrap();
+    k.run(&["apply", "--validate=false", "-f", &f]);
+    let got = k.get_json(&["lease", "envdrift-target-x", "-n", "envdrift"]);
+    assert_eq!(got["spec"]["holderIdentity"], "replica-3");
+    k.run(&["delete", "lease", "envdrift-target-x", "-n", "envdrift"]);
+    assert!(
+        server
+            .object("leases.coordination.k8s.io", "envdrift", "envdrift-target-x")
+            .is_none()
+    );
+}
