@@ -245,7 +245,7 @@ fn dockerfile_runs_as_non_root_on_a_small_base() {
 fn a_mistyped_value_is_rejected_by_the_values_schema() {
     let helm = tool("helm");
     for (set, named) in [
-        ("replicaCount=2", "replicaCount"),
+        ("replicas=2", "replicas"),
         ("persistence.enable=false", "enable"),
         ("logFormat=yaml", "logFormat"),
         ("service.port=0", "port"),
@@ -260,4 +260,137 @@ fn a_mistyped_value_is_rejected_by_the_values_schema() {
         assert!(!out.status.success(), "{set} was accepted");
         assert!(err.contains(named), "{set}: {err}");
     }
+}
+
+const REPLICAS: &str = "deploy/helm/envdrift/ci/replicas-values.yaml";
+
+/// `helm lint --strict` of a values file; `(success, output)`.
+fn lint_strict(values: &Path) -> (bool, String) {
+    let out = Command::new(tool("helm"))
+        .args(["lint", "--strict", CHART, "-f"])
+        .arg(values)
+        .current_dir(root())
+        .env("HOME", std::env::temp_dir())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// More than one replica needs the shared PostgreSQL store, and that one its DSN Secret:
+/// values.schema.json says so (`helm lint --strict`, as `helm install` would).
+#[test]
+fn replicas_require_postgres_with_a_dsn_secret() {
+    let (ok, out) = lint_strict(&root().join(REPLICAS));
+    assert!(ok, "{out}");
+    let dir = tempfile::tempdir().unwrap();
+    for (name, values, named) in [
+        ("sqlite", "replicaCount: 2\n", "/store/type"),
+        (
+            "explicit-sqlite",
+            "replicaCount: 3\nstore: {type: sqlite}\n",
+            "postgres",
+        ),
+        (
+            "no-secret",
+            "replicaCount: 2\nstore: {type: postgres}\n",
+            "existingSecret",
+        ),
+        ("zero", "replicaCount: 0\n", "replicaCount"),
+    ] {
+        let f = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&f, values).unwrap();
+        let (ok, out) = lint_strict(&f);
+        assert!(!ok, "{name} passed: {out}");
+        assert!(out.contains(named), "{name}: {out}");
+    }
+    // One replica on Postgres is fine too.
+    let f = dir.path().join("one-pg.yaml");
+    std::fs::write(
+        &f,
+        "store: {type: postgres, postgres: {existingSecret: pg}}\n",
+    )
+    .unwrap();
+    let (ok, out) = lint_strict(&f);
+    assert!(ok, "{out}");
+}
+
+/// Three replicas: Leases RBAC in the release's namespace only, POD_NAME as identity, the
+/// DSN from the Secret, a PodDisruptionBudget, the coordination in the config.
+#[test]
+fn replicas_rendering() {
+    let objs = template(Some(REPLICAS));
+    let d = find(&objs, "Deployment")[0];
+    assert_eq!(d["spec"]["replicas"], 3);
+    assert_eq!(d["spec"]["strategy"]["type"], "RollingUpdate");
+    let c = &d["spec"]["template"]["spec"]["containers"][0];
+    let env = c["env"].as_array().unwrap();
+    let var = |n: &str| env.iter().find(|e| e["name"] == n).cloned().unwrap_or_default();
+    assert_eq!(
+        var("POD_NAME")["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.name"
+    );
+    assert_eq!(
+        var("ENVDRIFT_DATABASE_URL")["valueFrom"]["secretKeyRef"],
+        serde_json::json!({"name": "envdrift-postgres", "key": "dsn"})
+    );
+    // No per-pod SQLite volume to share.
+    assert!(find(&objs, "PersistentVolumeClaim").is_empty());
+    let roles = find(&objs, "Role");
+    assert_eq!(roles.len(), 1);
+    assert_eq!(roles[0]["metadata"]["namespace"], "envdrift");
+    assert_eq!(
+        roles[0]["rules"],
+        serde_json::json!([{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+            "verbs": ["get", "list", "watch", "create", "update"]}])
+    );
+    let rb = find(&objs, "RoleBinding");
+    assert_eq!(rb.len(), 1);
+    assert_eq!(rb[0]["roleRef"]["name"], roles[0]["metadata"]["name"]);
+    assert_eq!(rb[0]["subjects"][0]["name"], "envdrift");
+    assert_eq!(rb[0]["subjects"][0]["namespace"], "envdrift");
+    // The cluster-wide role stays read-only.
+    for rule in find(&objs, "ClusterRole")[0]["rules"].as_array().unwrap() {
+        assert_eq!(rule["verbs"], serde_json::json!(["get", "list", "watch"]));
+    }
+    let pdb = find(&objs, "PodDisruptionBudget");
+    assert_eq!(pdb.len(), 1);
+    assert_eq!(pdb[0]["spec"]["maxUnavailable"], 1);
+    assert_eq!(
+        pdb[0]["spec"]["selector"]["matchLabels"],
+        d["spec"]["selector"]["matchLabels"]
+    );
+    let text = find(&objs, "ConfigMap")[0]["data"]["config.yaml"]
+        .as_str()
+        .unwrap();
+    let mut v: Value = serde_saphyr::from_str(text).unwrap();
+    assert_eq!(
+        v["store"],
+        serde_json::json!({"type": "postgres", "url_env": "ENVDRIFT_DATABASE_URL"})
+    );
+    // The `store` section is the PostgreSQL store's (issue 17, merged separately); the rest
+    // must be a config envdrift accepts, coordination included.
+    v.as_object_mut().unwrap().remove("store");
+    let cfg = envdrift::config::Config::parse(
+        &serde_json::to_string(&v).unwrap(),
+        Path::new("configmap:config.yaml"),
+    )
+    .unwrap();
+    let problems = cfg.validate(Path::new("configmap:config.yaml"));
+    assert!(problems.is_empty(), "{problems:?}");
+    let Some(envdrift::config::coordination::CoordinationConfig::Kubernetes(k)) =
+        &cfg.daemon.coordination
+    else {
+        panic!("no coordination: {text}")
+    };
+    assert!(k.in_cluster);
+    assert_eq!(k.namespace.as_deref(), Some("envdrift"));
+    assert_eq!(k.lease_duration().unwrap(), std::time::Duration::from_secs(20));
+    assert_eq!(k.identity, None, "the identity is POD_NAME");
 }

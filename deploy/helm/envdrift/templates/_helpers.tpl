@@ -47,5 +47,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $_ := set $cfg "listen" (printf "0.0.0.0:%d" (int .Values.api.port)) -}}
 {{- $api := dict "metrics_public" .Values.api.metricsPublic "tokens" (list (dict "name" "read" "role" "read" "token_file" "/var/run/secrets/envdrift/api/read-token") (dict "name" "operate" "role" "operate" "token_file" "/var/run/secrets/envdrift/api/operate-token")) -}}
 {{- $_ := set $cfg "api" $api -}}
+{{- if eq .Values.store.type "postgres" -}}
+{{- $_ := set $cfg "store" (dict "type" "postgres" "url_env" "ENVDRIFT_DATABASE_URL") -}}
+{{- end -}}
+{{- if gt (int .Values.replicaCount) 1 -}}
+{{- $coord := dict "type" "kubernetes" "in_cluster" true "namespace" .Release.Namespace "lease_duration" .Values.coordination.leaseDuration -}}
+{{- $_ := set $cfg "daemon" (dict "coordination" $coord) -}}
+{{- end -}}
 {{- toYaml $cfg -}}
 {{- end -}}
