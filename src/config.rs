@@ -105,7 +105,10 @@ pub struct Config {
     #[serde(default)]
     pub api: ApiConfig,
     /// Daemon: replicas and how they split the targets (`coordination`).
-    #[serde(default, skip_serializing_if = "crate::config::coordination::DaemonSection::is_default")]
+    #[serde(
+        default,
+        skip_serializing_if = "crate::config::coordination::DaemonSection::is_default"
+    )]
     pub daemon: coordination::DaemonSection,
 }
 

@@ -405,9 +405,16 @@ fn kubectl_leases_with_already_exists_and_conflicts() {
     let got = k.get_json(&["lease", "envdrift-target-x", "-n", "envdrift"]);
     assert_eq!(got["spec"]["holderIdentity"], "replica-0");
     assert_eq!(got["spec"]["renewTime"], "2026-12-04T21:00:00.000000Z");
-    let rv1 = got["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    let rv1 = got["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // Discovery lists it under its group.
-    let out = k.run(&["api-resources", "--api-group=coordination.k8s.io", "--no-headers"]);
+    let out = k.run(&[
+        "api-resources",
+        "--api-group=coordination.k8s.io",
+        "--no-headers",
+    ]);
     assert!(out.contains("leases"), "{out}");
 
     // Create again: AlreadyExists.
@@ -457,7 +464,11 @@ fn kubectl_leases_with_already_exists_and_conflicts() {
         "{err}"
     );
     let got = server
-        .object("leases.coordination.k8s.io", "envdrift", "envdrift-target-x")
+        .object(
+            "leases.coordination.k8s.io",
+            "envdrift",
+            "envdrift-target-x",
+        )
         .unwrap();
     assert_eq!(got["spec"]["holderIdentity"], "replica-1");
 
@@ -469,7 +480,11 @@ fn kubectl_leases_with_already_exists_and_conflicts() {
     k.run(&["delete", "lease", "envdrift-target-x", "-n", "envdrift"]);
     assert!(
         server
-            .object("leases.coordination.k8s.io", "envdrift", "envdrift-target-x")
+            .object(
+                "leases.coordination.k8s.io",
+                "envdrift",
+                "envdrift-target-x"
+            )
             .is_none()
     );
 }

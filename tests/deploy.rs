@@ -331,7 +331,12 @@ fn replicas_rendering() {
     assert_eq!(d["spec"]["strategy"]["type"], "RollingUpdate");
     let c = &d["spec"]["template"]["spec"]["containers"][0];
     let env = c["env"].as_array().unwrap();
-    let var = |n: &str| env.iter().find(|e| e["name"] == n).cloned().unwrap_or_default();
+    let var = |n: &str| {
+        env.iter()
+            .find(|e| e["name"] == n)
+            .cloned()
+            .unwrap_or_default()
+    };
     assert_eq!(
         var("POD_NAME")["valueFrom"]["fieldRef"]["fieldPath"],
         "metadata.name"
@@ -391,6 +396,9 @@ fn replicas_rendering() {
     };
     assert!(k.in_cluster);
     assert_eq!(k.namespace.as_deref(), Some("envdrift"));
-    assert_eq!(k.lease_duration().unwrap(), std::time::Duration::from_secs(20));
+    assert_eq!(
+        k.lease_duration().unwrap(),
+        std::time::Duration::from_secs(20)
+    );
     assert_eq!(k.identity, None, "the identity is POD_NAME");
 }

@@ -49,7 +49,10 @@ async fn two_replicas_split_and_never_both_own() {
     for k in &ks {
         assert!(!(a.owns(k) && b.owns(k)), "{k} owned twice");
     }
-    assert!(ks.iter().all(|k| !b.owns(k)), "B took a Lease A still holds");
+    assert!(
+        ks.iter().all(|k| !b.owns(k)),
+        "B took a Lease A still holds"
+    );
     a.round().await.unwrap();
     b.round().await.unwrap();
     let members = vec!["a".to_string(), "b".to_string()];
@@ -66,7 +69,12 @@ async fn two_replicas_split_and_never_both_own() {
     // B shuts down: its Leases and membership are released, A takes everything back at once.
     b.release_all().await;
     let m = server.object(LEASES, NS, &member_lease_name("b")).unwrap();
-    assert!(m["spec"].get("holderIdentity").is_none_or(serde_json::Value::is_null), "{m}");
+    assert!(
+        m["spec"]
+            .get("holderIdentity")
+            .is_none_or(serde_json::Value::is_null),
+        "{m}"
+    );
     a.round().await.unwrap();
     assert!(ks.iter().all(|k| a.owns(k)));
 }
@@ -100,7 +108,10 @@ async fn a_live_foreign_holder_is_waited_for_an_expired_one_taken_over() {
     let mut l = server.object(LEASES, NS, &name).unwrap();
     l["spec"]["renewTime"] = json!(old);
     server.remove(LEASES, NS, &name);
-    l["metadata"].as_object_mut().unwrap().remove("resourceVersion");
+    l["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resourceVersion");
     l["metadata"].as_object_mut().unwrap().remove("uid");
     server.insert(l, "test").unwrap();
     a.round().await.unwrap();
@@ -127,7 +138,10 @@ async fn a_failed_renewal_drops_every_target_at_once() {
     f.error_5xx.insert(LEASES.into(), 500);
     server.set_faults(f);
     assert!(a.round().await.is_err());
-    assert!(ks.iter().all(|k| !a.owns(k)), "still owns after a failed renewal");
+    assert!(
+        ks.iter().all(|k| !a.owns(k)),
+        "still owns after a failed renewal"
+    );
     assert!(changes.has_changed().unwrap(), "the loss is announced");
     assert_eq!(a.metrics.owned.get(), 0);
     assert!(a.metrics.renew_failures.get() >= 1);

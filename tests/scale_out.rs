@@ -18,7 +18,9 @@ use envdrift_testkit::apiserver::ApiServer;
 const NAMESPACE: &str = "envdrift";
 const LEASE_SECONDS: u64 = 3;
 const INTERVAL: Duration = Duration::from_secs(1);
-const TARGETS: &[&str] = &["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf"];
+const TARGETS: &[&str] = &[
+    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf",
+];
 
 struct Replica {
     name: String,
@@ -124,7 +126,11 @@ fn holders(server: &ApiServer) -> BTreeMap<String, Option<String>> {
                     NAMESPACE,
                     &target_lease_name(&key(t)),
                 )
-                .and_then(|l| l.pointer("/spec/holderIdentity")?.as_str().map(str::to_string));
+                .and_then(|l| {
+                    l.pointer("/spec/holderIdentity")?
+                        .as_str()
+                        .map(str::to_string)
+                });
             ((*t).to_string(), h)
         })
         .collect()
@@ -135,7 +141,12 @@ fn expected(members: &[&str]) -> BTreeMap<String, Option<String>> {
     let members: Vec<String> = members.iter().map(|m| (*m).to_string()).collect();
     TARGETS
         .iter()
-        .map(|t| ((*t).to_string(), owner(&members, &key(t)).map(str::to_string)))
+        .map(|t| {
+            (
+                (*t).to_string(),
+                owner(&members, &key(t)).map(str::to_string),
+            )
+        })
         .collect()
 }
 
@@ -175,20 +186,28 @@ async fn replicas_split_targets_take_over_on_kill_and_rebalance_on_join() {
     let want = expected(&names);
     let owners: BTreeSet<_> = want.values().flatten().cloned().collect();
     assert!(owners.len() >= 2, "the placement spreads: {want:?}");
-    wait_for("the three-way split", Duration::from_secs(60), dir.path(), || {
-        holders(&server) == want
-    })
+    wait_for(
+        "the three-way split",
+        Duration::from_secs(60),
+        dir.path(),
+        || holders(&server) == want,
+    )
     .await;
     let since = now();
     // Each target scanned at least twice by its owner from now on ...
-    wait_for("scans by the owners", Duration::from_secs(60), dir.path(), || {
-        replicas.iter().all(|r| {
-            let s = r.scanned_since(&since);
-            want.iter()
-                .filter(|(_, o)| o.as_deref() == Some(r.name.as_str()))
-                .all(|(t, _)| s.get(t).copied().unwrap_or(0) >= 2)
-        })
-    })
+    wait_for(
+        "scans by the owners",
+        Duration::from_secs(60),
+        dir.path(),
+        || {
+            replicas.iter().all(|r| {
+                let s = r.scanned_since(&since);
+                want.iter()
+                    .filter(|(_, o)| o.as_deref() == Some(r.name.as_str()))
+                    .all(|(t, _)| s.get(t).copied().unwrap_or(0) >= 2)
+            })
+        },
+    )
     .await;
     // ... and by no one else.
     for r in &replicas {
@@ -221,7 +240,10 @@ async fn replicas_split_targets_take_over_on_kill_and_rebalance_on_join() {
     let killed_at = now();
     let killed = Instant::now();
     let survivors: Vec<&str> = names.iter().copied().filter(|n| *n != victim).collect();
-    let bound = Duration::from_secs(LEASE_SECONDS) + INTERVAL + Duration::from_secs(1) + Duration::from_secs(5);
+    let bound = Duration::from_secs(LEASE_SECONDS)
+        + INTERVAL
+        + Duration::from_secs(1)
+        + Duration::from_secs(5);
     wait_for("the takeover", bound, dir.path(), || {
         orphans.iter().all(|t| {
             replicas
@@ -232,11 +254,17 @@ async fn replicas_split_targets_take_over_on_kill_and_rebalance_on_join() {
     })
     .await;
     let takeover = killed.elapsed();
-    eprintln!("takeover of {} targets after SIGKILL: {takeover:?}", orphans.len());
+    eprintln!(
+        "takeover of {} targets after SIGKILL: {takeover:?}",
+        orphans.len()
+    );
     let want2 = expected(&survivors);
-    wait_for("the two-way split", Duration::from_secs(30), dir.path(), || {
-        holders(&server) == want2
-    })
+    wait_for(
+        "the two-way split",
+        Duration::from_secs(30),
+        dir.path(),
+        || holders(&server) == want2,
+    )
     .await;
     // The Lease records the change of holder.
     let l = server
@@ -266,23 +294,36 @@ async fn replicas_split_targets_take_over_on_kill_and_rebalance_on_join() {
     .await;
     let since = now();
     let newcomer = replicas.last().unwrap();
-    wait_for("scans by the newcomer", Duration::from_secs(30), dir.path(), || {
-        let s = newcomer.scanned_since(&since);
-        gained.iter().all(|t| s.contains_key(t))
-    })
+    wait_for(
+        "scans by the newcomer",
+        Duration::from_secs(30),
+        dir.path(),
+        || {
+            let s = newcomer.scanned_since(&since);
+            gained.iter().all(|t| s.contains_key(t))
+        },
+    )
     .await;
     // Once rebalanced, the others no longer scan what the newcomer took.
     let settled = now();
-    wait_for("another round of scans", Duration::from_secs(30), dir.path(), || {
-        newcomer
-            .scanned_since(&settled)
-            .keys()
-            .filter(|t| gained.contains(t))
-            .count()
-            == gained.len()
-    })
+    wait_for(
+        "another round of scans",
+        Duration::from_secs(30),
+        dir.path(),
+        || {
+            newcomer
+                .scanned_since(&settled)
+                .keys()
+                .filter(|t| gained.contains(t))
+                .count()
+                == gained.len()
+        },
+    )
     .await;
-    for r in replicas.iter().filter(|r| r.child.is_some() && r.name != "replica-3") {
+    for r in replicas
+        .iter()
+        .filter(|r| r.child.is_some() && r.name != "replica-3")
+    {
         for t in r.scanned_since(&settled).keys() {
             assert!(!gained.contains(t), "{} still scans {t}", r.name);
         }

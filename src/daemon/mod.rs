@@ -1170,9 +1170,12 @@ impl Daemon {
                 && self.cfg.environments.get(n).is_some_and(watch::watched)
             {
                 let n = n.clone();
-                tasks.spawn(shard::while_owned(me, t.key(), shutdown.clone(), move |d, stop, _| {
-                    Box::pin(watch::run_environment(d, n.clone(), stop))
-                }));
+                tasks.spawn(shard::while_owned(
+                    me,
+                    t.key(),
+                    shutdown.clone(),
+                    move |d, stop, _| Box::pin(watch::run_environment(d, n.clone(), stop)),
+                ));
                 continue;
             }
             let every = self.interval(&t);

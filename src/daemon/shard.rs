@@ -210,7 +210,11 @@ fn expired(l: &Lease, now: Timestamp) -> bool {
         return true;
     };
     let secs = i64::from(spec.lease_duration_seconds.unwrap_or(0).max(0));
-    renew.0.as_millisecond().saturating_add(secs.saturating_mul(1000)) <= now.as_millisecond()
+    renew
+        .0
+        .as_millisecond()
+        .saturating_add(secs.saturating_mul(1000))
+        <= now.as_millisecond()
 }
 
 fn holder(l: &Lease) -> Option<&str> {
@@ -257,8 +261,12 @@ impl KubeLeases {
         self.metrics.owned.set(n as i64);
         if changed {
             match until {
-                Some(_) => tracing::info!(target_key = key, identity = %self.identity, "target acquired"),
-                None => tracing::info!(target_key = key, identity = %self.identity, "target lost or released"),
+                Some(_) => {
+                    tracing::info!(target_key = key, identity = %self.identity, "target acquired")
+                }
+                None => {
+                    tracing::info!(target_key = key, identity = %self.identity, "target lost or released")
+                }
             }
             self.tx.send_modify(|v| *v = v.wrapping_add(1));
         }
@@ -408,7 +416,10 @@ impl KubeLeases {
                         ..LeaseSpec::default()
                     };
                     let l = self.lease(&name, "target", Some(key), spec);
-                    self.api.create(&PostParams::default(), &l).await.map(|_| ())
+                    self.api
+                        .create(&PostParams::default(), &l)
+                        .await
+                        .map(|_| ())
                 }
                 Some(l) if held || expired(l, now) => {
                     let mut l = l.clone();
@@ -489,8 +500,7 @@ impl KubeLeases {
         let every = self.duration / 3;
         loop {
             // A round that hangs must not outlive the Leases it renews.
-            match tokio::time::timeout(every.max(Duration::from_millis(500)), self.round()).await
-            {
+            match tokio::time::timeout(every.max(Duration::from_millis(500)), self.round()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     tracing::warn!(identity = %self.identity, error = %e, "lease round failed: owning nothing until the next one");
@@ -528,11 +538,16 @@ pub async fn start(
     let Some(CoordinationConfig::Kubernetes(k)) = &d.cfg.daemon.coordination else {
         return Ok(None);
     };
-    let err = |key: &str, m: String| super::DaemonError::Config(format!("daemon.coordination.{key}: {m}"));
+    let err = |key: &str, m: String| {
+        super::DaemonError::Config(format!("daemon.coordination.{key}: {m}"))
+    };
     let duration = k.lease_duration().map_err(|e| err("lease_duration", e))?;
-    let identity = k
-        .identity()
-        .ok_or_else(|| err("identity", "not set, and neither POD_NAME nor HOSTNAME is".into()))?;
+    let identity = k.identity().ok_or_else(|| {
+        err(
+            "identity",
+            "not set, and neither POD_NAME nor HOSTNAME is".into(),
+        )
+    })?;
     let target = crate::source::kube::ClusterTarget {
         kubeconfig: k.kubeconfig.as_ref().map(|p| {
             if p.is_absolute() {
@@ -659,7 +674,8 @@ mod tests {
     fn spread(members: &[String], keys: &[String]) -> BTreeMap<String, usize> {
         let mut out: BTreeMap<String, usize> = members.iter().map(|m| (m.clone(), 0)).collect();
         for k in keys {
-            *out.entry(owner(members, k).unwrap().to_string()).or_default() += 1;
+            *out.entry(owner(members, k).unwrap().to_string())
+                .or_default() += 1;
         }
         out
     }
@@ -667,7 +683,9 @@ mod tests {
     /// 200 targets over 4 members: each gets 50 ± 25 %.
     #[test]
     fn rendezvous_spreads_fairly() {
-        let keys: Vec<String> = (0..200).map(|i| format!("environment/env-{i:03}")).collect();
+        let keys: Vec<String> = (0..200)
+            .map(|i| format!("environment/env-{i:03}"))
+            .collect();
         for members in [
             names("envdrift", 4),
             vec!["a".into(), "b".into(), "c".into(), "d".into()],
@@ -704,7 +722,10 @@ mod tests {
 
     #[test]
     fn lease_names_are_dns_names_and_distinct() {
-        assert_eq!(member_lease_name("envdrift-0"), "envdrift-member-envdrift-0");
+        assert_eq!(
+            member_lease_name("envdrift-0"),
+            "envdrift-member-envdrift-0"
+        );
         let odd = member_lease_name("Host_Name.local");
         assert!(odd.starts_with("envdrift-member-host-name-local-"), "{odd}");
         let a = target_lease_name("comparison/a vs b");
