@@ -162,3 +162,55 @@ fn each_environment_and_flow_list_is_checked_on_its_own() {
     assert!(err.contains("envdrift.yaml: 4 problem(s)"), "{err}");
     assert!(!err.contains("unknown environment"), "{err}");
 }
+
+/// `daemon.coordination` (issue 17): each problem at its line, naming the key.
+#[test]
+fn coordination_problems_name_their_keys_and_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, want) in [
+        (
+            "daemon:\n  coordination:\n    type: kubernetes\n    lease_duration: 500ms\n    namespace: Bad_NS\n",
+            vec![
+                "envdrift.yaml:4:5: daemon.coordination.lease_duration: `500ms`: a whole number of seconds, at least 1s",
+                "envdrift.yaml:5:5: daemon.coordination.namespace: `Bad_NS` is not a namespace name",
+            ],
+        ),
+        (
+            "daemon:\n  coordination:\n    type: kubernetes\n    leese: 3s\n",
+            vec![
+                "unknown field `leese`, expected one of kubeconfig, context, in_cluster, namespace, identity, lease_duration",
+            ],
+        ),
+        (
+            "daemon:\n  coordination:\n    type: etcd\n",
+            vec!["envdrift.yaml:3:5: unknown variant `etcd`, expected one of kubernetes"],
+        ),
+        (
+            "daemon:\n  coordination: {type: kubernetes, in_cluster: true, context: prod}\n",
+            vec![
+                "daemon.coordination.in_cluster: `in_cluster: true` uses the pod's service account",
+            ],
+        ),
+    ] {
+        std::fs::write(dir.path().join("envdrift.yaml"), text).unwrap();
+        let out = envdrift(&["config", "check", "envdrift.yaml"], dir.path());
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        for w in want {
+            assert!(err.contains(w), "{text}: want {w}\n{err}");
+        }
+    }
+    // A good one passes.
+    std::fs::write(
+        dir.path().join("envdrift.yaml"),
+        "daemon:\n  coordination: {type: kubernetes, in_cluster: true, namespace: envdrift, identity: envdrift-0, lease_duration: 15s}\n",
+    )
+    .unwrap();
+    let out = envdrift(&["config", "check", "envdrift.yaml"], dir.path());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -97,6 +97,12 @@ async fn metrics_after_a_scan_pass_promtool() {
     let store = Arc::new(Store::open(&dir.path().join("state/envdrift.db")).unwrap());
     let daemon =
         Arc::new(Daemon::new(cfg, dir.path().to_path_buf(), store, Arc::new(NoSinks)).unwrap());
+    // The scale-out metrics (registered when `daemon.coordination` is set).
+    let shard = envdrift::daemon::shard::ShardMetrics::default();
+    shard.register(&daemon.metrics);
+    shard.owned.set(2);
+    shard.members.set(3);
+    shard.renew_failures.inc();
     daemon
         .scan(&Target::Environment("production".into()))
         .await
@@ -115,6 +121,9 @@ async fn metrics_after_a_scan_pass_promtool() {
         "envdrift_scan_duration_seconds_bucket{",
         "envdrift_api_requests_total{",
         "envdrift_open_drifts{",
+        "envdrift_owned_targets 2",
+        "envdrift_coordination_members 3",
+        "envdrift_lease_renew_failures_total 1",
     ] {
         assert!(text.contains(needle), "no sample {needle}:\n{text}");
     }
