@@ -150,3 +150,122 @@ async fn a_failed_renewal_drops_every_target_at_once() {
     a.round().await.unwrap();
     assert!(ks.iter().all(|k| a.owns(k)));
 }
+
+/// A daemon under Lease coordination scans its targets while it can renew, stops as soon
+/// as renewals fail (the API answers 500), and resumes once they succeed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_stops_scanning_when_it_cannot_renew() {
+    use envdrift::config::Config;
+    use envdrift::daemon::Daemon;
+    use envdrift::store::Store;
+    use std::sync::Arc;
+
+    let server = ApiServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let api = api(&server, dir.path()).await;
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo");
+    let mut text = String::from("environments:\n");
+    for e in ["one", "two"] {
+        text.push_str(&format!(
+            "  {e}:\n    desired: {{type: dir, path: {d}/git/production}}\n    live: {{type: dump, path: {d}/live/production}}\n    interval: 1s\n",
+            d = demo.display()
+        ));
+    }
+    let cfg = Config::parse(&text, std::path::Path::new("envdrift.yaml")).unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("envdrift.db")).unwrap());
+    let d = Arc::new(Daemon::new(cfg, dir.path().to_path_buf(), store, Arc::new(NoSinks)).unwrap());
+    let leases = Arc::new(KubeLeases::new(
+        api,
+        "solo".into(),
+        Duration::from_secs(3),
+        d.ownership_keys(),
+    ));
+    assert!(d.set_ownership(leases.clone()));
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let coord = tokio::spawn(Arc::clone(&leases).run(rx.clone()));
+    let run = tokio::spawn(Arc::clone(&d).run(rx));
+    let now = || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let scans_since = |since: &str| {
+        ["one", "two"]
+            .iter()
+            .map(|t| d.store.scans_since(t, since).unwrap().len())
+            .sum::<usize>()
+    };
+    let t0 = now();
+    wait("scans while owned", || scans_since(&t0) >= 4).await;
+    // Renewals fail: ownership is dropped on the next round (within a third of the lease).
+    let mut f = Faults::default();
+    f.error_5xx.insert(LEASES.into(), 500);
+    server.set_faults(f);
+    wait("ownership dropped", || {
+        !d.owns("environment/one") && !d.owns("environment/two")
+    })
+    .await;
+    // A scan that started before the drop may still finish; none starts after it. Wait
+    // for three intervals' worth of scheduling (bounded by scans elsewhere: the lease
+    // rounds keep failing meanwhile, counted).
+    let dropped = now();
+    let failures = leases.metrics.renew_failures.get();
+    wait("three failed rounds", || {
+        leases.metrics.renew_failures.get() >= failures + 3
+    })
+    .await;
+    assert_eq!(scans_since(&dropped), 0, "scanned without a Lease");
+    // Renewals work again: scans resume.
+    server.set_faults(Faults::default());
+    let t1 = now();
+    wait("scans after recovery", || scans_since(&t1) >= 2).await;
+    stop.send(true).unwrap();
+    run.await.unwrap();
+    coord.await.unwrap();
+    // On shutdown the Leases are released.
+    let l = server
+        .object(LEASES, NS, &target_lease_name("environment/one"))
+        .unwrap();
+    assert!(
+        l["spec"]
+            .get("holderIdentity")
+            .is_none_or(serde_json::Value::is_null),
+        "{l}"
+    );
+}
+
+struct NoSinks;
+
+impl envdrift::daemon::Deliver for NoSinks {
+    fn sinks(&self) -> Vec<String> {
+        Vec::new()
+    }
+    fn route(
+        &self,
+        _: &str,
+        _: &envdrift::alert::notice::Notice,
+    ) -> Option<envdrift::alert::notice::Notice> {
+        None
+    }
+    fn deliver<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a envdrift::alert::notice::Notice,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<(), envdrift::alert::DeliveryError>>
+                + Send
+                + 'a,
+        >,
+    > {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// Polls `ok` until it holds (bounded: 30 s).
+async fn wait(what: &str, ok: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
