@@ -28,6 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
@@ -140,6 +141,9 @@ pub fn member_lease_name(identity: &str) -> String {
 pub fn target_lease_name(key: &str) -> String {
     format!("envdrift-target-{}-{}", sanitize(key, 36), short_hash(key))
 }
+
+/// Lease writes in flight at once in a round.
+const CONCURRENT_WRITES: usize = 8;
 
 const ROLE_LABEL: &str = "envdrift.io/lease";
 const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
@@ -387,78 +391,98 @@ impl KubeLeases {
             .into_iter()
             .filter_map(|l| l.metadata.name.clone().map(|n| (n, l)))
             .collect();
-        for key in &self.keys {
-            let name = target_lease_name(key);
-            let mine = owner(&members, key) == Some(self.identity.as_str());
-            let current = by_name.get(&name);
-            let held = current.and_then(holder) == Some(self.identity.as_str());
-            if !mine {
-                if held {
-                    // Rebalanced away: stop first, then release.
-                    self.set_owned(key, None);
-                    if let Some(l) = current {
-                        self.release(&name, l.clone()).await;
-                    }
-                } else {
-                    self.set_owned(key, None);
+        // Lease writes in parallel, a few at a time: a round must stay well within a third
+        // of the lease duration with hundreds of targets.
+        let writes: Vec<_> = self
+            .keys
+            .iter()
+            .map(|key| self.target(key, &members, &by_name, now, until))
+            .collect();
+        futures::stream::iter(writes)
+            .buffer_unordered(CONCURRENT_WRITES)
+            .collect::<Vec<()>>()
+            .await;
+        Ok(())
+    }
+
+    /// Acquires, renews, releases or leaves one target's Lease.
+    async fn target(
+        &self,
+        key: &str,
+        members: &[String],
+        by_name: &BTreeMap<String, Lease>,
+        now: Timestamp,
+        until: Instant,
+    ) {
+        let name = target_lease_name(key);
+        let mine = owner(&members, key) == Some(self.identity.as_str());
+        let current = by_name.get(&name);
+        let held = current.and_then(holder) == Some(self.identity.as_str());
+        if !mine {
+            if held {
+                // Rebalanced away: stop first, then release.
+                self.set_owned(key, None);
+                if let Some(l) = current {
+                    self.release(&name, l.clone()).await;
                 }
-                continue;
+            } else {
+                self.set_owned(key, None);
             }
-            let res = match current {
-                None => {
-                    let t = now_micro();
-                    let spec = LeaseSpec {
-                        holder_identity: Some(self.identity.clone()),
-                        lease_duration_seconds: Some(self.duration_secs()),
-                        acquire_time: Some(t.clone()),
-                        renew_time: Some(t),
-                        lease_transitions: Some(0),
-                        ..LeaseSpec::default()
-                    };
-                    let l = self.lease(&name, "target", Some(key), spec);
-                    self.api
-                        .create(&PostParams::default(), &l)
-                        .await
-                        .map(|_| ())
+            return;
+        }
+        let res = match current {
+            None => {
+                let t = now_micro();
+                let spec = LeaseSpec {
+                    holder_identity: Some(self.identity.clone()),
+                    lease_duration_seconds: Some(self.duration_secs()),
+                    acquire_time: Some(t.clone()),
+                    renew_time: Some(t),
+                    lease_transitions: Some(0),
+                    ..LeaseSpec::default()
+                };
+                let l = self.lease(&name, "target", Some(key), spec);
+                self.api
+                    .create(&PostParams::default(), &l)
+                    .await
+                    .map(|_| ())
+            }
+            Some(l) if held || expired(l, now) => {
+                let mut l = l.clone();
+                let t = now_micro();
+                let spec = l.spec.get_or_insert_with(LeaseSpec::default);
+                if !held {
+                    spec.acquire_time = Some(t.clone());
+                    spec.lease_transitions =
+                        Some(spec.lease_transitions.unwrap_or(0).saturating_add(1));
+                    spec.holder_identity = Some(self.identity.clone());
                 }
-                Some(l) if held || expired(l, now) => {
-                    let mut l = l.clone();
-                    let t = now_micro();
-                    let spec = l.spec.get_or_insert_with(LeaseSpec::default);
-                    if !held {
-                        spec.acquire_time = Some(t.clone());
-                        spec.lease_transitions =
-                            Some(spec.lease_transitions.unwrap_or(0).saturating_add(1));
-                        spec.holder_identity = Some(self.identity.clone());
-                    }
-                    spec.lease_duration_seconds = Some(self.duration_secs());
-                    spec.renew_time = Some(t);
-                    self.api
-                        .replace(&name, &PostParams::default(), &l)
-                        .await
-                        .map(|_| ())
-                }
-                Some(_) => {
-                    // Held by another live replica (it will release it): wait.
-                    self.set_owned(key, None);
-                    continue;
-                }
-            };
-            match res {
-                Ok(()) => self.set_owned(key, Some(until)),
-                Err(e) => {
-                    self.metrics.renew_failures.inc();
-                    self.set_owned(key, None);
-                    let conflict = matches!(&e, kube::Error::Api(s) if s.code == 409);
-                    if conflict {
-                        tracing::debug!(target_key = %key, "lease taken by another replica first");
-                    } else {
-                        tracing::warn!(target_key = %key, lease = %name, error = %e, "lease renewal failed");
-                    }
+                spec.lease_duration_seconds = Some(self.duration_secs());
+                spec.renew_time = Some(t);
+                self.api
+                    .replace(&name, &PostParams::default(), &l)
+                    .await
+                    .map(|_| ())
+            }
+            Some(_) => {
+                // Held by another live replica (it will release it): wait.
+                self.set_owned(key, None);
+                return;
+            }
+        };
+        match res {
+            Ok(()) => self.set_owned(key, Some(until)),
+            Err(e) => {
+                self.metrics.renew_failures.inc();
+                self.set_owned(key, None);
+                let conflict = matches!(&e, kube::Error::Api(s) if s.code == 409);
+                if conflict {
+                    tracing::debug!(target_key = %key, "lease taken by another replica first");
+                } else {
+                    tracing::warn!(target_key = %key, lease = %name, error = %e, "lease renewal failed");
                 }
             }
         }
-        Ok(())
     }
 
     /// Gives a target Lease up (no holder), so that its new owner need not wait for it to
