@@ -415,7 +415,7 @@ impl KubeLeases {
         until: Instant,
     ) {
         let name = target_lease_name(key);
-        let mine = owner(&members, key) == Some(self.identity.as_str());
+        let mine = owner(members, key) == Some(self.identity.as_str());
         let current = by_name.get(&name);
         let held = current.and_then(holder) == Some(self.identity.as_str());
         if !mine {
