@@ -472,7 +472,11 @@ fn open_daemon(
     let data_dir = cfg.data_dir_in(&base);
     let store = match &cfg.store {
         Some(envdrift::config::StoreConfig::Postgres(p)) => {
-            envdrift::store::Store::open_postgres(&p.target(&base).map_err(anyhow::Error::msg)?)?
+            let (url, ca_file) = p.target(&base).map_err(anyhow::Error::msg)?;
+            envdrift::store::Store::open_postgres(&envdrift::store::PostgresTarget {
+                url,
+                ca_file,
+            })?
         }
         _ => envdrift::store::Store::open(&data_dir.join("envdrift.db"))?,
     };

@@ -15,8 +15,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::PostgresTarget;
-
 /// The `store` block.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -86,12 +84,12 @@ impl PostgresStoreConfig {
         None
     }
 
-    /// Where the store is: the URL read from where it is configured, `ca_file` resolved
-    /// against `base` (the config file's directory).
+    /// Where the store is: the URL read from where it is configured (a secret), and
+    /// `ca_file` resolved against `base` (the config file's directory).
     ///
     /// # Errors
     /// Text naming the key and the variable or file, never the URL.
-    pub fn target(&self, base: &Path) -> Result<PostgresTarget, String> {
+    pub fn target(&self, base: &Path) -> Result<(String, Option<PathBuf>), String> {
         if let Some((key, e)) = self.problem() {
             return Err(format!("{key}: {e}"));
         }
@@ -124,10 +122,7 @@ impl PostgresStoreConfig {
             }
             _ => return Err("store.url: set exactly one of url, url_env or url_file".into()),
         };
-        Ok(PostgresTarget {
-            url,
-            ca_file: self.ca_file.as_ref().map(abs),
-        })
+        Ok((url, self.ca_file.as_ref().map(abs)))
     }
 }
 
@@ -148,9 +143,9 @@ mod tests {
         };
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("dsn"), "postgres://u:pw-in-file@h/db\n").unwrap();
-        let t = p.target(dir.path()).unwrap();
-        assert_eq!(t.url, "postgres://u:pw-in-file@h/db");
-        assert_eq!(t.ca_file, Some(dir.path().join("ca.pem")));
+        let (url, ca_file) = p.target(dir.path()).unwrap();
+        assert_eq!(url, "postgres://u:pw-in-file@h/db");
+        assert_eq!(ca_file, Some(dir.path().join("ca.pem")));
         let both = PostgresStoreConfig {
             url: Some("postgres://u:hunter2@h/db".into()),
             url_env: Some("X".into()),

@@ -94,11 +94,13 @@ impl Store {
     }
 
     /// Claims up to `limit` of one sink's alerts due at `now` for this store handle's owner
-    /// ([`Store::owner`]) for [`CLAIM_FOR`], oldest first, and returns them: alerts another
-    /// owner holds an unexpired claim on are left out, so replicas sharing a PostgreSQL
-    /// store never deliver the same alert at once (`FOR UPDATE SKIP LOCKED`: a replica
-    /// claiming at the same moment skips the rows being claimed). Own claims are returned
-    /// again (an alert whose sent mark failed). [`Store::mark_sent`] and
+    /// ([`Store::owner`]) for [`CLAIM_FOR`], oldest first, and returns them. On PostgreSQL
+    /// alerts another owner holds an unexpired claim on are left out, so replicas sharing
+    /// the store never deliver the same alert at once (`FOR UPDATE SKIP LOCKED`: a replica
+    /// claiming at the same moment skips the rows being claimed); a killed replica's claims
+    /// are taken after they expire. On SQLite (one daemon) claims are bookkeeping only: a
+    /// restarted daemon delivers its predecessor's claimed alerts at once. Own claims are
+    /// returned again (an alert whose sent mark failed). [`Store::mark_sent`] and
     /// [`Store::mark_failed`] end the claim.
     pub fn claim_due_of(
         &self,
@@ -116,9 +118,14 @@ impl Store {
                 .and_then(|d| until.checked_add_signed(d))
                 .unwrap_or(until),
         );
-        let lock = match db.dialect {
-            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
-            Dialect::Sqlite => "",
+        // SQLite has one writer, the one daemon: a claim left by a killed process is its own
+        // predecessor's, taken over at once (a restart delivers right away, as before).
+        let (others, lock) = match db.dialect {
+            Dialect::Postgres => (
+                " AND (claim_until IS NULL OR claim_until <= ?5 OR claimed_by = ?1)",
+                " FOR UPDATE SKIP LOCKED",
+            ),
+            Dialect::Sqlite => ("", ""),
         };
         let owner = self.owner();
         db.tx("claiming due alerts", |tx| {
@@ -126,8 +133,7 @@ impl Store {
                 .query(
                     &format!(
                         "UPDATE outbox SET claimed_by = ?1, claim_until = ?2 WHERE id IN (
-                            SELECT id FROM outbox WHERE state = ?3 AND sink = ?4 AND next_attempt_at <= ?5
-                              AND (claim_until IS NULL OR claim_until <= ?5 OR claimed_by = ?1)
+                            SELECT id FROM outbox WHERE state = ?3 AND sink = ?4 AND next_attempt_at <= ?5{others}
                             ORDER BY id LIMIT ?6{lock})
                          RETURNING {OUTBOX_COLUMNS}"
                     ),
@@ -180,10 +186,17 @@ impl Store {
     }
 }
 
-/// When a pending alert can next be delivered: its next attempt, or the end of another
-/// process's claim on it if later.
-const DUE_AT: &str = "MIN(CASE WHEN claim_until IS NOT NULL AND claim_until > next_attempt_at
-    THEN claim_until ELSE next_attempt_at END)";
+/// When a pending alert can next be delivered: its next attempt, or, on PostgreSQL, the end
+/// of a claim on it if later (SQLite's one daemon ignores claims).
+fn due_at(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Postgres => {
+            "MIN(CASE WHEN claim_until IS NOT NULL AND claim_until > next_attempt_at
+                THEN claim_until ELSE next_attempt_at END)"
+        }
+        Dialect::Sqlite => "MIN(next_attempt_at)",
+    }
+}
 
 impl StoreReader {
     /// Alerts due for delivery (pending, next attempt reached), oldest first.
@@ -228,7 +241,10 @@ impl StoreReader {
         self.db
             .with(|c| {
                 c.query_value(
-                    &format!("SELECT {DUE_AT} FROM outbox WHERE state = ?1 AND sink = ?2"),
+                    &format!(
+                        "SELECT {} FROM outbox WHERE state = ?1 AND sink = ?2",
+                        due_at(self.db.dialect)
+                    ),
                     args![OutboxState::Pending, sink],
                 )
             })
@@ -240,7 +256,10 @@ impl StoreReader {
         self.db
             .with(|c| {
                 c.query_value(
-                    &format!("SELECT {DUE_AT} FROM outbox WHERE state = ?1"),
+                    &format!(
+                        "SELECT {} FROM outbox WHERE state = ?1",
+                        due_at(self.db.dialect)
+                    ),
                     args![OutboxState::Pending],
                 )
             })
@@ -318,7 +337,7 @@ mod tests {
     }
 
     #[test]
-    fn a_claimed_alert_is_not_claimed_by_another_until_the_claim_expires() {
+    fn a_postgres_claim_holds_until_it_expires_and_sqlite_takes_over_at_once() {
         for s in crate::store::tests::stores("claims") {
             s.enqueue(&[write(1), write(2)]).unwrap();
             // A second handle on the same store is another replica (its own owner).
@@ -327,6 +346,11 @@ mod tests {
             let now = now_rfc3339();
             let mine = s.claim_due_of("slack", &now, 1).unwrap();
             assert_eq!(mine.len(), 1);
+            if !s.is_postgres() {
+                // SQLite's one daemon: a successor takes its predecessor's claims at once.
+                assert_eq!(other.claim_due_of("slack", &now, 10).unwrap().len(), 2);
+                continue;
+            }
             let theirs = other.claim_due_of("slack", &now, 10).unwrap();
             assert_eq!(theirs.len(), 1, "only the unclaimed one");
             assert_ne!(theirs[0].id, mine[0].id);
