@@ -24,6 +24,7 @@ use super::{
     string_map,
 };
 use crate::source::git::{GitSpec, TreeFile};
+use super::helmrepo::ChartSource;
 use crate::source::render::Renderer;
 
 /// The file inline Helm values are written to, in the chart directory.
@@ -395,22 +396,37 @@ fn map_source(
             "name",
         ],
     );
-    if let Some(chart) = str_at(s, "/chart") {
+    let chart = str_at(s, "/chart").filter(|c| !c.is_empty()).map(|chart| {
+        // `oci://REGISTRY/PATH` or a repoURL without a scheme: an OCI registry (as Argo
+        // CD's `enableOCI` repositories); else an HTTP Helm repository.
+        let oci = repo.starts_with("oci://") || !repo.contains("://");
+        ChartSource {
+            repo: if oci && !repo.starts_with("oci://") {
+                format!("oci://{}", repo.trim_end_matches('/'))
+            } else {
+                repo.to_string()
+            },
+            chart: chart.to_string(),
+            version: if revision == "HEAD" || revision == "*" {
+                String::new()
+            } else {
+                revision.to_string()
+            },
+            oci,
+        }
+    });
+    if chart.is_none() && repo.starts_with("oci://") {
         notes.add(
-            format!("{prefix}.chart"),
-            format!(
-                "chart `{chart}` {revision} from the Helm repository {}: envdrift renders Git sources only",
-                crate::redact::redact_url(repo)
-            ),
+            format!("{prefix}.repoURL"),
+            "OCI artifacts of plain manifests are not read by envdrift (Helm charts from OCI registries are, with `chart`)",
         );
         return Ok(None);
     }
-    if repo.starts_with("oci://") {
-        notes.add(
-            format!("{prefix}.repoURL"),
-            "OCI sources are not read by envdrift (Git sources only)",
-        );
-        return Ok(None);
+    if chart.is_some() && (s.get("kustomize").is_some() || s.get("directory").is_some()) {
+        return Err((
+            prefix.to_string(),
+            "a Helm chart source (`chart`) takes a `helm` block only".to_string(),
+        ));
     }
     if s.get("plugin").is_some() {
         notes.add(
@@ -419,15 +435,23 @@ fn map_source(
         );
         return Ok(None);
     }
-    let path = clean_path(str_at(s, "/path").unwrap_or(""));
+    let path = if chart.is_some() {
+        String::new()
+    } else {
+        clean_path(str_at(s, "/path").unwrap_or(""))
+    };
     let mut ms = MappedSource::new(GitSpec {
         repo: repo.to_string(),
         reference: revision.to_string(),
         path: path.clone(),
     });
-    if is_semver_range(revision) {
+    if chart.is_none() && is_semver_range(revision) {
         ms.semver = Some(revision.to_string());
     }
+    if chart.is_some() {
+        ms.renderer = Some(Renderer::Helm);
+    }
+    ms.chart = chart;
     ms.default_namespace = dest_ns.map(str::to_string);
     let mut changes = TreeChanges {
         path: path.clone(),
@@ -832,9 +856,35 @@ mod tests {
     }
 
     #[test]
+    fn chart_sources_map_to_helm_repositories_and_oci_registries() {
+        let m = map(&app(json!({
+            "destination": {"namespace": "shop"},
+            "source": {"repoURL": "https://charts.example", "chart": "web", "targetRevision": "^1.2",
+                       "helm": {"valuesObject": {"replicas": 3}, "parameters": [{"name": "a", "value": "b"}]}}
+        })))
+        .unwrap();
+        let s = &m.sources[0];
+        let c = s.chart.as_ref().unwrap();
+        assert_eq!((c.repo.as_str(), c.chart.as_str(), c.version.as_str(), c.oci), ("https://charts.example", "web", "^1.2", false));
+        assert_eq!(s.semver, None);
+        assert_eq!(s.renderer, Some(Renderer::Helm));
+        assert_eq!(s.helm.values, [INLINE_VALUES]);
+        assert_eq!(s.helm.set, ["a=b"]);
+        assert_eq!(s.helm.release.as_deref(), Some("guestbook"));
+        for repo in ["registry.example/charts", "oci://registry.example/charts"] {
+            let m = map(&app(json!({
+                "source": {"repoURL": repo, "chart": "web", "targetRevision": "1.0.0"}
+            })))
+            .unwrap();
+            let c = m.sources[0].chart.as_ref().unwrap();
+            assert_eq!((c.repo.as_str(), c.oci), ("oci://registry.example/charts", true));
+        }
+    }
+
+    #[test]
     fn unmappable_sources_are_errors_naming_the_field() {
         let e = map(&app(json!({
-            "source": {"repoURL": "https://charts.example", "chart": "web", "targetRevision": "1.0.0"}
+            "source": {"repoURL": "oci://registry.example/manifests", "targetRevision": "1.0.0"}
         })))
         .unwrap_err()
         .to_string();
@@ -842,7 +892,13 @@ mod tests {
             e.starts_with("Application argocd/guestbook: spec.source: no source"),
             "{e}"
         );
-        assert!(e.contains("spec.source.chart"), "{e}");
+        assert!(e.contains("spec.source.repoURL: OCI artifacts"), "{e}");
+        let e = map(&app(json!({
+            "source": {"repoURL": "https://charts.example", "chart": "web", "kustomize": {}}
+        })))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("takes a `helm` block only"), "{e}");
         let e = map(&app(json!({"source": {"path": "x"}})))
             .unwrap_err()
             .to_string();

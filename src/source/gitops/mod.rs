@@ -24,8 +24,10 @@
 //! CD or Flux.
 
 pub mod argocd;
+pub mod creds;
 pub mod discover;
 pub mod flux;
+pub mod helmrepo;
 mod kedit;
 mod subst;
 
@@ -189,6 +191,28 @@ pub struct MappedSource {
     /// What the tree hook found it could not apply (Jsonnet files of a directory source),
     /// reported with [`Mapped::unmapped`] once the tree was read.
     pub found: FoundNotes,
+    /// A chart from a Helm repository or OCI registry: pulled and rendered instead of the
+    /// Git source (`spec` then only names the repository in messages).
+    pub chart: Option<helmrepo::ChartSource>,
+    /// Where the GitOps tool keeps the credentials of the repository.
+    pub creds_from: CredsFrom,
+    /// The credentials found there ([`resolve_credentials`]).
+    pub creds: Option<creds::RepoCreds>,
+}
+
+/// Where a source's repository credentials are kept by the GitOps tool.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum CredsFrom {
+    #[default]
+    None,
+    /// Argo CD repository Secrets and credential templates in this namespace.
+    ArgoCd { namespace: String },
+    /// A Flux source's `spec.secretRef`: (namespace, Secret name, the source object).
+    Flux {
+        namespace: String,
+        secret: String,
+        source: String,
+    },
 }
 
 impl MappedSource {
@@ -203,6 +227,9 @@ impl MappedSource {
             common_labels: serde_json::Map::new(),
             common_annotations: serde_json::Map::new(),
             found: std::sync::Arc::default(),
+            chart: None,
+            creds_from: CredsFrom::None,
+            creds: None,
         }
     }
 }
@@ -249,6 +276,10 @@ pub struct GitOpsSource {
     pub render_timeout: Duration,
     /// Directories searched for kustomize/helm before `PATH`.
     pub extra_path: Vec<PathBuf>,
+    /// Where charts pulled from Helm repositories are kept (`DATA/charts`).
+    pub chart_cache: PathBuf,
+    /// Read the repository credentials of Argo CD / Flux from their Secrets (default).
+    pub repository_secrets: bool,
 }
 
 impl GitOpsSource {
@@ -287,7 +318,11 @@ pub fn open(src: &GitOpsSource, ctx: &Ctx<'_>) -> Result<Loaded, SourceError> {
     let mapped = std::thread::scope(|s| {
         s.spawn(|| -> Result<Mapped, GitOpsError> {
             let lookup = ClusterLookup::connect(&src.target, src.request_timeout)?;
-            map_object(&src.object, &lookup)
+            let mut mapped = map_object(&src.object, &lookup)?;
+            if src.repository_secrets {
+                resolve_credentials(&mut mapped, &lookup)?;
+            }
+            Ok(mapped)
         })
         .join()
     })
@@ -318,7 +353,15 @@ pub fn map_object(r: &GitOpsRef, lookup: &dyn Lookup) -> Result<Mapped, GitOpsEr
     };
     let obj = get_required(lookup, &res, ns, name)?;
     match r {
-        GitOpsRef::Application { .. } => argocd::map(&obj),
+        GitOpsRef::Application { namespace, .. } => {
+            let mut m = argocd::map(&obj)?;
+            for ms in &mut m.sources {
+                ms.creds_from = CredsFrom::ArgoCd {
+                    namespace: namespace.clone(),
+                };
+            }
+            Ok(m)
+        }
         GitOpsRef::Kustomization { .. } => flux::map_kustomization(&obj, lookup),
         GitOpsRef::HelmRelease { .. } => flux::map_helmrelease(&obj, lookup),
     }
@@ -355,9 +398,20 @@ fn render_mapped(
     let mut out: Option<Loaded> = None;
     let mut late: Vec<Unmapped> = Vec::new();
     for ms in &mapped.sources {
+        if let Some(chart) = &ms.chart {
+            let loaded = render_chart(src, ms, chart, ctx)?;
+            match &mut out {
+                None => out = Some(loaded),
+                Some(acc) => merge(acc, loaded),
+            }
+            continue;
+        }
+        let auth = with_secret_credentials(&src.auth, ms.creds.as_ref());
+        let _key_dir = auth.1;
+        let auth = auth.0;
         let mut spec = ms.spec.clone();
         if let Some(range) = &ms.semver {
-            spec.reference = semver_tag(&spec, range, &src.auth, &src.sync).map_err(|message| {
+            spec.reference = semver_tag(&spec, range, &auth, &src.sync).map_err(|message| {
                 SourceError::Invalid {
                     side: ctx.side.to_string(),
                     source_desc: described.clone(),
@@ -386,7 +440,7 @@ fn render_mapped(
             limits: dump::FileLimits::default(),
         };
         let gl =
-            render::load_git(&spec, &src.auth, &src.sync, &render, &load).map_err(|source| {
+            render::load_git(&spec, &auth, &src.sync, &render, &load).map_err(|source| {
                 SourceError::Git {
                     side: ctx.side.to_string(),
                     source_desc: format!("{described}: {}", spec.describe()),
@@ -440,6 +494,195 @@ fn render_mapped(
         s.description = format!("{described} → {}", s.description);
     }
     loaded.objects = loaded.snapshot.objects.len();
+    Ok(loaded)
+}
+
+/// Reads the credentials of every mapped source from the GitOps tool's Secrets.
+///
+/// # Errors
+/// A Secret cannot be read (403: the message names the namespace and the grant needed)
+/// or a Flux `secretRef` names a missing Secret.
+pub fn resolve_credentials(
+    mapped: &mut Mapped,
+    secrets: &dyn creds::Secrets,
+) -> Result<(), GitOpsError> {
+    for ms in &mut mapped.sources {
+        let url = ms
+            .chart
+            .as_ref()
+            .map_or_else(|| ms.spec.repo.clone(), |c| c.repo.clone());
+        let (found, object) = match &ms.creds_from {
+            CredsFrom::None => continue,
+            CredsFrom::ArgoCd { namespace } => {
+                if !url.contains("://") && !url.contains('@') && ms.chart.is_none() {
+                    // A local path or scp-less name: nothing Argo CD would authenticate.
+                    continue;
+                }
+                let r = creds::argocd(secrets, namespace, &url).map_err(|reason| {
+                    GitOpsError::ReadFailed {
+                        object: format!("the credentials of {}", crate::redact::redact_url(&url)),
+                        reason,
+                    }
+                })?;
+                if let (Some(c), true) = (&mut ms.chart, r.oci) {
+                    c.oci = true;
+                    if !c.repo.starts_with("oci://") {
+                        c.repo = format!("oci://{}", c.repo);
+                    }
+                }
+                (r.creds, format!("Argo CD Secrets in namespace `{namespace}`"))
+            }
+            CredsFrom::Flux {
+                namespace,
+                secret,
+                source,
+            } => {
+                let c = creds::flux(secrets, namespace, secret, source).map_err(|reason| {
+                    GitOpsError::ReadFailed {
+                        object: source.clone(),
+                        reason,
+                    }
+                })?;
+                (Some(c), source.clone())
+            }
+        };
+        if let Some(c) = &found {
+            for k in &c.unused {
+                mapped.unmapped.push(Unmapped {
+                    object: c.from.clone(),
+                    field: format!("data.{k}"),
+                    message: format!(
+                        "credential key not used by envdrift (credentials of {} for {object})",
+                        crate::redact::redact_url(&url)
+                    ),
+                });
+            }
+            tracing::debug!(repo = %crate::redact::redact_url(&url), from = %c.from, "repository credentials found");
+        }
+        ms.creds = found.filter(|c| !c.is_empty());
+    }
+    Ok(())
+}
+
+/// The Git credentials of a source: envdrift's own (the block's `token_*`, `ssh_key`) when
+/// given, else those of the GitOps tool's Secret (an SSH key written to a private temporary
+/// file, kept while the returned directory lives).
+fn with_secret_credentials(
+    own: &GitAuth,
+    creds: Option<&creds::RepoCreds>,
+) -> (GitAuth, Option<tempfile::TempDir>) {
+    let Some(c) = creds else {
+        return (own.clone(), None);
+    };
+    if own.token_file.is_some() || own.token_env.is_some() || own.ssh_key.is_some() {
+        return (own.clone(), None);
+    }
+    let mut auth = own.clone();
+    if auth.username.is_none() {
+        auth.username.clone_from(&c.username);
+    }
+    auth.password.clone_from(&c.password);
+    let mut dir = None;
+    if let Some(key) = &c.ssh_private_key
+        && let Ok(d) = tempfile::Builder::new().prefix("envdrift-ssh-").tempdir()
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = d.path().join("identity");
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| {
+                let mut text = key.0.clone();
+                if !text.ends_with('\n') {
+                    text.push('\n');
+                }
+                f.write_all(text.as_bytes())
+            });
+        if written.is_ok() {
+            auth.ssh_key = Some(path);
+            if let Some(kh) = &c.known_hosts {
+                let khp = d.path().join("known_hosts");
+                if std::fs::write(&khp, kh).is_ok() {
+                    auth.known_hosts = Some(khp);
+                }
+            }
+            dir = Some(d);
+        }
+    }
+    (auth, dir)
+}
+
+/// Pulls a chart from its Helm repository or OCI registry and renders it.
+fn render_chart(
+    src: &GitOpsSource,
+    ms: &MappedSource,
+    chart: &helmrepo::ChartSource,
+    ctx: &Ctx<'_>,
+) -> Result<Loaded, SourceError> {
+    let described = src.describe();
+    let invalid = |message: String| SourceError::Invalid {
+        side: ctx.side.to_string(),
+        source_desc: described.clone(),
+        message: format!("{}: {message}", src.object.describe()),
+    };
+    let pulled = helmrepo::pull(
+        chart,
+        ms.creds.as_ref(),
+        &src.chart_cache,
+        &src.extra_path,
+        src.render_timeout,
+    )
+    .map_err(&invalid)?;
+    let render = RenderOptions {
+        renderer: Some(Renderer::Helm),
+        helm: ms.helm.clone(),
+        timeout: src.render_timeout,
+        extra_path: src.extra_path.clone(),
+        hooks: ms.hooks.clone(),
+        ..RenderOptions::default()
+    };
+    let default_namespace = ms
+        .default_namespace
+        .as_deref()
+        .unwrap_or(ctx.default_namespace);
+    let load = dump::LoadOptions {
+        side: ctx.side.to_string(),
+        default_namespace: Some(default_namespace.to_string()),
+        cluster_scoped_kinds: ctx.cluster_scoped_kinds.to_vec(),
+        drop_status: true,
+        commit: None,
+        limits: dump::FileLimits::default(),
+    };
+    let mut gl = render::load_chart_dir(&pulled.dir, &render, &load).map_err(|e| {
+        invalid(format!("{}: {e}", chart.describe()))
+    })?;
+    let shown = helmrepo::ChartSource {
+        version: pulled.version.clone(),
+        ..chart.clone()
+    }
+    .describe();
+    if let Some(s) = &mut gl.snapshot.source {
+        s.description.clone_from(&shown);
+    }
+    tracing::info!(
+        side = ctx.side,
+        source = %described,
+        chart = %shown,
+        cached = pulled.cached,
+        objects = gl.snapshot.objects.len(),
+        "rendered chart"
+    );
+    let mut loaded = crate::source::rendered(gl);
+    // A pulled chart is no file to adopt live changes into.
+    loaded.adopt = None;
+    if !ms.common_labels.is_empty() || !ms.common_annotations.is_empty() {
+        for obj in loaded.snapshot.objects.values_mut() {
+            set_metadata(obj, &ms.common_labels, &ms.common_annotations);
+        }
+    }
     Ok(loaded)
 }
 
@@ -640,6 +883,27 @@ impl Lookup for ClusterLookup {
     }
 }
 
+impl creds::Secrets for ClusterLookup {
+    fn list(&self, namespace: &str, selector: &str) -> Result<Vec<Value>, String> {
+        let lp = kube::api::ListParams::default().labels(selector).limit(500);
+        let req = kube::core::Request::new(SECRET.url(Some(namespace)))
+            .list(&lp)
+            .map_err(|e| format!("building the request: {e}"))?;
+        let Some(text) = self.text(req)? else {
+            return Ok(Vec::new());
+        };
+        let v: Value = serde_json::from_str(&text).map_err(|e| format!("not a JSON list: {e}"))?;
+        Ok(v.get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    fn get(&self, namespace: &str, name: &str) -> Result<Option<Value>, String> {
+        Lookup::get(self, &SECRET, namespace, name)
+    }
+}
+
 /// Splits `NS/NAME`.
 pub(crate) fn ns_name(s: &str) -> Option<(String, String)> {
     let (ns, name) = s.split_once('/')?;
@@ -688,6 +952,10 @@ macro_rules! gitops_common_fields {
             /// Longest Kustomize or Helm may run, in seconds. Default: 120.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub render_timeout_seconds: Option<u64>,
+            /// Use the repository credentials Argo CD or Flux keep in Secrets (needs `get`
+            /// and `list` on secrets in their namespaces). Default: true.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub repository_secrets: Option<bool>,
         }
     };
 }
@@ -728,6 +996,7 @@ pub(crate) struct Common<'a> {
     pub request_timeout: &'a Option<String>,
     pub auth: GitAuth,
     pub render_timeout_seconds: Option<u64>,
+    pub repository_secrets: bool,
 }
 
 macro_rules! common_of {
@@ -742,8 +1011,10 @@ macro_rules! common_of {
                 token_env: $c.token_env.clone(),
                 username: $c.username.clone(),
                 ssh_key: $c.ssh_key.clone(),
+                ..GitAuth::default()
             },
             render_timeout_seconds: $c.render_timeout_seconds,
+            repository_secrets: $c.repository_secrets.unwrap_or(true),
         }
     };
 }
@@ -903,6 +1174,8 @@ fn build(
         },
         render_timeout: Duration::from_secs(c.render_timeout_seconds.unwrap_or(120).max(1)),
         extra_path: Vec::new(),
+        chart_cache: data_dir.join("charts"),
+        repository_secrets: c.repository_secrets,
     })
 }
 
@@ -1014,6 +1287,7 @@ mod tests {
             username: None,
             ssh_key: None,
             render_timeout_seconds: None,
+            repository_secrets: None,
         };
         let (field, msg) = f.problem().unwrap_err();
         assert_eq!(field, "kustomization");
