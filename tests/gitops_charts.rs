@@ -565,3 +565,146 @@ fn credentials_never_reach_output_or_logs() {
         }
     }
 }
+
+#[path = "common/git_https.rs"]
+mod git_https;
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Git over HTTPS with Basic auth: the password of an Argo CD repository Secret and of a
+/// Flux GitRepository's secretRef fetch the repository; a wrong one is the environment's
+/// error; neither shows in output or trace logs.
+#[test]
+fn git_credentials_from_argocd_and_flux_secrets() {
+    const GIT_PW: &str = "git-pw-Hh55SECRET";
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let work = dir.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "-q", "-b", "main"]);
+    write(
+        &work,
+        "apps/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: private-settings\ndata:\n  a: b\n",
+    );
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "-m", "apps"]);
+    let served = dir.join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    git(
+        dir,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.to_str().unwrap(),
+            served.join("deploy.git").to_str().unwrap(),
+        ],
+    );
+    let (port, ca) = git_https::https_git_server(served, "bot", GIT_PW, 200, dir);
+    let url = format!("https://127.0.0.1:{port}/deploy.git");
+    let server = ApiServer::start();
+    kit::install(&server);
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, server.kubeconfig("gitops")).unwrap();
+    let put = |v: Value| {
+        server.insert(v, "kubectl-client-side-apply").unwrap();
+    };
+    put(secret(
+        "argocd",
+        "repo-deploy",
+        json!({"argocd.argoproj.io/secret-type": "repository"}),
+        &[
+            ("type", "git"),
+            ("url", &url),
+            ("username", "bot"),
+            ("password", GIT_PW),
+        ],
+    ));
+    put(kit::application(
+        "private",
+        json!({"repoURL": url, "path": "apps", "targetRevision": "main"}),
+        "shop",
+    ));
+    for (name, pw) in [("git-auth", GIT_PW), ("git-bad", WRONG_PW)] {
+        put(secret(
+            "flux-system",
+            name,
+            json!({}),
+            &[("username", "bot"), ("password", pw)],
+        ));
+        let mut repo = kit::git_repository("flux-system", name, &url, json!({"branch": "main"}));
+        repo["spec"]["secretRef"] = json!({"name": name});
+        put(repo);
+        put(kit::kustomization(
+            "flux-system",
+            name,
+            name,
+            "./apps",
+            json!({"targetNamespace": "shop"}),
+        ));
+    }
+    let cfg = dir.join("envdrift.yaml");
+    let live = format!(
+        "{{type: cluster, kubeconfig: {}, context: gitops, namespaces: [shop]}}",
+        kubeconfig.display()
+    );
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir: {data}\nenvironments:\n  argo:\n    desired: {{type: argocd, application: private}}\n    live: {live}\n  flux:\n    desired: {{type: flux, kustomization: flux-system/git-auth}}\n    live: {live}\n  bad:\n    desired: {{type: flux, kustomization: flux-system/git-bad}}\n    live: {live}\n",
+            data = dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    // A wrong password with nothing fetched yet fails; once the repository is in the
+    // cache, it is a stale fetch (warned about) like any failed fetch of a Git source.
+    for (i, env) in ["bad", "argo", "flux", "bad"].into_iter().enumerate() {
+        let out = Command::new(env!("CARGO_BIN_EXE_envdrift"))
+            .args(["render", "--env", env, "--log-level", "trace", "--config"])
+            .arg(&cfg)
+            .env("PATH", tool_path())
+            .env("SSL_CERT_FILE", &ca)
+            .env("GIT_SSL_CAINFO", &ca)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for pw in [GIT_PW, WRONG_PW] {
+            assert!(!all.contains(pw), "{env}: {pw} leaked\n{all}");
+            assert!(!all.contains(&b64(pw)), "{env}: {pw} leaked\n{all}");
+        }
+        if env == "bad" && i > 0 {
+            assert!(all.contains("fetch failed; using the last fetched commit"), "{all}");
+        } else if env == "bad" {
+            assert_eq!(out.status.code(), Some(2), "{all}");
+            assert!(all.contains("not accepted by the remote"), "{all}");
+            assert!(all.contains("credentials from Secret flux-system/git-bad"), "{all}");
+            assert!(all.contains("kustomization:flux-system/git-bad"), "{all}");
+        } else {
+            assert_eq!(out.status.code(), Some(0), "{env}: {all}");
+            assert!(all.contains("private-settings"), "{env}: {all}");
+        }
+    }
+}

@@ -443,7 +443,14 @@ fn render_mapped(
             render::load_git(&spec, &auth, &src.sync, &render, &load).map_err(|source| {
                 SourceError::Git {
                     side: ctx.side.to_string(),
-                    source_desc: format!("{described}: {}", spec.describe()),
+                    source_desc: format!(
+                        "{described}: {}{}",
+                        spec.describe(),
+                        ms.creds
+                            .as_ref()
+                            .filter(|_| auth.password.is_some() || auth.ssh_key.is_some())
+                            .map_or_else(String::new, |c| format!(" (credentials from {})", c.from))
+                    ),
                     source: Box::new(source),
                 }
             })?;
@@ -514,7 +521,9 @@ pub fn resolve_credentials(
         let (found, object) = match &ms.creds_from {
             CredsFrom::None => continue,
             CredsFrom::ArgoCd { namespace } => {
-                if !url.contains("://") && !url.contains('@') && ms.chart.is_none() {
+                if ms.chart.is_none()
+                    && (url.starts_with("file://") || (!url.contains("://") && !url.contains('@')))
+                {
                     // A local path or scp-less name: nothing Argo CD would authenticate.
                     continue;
                 }
