@@ -220,17 +220,24 @@ fn world() -> World {
         ));
     }
     put(helm_repository("charts", &repo.url(), false, "http-auth"));
-    put(helm_repository("charts-bad", &repo.url(), false, "bad-auth"));
+    put(helm_repository(
+        "charts-bad",
+        &repo.url(),
+        false,
+        "bad-auth",
+    ));
     put(helm_repository(
         "oci-charts",
         &format!("oci://{host}/charts"),
         true,
         "oci-auth",
     ));
-    put(json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
+    put(
+        json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
                "metadata": {"name": "web-oci", "namespace": "flux-system"},
                "spec": {"interval": "10m0s", "url": format!("oci://{host}/charts/web"),
-                        "ref": {"semver": ">=1.0.0 <1.1.0"}, "secretRef": {"name": "oci-auth"}}}));
+                        "ref": {"semver": ">=1.0.0 <1.1.0"}, "secretRef": {"name": "oci-auth"}}}),
+    );
     let src = |repo: &str, version: &str| {
         json!({"chart": "web", "version": version, "reconcileStrategy": "ChartVersion",
                "sourceRef": {"kind": "HelmRepository", "name": repo}})
@@ -251,11 +258,7 @@ fn world() -> World {
         json!({}),
     ));
     let mut hr = kit::helm_release("flux-system", "hr-ref", "unused", "web", json!({}));
-    hr["spec"]
-        .as_object_mut()
-        .unwrap()
-        .remove("chart")
-        .unwrap();
+    hr["spec"].as_object_mut().unwrap().remove("chart").unwrap();
     hr["spec"]["chartRef"] = json!({"kind": "OCIRepository", "name": "web-oci"});
     hr["spec"]["targetNamespace"] = json!("shop");
     put(hr);
@@ -350,7 +353,7 @@ fn helm_template(
     let text = charts::helm(&tool_path(), &w.helm_home, &args, None);
     let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
     docs.into_iter()
-        .filter(|d| d.is_object())
+        .filter(Value::is_object)
         .map(|d| {
             (
                 (
@@ -376,7 +379,11 @@ fn assert_renders(s: &Snapshot, expected: &BTreeMap<(String, String), Value>, ns
             .unwrap_or_else(|| panic!("{kind} {name} not rendered: {:?}", s.objects.keys()));
         assert_eq!(key.namespace.as_deref(), Some(ns));
         for field in ["spec", "data"] {
-            assert_eq!(got.value.get(field), want.get(field), "{kind} {name} {field}");
+            assert_eq!(
+                got.value.get(field),
+                want.get(field),
+                "{kind} {name} {field}"
+            );
         }
     }
 }
@@ -554,7 +561,10 @@ fn credentials_never_reach_output_or_logs() {
         );
         for pw in [HTTP_PW, OCI_PW, WRONG_PW] {
             assert!(!all.contains(pw), "{args:?}: {pw} leaked\n{all}");
-            assert!(!all.contains(&b64(pw)), "{args:?}: {pw} leaked (base64)\n{all}");
+            assert!(
+                !all.contains(&b64(pw)),
+                "{args:?}: {pw} leaked (base64)\n{all}"
+            );
         }
         if args[2] == "http" {
             assert!(all.contains("web-http-config"), "{args:?}: {all}");
@@ -696,11 +706,17 @@ fn git_credentials_from_argocd_and_flux_secrets() {
             assert!(!all.contains(&b64(pw)), "{env}: {pw} leaked\n{all}");
         }
         if env == "bad" && i > 0 {
-            assert!(all.contains("fetch failed; using the last fetched commit"), "{all}");
+            assert!(
+                all.contains("fetch failed; using the last fetched commit"),
+                "{all}"
+            );
         } else if env == "bad" {
             assert_eq!(out.status.code(), Some(2), "{all}");
             assert!(all.contains("not accepted by the remote"), "{all}");
-            assert!(all.contains("credentials from Secret flux-system/git-bad"), "{all}");
+            assert!(
+                all.contains("credentials from Secret flux-system/git-bad"),
+                "{all}"
+            );
             assert!(all.contains("kustomization:flux-system/git-bad"), "{all}");
         } else {
             assert_eq!(out.status.code(), Some(0), "{env}: {all}");

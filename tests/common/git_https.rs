@@ -161,4 +161,3 @@ fn serve_one<S: std::io::Read + std::io::Write>(stream: &mut S, root: &Path, wan
     let _ = stream.write_all(payload);
     let _ = stream.flush();
 }
-

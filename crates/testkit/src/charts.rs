@@ -135,10 +135,10 @@ pub fn helm(path: &std::ffi::OsStr, home: &Path, args: &[&str], stdin: Option<&s
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().expect("run helm");
-    if let Some(mut si) = child.stdin.take() {
-        if let Some(text) = stdin {
-            si.write_all(text.as_bytes()).expect("helm stdin");
-        }
+    if let Some(mut si) = child.stdin.take()
+        && let Some(text) = stdin
+    {
+        si.write_all(text.as_bytes()).expect("helm stdin");
     }
     let out = child.wait_with_output().expect("helm");
     assert!(
@@ -173,7 +173,9 @@ impl HelmRepoServer {
             auth,
             ..RepoInner::default()
         }));
-        let app = Router::new().fallback(repo_handle).with_state(inner.clone());
+        let app = Router::new()
+            .fallback(repo_handle)
+            .with_state(inner.clone());
         let running = Running::start(app);
         HelmRepoServer {
             addr: running.addr,
@@ -326,8 +328,9 @@ impl OciRegistry {
     /// ([`HELM_CHART_MEDIA_TYPE`]), an OCI image manifest tagged with the version. Returns
     /// the manifest digest.
     pub fn put_chart(&self, repo: &str, name: &str, version: &str, tgz: &[u8]) -> String {
-        let config = serde_json::to_vec(&json!({"apiVersion": "v2", "name": name, "version": version}))
-            .expect("json");
+        let config =
+            serde_json::to_vec(&json!({"apiVersion": "v2", "name": name, "version": version}))
+                .expect("json");
         let config_digest = sha256_digest(&config);
         let layer_digest = sha256_digest(tgz);
         let manifest = serde_json::to_vec(&json!({
@@ -455,7 +458,11 @@ async fn oci_handle(
                 json!({"name": name, "tags": r.tags.keys().collect::<Vec<_>>()}).to_string(),
             )
                 .into_response(),
-            None => oci_error(StatusCode::NOT_FOUND, "NAME_UNKNOWN", "repository not known"),
+            None => oci_error(
+                StatusCode::NOT_FOUND,
+                "NAME_UNKNOWN",
+                "repository not known",
+            ),
         },
         Route::Manifest(name, reference) if method == Method::PUT => {
             let media = headers
@@ -485,8 +492,7 @@ async fn oci_handle(
                 return oci_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID", "digest mismatch");
             }
             let r = g.repos.entry(name.to_string()).or_default();
-            r.manifests
-                .insert(digest.clone(), (media, body.to_vec()));
+            r.manifests.insert(digest.clone(), (media, body.to_vec()));
             if !reference.starts_with("sha256:") {
                 r.tags.insert(reference.to_string(), digest.clone());
             }
@@ -501,7 +507,11 @@ async fn oci_handle(
         }
         Route::Manifest(name, reference) if method == Method::GET || head => {
             let Some(r) = g.repos.get(name) else {
-                return oci_error(StatusCode::NOT_FOUND, "NAME_UNKNOWN", "repository not known");
+                return oci_error(
+                    StatusCode::NOT_FOUND,
+                    "NAME_UNKNOWN",
+                    "repository not known",
+                );
             };
             let digest = if reference.starts_with("sha256:") {
                 reference.to_string()
@@ -518,7 +528,11 @@ async fn oci_handle(
                 }
             };
             let Some((media, data)) = r.manifests.get(&digest) else {
-                return oci_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN", "digest not known");
+                return oci_error(
+                    StatusCode::NOT_FOUND,
+                    "MANIFEST_UNKNOWN",
+                    "digest not known",
+                );
             };
             let len = data.len().to_string();
             let hdrs = [
@@ -578,7 +592,11 @@ async fn oci_handle(
         }
         Route::Upload(name, id) if method == Method::PATCH => {
             let Some(buf) = g.uploads.get_mut(id) else {
-                return oci_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN", "upload not known");
+                return oci_error(
+                    StatusCode::NOT_FOUND,
+                    "BLOB_UPLOAD_UNKNOWN",
+                    "upload not known",
+                );
             };
             buf.extend_from_slice(&body);
             let end = buf.len().saturating_sub(1);
@@ -594,7 +612,11 @@ async fn oci_handle(
         }
         Route::Upload(name, id) if method == Method::PUT => {
             let Some(mut buf) = g.uploads.remove(id) else {
-                return oci_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN", "upload not known");
+                return oci_error(
+                    StatusCode::NOT_FOUND,
+                    "BLOB_UPLOAD_UNKNOWN",
+                    "upload not known",
+                );
             };
             buf.extend_from_slice(&body);
             let Some(d) = query_param(&uri, "digest") else {
@@ -613,7 +635,11 @@ async fn oci_handle(
             )
                 .into_response()
         }
-        _ => oci_error(StatusCode::NOT_FOUND, "UNSUPPORTED", "not served by the test registry"),
+        _ => oci_error(
+            StatusCode::NOT_FOUND,
+            "UNSUPPORTED",
+            "not served by the test registry",
+        ),
     }
 }
 
@@ -640,6 +666,9 @@ mod tests {
             route("/v2/charts/web/blobs/sha256:ab"),
             Route::Blob("sha256:ab")
         ));
-        assert!(matches!(route("/v2/charts/web/tags/list"), Route::Tags("charts/web")));
+        assert!(matches!(
+            route("/v2/charts/web/tags/list"),
+            Route::Tags("charts/web")
+        ));
     }
 }

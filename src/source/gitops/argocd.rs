@@ -18,13 +18,13 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::helmrepo::ChartSource;
 use super::kedit::{self, Edits};
 use super::{
     GitOpsError, Mapped, MappedSource, Unmapped, clean_path, non_empty_array, relative_to, str_at,
     string_map,
 };
 use crate::source::git::{GitSpec, TreeFile};
-use super::helmrepo::ChartSource;
 use crate::source::render::Renderer;
 
 /// The file inline Helm values are written to, in the chart directory.
@@ -865,7 +865,10 @@ mod tests {
         .unwrap();
         let s = &m.sources[0];
         let c = s.chart.as_ref().unwrap();
-        assert_eq!((c.repo.as_str(), c.chart.as_str(), c.version.as_str(), c.oci), ("https://charts.example", "web", "^1.2", false));
+        assert_eq!(
+            (c.repo.as_str(), c.chart.as_str(), c.version.as_str(), c.oci),
+            ("https://charts.example", "web", "^1.2", false)
+        );
         assert_eq!(s.semver, None);
         assert_eq!(s.renderer, Some(Renderer::Helm));
         assert_eq!(s.helm.values, [INLINE_VALUES]);
@@ -877,7 +880,10 @@ mod tests {
             })))
             .unwrap();
             let c = m.sources[0].chart.as_ref().unwrap();
-            assert_eq!((c.repo.as_str(), c.oci), ("oci://registry.example/charts", true));
+            assert_eq!(
+                (c.repo.as_str(), c.oci),
+                ("oci://registry.example/charts", true)
+            );
         }
     }
 

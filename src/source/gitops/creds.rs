@@ -51,7 +51,10 @@ impl std::fmt::Debug for RepoCreds {
             .field("from", &self.from)
             .field("username", &self.username.as_ref().map(|_| "***"))
             .field("password", &self.password.as_ref().map(|_| "***"))
-            .field("ssh_private_key", &self.ssh_private_key.as_ref().map(|_| "***"))
+            .field(
+                "ssh_private_key",
+                &self.ssh_private_key.as_ref().map(|_| "***"),
+            )
             .field("unused", &self.unused)
             .finish_non_exhaustive()
     }
@@ -315,21 +318,68 @@ mod tests {
     #[test]
     fn argocd_repository_secret_wins_then_longest_template() {
         let m = Map(vec![
-            secret("tpl-org", "repo-creds", &[("url", "https://git.example/org"), ("password", "org-pw")]),
-            secret("tpl-team", "repo-creds", &[("url", "https://git.example/org/team"), ("username", "t"), ("password", "team-pw")]),
-            secret("repo-web", "repository", &[("url", "https://git.example/org/web.git"), ("username", "w"), ("password", "web-pw")]),
-            secret("repo-public", "repository", &[("url", "https://git.example/org/team/public")]),
-            secret("oci", "repository", &[("url", "registry.example/charts"), ("enableOCI", "true"), ("username", "o"), ("password", "oci-pw")]),
+            secret(
+                "tpl-org",
+                "repo-creds",
+                &[("url", "https://git.example/org"), ("password", "org-pw")],
+            ),
+            secret(
+                "tpl-team",
+                "repo-creds",
+                &[
+                    ("url", "https://git.example/org/team"),
+                    ("username", "t"),
+                    ("password", "team-pw"),
+                ],
+            ),
+            secret(
+                "repo-web",
+                "repository",
+                &[
+                    ("url", "https://git.example/org/web.git"),
+                    ("username", "w"),
+                    ("password", "web-pw"),
+                ],
+            ),
+            secret(
+                "repo-public",
+                "repository",
+                &[("url", "https://git.example/org/team/public")],
+            ),
+            secret(
+                "oci",
+                "repository",
+                &[
+                    ("url", "registry.example/charts"),
+                    ("enableOCI", "true"),
+                    ("username", "o"),
+                    ("password", "oci-pw"),
+                ],
+            ),
         ]);
         let r = argocd(&m, "argocd", "https://GIT.example/org/web/").unwrap();
         let c = r.creds.unwrap();
-        assert_eq!((c.from.as_str(), c.password.unwrap().0.as_str()), ("Secret argocd/repo-web", "web-pw"));
+        assert_eq!(
+            (c.from.as_str(), c.password.unwrap().0.as_str()),
+            ("Secret argocd/repo-web", "web-pw")
+        );
         // A repository Secret without credentials falls back to the longest template.
-        let c = argocd(&m, "argocd", "https://git.example/org/team/public").unwrap().creds.unwrap();
+        let c = argocd(&m, "argocd", "https://git.example/org/team/public")
+            .unwrap()
+            .creds
+            .unwrap();
         assert_eq!(c.password.unwrap().0, "team-pw");
-        let c = argocd(&m, "argocd", "https://git.example/org/other.git").unwrap().creds.unwrap();
+        let c = argocd(&m, "argocd", "https://git.example/org/other.git")
+            .unwrap()
+            .creds
+            .unwrap();
         assert_eq!(c.from, "Secret argocd/tpl-org");
-        assert!(argocd(&m, "argocd", "https://elsewhere/x").unwrap().creds.is_none());
+        assert!(
+            argocd(&m, "argocd", "https://elsewhere/x")
+                .unwrap()
+                .creds
+                .is_none()
+        );
         let r = argocd(&m, "argocd", "oci://registry.example/charts").unwrap();
         assert!(r.oci);
         assert_eq!(r.creds.unwrap().username.as_deref(), Some("o"));
@@ -337,7 +387,17 @@ mod tests {
 
     #[test]
     fn debug_never_shows_secrets() {
-        let m = Map(vec![secret("repo", "repository", &[("url", "https://g/x"), ("username", "u"), ("password", "pw-SECRET"), ("sshPrivateKey", "KEY-SECRET"), ("githubAppPrivateKey", "x")])]);
+        let m = Map(vec![secret(
+            "repo",
+            "repository",
+            &[
+                ("url", "https://g/x"),
+                ("username", "u"),
+                ("password", "pw-SECRET"),
+                ("sshPrivateKey", "KEY-SECRET"),
+                ("githubAppPrivateKey", "x"),
+            ],
+        )]);
         let c = argocd(&m, "argocd", "https://g/x").unwrap().creds.unwrap();
         let shown = format!("{c:?}");
         assert!(!shown.contains("SECRET"), "{shown}");
@@ -346,10 +406,20 @@ mod tests {
 
     #[test]
     fn flux_secret_ref() {
-        let mut s = secret("auth", "x", &[("username", "u"), ("password", "p"), ("bearerToken", "t")]);
+        let mut s = secret(
+            "auth",
+            "x",
+            &[("username", "u"), ("password", "p"), ("bearerToken", "t")],
+        );
         s["metadata"]["namespace"] = json!("flux-system");
         let m = Map(vec![s]);
-        let c = flux(&m, "flux-system", "auth", "HelmRepository flux-system/charts").unwrap();
+        let c = flux(
+            &m,
+            "flux-system",
+            "auth",
+            "HelmRepository flux-system/charts",
+        )
+        .unwrap();
         assert_eq!(c.password.unwrap().0, "p");
         assert_eq!(c.unused, vec!["bearerToken".to_string()]);
         let e = flux(&m, "flux-system", "nope", "GitRepository flux-system/fleet").unwrap_err();

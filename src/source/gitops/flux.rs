@@ -20,6 +20,8 @@ use std::sync::Arc;
 use base64::Engine;
 use serde_json::Value;
 
+use super::CredsFrom;
+use super::helmrepo::ChartSource;
 use super::kedit::{self, Edits};
 use super::{
     CONFIGMAP, GITREPOSITORY, GitOpsError, HELMREPOSITORY, Lookup, Mapped, MappedSource,
@@ -27,8 +29,6 @@ use super::{
     string_map, subst,
 };
 use crate::source::git::{GitSpec, TreeFile};
-use super::CredsFrom;
-use super::helmrepo::ChartSource;
 use crate::source::render::Renderer;
 
 /// The file a HelmRelease's inline `values` are written to, in the chart directory.
@@ -362,7 +362,12 @@ fn oci_repository_chart(c: &mut Ctx<'_>, cr: &Value) -> Result<MappedSource, Git
         .trim_end_matches('/')
         .rsplit_once('/')
         .filter(|(r, ch)| r.len() > "oci://".len() && !ch.is_empty())
-        .ok_or_else(|| ferr("spec.url", format!("`{url}` names no chart (oci://HOST/PATH/CHART)")))?;
+        .ok_or_else(|| {
+            ferr(
+                "spec.url",
+                format!("`{url}` names no chart (oci://HOST/PATH/CHART)"),
+            )
+        })?;
     let r = spec.get("ref").cloned().unwrap_or_default();
     if str_at(&r, "/digest").is_some_and(|d| !d.is_empty()) {
         return Err(ferr(
@@ -688,8 +693,7 @@ pub fn map_helmrelease(obj: &Value, lookup: &dyn Lookup) -> Result<Mapped, GitOp
                 )
             } else {
                 let chart = clean_path(chart_name);
-                let mut ms =
-                    git_source(&mut c, &sref, "spec.chart.spec.sourceRef", "charts")?;
+                let mut ms = git_source(&mut c, &sref, "spec.chart.spec.sourceRef", "charts")?;
                 ms.spec.path = chart.clone();
                 (ms, chart)
             }
@@ -1002,7 +1006,9 @@ mod tests {
         hr3["spec"]["chartRef"] = json!({"kind": "OCIRepository", "name": "gone"});
         let e = map_helmrelease(&hr3, &objects).unwrap_err().to_string();
         assert!(
-            e.starts_with("OCIRepository apps/gone not found (named by HelmRelease apps/web spec.chartRef)"),
+            e.starts_with(
+                "OCIRepository apps/gone not found (named by HelmRelease apps/web spec.chartRef)"
+            ),
             "{e}"
         );
     }

@@ -100,11 +100,22 @@ fn cache_key(c: &ChartSource, version: &str, creds: Option<&RepoCreds>) -> Strin
         h.update([0]);
         h.update(cr.username.as_deref().unwrap_or("").as_bytes());
     }
-    let hex: String = h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
+    let hex: String = h
+        .finalize()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let slug: String = c
         .chart
         .chars()
-        .map(|ch| if ch.is_ascii_alphanumeric() || ch == '-' { ch } else { '_' })
+        .map(|ch| {
+            if ch.is_ascii_alphanumeric() || ch == '-' {
+                ch
+            } else {
+                '_'
+            }
+        })
         .take(40)
         .collect();
     format!("{slug}-{version}-{hex}")
@@ -133,7 +144,9 @@ pub fn pull(
 ) -> Result<Pulled, String> {
     let what = c.describe();
     if exact(&c.version) {
-        let dir = cache_dir.join(cache_key(c, &c.version, creds)).join(&c.chart);
+        let dir = cache_dir
+            .join(cache_key(c, &c.version, creds))
+            .join(&c.chart);
         if dir.join("Chart.yaml").is_file() {
             return Ok(Pulled {
                 dir,
@@ -153,9 +166,7 @@ pub fn pull(
     let home = tmp.path().join("home");
     let out = tmp.path().join("out");
     std::fs::create_dir_all(&home).map_err(|e| format!("{what}: {e}"))?;
-    let secret = creds
-        .and_then(|c| c.password.as_ref())
-        .map(|p| p.0.clone());
+    let secret = creds.and_then(|c| c.password.as_ref()).map(|p| p.0.clone());
     let helm_run = |args: &[&str], stdin: Option<&str>| -> Result<String, String> {
         run_helm(&helm, args, &home, stdin, timeout).map_err(|e| {
             let e = match &secret {
@@ -171,12 +182,20 @@ pub fn pull(
     if c.oci {
         if let Some(cr) = creds.filter(|cr| cr.password.is_some()) {
             let user = cr.username.clone().unwrap_or_default();
-            let mut login = vec!["registry", "login", c.oci_host(), "--username", user.as_str(), "--password-stdin"];
+            let mut login = vec![
+                "registry",
+                "login",
+                c.oci_host(),
+                "--username",
+                user.as_str(),
+                "--password-stdin",
+            ];
             if plain {
                 login.push("--plain-http");
             }
-            helm_run(&login, secret.as_deref())
-                .map_err(|e| format!("{what}: logging in to {} ({}): {e}", c.oci_host(), cr.from))?;
+            helm_run(&login, secret.as_deref()).map_err(|e| {
+                format!("{what}: logging in to {} ({}): {e}", c.oci_host(), cr.from)
+            })?;
         }
         pull.push(c.oci_ref());
         if plain {
@@ -190,7 +209,8 @@ pub fn pull(
             add.extend(["--username", user.as_str(), "--password-stdin"]);
         }
         helm_run(&add, secret.as_deref()).map_err(|e| {
-            let from = creds.map_or_else(String::new, |cr| format!(" (credentials from {})", cr.from));
+            let from =
+                creds.map_or_else(String::new, |cr| format!(" (credentials from {})", cr.from));
             format!("{what}: reading the repository index{from}: {e}")
         })?;
         pull.push(format!("envdrift/{}", c.chart));
@@ -203,8 +223,12 @@ pub fn pull(
     let args: Vec<&str> = pull.iter().map(String::as_str).collect();
     helm_run(&args, None).map_err(|e| format!("{what}: {e}"))?;
     let pulled = out.join(&c.chart);
-    let chart_yaml = std::fs::read_to_string(pulled.join("Chart.yaml"))
-        .map_err(|e| format!("{what}: the pulled archive has no {}/Chart.yaml: {e}", c.chart))?;
+    let chart_yaml = std::fs::read_to_string(pulled.join("Chart.yaml")).map_err(|e| {
+        format!(
+            "{what}: the pulled archive has no {}/Chart.yaml: {e}",
+            c.chart
+        )
+    })?;
     let version = chart_version(&chart_yaml)
         .ok_or_else(|| format!("{what}: the pulled Chart.yaml has no version"))?;
     let dest_parent = cache_dir.join(cache_key(c, &version, creds));
@@ -212,7 +236,10 @@ pub fn pull(
     if !dest.join("Chart.yaml").is_file() {
         let _ = std::fs::remove_dir_all(&dest_parent);
         std::fs::rename(&out, &dest_parent).map_err(|e| {
-            format!("{what}: storing the chart in {}: {e}", dest_parent.display())
+            format!(
+                "{what}: storing the chart in {}: {e}",
+                dest_parent.display()
+            )
         })?;
     }
     tracing::info!(chart = %c.chart, repo = %crate::redact::redact_url(&c.repo), %version, "pulled chart");
@@ -293,7 +320,10 @@ fn run_helm(
         Ok(None) => {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!("helm {} timed out after {timeout:?}", args.first().unwrap_or(&"")));
+            return Err(format!(
+                "helm {} timed out after {timeout:?}",
+                args.first().unwrap_or(&"")
+            ));
         }
         Err(e) => return Err(e.to_string()),
     };
@@ -303,7 +333,10 @@ fn run_helm(
         let text = String::from_utf8_lossy(&stderr);
         let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
         let text = text.replace(&home.display().to_string(), "…");
-        return Err(format!("helm {} failed ({status}): {text}", args.first().unwrap_or(&"")));
+        return Err(format!(
+            "helm {} failed ({status}): {text}",
+            args.first().unwrap_or(&"")
+        ));
     }
     Ok(String::from_utf8_lossy(&stdout).into_owned())
 }
@@ -333,7 +366,13 @@ mod tests {
             from: "Secret a/b".into(),
             ..RepoCreds::default()
         };
-        assert_ne!(cache_key(&c, "1.0.0", None), cache_key(&c, "1.0.0", Some(&cr)));
-        assert_eq!(chart_version("apiVersion: v2\nname: web\nversion: 1.2.3\n").as_deref(), Some("1.2.3"));
+        assert_ne!(
+            cache_key(&c, "1.0.0", None),
+            cache_key(&c, "1.0.0", Some(&cr))
+        );
+        assert_eq!(
+            chart_version("apiVersion: v2\nname: web\nversion: 1.2.3\n").as_deref(),
+            Some("1.2.3")
+        );
     }
 }

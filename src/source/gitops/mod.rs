@@ -439,21 +439,20 @@ fn render_mapped(
             commit: None,
             limits: dump::FileLimits::default(),
         };
-        let gl =
-            render::load_git(&spec, &auth, &src.sync, &render, &load).map_err(|source| {
-                SourceError::Git {
-                    side: ctx.side.to_string(),
-                    source_desc: format!(
-                        "{described}: {}{}",
-                        spec.describe(),
-                        ms.creds
-                            .as_ref()
-                            .filter(|_| auth.password.is_some() || auth.ssh_key.is_some())
-                            .map_or_else(String::new, |c| format!(" (credentials from {})", c.from))
-                    ),
-                    source: Box::new(source),
-                }
-            })?;
+        let gl = render::load_git(&spec, &auth, &src.sync, &render, &load).map_err(|source| {
+            SourceError::Git {
+                side: ctx.side.to_string(),
+                source_desc: format!(
+                    "{described}: {}{}",
+                    spec.describe(),
+                    ms.creds
+                        .as_ref()
+                        .filter(|_| auth.password.is_some() || auth.ssh_key.is_some())
+                        .map_or_else(String::new, |c| format!(" (credentials from {})", c.from))
+                ),
+                source: Box::new(source),
+            }
+        })?;
         tracing::info!(
             side = ctx.side,
             source = %described,
@@ -539,7 +538,10 @@ pub fn resolve_credentials(
                         c.repo = format!("oci://{}", c.repo);
                     }
                 }
-                (r.creds, format!("Argo CD Secrets in namespace `{namespace}`"))
+                (
+                    r.creds,
+                    format!("Argo CD Secrets in namespace `{namespace}`"),
+                )
             }
             CredsFrom::Flux {
                 namespace,
@@ -665,9 +667,8 @@ fn render_chart(
         commit: None,
         limits: dump::FileLimits::default(),
     };
-    let mut gl = render::load_chart_dir(&pulled.dir, &render, &load).map_err(|e| {
-        invalid(format!("{}: {e}", chart.describe()))
-    })?;
+    let mut gl = render::load_chart_dir(&pulled.dir, &render, &load)
+        .map_err(|e| invalid(format!("{}: {e}", chart.describe())))?;
     let shown = helmrepo::ChartSource {
         version: pulled.version.clone(),
         ..chart.clone()
@@ -1280,6 +1281,42 @@ mod tests {
         );
         assert_eq!(ns_name("apps"), None);
         assert_eq!(ns_name("a/B"), None);
+    }
+
+    #[test]
+    fn secret_credentials_become_git_auth_and_own_ones_win() {
+        use std::os::unix::fs::PermissionsExt;
+        let c = creds::RepoCreds {
+            from: "Secret flux-system/git".into(),
+            username: Some("bot".into()),
+            password: Some(git::Hidden("pw".into())),
+            ssh_private_key: Some(git::Hidden("-----BEGIN KEY-----".into())),
+            known_hosts: Some("github.com ssh-ed25519 AAAA".into()),
+            unused: Vec::new(),
+        };
+        let (auth, dir) = with_secret_credentials(&GitAuth::default(), Some(&c));
+        assert_eq!(auth.username.as_deref(), Some("bot"));
+        assert_eq!(auth.password, Some(git::Hidden("pw".into())));
+        let key = auth.ssh_key.clone().unwrap();
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            std::fs::read_to_string(&key).unwrap(),
+            "-----BEGIN KEY-----\n"
+        );
+        let kh = auth.known_hosts.clone().unwrap();
+        assert!(git::known_hosts_options(&kh).contains("StrictHostKeyChecking=yes"));
+        assert!(!format!("{auth:?}").contains("pw\""), "{auth:?}");
+        drop(dir);
+        assert!(!key.exists(), "the key file is removed with its directory");
+        // The block's own credentials win.
+        let own = GitAuth {
+            token_env: Some("TOKEN".into()),
+            ..GitAuth::default()
+        };
+        let (auth, dir) = with_secret_credentials(&own, Some(&c));
+        assert_eq!(auth, own);
+        assert!(dir.is_none());
     }
 
     #[test]
