@@ -271,6 +271,42 @@ const OCIREPOSITORY_FIELDS: &[&str] = &[
     "layerSelector",
 ];
 
+/// Options of a HelmRepository / OCIRepository that change how the chart is fetched and
+/// that envdrift does not apply (reported on the source object).
+fn source_options_not_applied(c: &mut Ctx<'_>, spec: &Value, url: &str) {
+    if spec.get("passCredentials").and_then(Value::as_bool) == Some(true) {
+        c.note(
+            "spec.passCredentials",
+            "credentials are not passed to chart URLs on other hosts than the repository's",
+        );
+    }
+    if spec.get("insecure").and_then(Value::as_bool) == Some(true) {
+        let host = url
+            .split("://")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .unwrap_or("");
+        if !(host.starts_with("127.") || host.starts_with("localhost")) {
+            c.note(
+                "spec.insecure",
+                "plain HTTP is used for loopback registries only; this one is reached over HTTPS",
+            );
+        }
+    }
+    if spec.get("certSecretRef").is_some_and(|v| !v.is_null()) {
+        c.note(
+            "spec.certSecretRef",
+            "TLS client certificates and custom CAs are not used by envdrift",
+        );
+    }
+    if let Some(p) = str_at(spec, "/provider").filter(|p| *p != "generic") {
+        c.note(
+            "spec.provider",
+            format!("`{p}` (cloud workload identity) credentials are not used by envdrift"),
+        );
+    }
+}
+
 /// A chart from a HelmRepository (`type: default` or `oci`) named by `chart.spec`.
 fn helm_repository_chart(
     c: &mut Ctx<'_>,
@@ -304,6 +340,7 @@ fn helm_repository_chart(
     let oci = str_at(&spec, "/type") == Some("oci") || url.starts_with("oci://");
     let before = std::mem::replace(&mut c.object, desc.clone());
     c.unknown(&spec, "spec", HELMREPOSITORY_FIELDS);
+    source_options_not_applied(c, &spec, url);
     c.object = before;
     let mut ms = MappedSource::new(GitSpec {
         repo: url.to_string(),
@@ -382,6 +419,7 @@ fn oci_repository_chart(c: &mut Ctx<'_>, cr: &Value) -> Result<MappedSource, Git
         .to_string();
     let before = std::mem::replace(&mut c.object, desc.clone());
     c.unknown(&spec, "spec", OCIREPOSITORY_FIELDS);
+    source_options_not_applied(c, &spec, url);
     if spec.get("layerSelector").is_some_and(|l| !l.is_null()) {
         c.note(
             "spec.layerSelector",
@@ -960,7 +998,8 @@ mod tests {
         let objects = objects
             .with(json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmRepository",
                 "metadata": {"name": "bitnami", "namespace": "apps"},
-                "spec": {"url": "oci://registry.example/charts", "type": "oci", "secretRef": {"name": "reg"}}}))
+                "spec": {"url": "oci://registry.example/charts", "type": "oci", "secretRef": {"name": "reg"},
+                         "certSecretRef": {"name": "ca"}}}))
             .with(json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
                 "metadata": {"name": "web", "namespace": "apps"},
                 "spec": {"url": "oci://registry.example/charts/web", "ref": {"tag": "1.2.3"}}}))
@@ -980,6 +1019,14 @@ mod tests {
             ("oci://registry.example/charts", "web", "1.x", true)
         );
         assert_eq!(s.helm.values[0], "envs/prod.yaml");
+        assert!(
+            m.unmapped
+                .iter()
+                .any(|u| u.object == "HelmRepository apps/bitnami"
+                    && u.field == "spec.certSecretRef"),
+            "{:?}",
+            m.unmapped
+        );
         assert_eq!(
             s.creds_from,
             CredsFrom::Flux {
