@@ -398,7 +398,7 @@ fn oci_registry_speaks_helm_push_and_pull() {
     assert_eq!(m["layers"][0]["mediaType"], charts::HELM_CHART_MEDIA_TYPE);
     // A chart stored by the registry itself is pulled by the real helm.
     let tgz = std::fs::read(w.dir.join("served/web-1.1.0.tgz")).unwrap();
-    w.registry.put_chart("mirror/web", "web", "1.1.0", &tgz);
+    let digest = w.registry.put_chart("mirror/web", "web", "1.1.0", &tgz);
     let out = w.dir.join("pulled");
     charts::helm(
         &tool_path(),
@@ -420,6 +420,22 @@ fn oci_registry_speaks_helm_push_and_pull() {
             .unwrap()
             .contains("1.1.0")
     );
+    // By digest too.
+    let out = w.dir.join("pulled-by-digest");
+    charts::helm(
+        &tool_path(),
+        &w.helm_home,
+        &[
+            "pull",
+            &format!("oci://{host}/mirror/web@{digest}"),
+            "--plain-http",
+            "--untar",
+            "--untardir",
+            &out.display().to_string(),
+        ],
+        None,
+    );
+    assert!(out.join("web/Chart.yaml").is_file());
     // Without credentials the registry refuses.
     let refused = w.registry.refused();
     let st = Command::new(real_helm())
@@ -497,6 +513,26 @@ fn flux_helmreleases_from_helm_and_oci_repositories_and_a_chart_ref() {
     let l = load(&w, "{type: flux, helmrelease: flux-system/hr-ref}").unwrap();
     let expected = helm_template(&w, "shop-hr-ref", "1.0.0", "shop", "{}\n", &[]);
     assert_renders(&l.snapshot, &expected, "shop");
+    // An OCIRepository pinned by digest (what `helm push` stored for 1.1.0).
+    let digest = w.registry.digest("charts/web", "1.1.0").unwrap();
+    w.server
+        .insert(
+            json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
+                   "metadata": {"name": "web-pinned", "namespace": "flux-system"},
+                   "spec": {"interval": "10m0s", "url": format!("oci://{}/charts/web", w.registry.host()),
+                            "ref": {"digest": digest, "tag": "1.0.0"}, "secretRef": {"name": "oci-auth"}}}),
+            "kubectl-client-side-apply",
+        )
+        .unwrap();
+    let mut hr = kit::helm_release("flux-system", "hr-pinned", "unused", "web", json!({}));
+    hr["spec"].as_object_mut().unwrap().remove("chart");
+    hr["spec"]["chartRef"] = json!({"kind": "OCIRepository", "name": "web-pinned"});
+    w.server.insert(hr, "kubectl-client-side-apply").unwrap();
+    let l = load(&w, "{type: flux, helmrelease: flux-system/hr-pinned}").unwrap();
+    let expected = helm_template(&w, "hr-pinned", "1.1.0", "flux-system", "{}\n", &[]);
+    assert_renders(&l.snapshot, &expected, "flux-system");
+    let desc = &l.snapshot.source.as_ref().unwrap().description;
+    assert!(desc.contains(&digest), "{desc}");
 }
 
 #[test]

@@ -363,6 +363,12 @@ impl OciRegistry {
         serde_json::from_slice(&r.manifests.get(d)?.1).ok()
     }
 
+    /// The digest of the manifest tagged `tag` in `repo`.
+    pub fn digest(&self, repo: &str, tag: &str) -> Option<String> {
+        let g = self.inner.lock().expect("lock");
+        g.repos.get(repo)?.tags.get(tag).cloned()
+    }
+
     /// Requests refused for missing or wrong credentials.
     pub fn refused(&self) -> usize {
         self.inner.lock().expect("lock").refused

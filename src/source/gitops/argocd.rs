@@ -2,6 +2,7 @@
 //!
 //! | Application field | envdrift |
 //! | --- | --- |
+//! | `source.chart`, `repoURL` (HTTP Helm repository, `oci://` or scheme-less: OCI registry), `targetRevision` (chart version or range) | the chart pulled with helm ([`super::helmrepo`]) |
 //! | `source.repoURL`, `path`, `targetRevision` (default `HEAD`; a semver range picks the highest tag) | the Git source |
 //! | `destination.namespace` | namespace of namespaced objects without one; Helm `--namespace` |
 //! | `helm.valueFiles` (also `$ref/…` of a `ref` source of the same repository and revision), `values`, `valuesObject`, `parameters`, `releaseName` (default: the Application's name), `namespace`, `ignoreMissingValueFiles` | `helm template` |
@@ -10,8 +11,9 @@
 //! | `sources` (multi-source) | each source rendered, objects merged |
 //! | `sourceHydrator` | the hydrated branch (`syncSource.targetBranch`, `path`) read as plain manifests |
 //!
-//! Everything else that changes what Argo CD renders (a chart from a Helm repository,
-//! plugins, `fileParameters`, Jsonnet, …) is [`Unmapped`](super::Unmapped).
+//! Everything else that changes what Argo CD renders (OCI artifacts of plain manifests,
+//! plugins, `fileParameters`, Jsonnet, …) is [`Unmapped`](super::Unmapped). Repository
+//! credentials come from Argo CD's Secrets ([`super::creds::argocd`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -413,6 +415,7 @@ fn map_source(
                 revision.to_string()
             },
             oci,
+            digest: None,
         }
     });
     if chart.is_none() && repo.starts_with("oci://") {

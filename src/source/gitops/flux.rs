@@ -1,6 +1,7 @@
-//! Flux objects as Git sources: [`map_kustomization`] (kustomize.toolkit.fluxcd.io/v1) and
-//! [`map_helmrelease`] (helm.toolkit.fluxcd.io/v2), with their `GitRepository`
-//! (source.toolkit.fluxcd.io/v1).
+//! Flux objects as Git sources and charts: [`map_kustomization`]
+//! (kustomize.toolkit.fluxcd.io/v1) and [`map_helmrelease`] (helm.toolkit.fluxcd.io/v2),
+//! with their `GitRepository`, `HelmRepository` and `OCIRepository`
+//! (source.toolkit.fluxcd.io/v1) and the credentials their `secretRef` names.
 //!
 //! | Flux field | envdrift |
 //! | --- | --- |
@@ -9,10 +10,11 @@
 //! | Kustomization `commonMetadata` | labels and annotations on every object's metadata |
 //! | Kustomization `postBuild.substitute`, `substituteFrom` (ConfigMaps and Secrets read from the cluster) | `${var}` substitution of the rendered objects |
 //! | HelmRelease `chart.spec.chart` of a GitRepository, `valuesFiles`, `valuesFrom`, `values`, `releaseName` (default `[targetNamespace-]name`), `targetNamespace` | `helm template` |
+//! | HelmRelease `chart.spec` of a HelmRepository (`type: default`/`oci`, `version`), `chartRef` to an OCIRepository (`url`, `ref.digest` / `semver` / `tag`) | the chart pulled with helm ([`super::helmrepo`]) |
+//! | `spec.secretRef` of the sources | their credentials ([`super::creds`]) |
 //!
-//! Charts from a HelmRepository or an OCIRepository, OCI and Bucket sources, SOPS
-//! decryption, post-renderers and remote clusters (`kubeConfig`) are reported, never
-//! silently dropped.
+//! OCI and Bucket sources of Kustomizations, SOPS decryption, post-renderers and remote
+//! clusters (`kubeConfig`) are reported, never silently dropped.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -356,6 +358,7 @@ fn helm_repository_chart(
             version.to_string()
         },
         oci,
+        digest: None,
     });
     ms.creds_from = secret_ref(&spec, &ns, &desc);
     Ok(ms)
@@ -406,12 +409,10 @@ fn oci_repository_chart(c: &mut Ctx<'_>, cr: &Value) -> Result<MappedSource, Git
             )
         })?;
     let r = spec.get("ref").cloned().unwrap_or_default();
-    if str_at(&r, "/digest").is_some_and(|d| !d.is_empty()) {
-        return Err(ferr(
-            "spec.ref.digest",
-            "charts pinned by digest are not pulled by envdrift (use ref.tag or ref.semver)".into(),
-        ));
-    }
+    // Flux's precedence: digest, then semver, then tag.
+    let digest = str_at(&r, "/digest")
+        .filter(|d| !d.is_empty())
+        .map(str::to_string);
     let version = str_at(&r, "/semver")
         .or_else(|| str_at(&r, "/tag"))
         .filter(|v| !v.is_empty())
@@ -437,6 +438,7 @@ fn oci_repository_chart(c: &mut Ctx<'_>, cr: &Value) -> Result<MappedSource, Git
         chart: chart.to_string(),
         version,
         oci: true,
+        digest,
     });
     ms.creds_from = secret_ref(&spec, &ns, &desc);
     Ok(ms)
@@ -1045,11 +1047,9 @@ mod tests {
             ("oci://registry.example/charts", "web", "1.2.3")
         );
         hr3["spec"]["chartRef"] = json!({"kind": "OCIRepository", "name": "pinned"});
-        let e = map_helmrelease(&hr3, &objects).unwrap_err().to_string();
-        assert!(
-            e.starts_with("OCIRepository apps/pinned: spec.ref.digest: charts pinned by digest"),
-            "{e}"
-        );
+        let m = map_helmrelease(&hr3, &objects).unwrap();
+        let c = m.sources[0].chart.as_ref().unwrap();
+        assert_eq!(c.digest.as_deref(), Some("sha256:00"));
         hr3["spec"]["chartRef"] = json!({"kind": "OCIRepository", "name": "gone"});
         let e = map_helmrelease(&hr3, &objects).unwrap_err().to_string();
         assert!(

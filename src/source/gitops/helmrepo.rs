@@ -38,15 +38,18 @@ pub struct ChartSource {
     pub version: String,
     /// Whether `repo` is an OCI registry.
     pub oci: bool,
+    /// An OCI manifest digest (`sha256:…`) the chart is pinned to (Flux `ref.digest`);
+    /// `version` is then ignored.
+    pub digest: Option<String>,
 }
 
 impl ChartSource {
     /// `chart web 1.2.3 from https://charts.example` (no credentials).
     pub fn describe(&self) -> String {
-        let v = if self.version.is_empty() {
-            "(latest)"
-        } else {
-            self.version.as_str()
+        let v = match &self.digest {
+            Some(d) => d.as_str(),
+            None if self.version.is_empty() => "(latest)",
+            None => self.version.as_str(),
         };
         format!(
             "chart `{}` {v} from {}",
@@ -143,14 +146,20 @@ pub fn pull(
     timeout: Duration,
 ) -> Result<Pulled, String> {
     let what = c.describe();
-    if exact(&c.version) {
-        let dir = cache_dir
-            .join(cache_key(c, &c.version, creds))
-            .join(&c.chart);
+    if let Some(d) = &c.digest
+        && !(d.len() == 71
+            && d.starts_with("sha256:")
+            && d[7..].bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return Err(format!("{what}: `{d}` is not a sha256 digest"));
+    }
+    let pin = c.digest.as_deref().unwrap_or(&c.version);
+    if c.digest.is_some() || exact(&c.version) {
+        let dir = cache_dir.join(cache_key(c, pin, creds)).join(&c.chart);
         if dir.join("Chart.yaml").is_file() {
             return Ok(Pulled {
                 dir,
-                version: c.version.clone(),
+                version: pin.to_string(),
                 cached: true,
             });
         }
@@ -197,7 +206,10 @@ pub fn pull(
                 format!("{what}: logging in to {} ({}): {e}", c.oci_host(), cr.from)
             })?;
         }
-        pull.push(c.oci_ref());
+        match &c.digest {
+            Some(d) => pull.push(format!("{}@{d}", c.oci_ref())),
+            None => pull.push(c.oci_ref()),
+        }
         if plain {
             pull.push("--plain-http".into());
         }
@@ -215,7 +227,7 @@ pub fn pull(
         })?;
         pull.push(format!("envdrift/{}", c.chart));
     }
-    if !c.version.is_empty() {
+    if !c.version.is_empty() && c.digest.is_none() {
         pull.push("--version".into());
         pull.push(c.version.clone());
     }
@@ -231,7 +243,7 @@ pub fn pull(
     })?;
     let version = chart_version(&chart_yaml)
         .ok_or_else(|| format!("{what}: the pulled Chart.yaml has no version"))?;
-    let dest_parent = cache_dir.join(cache_key(c, &version, creds));
+    let dest_parent = cache_dir.join(cache_key(c, c.digest.as_deref().unwrap_or(&version), creds));
     let dest = dest_parent.join(&c.chart);
     if !dest.join("Chart.yaml").is_file() {
         let _ = std::fs::remove_dir_all(&dest_parent);
@@ -358,6 +370,7 @@ mod tests {
             chart: "web".into(),
             version: "1.0.0".into(),
             oci: true,
+            digest: None,
         };
         assert_eq!(c.oci_host(), "127.0.0.1:5000");
         assert_eq!(c.oci_ref(), "oci://127.0.0.1:5000/charts/web");

@@ -1,6 +1,6 @@
 //! Desired state from GitOps objects: an Argo CD Application or a Flux Kustomization /
-//! HelmRelease, read from the environment's cluster and rendered from its Git source the
-//! way the GitOps tool renders it (docs/gitops.md).
+//! HelmRelease, read from the environment's cluster and rendered from its Git source or
+//! Helm chart the way the GitOps tool renders it (docs/gitops.md).
 //!
 //! Entry points: [`open`] (read the object and its sources, map them onto the Git source
 //! machinery of [`crate::source::render`], render, report what could not be mapped) and
@@ -10,18 +10,20 @@
 //! - [`flux`]: `Kustomization` (kustomize.toolkit.fluxcd.io/v1), `HelmRelease`
 //!   (helm.toolkit.fluxcd.io/v2) and their `GitRepository` (source.toolkit.fluxcd.io/v1);
 //! - `kedit`: kustomization edits (`kustomize edit set …`) and Flux's generated
-//!   kustomization; `subst`: Flux post-build substitution.
+//!   kustomization; `subst`: Flux post-build substitution;
+//! - [`helmrepo`]: charts pulled from Helm repositories and OCI registries (cached);
+//! - [`creds`]: repository credentials from Argo CD and Flux Secrets.
 //!
 //! Mapping is pure ([`argocd::map`], [`flux::map_kustomization`], [`flux::map_helmrelease`]
 //! over a [`Lookup`]); only [`open`] and [`discover`] talk to a cluster.
 //!
 //! # Caveats
 //! A field that changes what the GitOps tool renders and that envdrift cannot apply (a
-//! chart from a Helm repository, Helm `fileParameters`, SOPS decryption, …) is never
-//! dropped silently: it is an input error of the desired side naming the object and the
-//! field, and the comparison is marked partial. Git credentials are envdrift's own (the
-//! source block's `token_env`, `token_file`, `ssh_key`), not the repository secrets of Argo
-//! CD or Flux.
+//! config management plugin, Helm `fileParameters`, SOPS decryption, …) is never dropped
+//! silently: it is an input error of the desired side naming the object and the field,
+//! and the comparison is marked partial. Repository credentials are the GitOps tool's
+//! (Argo CD repository Secrets, Flux `secretRef`) unless the block gives its own
+//! (`token_env`, `token_file`, `ssh_key`); reading them needs access to those Secrets.
 
 pub mod argocd;
 pub mod creds;
