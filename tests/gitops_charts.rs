@@ -557,6 +557,10 @@ fn a_wrong_or_missing_credential_is_the_environments_error() {
         f.forbidden.insert("secrets".into());
     });
     let e = load(&w, "{type: argocd, application: web-http}").unwrap_err();
+    assert!(
+        e.contains("Application argocd/web-http: reading the Argo CD `repository` Secrets in namespace `argocd`"),
+        "{e}"
+    );
     assert!(e.contains("403"), "{e}");
     assert!(e.contains("namespace `argocd`"), "{e}");
     assert!(e.contains("docs/gitops.md"), "{e}");

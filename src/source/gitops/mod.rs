@@ -254,6 +254,9 @@ pub enum GitOpsError {
     /// Reading it failed.
     #[error("reading {object}: {reason}")]
     ReadFailed { object: String, reason: String },
+    /// The repository credentials could not be read (a 403, a missing Secret).
+    #[error("{object}: {message}")]
+    Credentials { object: String, message: String },
     /// A field is missing or invalid, or names something envdrift cannot render from.
     #[error("{object}: {field}: {message}")]
     Field {
@@ -322,7 +325,13 @@ pub fn open(src: &GitOpsSource, ctx: &Ctx<'_>) -> Result<Loaded, SourceError> {
             let lookup = ClusterLookup::connect(&src.target, src.request_timeout)?;
             let mut mapped = map_object(&src.object, &lookup)?;
             if src.repository_secrets {
-                resolve_credentials(&mut mapped, &lookup)?;
+                resolve_credentials(&mut mapped, &lookup).map_err(|e| match e {
+                    GitOpsError::Credentials { message, .. } => GitOpsError::Credentials {
+                        object: src.object.describe(),
+                        message,
+                    },
+                    other => other,
+                })?;
             }
             Ok(mapped)
         })
@@ -528,10 +537,10 @@ pub fn resolve_credentials(
                     // A local path or scp-less name: nothing Argo CD would authenticate.
                     continue;
                 }
-                let r = creds::argocd(secrets, namespace, &url).map_err(|reason| {
-                    GitOpsError::ReadFailed {
-                        object: format!("the credentials of {}", crate::redact::redact_url(&url)),
-                        reason,
+                let r = creds::argocd(secrets, namespace, &url).map_err(|message| {
+                    GitOpsError::Credentials {
+                        object: String::new(),
+                        message,
                     }
                 })?;
                 if let (Some(c), true) = (&mut ms.chart, r.oci) {
@@ -550,10 +559,10 @@ pub fn resolve_credentials(
                 secret,
                 source,
             } => {
-                let c = creds::flux(secrets, namespace, secret, source).map_err(|reason| {
-                    GitOpsError::ReadFailed {
-                        object: source.clone(),
-                        reason,
+                let c = creds::flux(secrets, namespace, secret, source).map_err(|message| {
+                    GitOpsError::Credentials {
+                        object: String::new(),
+                        message,
                     }
                 })?;
                 (Some(c), source.clone())
