@@ -687,6 +687,12 @@ fn helm(
             "--set-file is not passed by envdrift",
         );
     }
+    if h.get("passCredentials").and_then(Value::as_bool) == Some(true) {
+        notes.add(
+            format!("{p}.passCredentials"),
+            "credentials are not passed to chart URLs on other hosts than the repository's",
+        );
+    }
     for f in ["kubeVersion", "apiVersions"] {
         if h.get(f)
             .is_some_and(|v| !v.is_null() && v != &Value::Array(vec![]) && v != "")
