@@ -614,6 +614,40 @@ fn credentials_never_reach_output_or_logs() {
             assert!(all.contains("hr-bad"), "{all}");
         }
     }
+    // Nothing envdrift left in its data directory (chart cache, store) holds a password:
+    // helm's private home with its registry login and repositories file is gone.
+    let mut files = Vec::new();
+    let mut dirs = vec![w.dir.join("data")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    assert!(
+        files.iter().any(|f| f.ends_with("web/Chart.yaml")),
+        "{files:?}"
+    );
+    for f in &files {
+        let data = std::fs::read(f).unwrap();
+        for pw in [HTTP_PW, OCI_PW, WRONG_PW] {
+            let hit = |needle: &[u8]| data.windows(needle.len()).any(|w| w == needle);
+            assert!(
+                !hit(pw.as_bytes()) && !hit(b64(pw).as_bytes()),
+                "{} holds {pw}",
+                f.display()
+            );
+        }
+        assert!(
+            !f.ends_with("registry.json") && !f.ends_with("repositories.yaml"),
+            "{}",
+            f.display()
+        );
+    }
 }
 
 #[path = "common/git_https.rs"]
