@@ -509,9 +509,10 @@ fn errors_name_the_object_and_field() {
             .to_string()
     };
     let e = err("{type: argocd, application: remote-chart}");
+    // A chart from an unreachable Helm repository: the error names the Application, the
+    // chart and the repository.
     assert!(
-        e.contains("Application argocd/remote-chart: spec.source: no source envdrift can render")
-            && e.contains("spec.source.chart: chart `web` 1.2.3 from the Helm repository https://charts.example.com"),
+        e.contains("Application argocd/remote-chart: chart `web` 1.2.3 from https://charts.example.com: reading the repository index"),
         "{e}"
     );
     let e = err("{type: argocd, application: nope}");

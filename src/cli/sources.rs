@@ -63,6 +63,7 @@ impl GitArgs {
             token_env: self.git_token_env.clone(),
             username: self.git_username.clone(),
             ssh_key: self.git_ssh_key.clone(),
+            ..git::GitAuth::default()
         };
         let mut sync = git::SyncOptions::default();
         if let Some(d) = &self.git_cache {

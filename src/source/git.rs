@@ -91,6 +91,22 @@ pub struct GitAuth {
     /// Private key file for ssh remotes (`ssh -i KEY -o IdentitiesOnly=yes`). Default: the
     /// ssh program's own configuration.
     pub ssh_key: Option<PathBuf>,
+    /// A password or token held in memory (from an Argo CD or Flux repository Secret), sent
+    /// as the password of `username`; the token file and variable win. Never printed.
+    pub password: Option<Hidden>,
+    /// `known_hosts` file for ssh remotes (`-o UserKnownHostsFile=… -o
+    /// StrictHostKeyChecking=yes`). Default: the ssh program's own.
+    pub known_hosts: Option<PathBuf>,
+}
+
+/// A secret string whose `Debug` shows `***`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Hidden(pub String);
+
+impl std::fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
 }
 
 /// A Git desired source: repository, ref and path (the renderer is chosen separately).
@@ -319,7 +335,7 @@ fn token(auth: &GitAuth, url: &str) -> Result<Option<String>, GitError> {
             ))),
         };
     }
-    Ok(None)
+    Ok(auth.password.as_ref().map(|p| p.0.clone()))
 }
 
 /// `ssh -i KEY -o IdentitiesOnly=yes -o BatchMode=yes` (the key path single-quoted for
@@ -327,6 +343,12 @@ fn token(auth: &GitAuth, url: &str) -> Result<Option<String>, GitError> {
 pub(crate) fn ssh_command(key: &Path) -> String {
     let k = key.display().to_string().replace('\'', "'\\''");
     format!("ssh -i '{k}' -o IdentitiesOnly=yes -o BatchMode=yes")
+}
+
+/// ` -o UserKnownHostsFile='FILE' -o StrictHostKeyChecking=yes`: only the given hosts.
+pub(crate) fn known_hosts_options(file: &Path) -> String {
+    let f = file.display().to_string().replace('\'', "'\\''");
+    format!(" -o UserKnownHostsFile='{f}' -o StrictHostKeyChecking=yes")
 }
 
 fn open_or_init(path: &Path, url: &str) -> Result<(gix::Repository, bool), GitError> {
@@ -460,7 +482,11 @@ fn fetch(
             connect_timeout.as_millis()
         )];
         if let Some(key) = &auth.ssh_key {
-            values.push(format!("core.sshCommand={}", ssh_command(key)));
+            let mut cmd = ssh_command(key);
+            if let Some(kh) = &auth.known_hosts {
+                cmd.push_str(&known_hosts_options(kh));
+            }
+            values.push(format!("core.sshCommand={cmd}"));
         }
         let mut cfg = repo.config_snapshot_mut();
         cfg.append_config(values.iter().map(String::as_str), gix::config::Source::Api)

@@ -411,6 +411,30 @@ pub(crate) fn load_local(
     render: &RenderOptions,
     load: &LoadOptions,
 ) -> Result<GitLoad, RenderError> {
+    load_dir(dir, renderer, render, load, false)
+}
+
+/// Renders a chart directory pulled from a Helm repository: as [`load_local`], with the
+/// directory itself as the root (paths relative to the chart) and the tree hook of
+/// `render` applied to its files (the GitOps object's inline values).
+///
+/// # Errors
+/// As [`load_local`].
+pub(crate) fn load_chart_dir(
+    dir: &Path,
+    render: &RenderOptions,
+    load: &LoadOptions,
+) -> Result<GitLoad, RenderError> {
+    load_dir(dir, Renderer::Helm, render, load, true)
+}
+
+fn load_dir(
+    dir: &Path,
+    renderer: Renderer,
+    render: &RenderOptions,
+    load: &LoadOptions,
+    own_root: bool,
+) -> Result<GitLoad, RenderError> {
     let started = std::time::Instant::now();
     let describe = dir.display().to_string();
     let io = |reason: String| RenderError::Io {
@@ -426,11 +450,14 @@ pub(crate) fn load_local(
             renderer.as_str()
         )));
     }
-    let root = dir
-        .ancestors()
-        .find(|a| a.join(".git").exists())
-        .unwrap_or(&dir)
-        .to_path_buf();
+    let root = if own_root {
+        dir.clone()
+    } else {
+        dir.ancestors()
+            .find(|a| a.join(".git").exists())
+            .unwrap_or(&dir)
+            .to_path_buf()
+    };
     let rel = dir
         .strip_prefix(&root)
         .map(|p| p.to_string_lossy().replace('\\', "/"))
@@ -474,6 +501,9 @@ pub(crate) fn load_local(
     }
     all.sort_by(|a, b| a.path.cmp(&b.path));
     all.dedup_by(|a, b| a.path == b.path);
+    if own_root && let Some(edit) = &render.hooks.tree {
+        edit(&rel, &mut all).map_err(&io)?;
+    }
     let mut snapshot = Snapshot {
         source: Some(SourceRef {
             env: load.side.clone(),
@@ -1253,6 +1283,7 @@ impl GitSourceConfig {
                 token_env: self.token_env.clone(),
                 username: self.username.clone(),
                 ssh_key: self.ssh_key.clone(),
+                ..GitAuth::default()
             },
             RenderOptions {
                 renderer: self.renderer,

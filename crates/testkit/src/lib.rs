@@ -15,6 +15,7 @@
 //! Slack that shared envdrift's own logic would mirror its bugs and hide them.
 
 pub mod apiserver;
+pub mod charts;
 pub mod dbus;
 pub mod gitops;
 pub mod kubectl;

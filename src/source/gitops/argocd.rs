@@ -2,6 +2,7 @@
 //!
 //! | Application field | envdrift |
 //! | --- | --- |
+//! | `source.chart`, `repoURL` (HTTP Helm repository, `oci://` or scheme-less: OCI registry), `targetRevision` (chart version or range) | the chart pulled with helm ([`super::helmrepo`]) |
 //! | `source.repoURL`, `path`, `targetRevision` (default `HEAD`; a semver range picks the highest tag) | the Git source |
 //! | `destination.namespace` | namespace of namespaced objects without one; Helm `--namespace` |
 //! | `helm.valueFiles` (also `$ref/…` of a `ref` source of the same repository and revision), `values`, `valuesObject`, `parameters`, `releaseName` (default: the Application's name), `namespace`, `ignoreMissingValueFiles` | `helm template` |
@@ -10,14 +11,16 @@
 //! | `sources` (multi-source) | each source rendered, objects merged |
 //! | `sourceHydrator` | the hydrated branch (`syncSource.targetBranch`, `path`) read as plain manifests |
 //!
-//! Everything else that changes what Argo CD renders (a chart from a Helm repository,
-//! plugins, `fileParameters`, Jsonnet, …) is [`Unmapped`](super::Unmapped).
+//! Everything else that changes what Argo CD renders (OCI artifacts of plain manifests,
+//! plugins, `fileParameters`, Jsonnet, …) is [`Unmapped`](super::Unmapped). Repository
+//! credentials come from Argo CD's Secrets ([`super::creds::argocd`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::helmrepo::ChartSource;
 use super::kedit::{self, Edits};
 use super::{
     GitOpsError, Mapped, MappedSource, Unmapped, clean_path, non_empty_array, relative_to, str_at,
@@ -395,22 +398,38 @@ fn map_source(
             "name",
         ],
     );
-    if let Some(chart) = str_at(s, "/chart") {
+    let chart = str_at(s, "/chart").filter(|c| !c.is_empty()).map(|chart| {
+        // `oci://REGISTRY/PATH` or a repoURL without a scheme: an OCI registry (as Argo
+        // CD's `enableOCI` repositories); else an HTTP Helm repository.
+        let oci = repo.starts_with("oci://") || !repo.contains("://");
+        ChartSource {
+            repo: if oci && !repo.starts_with("oci://") {
+                format!("oci://{}", repo.trim_end_matches('/'))
+            } else {
+                repo.to_string()
+            },
+            chart: chart.to_string(),
+            version: if revision == "HEAD" || revision == "*" {
+                String::new()
+            } else {
+                revision.to_string()
+            },
+            oci,
+            digest: None,
+        }
+    });
+    if chart.is_none() && repo.starts_with("oci://") {
         notes.add(
-            format!("{prefix}.chart"),
-            format!(
-                "chart `{chart}` {revision} from the Helm repository {}: envdrift renders Git sources only",
-                crate::redact::redact_url(repo)
-            ),
+            format!("{prefix}.repoURL"),
+            "OCI artifacts of plain manifests are not read by envdrift (Helm charts from OCI registries are, with `chart`)",
         );
         return Ok(None);
     }
-    if repo.starts_with("oci://") {
-        notes.add(
-            format!("{prefix}.repoURL"),
-            "OCI sources are not read by envdrift (Git sources only)",
-        );
-        return Ok(None);
+    if chart.is_some() && (s.get("kustomize").is_some() || s.get("directory").is_some()) {
+        return Err((
+            prefix.to_string(),
+            "a Helm chart source (`chart`) takes a `helm` block only".to_string(),
+        ));
     }
     if s.get("plugin").is_some() {
         notes.add(
@@ -419,15 +438,23 @@ fn map_source(
         );
         return Ok(None);
     }
-    let path = clean_path(str_at(s, "/path").unwrap_or(""));
+    let path = if chart.is_some() {
+        String::new()
+    } else {
+        clean_path(str_at(s, "/path").unwrap_or(""))
+    };
     let mut ms = MappedSource::new(GitSpec {
         repo: repo.to_string(),
         reference: revision.to_string(),
         path: path.clone(),
     });
-    if is_semver_range(revision) {
+    if chart.is_none() && is_semver_range(revision) {
         ms.semver = Some(revision.to_string());
     }
+    if chart.is_some() {
+        ms.renderer = Some(Renderer::Helm);
+    }
+    ms.chart = chart;
     ms.default_namespace = dest_ns.map(str::to_string);
     let mut changes = TreeChanges {
         path: path.clone(),
@@ -660,6 +687,12 @@ fn helm(
             "--set-file is not passed by envdrift",
         );
     }
+    if h.get("passCredentials").and_then(Value::as_bool) == Some(true) {
+        notes.add(
+            format!("{p}.passCredentials"),
+            "credentials are not passed to chart URLs on other hosts than the repository's",
+        );
+    }
     for f in ["kubeVersion", "apiVersions"] {
         if h.get(f)
             .is_some_and(|v| !v.is_null() && v != &Value::Array(vec![]) && v != "")
@@ -832,9 +865,41 @@ mod tests {
     }
 
     #[test]
+    fn chart_sources_map_to_helm_repositories_and_oci_registries() {
+        let m = map(&app(json!({
+            "destination": {"namespace": "shop"},
+            "source": {"repoURL": "https://charts.example", "chart": "web", "targetRevision": "^1.2",
+                       "helm": {"valuesObject": {"replicas": 3}, "parameters": [{"name": "a", "value": "b"}]}}
+        })))
+        .unwrap();
+        let s = &m.sources[0];
+        let c = s.chart.as_ref().unwrap();
+        assert_eq!(
+            (c.repo.as_str(), c.chart.as_str(), c.version.as_str(), c.oci),
+            ("https://charts.example", "web", "^1.2", false)
+        );
+        assert_eq!(s.semver, None);
+        assert_eq!(s.renderer, Some(Renderer::Helm));
+        assert_eq!(s.helm.values, [INLINE_VALUES]);
+        assert_eq!(s.helm.set, ["a=b"]);
+        assert_eq!(s.helm.release.as_deref(), Some("guestbook"));
+        for repo in ["registry.example/charts", "oci://registry.example/charts"] {
+            let m = map(&app(json!({
+                "source": {"repoURL": repo, "chart": "web", "targetRevision": "1.0.0"}
+            })))
+            .unwrap();
+            let c = m.sources[0].chart.as_ref().unwrap();
+            assert_eq!(
+                (c.repo.as_str(), c.oci),
+                ("oci://registry.example/charts", true)
+            );
+        }
+    }
+
+    #[test]
     fn unmappable_sources_are_errors_naming_the_field() {
         let e = map(&app(json!({
-            "source": {"repoURL": "https://charts.example", "chart": "web", "targetRevision": "1.0.0"}
+            "source": {"repoURL": "oci://registry.example/manifests", "targetRevision": "1.0.0"}
         })))
         .unwrap_err()
         .to_string();
@@ -842,7 +907,13 @@ mod tests {
             e.starts_with("Application argocd/guestbook: spec.source: no source"),
             "{e}"
         );
-        assert!(e.contains("spec.source.chart"), "{e}");
+        assert!(e.contains("spec.source.repoURL: OCI artifacts"), "{e}");
+        let e = map(&app(json!({
+            "source": {"repoURL": "https://charts.example", "chart": "web", "kustomize": {}}
+        })))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("takes a `helm` block only"), "{e}");
         let e = map(&app(json!({"source": {"path": "x"}})))
             .unwrap_err()
             .to_string();

@@ -1,6 +1,7 @@
-//! Flux objects as Git sources: [`map_kustomization`] (kustomize.toolkit.fluxcd.io/v1) and
-//! [`map_helmrelease`] (helm.toolkit.fluxcd.io/v2), with their `GitRepository`
-//! (source.toolkit.fluxcd.io/v1).
+//! Flux objects as Git sources and charts: [`map_kustomization`]
+//! (kustomize.toolkit.fluxcd.io/v1) and [`map_helmrelease`] (helm.toolkit.fluxcd.io/v2),
+//! with their `GitRepository`, `HelmRepository` and `OCIRepository`
+//! (source.toolkit.fluxcd.io/v1) and the credentials their `secretRef` names.
 //!
 //! | Flux field | envdrift |
 //! | --- | --- |
@@ -9,10 +10,11 @@
 //! | Kustomization `commonMetadata` | labels and annotations on every object's metadata |
 //! | Kustomization `postBuild.substitute`, `substituteFrom` (ConfigMaps and Secrets read from the cluster) | `${var}` substitution of the rendered objects |
 //! | HelmRelease `chart.spec.chart` of a GitRepository, `valuesFiles`, `valuesFrom`, `values`, `releaseName` (default `[targetNamespace-]name`), `targetNamespace` | `helm template` |
+//! | HelmRelease `chart.spec` of a HelmRepository (`type: default`/`oci`, `version`), `chartRef` to an OCIRepository (`url`, `ref.digest` / `semver` / `tag`) | the chart pulled with helm ([`super::helmrepo`]) |
+//! | `spec.secretRef` of the sources | their credentials ([`super::creds`]) |
 //!
-//! Charts from a HelmRepository or an OCIRepository, OCI and Bucket sources, SOPS
-//! decryption, post-renderers and remote clusters (`kubeConfig`) are reported, never
-//! silently dropped.
+//! OCI and Bucket sources of Kustomizations, SOPS decryption, post-renderers and remote
+//! clusters (`kubeConfig`) are reported, never silently dropped.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,6 +22,8 @@ use std::sync::Arc;
 use base64::Engine;
 use serde_json::Value;
 
+use super::CredsFrom;
+use super::helmrepo::ChartSource;
 use super::kedit::{self, Edits};
 use super::{
     CONFIGMAP, GITREPOSITORY, GitOpsError, HELMREPOSITORY, Lookup, Mapped, MappedSource,
@@ -222,6 +226,221 @@ fn git_source(
         path: String::new(),
     });
     ms.semver = semver;
+    ms.creds_from = secret_ref(&spec, &ns, &format!("GitRepository {ns}/{name}"));
+    Ok(ms)
+}
+
+/// A source's `spec.secretRef.name`: where its credentials are.
+fn secret_ref(spec: &Value, ns: &str, source: &str) -> CredsFrom {
+    match str_at(spec, "/secretRef/name").filter(|n| !n.is_empty()) {
+        Some(secret) => CredsFrom::Flux {
+            namespace: ns.to_string(),
+            secret: secret.to_string(),
+            source: source.to_string(),
+        },
+        None => CredsFrom::None,
+    }
+}
+
+const HELMREPOSITORY_FIELDS: &[&str] = &[
+    "url",
+    "type",
+    "secretRef",
+    "interval",
+    "timeout",
+    "provider",
+    "suspend",
+    "passCredentials",
+    "insecure",
+    "accessFrom",
+    "certSecretRef",
+];
+
+const OCIREPOSITORY_FIELDS: &[&str] = &[
+    "url",
+    "ref",
+    "secretRef",
+    "interval",
+    "timeout",
+    "provider",
+    "suspend",
+    "insecure",
+    "serviceAccountName",
+    "certSecretRef",
+    "proxySecretRef",
+    "verify",
+    "ignore",
+    "layerSelector",
+];
+
+/// Options of a HelmRepository / OCIRepository that change how the chart is fetched and
+/// that envdrift does not apply (reported on the source object).
+fn source_options_not_applied(c: &mut Ctx<'_>, spec: &Value, url: &str) {
+    if spec.get("passCredentials").and_then(Value::as_bool) == Some(true) {
+        c.note(
+            "spec.passCredentials",
+            "credentials are not passed to chart URLs on other hosts than the repository's",
+        );
+    }
+    if spec.get("insecure").and_then(Value::as_bool) == Some(true) {
+        let host = url
+            .split("://")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .unwrap_or("");
+        if !(host.starts_with("127.") || host.starts_with("localhost")) {
+            c.note(
+                "spec.insecure",
+                "plain HTTP is used for loopback registries only; this one is reached over HTTPS",
+            );
+        }
+    }
+    if spec.get("certSecretRef").is_some_and(|v| !v.is_null()) {
+        c.note(
+            "spec.certSecretRef",
+            "TLS client certificates and custom CAs are not used by envdrift",
+        );
+    }
+    if let Some(p) = str_at(spec, "/provider").filter(|p| *p != "generic") {
+        c.note(
+            "spec.provider",
+            format!("`{p}` (cloud workload identity) credentials are not used by envdrift"),
+        );
+    }
+}
+
+/// A chart from a HelmRepository (`type: default` or `oci`) named by `chart.spec`.
+fn helm_repository_chart(
+    c: &mut Ctx<'_>,
+    sref: &Value,
+    chart: &str,
+    version: &str,
+) -> Result<MappedSource, GitOpsError> {
+    let field = "spec.chart.spec.sourceRef";
+    let name = str_at(sref, "/name")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| c.err(format!("{field}.name"), "missing"))?;
+    let ns = str_at(sref, "/namespace")
+        .filter(|n| !n.is_empty())
+        .unwrap_or(&c.namespace)
+        .to_string();
+    let desc = format!("HelmRepository {ns}/{name}");
+    let obj = c
+        .get(&HELMREPOSITORY, &ns, name, field)?
+        .ok_or_else(|| GitOpsError::NotFound {
+            object: desc.clone(),
+            hint: format!(" (named by {} {field})", c.object),
+        })?;
+    let spec = obj.get("spec").cloned().unwrap_or_default();
+    let url = str_at(&spec, "/url")
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| GitOpsError::Field {
+            object: desc.clone(),
+            field: "spec.url".into(),
+            message: "missing".into(),
+        })?;
+    let oci = str_at(&spec, "/type") == Some("oci") || url.starts_with("oci://");
+    let before = std::mem::replace(&mut c.object, desc.clone());
+    c.unknown(&spec, "spec", HELMREPOSITORY_FIELDS);
+    source_options_not_applied(c, &spec, url);
+    c.object = before;
+    let mut ms = MappedSource::new(GitSpec {
+        repo: url.to_string(),
+        reference: version.to_string(),
+        path: String::new(),
+    });
+    ms.chart = Some(ChartSource {
+        repo: url.to_string(),
+        chart: chart.to_string(),
+        version: if version == "*" {
+            String::new()
+        } else {
+            version.to_string()
+        },
+        oci,
+        digest: None,
+    });
+    ms.creds_from = secret_ref(&spec, &ns, &desc);
+    Ok(ms)
+}
+
+/// The chart of a `chartRef` to an OCIRepository (`url` `oci://HOST/PATH/CHART`,
+/// `ref.tag` or `ref.semver`).
+fn oci_repository_chart(c: &mut Ctx<'_>, cr: &Value) -> Result<MappedSource, GitOpsError> {
+    let field = "spec.chartRef";
+    let kind = str_at(cr, "/kind").unwrap_or("");
+    let name = str_at(cr, "/name")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| c.err(format!("{field}.name"), "missing"))?;
+    let ns = str_at(cr, "/namespace")
+        .filter(|n| !n.is_empty())
+        .unwrap_or(&c.namespace)
+        .to_string();
+    if kind != "OCIRepository" {
+        return Err(c.err(
+            format!("{field}.kind"),
+            format!("{kind} {ns}/{name}: envdrift renders chartRef to an OCIRepository only"),
+        ));
+    }
+    let desc = format!("OCIRepository {ns}/{name}");
+    let obj = c
+        .get(&OCIREPOSITORY, &ns, name, field)?
+        .ok_or_else(|| GitOpsError::NotFound {
+            object: desc.clone(),
+            hint: format!(" (named by {} {field})", c.object),
+        })?;
+    let spec = obj.get("spec").cloned().unwrap_or_default();
+    let ferr = |f: &str, m: String| GitOpsError::Field {
+        object: desc.clone(),
+        field: f.into(),
+        message: m,
+    };
+    let url = str_at(&spec, "/url")
+        .filter(|u| u.starts_with("oci://"))
+        .ok_or_else(|| ferr("spec.url", "missing or not an oci:// URL".into()))?;
+    let (repo, chart) = url
+        .trim_end_matches('/')
+        .rsplit_once('/')
+        .filter(|(r, ch)| r.len() > "oci://".len() && !ch.is_empty())
+        .ok_or_else(|| {
+            ferr(
+                "spec.url",
+                format!("`{url}` names no chart (oci://HOST/PATH/CHART)"),
+            )
+        })?;
+    let r = spec.get("ref").cloned().unwrap_or_default();
+    // Flux's precedence: digest, then semver, then tag.
+    let digest = str_at(&r, "/digest")
+        .filter(|d| !d.is_empty())
+        .map(str::to_string);
+    let version = str_at(&r, "/semver")
+        .or_else(|| str_at(&r, "/tag"))
+        .filter(|v| !v.is_empty())
+        .unwrap_or("")
+        .to_string();
+    let before = std::mem::replace(&mut c.object, desc.clone());
+    c.unknown(&spec, "spec", OCIREPOSITORY_FIELDS);
+    source_options_not_applied(c, &spec, url);
+    if spec.get("layerSelector").is_some_and(|l| !l.is_null()) {
+        c.note(
+            "spec.layerSelector",
+            "the chart layer is chosen by helm (Helm's media type), not by the selector",
+        );
+    }
+    c.object = before;
+    let mut ms = MappedSource::new(GitSpec {
+        repo: url.to_string(),
+        reference: version.clone(),
+        path: String::new(),
+    });
+    ms.chart = Some(ChartSource {
+        repo: repo.to_string(),
+        chart: chart.to_string(),
+        version,
+        oci: true,
+        digest,
+    });
+    ms.creds_from = secret_ref(&spec, &ns, &desc);
     Ok(ms)
 }
 
@@ -461,24 +680,7 @@ pub fn map_helmrelease(obj: &Value, lookup: &dyn Lookup) -> Result<Mapped, GitOp
             "postRenderers",
         ],
     );
-    if let Some(cr) = spec.get("chartRef").filter(|v| v.is_object()) {
-        let kind = str_at(cr, "/kind").unwrap_or("");
-        let rname = str_at(cr, "/name").unwrap_or("");
-        let ns = str_at(cr, "/namespace").unwrap_or(&c.namespace).to_string();
-        let url = if kind == "OCIRepository" {
-            c.get(&OCIREPOSITORY, &ns, rname, "spec.chartRef")?
-                .and_then(|o| str_at(&o, "/spec/url").map(str::to_string))
-                .map_or_else(String::new, |u| {
-                    format!(" ({})", crate::redact::redact_url(&u))
-                })
-        } else {
-            String::new()
-        };
-        return Err(c.err(
-            "spec.chartRef",
-            format!("{kind} {ns}/{rname}{url}: envdrift renders charts from GitRepository sources only (spec.chart.spec.sourceRef)"),
-        ));
-    }
+    let chart_ref = spec.get("chartRef").filter(|v| v.is_object()).cloned();
     if non_empty_array(&spec, "postRenderers") {
         c.note(
             "spec.postRenderers",
@@ -488,11 +690,14 @@ pub fn map_helmrelease(obj: &Value, lookup: &dyn Lookup) -> Result<Mapped, GitOp
     if spec.get("kubeConfig").is_some_and(|d| !d.is_null()) {
         c.note("spec.kubeConfig", "the HelmRelease installs into another cluster; envdrift compares with this environment's live side");
     }
-    let cs = spec
-        .pointer("/chart/spec")
-        .filter(|s| s.is_object())
-        .ok_or_else(|| c.err("spec.chart.spec", "missing (and no spec.chartRef)"))?
-        .clone();
+    let cs = match &chart_ref {
+        Some(_) => Value::Object(serde_json::Map::new()),
+        None => spec
+            .pointer("/chart/spec")
+            .filter(|s| s.is_object())
+            .ok_or_else(|| c.err("spec.chart.spec", "missing (and no spec.chartRef)"))?
+            .clone(),
+    };
     c.unknown(
         &cs,
         "spec.chart.spec",
@@ -507,18 +712,33 @@ pub fn map_helmrelease(obj: &Value, lookup: &dyn Lookup) -> Result<Mapped, GitOp
             "verify",
         ],
     );
-    let chart = clean_path(
-        str_at(&cs, "/chart")
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| c.err("spec.chart.spec.chart", "missing"))?,
-    );
-    let sref = cs
-        .get("sourceRef")
-        .filter(|s| s.is_object())
-        .ok_or_else(|| c.err("spec.chart.spec.sourceRef", "missing"))?
-        .clone();
-    let mut ms = git_source(&mut c, &sref, "spec.chart.spec.sourceRef", "charts")?;
-    ms.spec.path = chart.clone();
+    // The chart directory inside the source's files: a path of a GitRepository, the
+    // root of a chart pulled from a Helm repository or OCI registry.
+    let (mut ms, chart) = match &chart_ref {
+        Some(cr) => (oci_repository_chart(&mut c, cr)?, String::new()),
+        None => {
+            let chart_name = str_at(&cs, "/chart")
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| c.err("spec.chart.spec.chart", "missing"))?;
+            let sref = cs
+                .get("sourceRef")
+                .filter(|s| s.is_object())
+                .ok_or_else(|| c.err("spec.chart.spec.sourceRef", "missing"))?
+                .clone();
+            if str_at(&sref, "/kind") == Some("HelmRepository") {
+                let version = str_at(&cs, "/version").unwrap_or("*");
+                (
+                    helm_repository_chart(&mut c, &sref, chart_name, version)?,
+                    String::new(),
+                )
+            } else {
+                let chart = clean_path(chart_name);
+                let mut ms = git_source(&mut c, &sref, "spec.chart.spec.sourceRef", "charts")?;
+                ms.spec.path = chart.clone();
+                (ms, chart)
+            }
+        }
+    };
     ms.renderer = Some(Renderer::Helm);
     let target_ns = str_at(&spec, "/targetNamespace").filter(|s| !s.is_empty());
     let release = match str_at(&spec, "/releaseName").filter(|s| !s.is_empty()) {
@@ -776,15 +996,66 @@ mod tests {
         );
         assert_eq!(s.helm.set, ["image.tag=1.4"]);
         assert!(m.unmapped.is_empty(), "{:?}", m.unmapped);
-        // A chart from a HelmRepository is an error naming it.
-        let objects = objects.with(json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmRepository",
-            "metadata": {"name": "bitnami", "namespace": "apps"}, "spec": {"url": "https://charts.example"}}));
+        // A chart from a HelmRepository, with the repository's credentials Secret.
+        let objects = objects
+            .with(json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmRepository",
+                "metadata": {"name": "bitnami", "namespace": "apps"},
+                "spec": {"url": "oci://registry.example/charts", "type": "oci", "secretRef": {"name": "reg"},
+                         "certSecretRef": {"name": "ca"}}}))
+            .with(json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
+                "metadata": {"name": "web", "namespace": "apps"},
+                "spec": {"url": "oci://registry.example/charts/web", "ref": {"tag": "1.2.3"}}}))
+            .with(json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
+                "metadata": {"name": "pinned", "namespace": "apps"},
+                "spec": {"url": "oci://registry.example/charts/web", "ref": {"digest": "sha256:00"}}}));
         let mut hr2 = hr.clone();
+        hr2["spec"]["chart"]["spec"]["chart"] = json!("web");
+        hr2["spec"]["chart"]["spec"]["version"] = json!("1.x");
         hr2["spec"]["chart"]["spec"]["sourceRef"] =
             json!({"kind": "HelmRepository", "name": "bitnami"});
-        let e = map_helmrelease(&hr2, &objects).unwrap_err().to_string();
+        let m = map_helmrelease(&hr2, &objects).unwrap();
+        let s = &m.sources[0];
+        let c = s.chart.as_ref().unwrap();
+        assert_eq!(
+            (c.repo.as_str(), c.chart.as_str(), c.version.as_str(), c.oci),
+            ("oci://registry.example/charts", "web", "1.x", true)
+        );
+        assert_eq!(s.helm.values[0], "envs/prod.yaml");
         assert!(
-            e.starts_with("HelmRelease apps/web: spec.chart.spec.sourceRef.kind: HelmRepository apps/bitnami (https://charts.example)"),
+            m.unmapped
+                .iter()
+                .any(|u| u.object == "HelmRepository apps/bitnami"
+                    && u.field == "spec.certSecretRef"),
+            "{:?}",
+            m.unmapped
+        );
+        assert_eq!(
+            s.creds_from,
+            CredsFrom::Flux {
+                namespace: "apps".into(),
+                secret: "reg".into(),
+                source: "HelmRepository apps/bitnami".into()
+            }
+        );
+        let mut hr3 = hr.clone();
+        hr3["spec"].as_object_mut().unwrap().remove("chart");
+        hr3["spec"]["chartRef"] = json!({"kind": "OCIRepository", "name": "web"});
+        let m = map_helmrelease(&hr3, &objects).unwrap();
+        let c = m.sources[0].chart.as_ref().unwrap();
+        assert_eq!(
+            (c.repo.as_str(), c.chart.as_str(), c.version.as_str()),
+            ("oci://registry.example/charts", "web", "1.2.3")
+        );
+        hr3["spec"]["chartRef"] = json!({"kind": "OCIRepository", "name": "pinned"});
+        let m = map_helmrelease(&hr3, &objects).unwrap();
+        let c = m.sources[0].chart.as_ref().unwrap();
+        assert_eq!(c.digest.as_deref(), Some("sha256:00"));
+        hr3["spec"]["chartRef"] = json!({"kind": "OCIRepository", "name": "gone"});
+        let e = map_helmrelease(&hr3, &objects).unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "OCIRepository apps/gone not found (named by HelmRelease apps/web spec.chartRef)"
+            ),
             "{e}"
         );
     }

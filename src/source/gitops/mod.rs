@@ -1,6 +1,6 @@
 //! Desired state from GitOps objects: an Argo CD Application or a Flux Kustomization /
-//! HelmRelease, read from the environment's cluster and rendered from its Git source the
-//! way the GitOps tool renders it (docs/gitops.md).
+//! HelmRelease, read from the environment's cluster and rendered from its Git source or
+//! Helm chart the way the GitOps tool renders it (docs/gitops.md).
 //!
 //! Entry points: [`open`] (read the object and its sources, map them onto the Git source
 //! machinery of [`crate::source::render`], render, report what could not be mapped) and
@@ -10,22 +10,26 @@
 //! - [`flux`]: `Kustomization` (kustomize.toolkit.fluxcd.io/v1), `HelmRelease`
 //!   (helm.toolkit.fluxcd.io/v2) and their `GitRepository` (source.toolkit.fluxcd.io/v1);
 //! - `kedit`: kustomization edits (`kustomize edit set …`) and Flux's generated
-//!   kustomization; `subst`: Flux post-build substitution.
+//!   kustomization; `subst`: Flux post-build substitution;
+//! - [`helmrepo`]: charts pulled from Helm repositories and OCI registries (cached);
+//! - [`creds`]: repository credentials from Argo CD and Flux Secrets.
 //!
 //! Mapping is pure ([`argocd::map`], [`flux::map_kustomization`], [`flux::map_helmrelease`]
 //! over a [`Lookup`]); only [`open`] and [`discover`] talk to a cluster.
 //!
 //! # Caveats
 //! A field that changes what the GitOps tool renders and that envdrift cannot apply (a
-//! chart from a Helm repository, Helm `fileParameters`, SOPS decryption, …) is never
-//! dropped silently: it is an input error of the desired side naming the object and the
-//! field, and the comparison is marked partial. Git credentials are envdrift's own (the
-//! source block's `token_env`, `token_file`, `ssh_key`), not the repository secrets of Argo
-//! CD or Flux.
+//! config management plugin, Helm `fileParameters`, SOPS decryption, …) is never dropped
+//! silently: it is an input error of the desired side naming the object and the field,
+//! and the comparison is marked partial. Repository credentials are the GitOps tool's
+//! (Argo CD repository Secrets, Flux `secretRef`) unless the block gives its own
+//! (`token_env`, `token_file`, `ssh_key`); reading them needs access to those Secrets.
 
 pub mod argocd;
+pub mod creds;
 pub mod discover;
 pub mod flux;
+pub mod helmrepo;
 mod kedit;
 mod subst;
 
@@ -189,6 +193,28 @@ pub struct MappedSource {
     /// What the tree hook found it could not apply (Jsonnet files of a directory source),
     /// reported with [`Mapped::unmapped`] once the tree was read.
     pub found: FoundNotes,
+    /// A chart from a Helm repository or OCI registry: pulled and rendered instead of the
+    /// Git source (`spec` then only names the repository in messages).
+    pub chart: Option<helmrepo::ChartSource>,
+    /// Where the GitOps tool keeps the credentials of the repository.
+    pub creds_from: CredsFrom,
+    /// The credentials found there ([`resolve_credentials`]).
+    pub creds: Option<creds::RepoCreds>,
+}
+
+/// Where a source's repository credentials are kept by the GitOps tool.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum CredsFrom {
+    #[default]
+    None,
+    /// Argo CD repository Secrets and credential templates in this namespace.
+    ArgoCd { namespace: String },
+    /// A Flux source's `spec.secretRef`: (namespace, Secret name, the source object).
+    Flux {
+        namespace: String,
+        secret: String,
+        source: String,
+    },
 }
 
 impl MappedSource {
@@ -203,6 +229,9 @@ impl MappedSource {
             common_labels: serde_json::Map::new(),
             common_annotations: serde_json::Map::new(),
             found: std::sync::Arc::default(),
+            chart: None,
+            creds_from: CredsFrom::None,
+            creds: None,
         }
     }
 }
@@ -225,6 +254,9 @@ pub enum GitOpsError {
     /// Reading it failed.
     #[error("reading {object}: {reason}")]
     ReadFailed { object: String, reason: String },
+    /// The repository credentials could not be read (a 403, a missing Secret).
+    #[error("{object}: {message}")]
+    Credentials { object: String, message: String },
     /// A field is missing or invalid, or names something envdrift cannot render from.
     #[error("{object}: {field}: {message}")]
     Field {
@@ -249,6 +281,10 @@ pub struct GitOpsSource {
     pub render_timeout: Duration,
     /// Directories searched for kustomize/helm before `PATH`.
     pub extra_path: Vec<PathBuf>,
+    /// Where charts pulled from Helm repositories are kept (`DATA/charts`).
+    pub chart_cache: PathBuf,
+    /// Read the repository credentials of Argo CD / Flux from their Secrets (default).
+    pub repository_secrets: bool,
 }
 
 impl GitOpsSource {
@@ -287,7 +323,17 @@ pub fn open(src: &GitOpsSource, ctx: &Ctx<'_>) -> Result<Loaded, SourceError> {
     let mapped = std::thread::scope(|s| {
         s.spawn(|| -> Result<Mapped, GitOpsError> {
             let lookup = ClusterLookup::connect(&src.target, src.request_timeout)?;
-            map_object(&src.object, &lookup)
+            let mut mapped = map_object(&src.object, &lookup)?;
+            if src.repository_secrets {
+                resolve_credentials(&mut mapped, &lookup).map_err(|e| match e {
+                    GitOpsError::Credentials { message, .. } => GitOpsError::Credentials {
+                        object: src.object.describe(),
+                        message,
+                    },
+                    other => other,
+                })?;
+            }
+            Ok(mapped)
         })
         .join()
     })
@@ -318,7 +364,15 @@ pub fn map_object(r: &GitOpsRef, lookup: &dyn Lookup) -> Result<Mapped, GitOpsEr
     };
     let obj = get_required(lookup, &res, ns, name)?;
     match r {
-        GitOpsRef::Application { .. } => argocd::map(&obj),
+        GitOpsRef::Application { namespace, .. } => {
+            let mut m = argocd::map(&obj)?;
+            for ms in &mut m.sources {
+                ms.creds_from = CredsFrom::ArgoCd {
+                    namespace: namespace.clone(),
+                };
+            }
+            Ok(m)
+        }
         GitOpsRef::Kustomization { .. } => flux::map_kustomization(&obj, lookup),
         GitOpsRef::HelmRelease { .. } => flux::map_helmrelease(&obj, lookup),
     }
@@ -355,9 +409,20 @@ fn render_mapped(
     let mut out: Option<Loaded> = None;
     let mut late: Vec<Unmapped> = Vec::new();
     for ms in &mapped.sources {
+        if let Some(chart) = &ms.chart {
+            let loaded = render_chart(src, ms, chart, ctx)?;
+            match &mut out {
+                None => out = Some(loaded),
+                Some(acc) => merge(acc, loaded),
+            }
+            continue;
+        }
+        let auth = with_secret_credentials(&src.auth, ms.creds.as_ref());
+        let _key_dir = auth.1;
+        let auth = auth.0;
         let mut spec = ms.spec.clone();
         if let Some(range) = &ms.semver {
-            spec.reference = semver_tag(&spec, range, &src.auth, &src.sync).map_err(|message| {
+            spec.reference = semver_tag(&spec, range, &auth, &src.sync).map_err(|message| {
                 SourceError::Invalid {
                     side: ctx.side.to_string(),
                     source_desc: described.clone(),
@@ -385,14 +450,20 @@ fn render_mapped(
             commit: None,
             limits: dump::FileLimits::default(),
         };
-        let gl =
-            render::load_git(&spec, &src.auth, &src.sync, &render, &load).map_err(|source| {
-                SourceError::Git {
-                    side: ctx.side.to_string(),
-                    source_desc: format!("{described}: {}", spec.describe()),
-                    source: Box::new(source),
-                }
-            })?;
+        let gl = render::load_git(&spec, &auth, &src.sync, &render, &load).map_err(|source| {
+            SourceError::Git {
+                side: ctx.side.to_string(),
+                source_desc: format!(
+                    "{described}: {}{}",
+                    spec.describe(),
+                    ms.creds
+                        .as_ref()
+                        .filter(|_| auth.password.is_some() || auth.ssh_key.is_some())
+                        .map_or_else(String::new, |c| format!(" (credentials from {})", c.from))
+                ),
+                source: Box::new(source),
+            }
+        })?;
         tracing::info!(
             side = ctx.side,
             source = %described,
@@ -440,6 +511,199 @@ fn render_mapped(
         s.description = format!("{described} → {}", s.description);
     }
     loaded.objects = loaded.snapshot.objects.len();
+    Ok(loaded)
+}
+
+/// Reads the credentials of every mapped source from the GitOps tool's Secrets.
+///
+/// # Errors
+/// A Secret cannot be read (403: the message names the namespace and the grant needed)
+/// or a Flux `secretRef` names a missing Secret.
+pub fn resolve_credentials(
+    mapped: &mut Mapped,
+    secrets: &dyn creds::Secrets,
+) -> Result<(), GitOpsError> {
+    for ms in &mut mapped.sources {
+        let url = ms
+            .chart
+            .as_ref()
+            .map_or_else(|| ms.spec.repo.clone(), |c| c.repo.clone());
+        let (found, object) = match &ms.creds_from {
+            CredsFrom::None => continue,
+            CredsFrom::ArgoCd { namespace } => {
+                if ms.chart.is_none()
+                    && (url.starts_with("file://") || (!url.contains("://") && !url.contains('@')))
+                {
+                    // A local path or scp-less name: nothing Argo CD would authenticate.
+                    continue;
+                }
+                let r = creds::argocd(secrets, namespace, &url).map_err(|message| {
+                    GitOpsError::Credentials {
+                        object: String::new(),
+                        message,
+                    }
+                })?;
+                if let (Some(c), true) = (&mut ms.chart, r.oci) {
+                    c.oci = true;
+                    if !c.repo.starts_with("oci://") {
+                        c.repo = format!("oci://{}", c.repo);
+                    }
+                }
+                (
+                    r.creds,
+                    format!("Argo CD Secrets in namespace `{namespace}`"),
+                )
+            }
+            CredsFrom::Flux {
+                namespace,
+                secret,
+                source,
+            } => {
+                let c = creds::flux(secrets, namespace, secret, source).map_err(|message| {
+                    GitOpsError::Credentials {
+                        object: String::new(),
+                        message,
+                    }
+                })?;
+                (Some(c), source.clone())
+            }
+        };
+        if let Some(c) = &found {
+            for k in &c.unused {
+                mapped.unmapped.push(Unmapped {
+                    object: c.from.clone(),
+                    field: format!("data.{k}"),
+                    message: format!(
+                        "credential key not used by envdrift (credentials of {} for {object})",
+                        crate::redact::redact_url(&url)
+                    ),
+                });
+            }
+            tracing::debug!(repo = %crate::redact::redact_url(&url), from = %c.from, "repository credentials found");
+        }
+        ms.creds = found.filter(|c| !c.is_empty());
+    }
+    Ok(())
+}
+
+/// The Git credentials of a source: envdrift's own (the block's `token_*`, `ssh_key`) when
+/// given, else those of the GitOps tool's Secret (an SSH key written to a private temporary
+/// file, kept while the returned directory lives).
+fn with_secret_credentials(
+    own: &GitAuth,
+    creds: Option<&creds::RepoCreds>,
+) -> (GitAuth, Option<tempfile::TempDir>) {
+    let Some(c) = creds else {
+        return (own.clone(), None);
+    };
+    if own.token_file.is_some() || own.token_env.is_some() || own.ssh_key.is_some() {
+        return (own.clone(), None);
+    }
+    let mut auth = own.clone();
+    if auth.username.is_none() {
+        auth.username.clone_from(&c.username);
+    }
+    auth.password.clone_from(&c.password);
+    let mut dir = None;
+    if let Some(key) = &c.ssh_private_key
+        && let Ok(d) = tempfile::Builder::new().prefix("envdrift-ssh-").tempdir()
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = d.path().join("identity");
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| {
+                let mut text = key.0.clone();
+                if !text.ends_with('\n') {
+                    text.push('\n');
+                }
+                f.write_all(text.as_bytes())
+            });
+        if written.is_ok() {
+            auth.ssh_key = Some(path);
+            if let Some(kh) = &c.known_hosts {
+                let khp = d.path().join("known_hosts");
+                if std::fs::write(&khp, kh).is_ok() {
+                    auth.known_hosts = Some(khp);
+                }
+            }
+            dir = Some(d);
+        }
+    }
+    (auth, dir)
+}
+
+/// Pulls a chart from its Helm repository or OCI registry and renders it.
+fn render_chart(
+    src: &GitOpsSource,
+    ms: &MappedSource,
+    chart: &helmrepo::ChartSource,
+    ctx: &Ctx<'_>,
+) -> Result<Loaded, SourceError> {
+    let described = src.describe();
+    let invalid = |message: String| SourceError::Invalid {
+        side: ctx.side.to_string(),
+        source_desc: described.clone(),
+        message: format!("{}: {message}", src.object.describe()),
+    };
+    let pulled = helmrepo::pull(
+        chart,
+        ms.creds.as_ref(),
+        &src.chart_cache,
+        &src.extra_path,
+        src.render_timeout,
+    )
+    .map_err(&invalid)?;
+    let render = RenderOptions {
+        renderer: Some(Renderer::Helm),
+        helm: ms.helm.clone(),
+        timeout: src.render_timeout,
+        extra_path: src.extra_path.clone(),
+        hooks: ms.hooks.clone(),
+        ..RenderOptions::default()
+    };
+    let default_namespace = ms
+        .default_namespace
+        .as_deref()
+        .unwrap_or(ctx.default_namespace);
+    let load = dump::LoadOptions {
+        side: ctx.side.to_string(),
+        default_namespace: Some(default_namespace.to_string()),
+        cluster_scoped_kinds: ctx.cluster_scoped_kinds.to_vec(),
+        drop_status: true,
+        commit: None,
+        limits: dump::FileLimits::default(),
+    };
+    let mut gl = render::load_chart_dir(&pulled.dir, &render, &load)
+        .map_err(|e| invalid(format!("{}: {e}", chart.describe())))?;
+    let shown = helmrepo::ChartSource {
+        version: pulled.version.clone(),
+        ..chart.clone()
+    }
+    .describe();
+    if let Some(s) = &mut gl.snapshot.source {
+        s.description.clone_from(&shown);
+    }
+    tracing::info!(
+        side = ctx.side,
+        source = %described,
+        chart = %shown,
+        cached = pulled.cached,
+        objects = gl.snapshot.objects.len(),
+        "rendered chart"
+    );
+    let mut loaded = crate::source::rendered(gl);
+    // A pulled chart is no file to adopt live changes into.
+    loaded.adopt = None;
+    if !ms.common_labels.is_empty() || !ms.common_annotations.is_empty() {
+        for obj in loaded.snapshot.objects.values_mut() {
+            set_metadata(obj, &ms.common_labels, &ms.common_annotations);
+        }
+    }
     Ok(loaded)
 }
 
@@ -640,6 +904,27 @@ impl Lookup for ClusterLookup {
     }
 }
 
+impl creds::Secrets for ClusterLookup {
+    fn list(&self, namespace: &str, selector: &str) -> Result<Vec<Value>, String> {
+        let lp = kube::api::ListParams::default().labels(selector).limit(500);
+        let req = kube::core::Request::new(SECRET.url(Some(namespace)))
+            .list(&lp)
+            .map_err(|e| format!("building the request: {e}"))?;
+        let Some(text) = self.text(req)? else {
+            return Ok(Vec::new());
+        };
+        let v: Value = serde_json::from_str(&text).map_err(|e| format!("not a JSON list: {e}"))?;
+        Ok(v.get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    fn get(&self, namespace: &str, name: &str) -> Result<Option<Value>, String> {
+        Lookup::get(self, &SECRET, namespace, name)
+    }
+}
+
 /// Splits `NS/NAME`.
 pub(crate) fn ns_name(s: &str) -> Option<(String, String)> {
     let (ns, name) = s.split_once('/')?;
@@ -688,6 +973,10 @@ macro_rules! gitops_common_fields {
             /// Longest Kustomize or Helm may run, in seconds. Default: 120.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub render_timeout_seconds: Option<u64>,
+            /// Use the repository credentials Argo CD or Flux keep in Secrets (needs `get`
+            /// and `list` on secrets in their namespaces). Default: true.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub repository_secrets: Option<bool>,
         }
     };
 }
@@ -728,6 +1017,7 @@ pub(crate) struct Common<'a> {
     pub request_timeout: &'a Option<String>,
     pub auth: GitAuth,
     pub render_timeout_seconds: Option<u64>,
+    pub repository_secrets: bool,
 }
 
 macro_rules! common_of {
@@ -742,8 +1032,10 @@ macro_rules! common_of {
                 token_env: $c.token_env.clone(),
                 username: $c.username.clone(),
                 ssh_key: $c.ssh_key.clone(),
+                ..GitAuth::default()
             },
             render_timeout_seconds: $c.render_timeout_seconds,
+            repository_secrets: $c.repository_secrets.unwrap_or(true),
         }
     };
 }
@@ -903,6 +1195,8 @@ fn build(
         },
         render_timeout: Duration::from_secs(c.render_timeout_seconds.unwrap_or(120).max(1)),
         extra_path: Vec::new(),
+        chart_cache: data_dir.join("charts"),
+        repository_secrets: c.repository_secrets,
     })
 }
 
@@ -1001,6 +1295,42 @@ mod tests {
     }
 
     #[test]
+    fn secret_credentials_become_git_auth_and_own_ones_win() {
+        use std::os::unix::fs::PermissionsExt;
+        let c = creds::RepoCreds {
+            from: "Secret flux-system/git".into(),
+            username: Some("bot".into()),
+            password: Some(git::Hidden("pw".into())),
+            ssh_private_key: Some(git::Hidden("-----BEGIN KEY-----".into())),
+            known_hosts: Some("github.com ssh-ed25519 AAAA".into()),
+            unused: Vec::new(),
+        };
+        let (auth, dir) = with_secret_credentials(&GitAuth::default(), Some(&c));
+        assert_eq!(auth.username.as_deref(), Some("bot"));
+        assert_eq!(auth.password, Some(git::Hidden("pw".into())));
+        let key = auth.ssh_key.clone().unwrap();
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            std::fs::read_to_string(&key).unwrap(),
+            "-----BEGIN KEY-----\n"
+        );
+        let kh = auth.known_hosts.clone().unwrap();
+        assert!(git::known_hosts_options(&kh).contains("StrictHostKeyChecking=yes"));
+        assert!(!format!("{auth:?}").contains("pw\""), "{auth:?}");
+        drop(dir);
+        assert!(!key.exists(), "the key file is removed with its directory");
+        // The block's own credentials win.
+        let own = GitAuth {
+            token_env: Some("TOKEN".into()),
+            ..GitAuth::default()
+        };
+        let (auth, dir) = with_secret_credentials(&own, Some(&c));
+        assert_eq!(auth, own);
+        assert!(dir.is_none());
+    }
+
+    #[test]
     fn flux_block_names_its_problem() {
         let f = FluxSourceConfig {
             kustomization: Some("apps".into()),
@@ -1014,6 +1344,7 @@ mod tests {
             username: None,
             ssh_key: None,
             render_timeout_seconds: None,
+            repository_secrets: None,
         };
         let (field, msg) = f.problem().unwrap_err();
         assert_eq!(field, "kustomization");
