@@ -66,7 +66,9 @@ impl Route {
             NoticeKind::Drift
             | NoticeKind::Escalated
             | NoticeKind::Reminder
-            | NoticeKind::Resolved => {
+            | NoticeKind::Resolved
+            | NoticeKind::Acknowledged
+            | NoticeKind::Silenced => {
                 if !env_ok {
                     return None;
                 }

@@ -704,7 +704,8 @@ async fn ack(
         Some(n) => format!("{who}: {n}"),
         None => who,
     };
-    st.daemon.store.ack(id, &by)?;
+    // The one action path: the Slack messages and webhooks hear of it through the outbox.
+    st.daemon.acknowledge(id, &by, &by)?;
     drift_envelope(&st, id)
 }
 
@@ -728,6 +729,7 @@ pub struct SilenceBody {
 async fn silence(
     State(st): State<Shared>,
     UrlPath(raw): UrlPath<String>,
+    caller: Option<axum::Extension<Caller>>,
     body: axum::body::Bytes,
 ) -> Result<Json<dto::DriftEnvelope>, HttpError> {
     let id = parse_id(&raw)?;
@@ -740,9 +742,9 @@ async fn silence(
     // A time in the past is accepted: it ends a silence.
     let t = t.with_timezone(&chrono::Utc);
     let reason = b.reason.unwrap_or_default();
+    let who = caller.map_or_else(|| "api".to_string(), |c| c.0.0.clone());
     st.daemon
-        .store
-        .silence(id, &crate::store::fmt_time(t), &reason)?;
+        .silence(id, &crate::store::fmt_time(t), &reason, &who)?;
     drift_envelope(&st, id)
 }
 

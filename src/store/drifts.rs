@@ -104,7 +104,7 @@ pub(super) fn severity_of(r: &rusqlite::Row<'_>, idx: &str) -> rusqlite::Result<
     parse_text(r, idx, "drifts.severity", SEVERITIES)
 }
 
-fn row_to_drift(r: &rusqlite::Row<'_>) -> rusqlite::Result<DriftRecord> {
+pub(super) fn row_to_drift(r: &rusqlite::Row<'_>) -> rusqlite::Result<DriftRecord> {
     let categories: String = r.get("categories")?;
     let body: String = r.get("body")?;
     Ok(DriftRecord {
@@ -130,7 +130,7 @@ fn row_to_drift(r: &rusqlite::Row<'_>) -> rusqlite::Result<DriftRecord> {
     })
 }
 
-const DRIFT_COLUMNS: &str = "id, target, identity, fingerprint, resource, drift_type, severity, categories, status, first_seen, last_seen, changed_at, resolved_at, acked_at, acked_by, silenced_until, silence_reason, last_reminded_at, body";
+pub(super) const DRIFT_COLUMNS: &str = "id, target, identity, fingerprint, resource, drift_type, severity, categories, status, first_seen, last_seen, changed_at, resolved_at, acked_at, acked_by, silenced_until, silence_reason, last_reminded_at, body";
 
 fn event(
     tx: &rusqlite::Transaction<'_>,

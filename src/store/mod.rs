@@ -25,6 +25,7 @@
 //!   message lifecycle), and the drift ids of an alert's drifts at delivery;
 //! - `history`: drift intervals and scan outcomes over time (trends).
 
+mod actions;
 mod drifts;
 mod history;
 pub mod maintenance;
@@ -41,6 +42,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
 
+pub use actions::DriftAction;
 pub use drifts::{DriftFilter, DriftRecord, DriftWrite, EventRecord, NewDrift, OpenCount};
 pub use history::{DriftInterval, ScanPoint};
 pub use outbox::{OutboxRecord, OutboxWrite};

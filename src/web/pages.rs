@@ -962,7 +962,8 @@ pub async fn ack(
         format!("{}: {}", v.name, super::templates::shorten(note, 500))
     };
     let st2 = Arc::clone(&st);
-    blocking(move || Ok(st2.daemon.store.ack(id, &by)?)).await?;
+    let name = v.name.clone();
+    blocking(move || Ok(st2.daemon.acknowledge(id, &by, &name).map(|_| ())?)).await?;
     tracing::info!(drift = id, by = %v.name, "drift acknowledged (web page)");
     Ok((
         StatusCode::SEE_OTHER,
@@ -1008,11 +1009,12 @@ pub async fn silence(
     );
     let reason = super::templates::shorten(&reason, 500);
     let st2 = Arc::clone(&st);
+    let name = v.name.clone();
     blocking(move || {
         Ok(st2
             .daemon
-            .store
-            .silence(id, &crate::store::fmt_time(until), &reason)?)
+            .silence(id, &crate::store::fmt_time(until), &reason, &name)
+            .map(|_| ())?)
     })
     .await?;
     tracing::info!(drift = id, by = %v.name, until = %crate::store::fmt_time(until), "drift silenced (web page)");
