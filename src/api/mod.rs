@@ -118,7 +118,7 @@ impl ApiState {
             });
         }
         let max_age = dur(&cfg.compare_max_age, Duration::from_secs(30))?;
-        let web = crate::web::WebState::new(
+        let mut web = crate::web::WebState::new(
             Arc::clone(&daemon),
             daemon.store.reader()?,
             tokens
@@ -128,6 +128,7 @@ impl ApiState {
             cfg,
             base,
         )?;
+        web.sessions.ttl = dur(&cfg.web_session_ttl, crate::web::SESSION_TTL)?;
         Ok(ApiState {
             web: Arc::new(web),
             store: daemon.store.reader()?,
