@@ -553,3 +553,63 @@ async fn a_session_from_one_daemon_works_on_another_with_the_same_config() {
     assert_eq!(get(c.addr, "/", Some(&op)).await.status, 303);
     assert_eq!(get(c.addr, "/", Some(&read)).await.status, 200);
 }
+
+/// The comparison matrix lists every resource that is not equal, from the last full scan:
+/// the demo's expected-divergence rule (`Namespace` `/metadata/labels/environment`) makes the
+/// namespace fully expected — no drift, so only the matrix shows it — and its row is greyed
+/// with that rule; a resource with some expected fields names the rule too. Pages beyond
+/// the last are empty, a bad page number is 400.
+#[tokio::test]
+async fn the_comparison_matrix_greys_fully_expected_resources_with_their_rule() {
+    let srv = start("").await;
+    let r = get(srv.addr, "/comparisons/staging-vs-production", None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let row = |resource: &str| -> String {
+        let at = r
+            .body
+            .find(&format!("{resource}</"))
+            .unwrap_or_else(|| panic!("no row for {resource}"));
+        let start = r.body[..at].rfind("<tr").unwrap();
+        let end = at + r.body[at..].find("</tr>").unwrap();
+        r.body[start..end].to_string()
+    };
+    let ns = row("Namespace shop-prod");
+    assert!(
+        ns.starts_with("<tr class=\"res-expected expected\">"),
+        "{ns}"
+    );
+    assert!(
+        ns.contains("compare.expected.rules[0]: the namespace says which environment it is"),
+        "{ns}"
+    );
+    assert!(
+        !ns.contains("/drifts/"),
+        "a fully expected resource has no drift: {ns}"
+    );
+    let store_drifts = srv
+        .daemon
+        .store
+        .open_drifts("staging-vs-production")
+        .unwrap();
+    assert!(
+        store_drifts
+            .iter()
+            .all(|d| d.resource != "Namespace shop-prod"),
+        "no drift for it"
+    );
+    let api = row("Deployment shop-prod/api");
+    assert!(api.contains("differs: 3 fields (1 expected)"), "{api}");
+    assert!(api.contains("built-in"), "{api}");
+    assert!(row("Service shop-prod/web").contains("only in staging"));
+    assert!(row("ConfigMap shop-prod/debug-flags").contains("only in production"));
+    // Paging.
+    let r2 = get(srv.addr, "/comparisons/staging-vs-production?page=2", None).await;
+    assert_eq!(r2.status, 200);
+    assert!(
+        r2.body.contains("No resource differs on this page."),
+        "{}",
+        r2.body
+    );
+    let bad = get(srv.addr, "/comparisons/staging-vs-production?page=0", None).await;
+    assert_eq!(bad.status, 400);
+}

@@ -12,6 +12,7 @@
 
 pub mod actions;
 pub mod lifecycle;
+mod matrix;
 pub mod metrics;
 pub mod report;
 pub mod scan;
@@ -673,6 +674,9 @@ impl Daemon {
         }
         self.store
             .record_scan(scan_id, &name, &end, &writes, &outbox)?;
+        if only.is_none() {
+            self.record_matrix(target, scan_id, &out); // src/daemon/matrix.rs
+        }
         let max = drifts.iter().map(|d| d.severity).max();
         tracing::info!(target = %name, scan_id, outcome = %out.outcome, drifts = drifts.len(), duration_ms, "scan finished");
         if let Some(e) = &out.error {

@@ -110,6 +110,18 @@ pub const MIGRATIONS: &[&str] = &[
         claimed_at TEXT NOT NULL,
         PRIMARY KEY (sink, notice_id, part)
     );",
+    // The latest comparison scan's matrix: one row per resource that differs or is
+    // expected (equal ones are not stored), replaced each scan (src/store/matrix.rs).
+    "CREATE TABLE comparison_resources (
+        target TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        state TEXT NOT NULL,
+        differing INTEGER NOT NULL,
+        expected INTEGER NOT NULL,
+        rules TEXT NOT NULL,
+        scan_id INTEGER NOT NULL,
+        PRIMARY KEY (target, resource)
+    );",
 ];
 
 /// Brings the schema at `path` up to [`MIGRATIONS`], all in one exclusive transaction.
