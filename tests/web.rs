@@ -602,6 +602,22 @@ async fn the_comparison_matrix_greys_fully_expected_resources_with_their_rule() 
     assert!(api.contains("built-in"), "{api}");
     assert!(row("Service shop-prod/web").contains("only in staging"));
     assert!(row("ConfigMap shop-prod/debug-flags").contains("only in production"));
+    // A rescan (its unchanged files' results reused) keeps the matrix as it was.
+    let before = srv
+        .daemon
+        .store
+        .matrix("staging-vs-production", 0, 100)
+        .unwrap();
+    assert_eq!(before.len(), 9);
+    let t = srv.daemon.target("staging-vs-production").unwrap();
+    srv.daemon.scan(&t).await.unwrap();
+    assert_eq!(
+        srv.daemon
+            .store
+            .matrix("staging-vs-production", 0, 100)
+            .unwrap(),
+        before
+    );
     // Paging.
     let r2 = get(srv.addr, "/comparisons/staging-vs-production?page=2", None).await;
     assert_eq!(r2.status, 200);
