@@ -1030,6 +1030,7 @@ mod tests {
             attribution: None,
             note: None,
             expected: false,
+            expected_rule: None,
             finding: None,
             line: None,
         }

@@ -156,6 +156,10 @@ pub struct ApiConfig {
     /// (`web/`) by file name; relative to the config file. Default: none (embedded only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub web_templates_dir: Option<PathBuf>,
+    /// How long a web login lasts (`12h`, `30m`): the signed session cookie's expiry.
+    /// Default 12 h.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_session_ttl: Option<String>,
 }
 
 /// An API token: its secret comes from an environment variable or a file, never inline.
@@ -1149,6 +1153,7 @@ impl Config {
             ("api.request_timeout", &self.api.request_timeout),
             ("api.compare_max_age", &self.api.compare_max_age),
             ("api.header_read_timeout", &self.api.header_read_timeout),
+            ("api.web_session_ttl", &self.api.web_session_ttl),
         ] {
             if let Some(v) = v
                 && let Err(e) = parse_duration(v)

@@ -459,6 +459,10 @@ pub struct FieldChange {
     /// Matched an expected-divergence rule (shown only with `--show-expected`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub expected: bool,
+    /// The expected-divergence rule that matched (`compare.expected.rules[0] (why)`,
+    /// `built-in: …`), for the web page's comparison matrix; not in the JSON output.
+    #[serde(skip)]
+    pub expected_rule: Option<std::sync::Arc<str>>,
     /// Environment comparisons: what the difference means for a promotion
     /// (`promotion-pending`, `hotfix-not-in-from`, `repository-differs`, `differs`,
     /// `key-missing-in-to`, `key-only-in-to`).
@@ -608,6 +612,23 @@ pub struct Suppressed {
     /// Objects that Argo CD or Flux annotations say not to report (IgnoreExtraneous,
     /// `ssa: Ignore`/`IfNotPresent`, `reconcile: disabled`; see [`crate::diff::gitops`]).
     pub annotated: usize,
+    /// Per resource with expected divergences (environment comparisons): how many and which
+    /// rules matched, for the web page's comparison matrix. Not in the JSON output.
+    #[serde(skip)]
+    pub expected_resources: Vec<ExpectedResource>,
+}
+
+/// A resource's expected divergences (environment comparisons).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedResource {
+    /// `Kind namespace/name`, as [`ResourceRef`] shows it.
+    pub resource: String,
+    /// Fields matched by expected-divergence rules.
+    pub fields: usize,
+    /// Fields that differ otherwise (0: the resource is fully expected, no drift).
+    pub other_fields: usize,
+    /// The rules that matched, each once, in order.
+    pub rules: Vec<String>,
 }
 
 impl Suppressed {
@@ -618,5 +639,7 @@ impl Suppressed {
         self.server_set += other.server_set;
         self.expected += other.expected;
         self.annotated += other.annotated;
+        self.expected_resources
+            .extend(other.expected_resources.iter().cloned());
     }
 }

@@ -119,9 +119,21 @@ async fn slack_every_notice_kind_is_accepted_by_the_stand_in() {
             .await
             .unwrap_or_else(|e| panic!("{kind:?}: {e}"));
     }
+    // Acknowledged / silenced show on the drift's own message, which a sink without the
+    // daemon's store has none of: nothing is posted for them (src/alert/slack/sink.rs).
+    let posting: Vec<_> = ALL_KINDS
+        .iter()
+        .filter(|k| {
+            !matches!(
+                k,
+                envdrift::alert::notice::NoticeKind::Acknowledged
+                    | envdrift::alert::notice::NoticeKind::Silenced
+            )
+        })
+        .collect();
     let got = server.accepted();
-    assert_eq!(got.len(), ALL_KINDS.len());
-    for (kind, rec) in ALL_KINDS.iter().zip(&got) {
+    assert_eq!(got.len(), posting.len());
+    for (kind, rec) in posting.into_iter().zip(&got) {
         let mut v = rec.json();
         v.as_object_mut().expect("object").remove("channel");
         insta::assert_json_snapshot!(format!("slack_{}", kind.as_str()), v);

@@ -3,191 +3,28 @@
 //! replies per event, digests with each drift's thread under them, signed button clicks,
 //! and the restart window between a post and the store's record of its `ts`.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use envdrift::alert::slack::interact::signature;
-use envdrift::config::{ApiConfig, Config};
-use envdrift::daemon::{Daemon, SinkSet};
-use envdrift::store::{EventKind, Store};
+use envdrift::config::ApiConfig;
+use envdrift::daemon::Daemon;
+use envdrift::store::EventKind;
 use envdrift_testkit::Reply;
-use envdrift_testkit::slack::{Call, SlackServer};
+use envdrift_testkit::slack::SlackServer;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
-const TOKEN: &str = "xoxb-3333-4444-LIFECYCLEtoken";
-const SIGNING: &str = "8f742231b10e8888abcd99SIGNINGsecret";
-const CHANNEL: &str = "C0ALERTS";
-const BOUND: Duration = Duration::from_secs(20);
-
-const DESIRED: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n  namespace: shop\ndata:\n  LOG_LEVEL: info\n  WORKERS: \"4\"\n";
-
-fn live(items: &[(&str, &str, &str)]) -> String {
-    let mut out = String::from("apiVersion: v1\nkind: List\nitems:\n");
-    for (name, level, workers) in items {
-        out.push_str(&format!(
-            "- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: {name}\n    namespace: shop\n  data:\n    LOG_LEVEL: {level}\n    WORKERS: \"{workers}\"\n"
-        ));
-    }
-    out
-}
-
-fn setup(dir: &Path, slack: &SlackServer, desired: &[&str]) {
-    std::fs::create_dir_all(dir.join("git")).unwrap();
-    std::fs::create_dir_all(dir.join("live")).unwrap();
-    for name in desired {
-        std::fs::write(
-            dir.join(format!("git/{name}.yaml")),
-            DESIRED.replace("name: app", &format!("name: {name}")),
-        )
-        .unwrap();
-    }
-    std::fs::write(dir.join("slack.token"), TOKEN).unwrap();
-    std::fs::write(dir.join("slack.secret"), format!("{SIGNING}\n")).unwrap();
-    std::fs::write(
-        dir.join("envdrift.yaml"),
-        format!(
-            "data_dir: state\nenvironments:\n  production:\n    desired: {{type: dir, path: git}}\n    live: {{type: dump, path: live}}\n    interval: 1h\nalerts:\n  sinks:\n    - {{type: slack, name: ops, channel: {CHANNEL}, token_file: slack.token, signing_secret_file: slack.secret, public_url: 'https://envdrift.example.com/', api_url: '{}'}}\n",
-            slack.api_url()
-        ),
-    )
-    .unwrap();
-}
-
-fn set_live(dir: &Path, items: &[(&str, &str, &str)]) {
-    std::fs::write(dir.join("live/cms.yaml"), live(items)).unwrap();
-}
-
-/// A daemon on `dir` (a new one is a restart: the same store file, new sinks).
-fn daemon(dir: &Path) -> Arc<Daemon> {
-    daemon_with_backoff(dir, Duration::from_millis(20))
-}
-
-fn daemon_with_backoff(dir: &Path, backoff: Duration) -> Arc<Daemon> {
-    let cfg = Config::load(&dir.join("envdrift.yaml")).unwrap();
-    let store = Arc::new(Store::open(&dir.join("state/envdrift.db")).unwrap());
-    let sinks = Arc::new(SinkSet::from_config(&cfg.alerts, dir).unwrap());
-    let mut d = Daemon::new(cfg, dir.to_path_buf(), store, sinks).unwrap();
-    d.base_backoff = backoff;
-    Arc::new(d)
-}
-
-async fn scan(d: &Arc<Daemon>) {
-    let target = d.targets().into_iter().next().unwrap();
-    d.scan(&target).await.unwrap();
-    d.drain_outbox(BOUND).await.unwrap();
-}
-
-fn drift_id(d: &Daemon, name: &str) -> i64 {
-    d.store
-        .list_drifts(&envdrift::store::DriftFilter::default())
-        .unwrap()
-        .into_iter()
-        .find(|r| r.resource.ends_with(&format!("/{name}")))
-        .unwrap_or_else(|| panic!("no drift for {name}"))
-        .id
-}
-
-fn history(d: &Daemon, id: i64) -> Vec<EventKind> {
-    d.store
-        .drift(id)
-        .unwrap()
-        .1
-        .into_iter()
-        .map(|e| e.event)
-        .collect()
-}
-
-fn count(calls: &[Call], method: &str) -> usize {
-    calls.iter().filter(|c| c.method == method).count()
-}
-
-/// The posted/updated message without its volatile parts, for snapshots.
-fn shown(v: &Value) -> Value {
-    json!({"text": v["text"], "blocks": v["blocks"]})
-}
-
-fn snapshot(name: &str, v: &Value) {
-    insta::with_settings!({filters => vec![
-        (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[time]"),
-        (r"open \d+[mhd]", "open [age]"),
-    ]}, {
-        insta::assert_json_snapshot!(name, shown(v));
-    });
-}
-
-fn click_body(action: &str, value: &str, ts: &str) -> String {
-    let payload = json!({
-        "type": "block_actions",
-        "user": {"id": "U0ALICE", "username": "alice", "team_id": "T0"},
-        "api_app_id": "A0ENVDRIFT",
-        "container": {"type": "message", "channel_id": CHANNEL, "message_ts": ts},
-        "channel": {"id": CHANNEL, "name": "alerts"},
-        "actions": [{"type": "button", "action_id": action, "value": value, "block_id": "b", "action_ts": "1.2"}]
-    });
-    url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("payload", &payload.to_string())
-        .finish()
-}
-
-async fn post(d: &Arc<Daemon>, body: &str, ts: Option<&str>, sig: Option<&str>) -> StatusCode {
-    post_full(d, body, ts, sig).await.0
-}
-
-/// The status and body of a POST to the interactivity endpoint.
-async fn post_full(
-    d: &Arc<Daemon>,
-    body: &str,
-    ts: Option<&str>,
-    sig: Option<&str>,
-) -> (StatusCode, String) {
-    post_with(d, &ApiConfig::default(), body, ts, sig).await
-}
-
-/// The status and body of a POST to the interactivity endpoint of an API with `api`.
-async fn post_with(
-    d: &Arc<Daemon>,
-    api: &ApiConfig,
-    body: &str,
-    ts: Option<&str>,
-    sig: Option<&str>,
-) -> (StatusCode, String) {
-    let api = api.clone();
-    let state = Arc::new(envdrift::api::ApiState::new(d.clone(), &api, &d.base).unwrap());
-    let app = envdrift::api::router(state, &api).unwrap();
-    let mut req = Request::post("/api/v1/slack/interactions")
-        .header("content-type", "application/x-www-form-urlencoded");
-    if let Some(t) = ts {
-        req = req.header("x-slack-request-timestamp", t);
-    }
-    if let Some(s) = sig {
-        req = req.header("x-slack-signature", s);
-    }
-    let res = app
-        .oneshot(req.body(Body::from(body.to_string())).unwrap())
-        .await
-        .unwrap();
-    let status = res.status();
-    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    (status, String::from_utf8_lossy(&bytes).into_owned())
-}
-
-fn now_ts() -> String {
-    chrono::Utc::now().timestamp().to_string()
-}
+#[path = "common/slack.rs"]
+mod common_slack;
+use common_slack::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_changed_acknowledged_resolved_is_one_message_updated_in_place_with_a_thread() {
-    let slack = SlackServer::start(TOKEN, "/services/T0/B0/X").await;
-    let dir = tempfile::tempdir().unwrap();
-    let dir = dir.path();
-    setup(dir, &slack, &["app"]);
-    let d = daemon(dir);
+    let f = Fixture::start(&["app"]).await;
+    let (slack, dir, d) = (&f.slack, f.dir(), f.d.clone());
 
     // Open: one top-level message, the drift's card with its buttons.
     set_live(dir, &[("app", "debug", "4")]);
@@ -297,6 +134,8 @@ async fn open_changed_acknowledged_resolved_is_one_message_updated_in_place_with
         events.last().map(|e| e.event),
         Some(EventKind::Acknowledged)
     );
+    // The message is rewritten by the outbox (the alert queued with the action).
+    d.drain_outbox(BOUND).await.unwrap();
     slack
         .wait_for("the acknowledged update and reply", BOUND, |c| {
             count(c, "chat.update") == 2 && count(c, "chat.postMessage") == 3
@@ -375,11 +214,8 @@ async fn open_changed_acknowledged_resolved_is_one_message_updated_in_place_with
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silence_from_slack_and_a_digest_keeps_each_drifts_thread_under_it() {
-    let slack = SlackServer::start(TOKEN, "/services/T0/B0/X").await;
-    let dir = tempfile::tempdir().unwrap();
-    let dir = dir.path();
-    setup(dir, &slack, &["app", "worker"]);
-    let d = daemon(dir);
+    let f = Fixture::start(&["app", "worker"]).await;
+    let (slack, dir, d) = (&f.slack, f.dir(), f.d.clone());
     set_live(dir, &[("app", "debug", "4"), ("worker", "info", "8")]);
     scan(&d).await;
     let top = slack.top_level();
@@ -408,6 +244,8 @@ async fn silence_from_slack_and_a_digest_keeps_each_drifts_thread_under_it() {
     let hours = (t.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_minutes();
     assert!((23 * 60..=24 * 60).contains(&hours), "{until}");
     assert_eq!(events.last().map(|e| e.event), Some(EventKind::Silenced));
+    // The message is rewritten by the outbox (the alert queued with the action).
+    d.drain_outbox(BOUND).await.unwrap();
     slack
         .wait_for("the silenced card", BOUND, |c| count(c, "chat.update") == 1)
         .await;
@@ -604,11 +442,8 @@ async fn the_stand_in_refuses_what_slack_refuses() {
 /// instead of failing for ever on `message_not_found`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_message_is_posted_anew() {
-    let slack = SlackServer::start(TOKEN, "/services/T0/B0/X").await;
-    let dir = tempfile::tempdir().unwrap();
-    let dir = dir.path();
-    setup(dir, &slack, &["app"]);
-    let d = daemon(dir);
+    let f = Fixture::start(&["app"]).await;
+    let (slack, dir, d) = (&f.slack, f.dir(), f.d.clone());
     set_live(dir, &[("app", "debug", "4")]);
     scan(&d).await;
     let first = slack.top_level()[0].ts.clone();
@@ -632,11 +467,8 @@ async fn a_deleted_message_is_posted_anew() {
 /// "Reopened" reply) and posts no second top-level message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_digest_retried_after_a_rate_limit_keeps_its_cards_fresh_and_threaded() {
-    let slack = SlackServer::start(TOKEN, "/services/T0/B0/X").await;
-    let dir = tempfile::tempdir().unwrap();
-    let dir = dir.path();
-    setup(dir, &slack, &["app", "worker", "web"]);
-    let d = daemon(dir);
+    let f = Fixture::start(&["app", "worker", "web"]).await;
+    let (slack, dir, d) = (&f.slack, f.dir(), f.d.clone());
     set_live(
         dir,
         &[
@@ -753,15 +585,9 @@ async fn without_a_signing_secret_the_route_is_off() {
 /// and its message is not redrawn as open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_click_on_a_resolved_drift_leaves_it_resolved() {
-    let slack = SlackServer::start(TOKEN, "/services/T0/B0/X").await;
-    let dir = tempfile::tempdir().unwrap();
-    let dir = dir.path();
-    setup(dir, &slack, &["app"]);
-    let d = daemon(dir);
-    set_live(dir, &[("app", "debug", "4")]);
-    scan(&d).await;
-    let id = drift_id(&d, "app");
-    let r = d.store.slack_message("ops", id).unwrap().unwrap();
+    let f = Fixture::start(&["app"]).await;
+    let (slack, dir, d) = (&f.slack, f.dir(), f.d.clone());
+    let (id, r) = f.open("app").await;
     set_live(dir, &[("app", "info", "4")]);
     scan(&d).await;
     assert_eq!(
@@ -794,15 +620,9 @@ async fn a_click_on_a_resolved_drift_leaves_it_resolved() {
 /// Slack route has its own limit (at least 128 KiB) while the other routes keep 2048.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_slack_route_takes_a_full_click_under_a_low_api_body_limit() {
-    let slack = SlackServer::start(TOKEN, "/services/T0/B0/X").await;
-    let dir = tempfile::tempdir().unwrap();
-    let dir = dir.path();
-    setup(dir, &slack, &["app"]);
-    let d = daemon(dir);
-    set_live(dir, &[("app", "debug", "4")]);
-    scan(&d).await;
-    let id = drift_id(&d, "app");
-    let r = d.store.slack_message("ops", id).unwrap().unwrap();
+    let f = Fixture::start(&["app"]).await;
+    let (slack, d) = (&f.slack, f.d.clone());
+    let (id, r) = f.open("app").await;
     let card = slack.messages().into_iter().find(|m| m.ts == r.ts).unwrap();
     let api = ApiConfig {
         max_body_bytes: Some(2048),
@@ -870,15 +690,9 @@ async fn the_slack_route_takes_a_full_click_under_a_low_api_body_limit() {
 /// acted on once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_with_its_headers_padded_is_not_acted_on_twice() {
-    let slack = SlackServer::start(TOKEN, "/services/T0/B0/X").await;
-    let dir = tempfile::tempdir().unwrap();
-    let dir = dir.path();
-    setup(dir, &slack, &["app"]);
-    let d = daemon(dir);
-    set_live(dir, &[("app", "debug", "4")]);
-    scan(&d).await;
-    let id = drift_id(&d, "app");
-    let r = d.store.slack_message("ops", id).unwrap().unwrap();
+    let f = Fixture::start(&["app"]).await;
+    let d = f.d.clone();
+    let (id, r) = f.open("app").await;
     let body = click_body("envdrift_ack", &id.to_string(), &r.ts);
     let ts = now_ts();
     let sig = signature(SIGNING.as_bytes(), &ts, body.as_bytes());
@@ -904,11 +718,8 @@ async fn a_replay_with_its_headers_padded_is_not_acted_on_twice() {
 /// post neither twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_answers_in_threads_are_found_and_not_posted_twice() {
-    let slack = SlackServer::start(TOKEN, "/services/T0/B0/X").await;
-    let dir = tempfile::tempdir().unwrap();
-    let dir = dir.path();
-    setup(dir, &slack, &["app", "worker", "web"]);
-    let d = daemon(dir);
+    let f = Fixture::start(&["app", "worker", "web"]).await;
+    let (slack, dir, d) = (&f.slack, f.dir(), f.d.clone());
     slack.page_size(1); // every lookup follows next_cursor
     set_live(
         dir,
@@ -966,15 +777,9 @@ async fn lost_answers_in_threads_are_found_and_not_posted_twice() {
 /// still gets its answer within 3 s, and the click is applied once the writer is free.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_click_while_the_store_is_busy_is_answered_in_time_and_applied_after() {
-    let slack = SlackServer::start(TOKEN, "/services/T0/B0/X").await;
-    let dir = tempfile::tempdir().unwrap();
-    let dir = dir.path();
-    setup(dir, &slack, &["app"]);
-    let d = daemon(dir);
-    set_live(dir, &[("app", "debug", "4")]);
-    scan(&d).await;
-    let id = drift_id(&d, "app");
-    let r = d.store.slack_message("ops", id).unwrap().unwrap();
+    let f = Fixture::start(&["app"]).await;
+    let (slack, dir, d) = (&f.slack, f.dir(), f.d.clone());
+    let (id, r) = f.open("app").await;
     let updates = count(&slack.calls(), "chat.update");
 
     let holder = rusqlite::Connection::open(dir.join("state/envdrift.db")).unwrap();
@@ -988,10 +793,217 @@ async fn a_click_while_the_store_is_busy_is_answered_in_time_and_applied_after()
     assert!(took < Duration::from_secs(3), "answered after {took:?}");
     holder.execute_batch("COMMIT").unwrap();
     drop(holder);
-    slack
-        .wait_for("the acknowledged card", BOUND, |c| {
-            count(c, "chat.update") == updates + 1
-        })
-        .await;
+    // The message is rewritten by the outbox (the alert queued with the action, once the
+    // store is free).
+    deliver_until(&d, slack, "the acknowledged card", |c| {
+        count(c, "chat.update") == updates + 1
+    })
+    .await;
     assert!(d.store.drift(id).unwrap().0.acked_at.is_some());
+}
+
+/// Acknowledge and silence from the API (as from the web page: the same path) reach Slack
+/// through the outbox: the drift's message shows who did it instead of the buttons, and its
+/// thread says so; a webhook sink gets the same events (`kind` `acknowledged` /
+/// `silenced`), an email sink would not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_acknowledge_and_silence_update_the_slack_message_and_reply_in_its_thread() {
+    let f = Fixture::start(&["app"]).await;
+    let hook = envdrift_testkit::webhook::WebhookServer::start("hook-secret-0123456789").await;
+    std::fs::write(f.dir().join("hook.secret"), "hook-secret-0123456789").unwrap();
+    let cfg = std::fs::read_to_string(f.dir().join("envdrift.yaml")).unwrap();
+    std::fs::write(
+        f.dir().join("envdrift.yaml"),
+        format!(
+            "{cfg}    - {{type: webhook, name: hook, url: '{}', secret_file: hook.secret}}\n",
+            hook.url()
+        ),
+    )
+    .unwrap();
+    let d = daemon(f.dir());
+    let slack = &f.slack;
+    set_live(f.dir(), &[("app", "debug", "4")]);
+    scan(&d).await;
+    let id = drift_id(&d, "app");
+    let r = d.store.slack_message("ops", id).unwrap().unwrap();
+    let before = slack.calls().len();
+    let hooks_before = hook.accepted().len();
+
+    let (status, text) = api_post(
+        &d,
+        &format!("/api/v1/drifts/{id}/ack"),
+        r#"{"note": "looking"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    // Queued with the action, in its transaction: one row for Slack, one for the webhook.
+    let queued: Vec<_> = d
+        .store
+        .outbox(10)
+        .unwrap()
+        .into_iter()
+        .filter(|o| o.kind == "acknowledged")
+        .map(|o| o.sink)
+        .collect();
+    assert_eq!(queued, ["hook", "ops"], "one row per sink, newest first");
+    d.drain_outbox(BOUND).await.unwrap();
+    let calls = slack.calls();
+    let new = &calls[before..];
+    assert_eq!(
+        new.iter().map(|c| c.method.as_str()).collect::<Vec<_>>(),
+        ["chat.update", "chat.postMessage"],
+        "{new:#?}"
+    );
+    assert_eq!(new[0].ts, r.ts, "the drift's own message is updated");
+    assert_eq!(new[1].thread_ts.as_deref(), Some(r.thread_ts.as_str()));
+    let shown_text = slack.messages()[0].content.to_string();
+    assert!(
+        shown_text.contains("Acknowledged by loopback: looking"),
+        "{shown_text}"
+    );
+    assert!(!shown_text.contains("envdrift_ack"), "buttons replaced");
+    let reply = slack.replies(&r.ts).last().unwrap().content.to_string();
+    assert!(
+        reply.contains("Acknowledged by loopback: looking"),
+        "{reply}"
+    );
+    let sent = hook.accepted();
+    assert_eq!(sent.len(), hooks_before + 1);
+    let event: Value = serde_json::from_slice(&sent.last().unwrap().body).unwrap();
+    assert_eq!(event["kind"], "acknowledged");
+    assert_eq!(event["extra"]["by"], "loopback: looking");
+    assert_eq!(event["groups"][0]["drifts"][0]["drift_id"], id);
+
+    // Silence from the API: the same, with its time.
+    let (status, text) = api_post(
+        &d,
+        &format!("/api/v1/drifts/{id}/silence"),
+        r#"{"until": "2099-01-01T00:00:00Z", "reason": "known"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    d.drain_outbox(BOUND).await.unwrap();
+    let shown_text = slack.messages()[0].content.to_string();
+    assert!(
+        shown_text.contains("Silenced until 2099-01-01"),
+        "{shown_text}"
+    );
+    assert_eq!(slack.replies(&r.ts).len(), 2, "one reply per action");
+    let event: Value = serde_json::from_slice(&hook.accepted().last().unwrap().body).unwrap();
+    assert_eq!(event["kind"], "silenced");
+    assert_eq!(event["extra"]["until"], "2099-01-01T00:00:00.000Z");
+    assert!(
+        d.store
+            .outbox(20)
+            .unwrap()
+            .iter()
+            .all(|o| o.state.as_str() == "sent"),
+        "every alert delivered"
+    );
+}
+
+/// Slack fails the first calls of the update (503 twice): the outbox retries with backoff
+/// and the action shows once (one update that stuck, one thread reply).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_is_retried_when_slack_fails_and_shown_once() {
+    let f = Fixture::start(&["app"]).await;
+    let (slack, d) = (&f.slack, f.d.clone());
+    let (id, r) = f.open("app").await;
+    let before = slack.calls().len();
+    slack.queue(&[Reply::Unavailable, Reply::Unavailable]);
+    assert_eq!(f.click("envdrift_ack", id, &r.ts).await, StatusCode::OK);
+    d.drain_outbox(BOUND).await.unwrap();
+    let row = d
+        .store
+        .outbox(10)
+        .unwrap()
+        .into_iter()
+        .find(|o| o.kind == "acknowledged")
+        .expect("queued");
+    assert_eq!(row.state.as_str(), "sent");
+    assert_eq!(row.attempts, 3, "two failures, then delivered");
+    let calls = slack.calls();
+    let new = &calls[before..];
+    assert_eq!(count(new, "chat.update"), 1, "{new:#?}");
+    assert_eq!(count(new, "chat.postMessage"), 1, "one reply: {new:#?}");
+    assert_eq!(slack.replies(&r.ts).len(), 1);
+    assert!(
+        slack.messages()[0]
+            .content
+            .to_string()
+            .contains("Acknowledged by <@U0ALICE>")
+    );
+}
+
+/// A click whose update keeps failing until a newer "changed" alert went out: the late
+/// retry finds the drift changed (its acknowledgement cleared) and is done without sending,
+/// so the message ends showing the change with its buttons, never "Acknowledged by" over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_action_never_overwrites_a_newer_change() {
+    let f = Fixture::start(&["app"]).await;
+    // Retries after a second: the change is queued and sent while the ack waits.
+    let d = daemon_with_backoff(f.dir(), Duration::from_secs(1));
+    let slack = &f.slack;
+    set_live(f.dir(), &[("app", "debug", "4")]);
+    scan(&d).await;
+    let id = drift_id(&d, "app");
+    let r = d.store.slack_message("ops", id).unwrap().unwrap();
+    slack.queue(&[Reply::Unavailable]);
+    let body = click_body("envdrift_ack", &id.to_string(), &r.ts);
+    let ts = now_ts();
+    let sig = signature(SIGNING.as_bytes(), &ts, body.as_bytes());
+    assert_eq!(post(&d, &body, Some(&ts), Some(&sig)).await, StatusCode::OK);
+    assert!(d.store.drift(id).unwrap().0.acked_at.is_some());
+    d.drain_outbox(Duration::from_millis(100)).await.unwrap();
+    let ack = |d: &Daemon| {
+        d.store
+            .outbox(10)
+            .unwrap()
+            .into_iter()
+            .find(|o| o.kind == "acknowledged")
+            .expect("queued")
+    };
+    let first = ack(&d);
+    assert_eq!(
+        (first.state.as_str(), first.attempts),
+        ("pending", 1),
+        "{first:?}"
+    );
+    // A newer change: sent at once; the ack's retry comes after it and is done unsent.
+    set_live(f.dir(), &[("app", "trace", "4")]);
+    scan(&d).await;
+    let (row, _) = d.store.drift(id).unwrap();
+    assert!(
+        row.acked_at.is_none(),
+        "a change clears the acknowledgement"
+    );
+    let late = ack(&d);
+    assert_eq!(
+        (late.state.as_str(), late.attempts),
+        ("sent", 2),
+        "{late:?}"
+    );
+    assert_eq!(
+        count(&slack.calls(), "chat.update"),
+        1,
+        "only the change's update: {:#?}",
+        slack.calls()
+    );
+    let shown_text = slack.messages()[0].content.to_string();
+    assert!(shown_text.contains("Drift changed"), "{shown_text}");
+    assert!(shown_text.contains("trace"), "{shown_text}");
+    assert!(!shown_text.contains("Acknowledged by"), "{shown_text}");
+    assert!(
+        shown_text.contains("envdrift_ack"),
+        "buttons back: {shown_text}"
+    );
+    let replies: Vec<String> = slack
+        .replies(&r.ts)
+        .iter()
+        .map(|m| m.content.to_string())
+        .collect();
+    assert!(
+        replies.iter().all(|t| !t.contains("Acknowledged by")),
+        "{replies:#?}"
+    );
 }

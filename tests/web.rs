@@ -413,11 +413,16 @@ async fn with_tokens_pages_need_a_login_and_roles_hold() {
     assert_eq!(r.status, 303, "{}", r.body);
     let (d, _) = srv.daemon.store.drift(id).unwrap();
     assert_eq!(d.acked_by.as_deref(), Some("oncall"));
-    // Logging out ends the session.
+    // Logging out clears the cookie in the browser (sessions are stateless signed cookies:
+    // a copy of one stays valid until it expires, docs/web.md).
     let r = post(&srv, "/logout", &op, &format!("csrf={csrf}")).await;
     assert_eq!(r.status, 303);
-    assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
-    assert_eq!(get(srv.addr, "/", Some(&op)).await.status, 303);
+    let cleared = r.header("set-cookie").unwrap();
+    assert!(
+        cleared.starts_with("envdrift_session=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
+    assert_eq!(get(srv.addr, "/", None).await.status, 303);
 }
 
 #[tokio::test]
@@ -473,4 +478,154 @@ async fn trends_as_json_and_gauges() {
         m.body
             .contains("envdrift_trend_in_sync_ratio{target=\"production\"} 0")
     );
+}
+
+/// Sessions are signed cookies keyed by the token itself, kept nowhere: a login on one daemon
+/// works on a second daemon with the same config (another replica, or the same one after a
+/// restart), its CSRF token too; a tampered cookie, or one whose token was removed from the
+/// config, gets the login page. Neither the cookie nor the page holds the token.
+#[tokio::test]
+async fn a_session_from_one_daemon_works_on_another_with_the_same_config() {
+    let a = start(TOKENS).await;
+    let b = start(TOKENS).await;
+    let r = request(
+        a.addr,
+        "POST",
+        "/login",
+        &[],
+        Some(&format!("token={OPERATE}&next=%2F")),
+    )
+    .await;
+    assert_eq!(r.status, 303);
+    let set = r.header("set-cookie").unwrap();
+    assert!(set.contains("Max-Age=43200"), "12 h by default: {set}");
+    let op = r.cookie("envdrift_session").unwrap();
+    assert!(!op.contains(OPERATE) && !set.contains(OPERATE), "{set}");
+    let page_a = get(a.addr, "/", Some(&op)).await;
+    let page_b = get(b.addr, "/", Some(&op)).await;
+    assert_eq!((page_a.status, page_b.status), (200, 200));
+    assert!(page_b.body.contains("oncall"), "{}", page_b.body);
+    assert!(!page_b.body.contains(OPERATE));
+    // The CSRF token is derived the same way on both: B takes a form rendered by A.
+    let csrf = page_a.csrf().unwrap();
+    assert_eq!(page_b.csrf().as_deref(), Some(csrf.as_str()));
+    let id = a_drift(&b, "production");
+    let r = post(
+        &b,
+        &format!("/drifts/{id}/ack"),
+        &op,
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(
+        b.daemon.store.drift(id).unwrap().0.acked_by.as_deref(),
+        Some("oncall")
+    );
+
+    // Tampered (one character of the signature, or the role raised): the login page.
+    let (name, value) = op.split_once('=').unwrap();
+    let mut bad = value.to_string();
+    let last = bad.pop().unwrap();
+    bad.push(if last == '0' { '1' } else { '0' });
+    let r = get(b.addr, "/", Some(&format!("{name}={bad}"))).await;
+    assert_eq!(
+        (r.status, r.header("location").as_deref()),
+        (303, Some("/login?next=%2F"))
+    );
+    let login = request(
+        a.addr,
+        "POST",
+        "/login",
+        &[],
+        Some(&format!("token={READ}&next=%2F")),
+    )
+    .await;
+    let read = login.cookie("envdrift_session").unwrap();
+    assert_eq!(get(b.addr, "/", Some(&read)).await.status, 200);
+    let raised = read.replacen(".read.", ".operate.", 1);
+    assert_ne!(raised, read);
+    assert_eq!(get(b.addr, "/", Some(&raised)).await.status, 303);
+
+    // The operate token removed from the config: its cookie no longer opens a page; the
+    // read token's still does.
+    let c = start("api:\n  tokens:\n    - {name: ci, role: read, token_file: read.token}\n").await;
+    assert_eq!(get(c.addr, "/", Some(&op)).await.status, 303);
+    assert_eq!(get(c.addr, "/", Some(&read)).await.status, 200);
+}
+
+/// The comparison matrix lists every resource that is not equal, from the last full scan:
+/// the demo's expected-divergence rule (`Namespace` `/metadata/labels/environment`) makes the
+/// namespace fully expected — no drift, so only the matrix shows it — and its row is greyed
+/// with that rule; a resource with some expected fields names the rule too. Pages beyond
+/// the last are empty, a bad page number is 400.
+#[tokio::test]
+async fn the_comparison_matrix_greys_fully_expected_resources_with_their_rule() {
+    let srv = start("").await;
+    let r = get(srv.addr, "/comparisons/staging-vs-production", None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let row = |resource: &str| -> String {
+        let at = r
+            .body
+            .find(&format!("{resource}</"))
+            .unwrap_or_else(|| panic!("no row for {resource}"));
+        let start = r.body[..at].rfind("<tr").unwrap();
+        let end = at + r.body[at..].find("</tr>").unwrap();
+        r.body[start..end].to_string()
+    };
+    let ns = row("Namespace shop-prod");
+    assert!(
+        ns.starts_with("<tr class=\"res-expected expected\">"),
+        "{ns}"
+    );
+    assert!(
+        ns.contains("compare.expected.rules[0]: the namespace says which environment it is"),
+        "{ns}"
+    );
+    assert!(
+        !ns.contains("/drifts/"),
+        "a fully expected resource has no drift: {ns}"
+    );
+    let store_drifts = srv
+        .daemon
+        .store
+        .open_drifts("staging-vs-production")
+        .unwrap();
+    assert!(
+        store_drifts
+            .iter()
+            .all(|d| d.resource != "Namespace shop-prod"),
+        "no drift for it"
+    );
+    let api = row("Deployment shop-prod/api");
+    assert!(api.contains("differs: 3 fields (1 expected)"), "{api}");
+    assert!(api.contains("built-in"), "{api}");
+    assert!(row("Service shop-prod/web").contains("only in staging"));
+    assert!(row("ConfigMap shop-prod/debug-flags").contains("only in production"));
+    // A rescan (its unchanged files' results reused) keeps the matrix as it was.
+    let before = srv
+        .daemon
+        .store
+        .matrix("staging-vs-production", 0, 100)
+        .unwrap();
+    assert_eq!(before.len(), 9);
+    let t = srv.daemon.target("staging-vs-production").unwrap();
+    srv.daemon.scan(&t).await.unwrap();
+    assert_eq!(
+        srv.daemon
+            .store
+            .matrix("staging-vs-production", 0, 100)
+            .unwrap(),
+        before
+    );
+    // Paging.
+    let r2 = get(srv.addr, "/comparisons/staging-vs-production?page=2", None).await;
+    assert_eq!(r2.status, 200);
+    assert!(
+        r2.body.contains("No resource differs on this page."),
+        "{}",
+        r2.body
+    );
+    let bad = get(srv.addr, "/comparisons/staging-vs-production?page=0", None).await;
+    assert_eq!(bad.status, 400);
 }

@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use fantoccini::{ClientBuilder, Locator};
+use fantoccini::actions::{InputSource as _, KeyAction, KeyActions};
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -77,6 +79,67 @@ fn save(dir: &Path, name: &str, png: &[u8]) -> PathBuf {
         std::fs::write(Path::new(&out).join(name), png).unwrap();
     }
     p
+}
+
+/// What the accessibility pass finds wrong on the page in the browser: a form control
+/// without a label (`<label for>`, a wrapping label, `aria-label` or `aria-labelledby`), a
+/// button without a name, an image without `alt`, an SVG without a `<title>` or
+/// `aria-label` (unless `aria-hidden`).
+const A11Y: &str = r#"
+const problems = [];
+const named = (el) => (el.getAttribute('aria-label') || '').trim() !== '' ||
+  (el.getAttribute('aria-labelledby') || '').split(/\s+/).some((id) => id && document.getElementById(id));
+for (const el of document.querySelectorAll('input, select, textarea')) {
+  const type = (el.getAttribute('type') || '').toLowerCase();
+  if (['hidden', 'submit', 'button', 'reset'].includes(type)) continue;
+  if ((el.labels && el.labels.length > 0) || named(el)) continue;
+  problems.push('unlabelled ' + el.tagName.toLowerCase() + ' ' + (el.name || el.id || el.outerHTML.slice(0, 80)));
+}
+for (const el of document.querySelectorAll('button, input[type=submit]')) {
+  const text = (el.textContent || el.value || '').trim();
+  if (text === '' && !named(el)) problems.push('button without a name: ' + el.outerHTML.slice(0, 80));
+}
+for (const el of document.querySelectorAll('img')) {
+  if (!el.hasAttribute('alt')) problems.push('img without alt: ' + el.outerHTML.slice(0, 80));
+}
+for (const el of document.querySelectorAll('svg')) {
+  if (el.closest('[aria-hidden=true]')) continue;
+  const title = el.querySelector(':scope > title');
+  if ((title && title.textContent.trim() !== '') || named(el)) continue;
+  problems.push('svg without a title: ' + (el.getAttribute('class') || el.outerHTML.slice(0, 80)));
+}
+return problems;
+"#;
+
+/// The accessibility pass on the current page ([`A11Y`]), then keyboard focus: Tab moves
+/// focus to an element whose outline is visible (the `:focus-visible` style applies).
+async fn check_accessible(c: &Client, page: &str) {
+    let found = c.execute(A11Y, Vec::new()).await.unwrap();
+    let problems: Vec<String> = serde_json::from_value(found).unwrap();
+    assert!(problems.is_empty(), "{page}: {problems:#?}");
+    let tab = KeyActions::new("keyboard".into())
+        .then(KeyAction::Down {
+            value: Key::Tab.into(),
+        })
+        .then(KeyAction::Up {
+            value: Key::Tab.into(),
+        });
+    c.perform_actions(tab).await.unwrap();
+    let focus = c
+        .execute(
+            "const el = document.activeElement; const s = getComputedStyle(el); \
+             return {tag: el.tagName, visible: el.matches(':focus-visible'), \
+             outline: s.outlineStyle, width: parseFloat(s.outlineWidth) || 0};",
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    assert_ne!(focus["tag"], "BODY", "{page}: Tab focused nothing: {focus}");
+    assert_eq!(focus["visible"], true, "{page}: {focus}");
+    assert!(
+        focus["outline"] != "none" && focus["width"].as_f64().unwrap_or(0.0) >= 2.0,
+        "{page}: the focused element shows no outline: {focus}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,6 +205,7 @@ async fn overview_to_drift_to_acknowledged_in_chromium() {
         "web-overview.png",
         &c.screenshot().await.unwrap(),
     );
+    check_accessible(&c, "/").await;
 
     // A link to production, then to its first drift.
     c.find(Locator::Css("a[href='/environments/production']"))
@@ -155,6 +219,7 @@ async fn overview_to_drift_to_acknowledged_in_chromium() {
         .for_element(Locator::Css("table.drifts"))
         .await
         .unwrap();
+    check_accessible(&c, "/environments/production").await;
     let link = c
         .find(Locator::Css("table.drifts tbody td a[href^='/drifts/']"))
         .await
@@ -167,6 +232,7 @@ async fn overview_to_drift_to_acknowledged_in_chromium() {
         .await
         .unwrap();
     assert!(c.current_url().await.unwrap().path().ends_with(&href));
+    check_accessible(&c, &href).await;
 
     // Side by side: both sides of a change are displayed, next to each other.
     let desired = c.find(Locator::Css(".change .side.desired")).await.unwrap();
@@ -250,6 +316,18 @@ async fn overview_to_drift_to_acknowledged_in_chromium() {
         "web-drift-acknowledged.png",
         &c.screenshot().await.unwrap(),
     );
+    // The other pages pass the accessibility check too.
+    for page in ["/trends", "/comparisons/staging-vs-production"] {
+        c.goto(&format!("{base}{page}")).await.unwrap();
+        check_accessible(&c, page).await;
+    }
+    // The pass finds what it looks for (a page made to fail it).
+    c.goto("data:text/html,<input name=q><button></button><img src=x><svg></svg><label>ok <select name=s></select></label>")
+        .await
+        .unwrap();
+    let found: Vec<String> =
+        serde_json::from_value(c.execute(A11Y, Vec::new()).await.unwrap()).unwrap();
+    assert_eq!(found.len(), 4, "{found:#?}");
     c.close().await.unwrap();
     for f in [
         "web-overview.png",

@@ -24,6 +24,13 @@ pub enum NoticeKind {
     ScanFailed,
     /// A scheduled or on-demand drift report.
     Report,
+    /// A drift was acknowledged (API, web page or Slack button): one drift, `extra.by`.
+    /// Sent to Slack sinks that have a message for the drift (updated in place, a thread
+    /// reply) and to webhook sinks; not to email, desktop or log sinks.
+    Acknowledged,
+    /// A drift was silenced: one drift, `extra.by` and `extra.until`; sent as
+    /// [`NoticeKind::Acknowledged`].
+    Silenced,
 }
 
 impl NoticeKind {
@@ -35,6 +42,8 @@ impl NoticeKind {
             NoticeKind::Reminder => "reminder",
             NoticeKind::ScanFailed => "scan_failed",
             NoticeKind::Report => "report",
+            NoticeKind::Acknowledged => "acknowledged",
+            NoticeKind::Silenced => "silenced",
         }
     }
 }
@@ -145,6 +154,8 @@ impl NoticeDrift {
             NoticeKind::Resolved => DriftEvent::Resolved,
             NoticeKind::Reminder => DriftEvent::Reminder,
             NoticeKind::Drift | NoticeKind::ScanFailed | NoticeKind::Report => DriftEvent::Opened,
+            // The drift is as it was; its card shows the action instead of the buttons.
+            NoticeKind::Acknowledged | NoticeKind::Silenced => DriftEvent::Changed,
         })
     }
 }

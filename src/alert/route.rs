@@ -8,6 +8,7 @@
 //! | --- | --- | --- |
 //! | `drift`, `escalated`, `reminder` | apply | apply per field change: a drift keeps only the changes that pass; a drift without field changes (missing, unmanaged) is judged by its own severity and the category `presence`; drifts left with nothing are dropped; the notice is dropped when no drift is left |
 //! | `resolved` | apply | apply in the same way, to the severity and categories the drift had while open: a sink hears "resolved" for exactly the drifts it heard about |
+//! | `acknowledged`, `silenced` | apply | apply as for `drift` (the one drift's changes); the daemon queues them only for Slack sinks with the drift's message and webhook sinks ([`crate::daemon::actions`]) |
 //! | `scan_failed` | apply | do not apply: a failed scan is about the tool, not about a drift, and every sink that watches the environment must know its alerts have gone quiet. Leave `scan_failed` out of `kinds` to mute it |
 //! | `report` | apply; `environments` also keeps only the report sections whose name matches | do not apply: a report counts everything |
 //!
@@ -34,7 +35,7 @@ pub struct Route {
     /// `presence`, `other`). Default: empty, every category.
     pub categories: Vec<String>,
     /// Notice kinds to send (`drift`, `escalated`, `resolved`, `reminder`, `scan_failed`,
-    /// `report`). Default: empty, every kind.
+    /// `report`, `acknowledged`, `silenced`). Default: empty, every kind.
     pub kinds: Vec<NoticeKind>,
 }
 
@@ -66,7 +67,9 @@ impl Route {
             NoticeKind::Drift
             | NoticeKind::Escalated
             | NoticeKind::Reminder
-            | NoticeKind::Resolved => {
+            | NoticeKind::Resolved
+            | NoticeKind::Acknowledged
+            | NoticeKind::Silenced => {
                 if !env_ok {
                     return None;
                 }

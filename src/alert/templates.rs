@@ -308,13 +308,15 @@ fn context(notice: &Notice) -> Value {
 }
 
 /// Every notice kind, in the order templates are checked.
-pub const ALL_KINDS: [NoticeKind; 6] = [
+pub const ALL_KINDS: [NoticeKind; 8] = [
     NoticeKind::Drift,
     NoticeKind::Escalated,
     NoticeKind::Resolved,
     NoticeKind::Reminder,
     NoticeKind::ScanFailed,
     NoticeKind::Report,
+    NoticeKind::Acknowledged,
+    NoticeKind::Silenced,
 ];
 
 fn change(
@@ -483,6 +485,20 @@ pub fn sample_notice(kind: NoticeKind) -> Notice {
                 failed_scans: vec!["2026-11-26T04:00:00Z: git fetch timed out".into()],
             }];
             notice.drifts = Vec::new();
+        }
+        NoticeKind::Acknowledged => {
+            notice.title = "production: Deployment shop/web acknowledged by alice".into();
+            notice.severity = Severity::High;
+            notice.drifts = vec![image];
+            notice.extra = serde_json::json!({"by": "alice"});
+        }
+        NoticeKind::Silenced => {
+            notice.title =
+                "production: Deployment shop/web silenced until 2026-11-27T11:25:00Z by alice"
+                    .into();
+            notice.severity = Severity::High;
+            notice.drifts = vec![image];
+            notice.extra = serde_json::json!({"by": "alice", "until": "2026-11-27T11:25:00Z"});
         }
     }
     for d in &mut notice.drifts {

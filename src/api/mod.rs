@@ -118,7 +118,7 @@ impl ApiState {
             });
         }
         let max_age = dur(&cfg.compare_max_age, Duration::from_secs(30))?;
-        let web = crate::web::WebState::new(
+        let mut web = crate::web::WebState::new(
             Arc::clone(&daemon),
             daemon.store.reader()?,
             tokens
@@ -128,6 +128,7 @@ impl ApiState {
             cfg,
             base,
         )?;
+        web.sessions.ttl = dur(&cfg.web_session_ttl, crate::web::SESSION_TTL)?;
         Ok(ApiState {
             web: Arc::new(web),
             store: daemon.store.reader()?,
@@ -704,7 +705,8 @@ async fn ack(
         Some(n) => format!("{who}: {n}"),
         None => who,
     };
-    st.daemon.store.ack(id, &by)?;
+    // The one action path: the Slack messages and webhooks hear of it through the outbox.
+    st.daemon.acknowledge(id, &by, &by)?;
     drift_envelope(&st, id)
 }
 
@@ -728,6 +730,7 @@ pub struct SilenceBody {
 async fn silence(
     State(st): State<Shared>,
     UrlPath(raw): UrlPath<String>,
+    caller: Option<axum::Extension<Caller>>,
     body: axum::body::Bytes,
 ) -> Result<Json<dto::DriftEnvelope>, HttpError> {
     let id = parse_id(&raw)?;
@@ -740,9 +743,9 @@ async fn silence(
     // A time in the past is accepted: it ends a silence.
     let t = t.with_timezone(&chrono::Utc);
     let reason = b.reason.unwrap_or_default();
+    let who = caller.map_or_else(|| "api".to_string(), |c| c.0.0.clone());
     st.daemon
-        .store
-        .silence(id, &crate::store::fmt_time(t), &reason)?;
+        .silence(id, &crate::store::fmt_time(t), &reason, &who)?;
     drift_envelope(&st, id)
 }
 

@@ -12,10 +12,11 @@
 //! - 400: the body is not a `block_actions` payload with an envdrift button;
 //! - 404: the button's drift is not in the store;
 //! - 200 without acting: the drift is resolved (its message stays resolved);
-//! - 200: done (the store written before the answer; the Slack message is rewritten right
-//!   after, in the background, so Slack gets its answer well within its 3 seconds; when the
-//!   store's writer is busy for 2 s, the answer goes first and the click is applied when
-//!   the store is free), or the
+//! - 200: done (the store written before the answer, with the alert that rewrites the
+//!   Slack message queued in the same transaction and delivered by the outbox — retried,
+//!   in order with the drift's other alerts — so Slack gets its answer well within its 3
+//!   seconds; when the store's writer is busy for 2 s, the answer goes first and the click
+//!   is applied when the store is free), or the
 //!   same signed request seen before within the window (Slack's retry or a replay: nothing
 //!   is done twice).
 
@@ -30,10 +31,8 @@ use axum::routing::post;
 
 use super::{ApiState, HttpError, Shared};
 use crate::alert::Sink;
-use crate::alert::notice::NoticeDrift;
 use crate::alert::slack::interact::{self, Action, Click, Refused, SILENCE_HOURS};
-use crate::alert::slack::message::Status;
-use crate::store::{DriftRecord, DriftStatus, StoreError};
+use crate::store::{DriftStatus, StoreError};
 
 /// The route's smallest body limit: Slack's `block_actions` body carries the whole clicked
 /// message, form-encoded, so `api.max_body_bytes` applies to it only when it is larger.
@@ -119,13 +118,14 @@ pub(super) async fn interactions(
     };
     // The store work runs off the async workers; Slack gets its answer within
     // ANSWER_WITHIN even when the store's writer is busy (a big scan being recorded): then
-    // the click is finished in the background.
+    // the click is finished in the background. The message is rewritten by the outbox
+    // (the alert queued with the action, in its transaction).
     let (tx, rx) = tokio::sync::oneshot::channel::<Result<(), HttpError>>();
+    let sink_name = slack.name().to_string();
     tokio::spawn(async move {
         let job = {
-            let st = st.clone();
             let click = click.clone();
-            tokio::task::spawn_blocking(move || store_work(&st, &click, now))
+            tokio::task::spawn_blocking(move || act(&st, &click, now))
         };
         let done = match job.await {
             Ok(r) => r,
@@ -133,28 +133,16 @@ pub(super) async fn interactions(
                 "acting on the Slack click: {e}"
             ))),
         };
-        let (status, row, drift) = match done {
-            Ok(Some(x)) => x,
-            Ok(None) => {
-                let _ = tx.send(Ok(()));
-                return;
+        match &done {
+            Ok(true) => {
+                tracing::info!(sink = %sink_name, drift = click.drift_id, user = %click.user_id, action = ?click.action, "drift updated from Slack");
             }
+            Ok(false) => {}
             Err(e) => {
                 tracing::warn!(drift = click.drift_id, error = %e.message, "Slack click not applied");
-                let _ = tx.send(Err(e));
-                return;
             }
-        };
-        let _ = tx.send(Ok(()));
-        let Sink::Slack(s) = &*sink else { return };
-        tracing::info!(sink = s.name(), drift = click.drift_id, user = %click.user_id, action = ?click.action, "drift updated from Slack");
-        let at = crate::store::fmt_time(now);
-        if let Err(e) = s
-            .show_action(&click, status, &row.target, &drift, &at)
-            .await
-        {
-            tracing::warn!(sink = s.name(), drift = click.drift_id, error = %e, "updating the Slack message after a click");
         }
+        let _ = tx.send(done.map(|_| ()));
     });
     match tokio::time::timeout(ANSWER_WITHIN, rx).await {
         Ok(Ok(Err(e))) => e.into_response(),
@@ -171,29 +159,14 @@ pub(super) async fn interactions(
 /// Slack wants its answer within 3 seconds.
 const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// The click's store work (blocking): [`act`], then the drift as stored now for its
-/// message. `None`: nothing to show.
-fn store_work(
-    st: &ApiState,
-    click: &Click,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<Option<(Status, DriftRecord, NoticeDrift)>, HttpError> {
-    let Some(status) = act(st, click, now)? else {
-        return Ok(None); // the link button, or a resolved drift: nothing to do
-    };
-    let (row, _) = st.daemon.store.drift(click.drift_id)?;
-    let mut drift = crate::daemon::lifecycle::notice_from_row(&row, now);
-    drift.drift_id = Some(row.id);
-    Ok(Some((status, row, drift)))
-}
-
 /// Acknowledges (`acked_by` = `slack:@name (U…)`) or silences for 24 hours the clicked
-/// drift, both in its history. `None` for the link button.
+/// drift, both in its history, through the daemon's one action path (which queues the
+/// message's update). `false`: nothing done (the link button, a resolved drift).
 fn act(
     st: &ApiState,
     click: &Click,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<Option<Status>, HttpError> {
+) -> Result<bool, HttpError> {
     let who = match &click.user_name {
         Some(n) => format!("slack:@{n} ({})", click.user_id),
         None => format!("slack:{}", click.user_id),
@@ -205,7 +178,7 @@ fn act(
         e => HttpError::from(e),
     };
     if click.action == Action::Open {
-        return Ok(None);
+        return Ok(false);
     }
     // A resolved drift (a click on a stale client or an old card): nothing to acknowledge
     // or silence, and its message stays resolved.
@@ -215,30 +188,27 @@ fn act(
             drift = click.drift_id,
             "Slack click on a resolved drift; nothing to do"
         );
-        return Ok(None);
+        return Ok(false);
     }
     match click.action {
-        Action::Open => Ok(None),
+        Action::Open => Ok(false),
         Action::Acknowledge => {
-            st.daemon.store.ack(click.drift_id, &who).map_err(mapped)?;
-            Ok(Some(Status::Acknowledged {
-                by: click.user_id.clone(),
-            }))
+            st.daemon
+                .acknowledge(click.drift_id, &who, &click.user_id)
+                .map_err(mapped)?;
+            Ok(true)
         }
         Action::Silence => {
             let until = crate::store::fmt_time(now + chrono::Duration::hours(SILENCE_HOURS));
             st.daemon
-                .store
                 .silence(
                     click.drift_id,
                     &until,
                     &format!("silenced for {SILENCE_HOURS}h from Slack by {who}"),
+                    &click.user_id,
                 )
                 .map_err(mapped)?;
-            Ok(Some(Status::Silenced {
-                by: click.user_id.clone(),
-                until,
-            }))
+            Ok(true)
         }
     }
 }

@@ -10,7 +10,9 @@
 //! threads (the engine is CPU-bound and synchronous). Alerts are written to the outbox in the
 //! scan's transaction and delivered by a separate task with retries and backoff.
 
+pub mod actions;
 pub mod lifecycle;
+mod matrix;
 pub mod metrics;
 pub mod report;
 pub mod scan;
@@ -57,6 +59,10 @@ pub trait Deliver: Send + Sync + 'static {
     /// The Slack sinks (the interactivity endpoint, `src/api/slack.rs`).
     fn slack_sinks(&self) -> Vec<Arc<crate::alert::Sink>> {
         Vec::new()
+    }
+    /// Which acknowledge/silence alerts sink `sink` gets ([`actions`]).
+    fn action_sink(&self, _sink: &str) -> actions::ActionSink {
+        actions::ActionSink::None
     }
 }
 
@@ -131,6 +137,13 @@ impl Deliver for SinkSet {
     }
     fn slack_sinks(&self) -> Vec<Arc<crate::alert::Sink>> {
         crate::alert::slack::slack_sinks(&self.sinks)
+    }
+    fn action_sink(&self, sink: &str) -> actions::ActionSink {
+        match self.sinks.iter().find(|s| s.name() == sink).map(|s| &**s) {
+            Some(crate::alert::Sink::Slack(s)) if s.has_bot_token() => actions::ActionSink::Slack,
+            Some(crate::alert::Sink::Webhook(_)) => actions::ActionSink::Webhook,
+            _ => actions::ActionSink::None,
+        }
     }
 }
 
@@ -690,6 +703,9 @@ impl Daemon {
         }
         self.store
             .record_scan(scan_id, &name, &end, &writes, &outbox)?;
+        if only.is_none() {
+            self.record_matrix(target, scan_id, &out); // src/daemon/matrix.rs
+        }
         let max = drifts.iter().map(|d| d.severity).max();
         tracing::info!(target = %name, scan_id, outcome = %out.outcome, drifts = drifts.len(), duration_ms, "scan finished");
         if let Some(e) = &out.error {
@@ -738,6 +754,8 @@ impl Daemon {
             NoticeKind::Reminder => format!("{target}: {n} drift{s} still open"),
             NoticeKind::ScanFailed => format!("{target}: scan failed or incomplete"),
             NoticeKind::Report => format!("drift report: {target}"),
+            NoticeKind::Acknowledged => format!("{target}: {n} drift{s} acknowledged"),
+            NoticeKind::Silenced => format!("{target}: {n} drift{s} silenced"),
         };
         Notice {
             id: format!(
@@ -832,6 +850,11 @@ impl Daemon {
                 };
                 if let Err(e) = self.store.fill_drift_ids(&mut notice) {
                     tracing::warn!(sink = %row.sink, notice = %row.notice_id, error = %e, "reading the alert's drift ids");
+                }
+                if let Some(why) = self.action_outdated(&notice) {
+                    tracing::info!(sink = %row.sink, notice = %row.notice_id, reason = %why, "action alert no longer true; done without sending");
+                    self.record_sent(row.id).await?;
+                    continue;
                 }
                 match self.deliver.deliver(&row.sink, &notice).await {
                     Ok(()) => {

@@ -72,8 +72,8 @@ pub struct RawChange {
     pub attribution: Option<Attribution>,
     pub note: Option<String>,
     pub patch: PatchOp,
-    /// Matched an expected-divergence rule (environment comparisons).
-    pub expected: bool,
+    /// The expected-divergence rule that matched (environment comparisons).
+    pub expected_rule: Option<std::sync::Arc<str>>,
 }
 
 /// The differences of one object pair.
@@ -744,10 +744,11 @@ impl<'a> Walker<'a> {
         let (category, severity) =
             self.with_views(desired_side, |v| self.opts.classifier.classify(self.key, v));
         let patch = self.patch_op(op, &desired, &live_path);
-        let expected = !self.opts.expected.is_empty()
-            && self.with_views(desired_side, |v| {
-                self.opts.expected.ignores_path(self.key, v)
-            });
+        let expected_rule = if self.opts.expected.is_empty() {
+            None
+        } else {
+            self.with_views(desired_side, |v| self.opts.expected.path_rule(self.key, v))
+        };
         self.out.changes.push(RawChange {
             op,
             live_path,
@@ -761,7 +762,7 @@ impl<'a> Walker<'a> {
             attribution,
             note,
             patch,
-            expected,
+            expected_rule,
         });
     }
 

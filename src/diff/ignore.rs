@@ -97,6 +97,8 @@ struct Compiled {
     /// one object's labels ([`IgnoreSet::for_labels`]).
     labels: Option<crate::pattern::LabelSelector>,
     paths: Vec<PathPattern>,
+    /// How people know the rule: `{list}[{n}]` (or `built-in`) and its reason.
+    label: Arc<str>,
     managers: Vec<String>,
     jq: Vec<JqRule>,
 }
@@ -187,6 +189,18 @@ impl IgnoreSet {
                 },
                 labels,
                 paths,
+                label: {
+                    let name = if index < skip {
+                        "built-in".to_string()
+                    } else {
+                        format!("{list}[{n}]")
+                    };
+                    match r.reason.as_deref() {
+                        Some(why) if !why.trim().is_empty() => format!("{name}: {}", why.trim()),
+                        _ => name,
+                    }
+                    .into()
+                },
                 managers: r.managers.clone(),
                 jq,
             });
@@ -250,6 +264,18 @@ impl IgnoreSet {
         self.rules.iter().any(|r| {
             r.labels.is_none() && r.select.selects(key) && r.paths.iter().any(|p| p.covers(path))
         })
+    }
+
+    /// The first path rule that covers `path` of the object, by its label.
+    pub(crate) fn path_rule(&self, key: &ResourceKey, path: &[SegView<'_>]) -> Option<Arc<str>> {
+        self.rules
+            .iter()
+            .find(|r| {
+                r.labels.is_none()
+                    && r.select.selects(key)
+                    && r.paths.iter().any(|p| p.covers(path))
+            })
+            .map(|r| Arc::clone(&r.label))
     }
 
     /// True when a manager rule names `manager` for the object.

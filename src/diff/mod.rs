@@ -757,7 +757,11 @@ fn make_fix(
     opts: &Options,
     schema: &crate::diff::schema::KindSchema,
 ) -> Fix {
-    let real: Vec<RawChange> = changes.iter().filter(|c| !c.expected).cloned().collect();
+    let real: Vec<RawChange> = changes
+        .iter()
+        .filter(|c| c.expected_rule.is_none())
+        .cloned()
+        .collect();
     let mut ops = patch::assemble(&real);
     let (verified, error) = if !opts.verify_patches {
         (false, Some("verification disabled".to_string()))
@@ -857,10 +861,34 @@ fn modified_drift(
     };
     let mut diff = compare_with_schema(key, d_value, l_value, opts, &schema.node);
     diff.suppressed.ignored += jq_ignored;
-    let expected = diff.changes.iter().filter(|c| c.expected).count();
+    let expected = diff
+        .changes
+        .iter()
+        .filter(|c| c.expected_rule.is_some())
+        .count();
+    if expected > 0 {
+        let mut rules: Vec<String> = Vec::new();
+        for r in diff
+            .changes
+            .iter()
+            .filter_map(|c| c.expected_rule.as_deref())
+        {
+            if !rules.iter().any(|x| x == r) {
+                rules.push(r.to_string());
+            }
+        }
+        diff.suppressed
+            .expected_resources
+            .push(crate::model::ExpectedResource {
+                resource: resource_ref(key, d).to_string(),
+                fields: expected,
+                other_fields: diff.changes.len() - expected,
+                rules,
+            });
+    }
     if !opts.show_expected {
         diff.suppressed.expected += expected;
-        diff.changes.retain(|c| !c.expected);
+        diff.changes.retain(|c| c.expected_rule.is_none());
     }
     if diff.changes.is_empty() {
         return (None, diff.suppressed);
@@ -1032,7 +1060,7 @@ fn verify(
 ) -> Result<(), String> {
     let patched = patch::apply(live, ops)?;
     let again = compare_with_schema(key, desired, &patched, opts, &schema.node);
-    match again.changes.iter().find(|c| !c.expected) {
+    match again.changes.iter().find(|c| c.expected_rule.is_none()) {
         None => Ok(()),
         Some(c) => Err(format!(
             "after applying the patch {} still differs ({})",
@@ -1074,7 +1102,8 @@ fn field_change(key: &ResourceKey, c: RawChange) -> FieldChange {
         cause: c.cause,
         attribution: c.attribution,
         note: c.note,
-        expected: c.expected,
+        expected: c.expected_rule.is_some(),
+        expected_rule: c.expected_rule,
         finding: None,
         line: None,
     }

@@ -105,7 +105,7 @@ pub(super) fn severity_of(r: &Row, idx: &str) -> Result<Severity, SqlError> {
     parse_text(r, idx, "drifts.severity", SEVERITIES)
 }
 
-fn row_to_drift(r: &Row) -> Result<DriftRecord, SqlError> {
+pub(super) fn row_to_drift(r: &Row) -> Result<DriftRecord, SqlError> {
     let categories: String = r.get("categories")?;
     let body: String = r.get("body")?;
     Ok(DriftRecord {
@@ -131,7 +131,7 @@ fn row_to_drift(r: &Row) -> Result<DriftRecord, SqlError> {
     })
 }
 
-const DRIFT_COLUMNS: &str = "id, target, identity, fingerprint, resource, drift_type, severity, categories, status, first_seen, last_seen, changed_at, resolved_at, acked_at, acked_by, silenced_until, silence_reason, last_reminded_at, body";
+pub(super) const DRIFT_COLUMNS: &str = "id, target, identity, fingerprint, resource, drift_type, severity, categories, status, first_seen, last_seen, changed_at, resolved_at, acked_at, acked_by, silenced_until, silence_reason, last_reminded_at, body";
 
 fn event(
     tx: &mut impl Exec,

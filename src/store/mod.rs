@@ -36,9 +36,11 @@
 //! - `history`: drift intervals and scan outcomes over time (trends).
 
 mod coord;
+mod actions;
 mod drifts;
 mod history;
 pub mod maintenance;
+mod matrix;
 mod outbox;
 mod pg;
 mod reports;
@@ -55,12 +57,14 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OpenFlags};
 
 use sql::{Conn, Dialect, Exec, SqlError};
-
+pub use actions::DriftAction;
 pub use coord::ScanRequest;
 pub use drifts::{DriftFilter, DriftRecord, DriftWrite, EventRecord, NewDrift, OpenCount};
 pub use history::{DriftInterval, ScanPoint};
+pub use matrix::MatrixEntry;
 pub use outbox::{CLAIM_FOR, OutboxRecord, OutboxWrite};
 pub use pg::PostgresTarget;
+
 pub use scans::{ScanEnd, ScanRecord};
 pub use schema::MIGRATIONS;
 pub use values::{

@@ -140,6 +140,18 @@ pub const MIGRATIONS: &[&str] = &[
         outcome TEXT
     );
     CREATE INDEX scan_requests_state ON scan_requests(state, target, id);",
+    // The latest comparison scan's matrix: one row per resource that differs or is
+    // expected (equal ones are not stored), replaced each scan (src/store/matrix.rs).
+    "CREATE TABLE comparison_resources (
+        target TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        state TEXT NOT NULL,
+        differing INTEGER NOT NULL,
+        expected INTEGER NOT NULL,
+        rules TEXT NOT NULL,
+        scan_id INTEGER NOT NULL,
+        PRIMARY KEY (target, resource)
+    );",
 ];
 
 /// PostgreSQL's DDL for a migration written for SQLite: every `INTEGER` is a `BIGINT` (the

@@ -3,23 +3,34 @@
 //! - Open access (no `api.tokens`, which the API allows only on loopback): every visitor is
 //!   `loopback` with the operate role. Forms are protected by a double-submit CSRF cookie
 //!   (`envdrift_csrf`, SameSite=Strict: another site's form never carries it).
-//! - With tokens: `/login` takes an API token; a valid one starts a session (random id in an
-//!   HttpOnly, SameSite=Strict cookie `envdrift_session`, 12 hours) that remembers the
-//!   token's name and role, never the token. Each session has its own CSRF token.
-//! - Every POST whose `Origin` header names another host is refused.
+//! - With tokens: `/login` takes an API token; a valid one gets a **signed session cookie**
+//!   `envdrift_session` (HttpOnly, SameSite=Strict, `Secure` with TLS), stateless: nothing is
+//!   kept in the daemon, so sessions survive restarts and work on every replica with the same
+//!   config. Its value is `v1.{fingerprint}.{role}.{expiry}.{nonce}.{mac}`:
+//!   - a key is derived from the token itself, `K = HMAC-SHA256(SHA-256(token),
+//!     "envdrift web session v1")`: only a daemon configured with that token can make or
+//!     check the cookie, and removing the token from the config revokes its cookies;
+//!   - `fingerprint` = the first 8 bytes of `HMAC(K, "fingerprint")` (hex) picks the token
+//!     without naming it; `role` `read`/`operate` must still be the token's role;
+//!     `expiry` in Unix seconds (`api.web_session_ttl`, default 12 h); `nonce` 16 random
+//!     bytes;
+//!   - `mac` = `HMAC(K, "session|" + the rest)` (hex), checked in constant time.
 //!
-//! Session ids and CSRF tokens are 32 random bytes from the operating system; the session
-//! table keeps the SHA-256 of each id, at most [`MAX_SESSIONS`].
+//!   The session's CSRF token is `HMAC(K, "csrf|" + the rest)`. Neither contains the token.
+//!   Logging out clears the cookie in the browser; a copy of it stays valid until it expires
+//!   (nothing is stored to revoke it, short of removing the token).
+//! - Every POST whose `Origin` header names another host is refused.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, Mac};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::WebState;
@@ -32,90 +43,125 @@ type Shared = Arc<WebState>;
 pub const SESSION_COOKIE: &str = "envdrift_session";
 /// Name of the CSRF cookie (open access only).
 pub const CSRF_COOKIE: &str = "envdrift_csrf";
-/// How long a session lasts.
+/// How long a session lasts unless `api.web_session_ttl` says otherwise.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
-/// Sessions kept at most; the oldest goes first.
-pub const MAX_SESSIONS: usize = 1024;
 
+const VERSION: &str = "v1";
+
+/// A session as its cookie says, once verified.
 #[derive(Debug, Clone)]
 struct Session {
     name: String,
     role: Role,
     csrf: String,
-    expires: Instant,
 }
 
-/// The login sessions (in memory: a restart logs everyone out).
-#[derive(Debug, Default)]
+/// Signed, stateless login sessions (see the module doc).
+#[derive(Debug, Clone)]
 pub struct Sessions {
-    map: Mutex<HashMap<[u8; 32], Session>>,
+    /// The cookie's lifetime (`api.web_session_ttl`).
+    pub ttl: Duration,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions { ttl: SESSION_TTL }
+    }
+}
+
+/// HMAC-SHA256 over `parts`. HMAC takes keys of any length, so `new_from_slice` cannot
+/// fail; were it to, no cookie is made or accepted (never a fixed MAC).
+fn mac(key: &[u8], parts: &[&[u8]]) -> Option<[u8; 32]> {
+    let Ok(mut m) = <Hmac<Sha256> as Mac>::new_from_slice(key) else {
+        return None;
+    };
+    for p in parts {
+        m.update(p);
+    }
+    Some(m.finalize().into_bytes().into())
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The token's session key, from the SHA-256 of the token (what the daemon keeps).
+fn key_of(token_digest: &[u8; 32]) -> Option<[u8; 32]> {
+    mac(token_digest, &[b"envdrift web session v1"])
+}
+
+fn fingerprint(key: &[u8; 32]) -> Option<String> {
+    Some(hex(&mac(key, &[b"fingerprint"])?[..8]))
 }
 
 impl Sessions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Session>> {
-        self.map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// A new session cookie value for the token with this digest, valid for [`Self::ttl`]
+    /// from `now` (Unix seconds).
+    fn issue(&self, token_digest: &[u8; 32], role: Role, now: i64) -> Result<String, WebError> {
+        let no_mac = || WebError::internal("HMAC-SHA256 unavailable");
+        let key = key_of(token_digest).ok_or_else(no_mac)?;
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce)
+            .map_err(|e| WebError::internal(format!("no randomness: {e}")))?;
+        let ttl = i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX);
+        let expiry = now.saturating_add(ttl);
+        let body = format!(
+            "{VERSION}.{}.{}.{expiry}.{}",
+            fingerprint(&key).ok_or_else(no_mac)?,
+            role_str(role),
+            hex(&nonce)
+        );
+        let sig = hex(&mac(&key, &[b"session|", body.as_bytes()]).ok_or_else(no_mac)?);
+        Ok(format!("{body}.{sig}"))
     }
 
-    fn start(&self, name: &str, role: Role) -> Result<(String, Session), WebError> {
-        let id = random_token()?;
-        let s = Session {
-            name: name.to_string(),
-            role,
-            csrf: random_token()?,
-            expires: Instant::now() + SESSION_TTL,
+    /// The session of a cookie value, when it verifies against a configured token, still
+    /// has that token's role and has not expired at `now` (Unix seconds).
+    fn verify(&self, tokens: &[super::TokenDigest], value: &str, now: i64) -> Option<Session> {
+        let (body, sig) = value.rsplit_once('.')?;
+        let mut parts = body.split('.');
+        let (Some(version), Some(fp), Some(role), Some(expiry), Some(nonce), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return None;
         };
-        let mut map = self.lock();
-        let now = Instant::now();
-        map.retain(|_, s| s.expires > now);
-        while map.len() >= MAX_SESSIONS {
-            let Some(oldest) = map.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| *k) else {
-                break;
-            };
-            map.remove(&oldest);
+        if version != VERSION || nonce.len() != 32 {
+            return None;
         }
-        map.insert(digest(&id), s.clone());
-        Ok((id, s))
-    }
-
-    fn get(&self, id: &str) -> Option<Session> {
-        let mut map = self.lock();
-        let key = digest(id);
-        match map.get(&key) {
-            Some(s) if s.expires > Instant::now() => Some(s.clone()),
-            Some(_) => {
-                map.remove(&key);
-                None
+        let expiry: i64 = expiry.parse().ok()?;
+        let ttl = i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX);
+        if expiry <= now || expiry > now.saturating_add(ttl) {
+            return None;
+        }
+        // Every token is tried, in constant time per token.
+        let mut found = None;
+        for (name, token_role, digest) in tokens {
+            let key = key_of(digest)?;
+            let want = hex(&mac(&key, &[b"session|", body.as_bytes()])?);
+            let fp_ok = bool::from(fingerprint(&key)?.as_bytes().ct_eq(fp.as_bytes()));
+            let sig_ok = bool::from(want.as_bytes().ct_eq(sig.as_bytes()));
+            if fp_ok && sig_ok && role == role_str(*token_role) {
+                found = Some(Session {
+                    name: name.clone(),
+                    role: *token_role,
+                    csrf: hex(&mac(&key, &[b"csrf|", body.as_bytes()])?),
+                });
             }
-            None => None,
         }
+        found
     }
-
-    fn end(&self, id: &str) {
-        self.lock().remove(&digest(id));
-    }
-
-    /// Sessions open now (tests).
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// No session is open.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-fn digest(s: &str) -> [u8; 32] {
-    Sha256::digest(s.as_bytes()).into()
 }
 
 /// 32 random bytes from the operating system, as 64 hex digits.
 fn random_token() -> Result<String, WebError> {
     let mut b = [0u8; 32];
     getrandom::fill(&mut b).map_err(|e| WebError::internal(format!("no randomness: {e}")))?;
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+    Ok(hex(&b))
 }
 
 /// The cookie named `name` in the request, if any.
@@ -183,7 +229,8 @@ pub fn visitor(st: &WebState, headers: &HeaderMap, path: &str) -> Result<Visitor
             set_cookie,
         });
     }
-    match cookie(headers, SESSION_COOKIE).and_then(|id| st.sessions.get(id)) {
+    let now = chrono::Utc::now().timestamp();
+    match cookie(headers, SESSION_COOKIE).and_then(|c| st.sessions.verify(st.tokens(), c, now)) {
         Some(s) => Ok(Visitor {
             can_operate: s.role >= Role::Operate,
             role: role_str(s.role),
@@ -321,7 +368,7 @@ pub async fn login(
         return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, next)]).into_response());
     }
     let presented = f.get("token").map_or("", |t| t.trim());
-    let Some((name, role)) = st.find_token(presented) else {
+    let Some((name, role, digest)) = st.find_token(presented) else {
         tracing::info!("web login refused: unknown token");
         return login_page(
             &st,
@@ -330,12 +377,14 @@ pub async fn login(
             Some("unknown token: paste one of the API tokens from api.tokens"),
         );
     };
-    let (id, _) = st.sessions.start(&name, role)?;
+    let value = st
+        .sessions
+        .issue(&digest, role, chrono::Utc::now().timestamp())?;
     tracing::info!(token = %name, role = role_str(role), "web login");
     let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, next)]).into_response();
     let c = format!(
-        "{SESSION_COOKIE}={id}; {}",
-        cookie_attrs(&st, SESSION_TTL.as_secs())
+        "{SESSION_COOKIE}={value}; {}",
+        cookie_attrs(&st, st.sessions.ttl.as_secs())
     );
     if let Ok(v) = HeaderValue::from_str(&c) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
@@ -352,9 +401,7 @@ pub async fn logout(
     let v = visitor(&st, &headers, "/").map_err(|_| WebError::forbidden("not logged in"))?;
     let f = form(&body);
     check_post(&st, &headers, &v, f.get("csrf").map(String::as_str), false)?;
-    if let Some(id) = cookie(&headers, SESSION_COOKIE) {
-        st.sessions.end(id);
-    }
+    // Stateless: the browser forgets the cookie; a copy stays valid until its expiry.
     let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, "/login")]).into_response();
     let c = format!("{SESSION_COOKIE}=; {}", cookie_attrs(&st, 0));
     if let Ok(v) = HeaderValue::from_str(&c) {
@@ -401,25 +448,73 @@ mod tests {
         assert!(same_origin(&h).is_err());
     }
 
+    fn tokens() -> Vec<super::super::TokenDigest> {
+        use sha2::Digest as _;
+        vec![
+            (
+                "ci".into(),
+                Role::Read,
+                sha2::Sha256::digest(b"read-token-0123456789").into(),
+            ),
+            (
+                "oncall".into(),
+                Role::Operate,
+                sha2::Sha256::digest(b"operate-token-9876543210").into(),
+            ),
+        ]
+    }
+
     #[test]
-    fn sessions_expire_are_bounded_and_keep_no_token() {
+    fn signed_sessions_verify_expire_and_refuse_tampering() {
         let s = Sessions::default();
-        let (id, sess) = s.start("oncall", Role::Operate).unwrap();
-        assert_eq!(id.len(), 64);
-        assert_ne!(id, sess.csrf);
-        assert_eq!(s.get(&id).map(|x| x.name), Some("oncall".to_string()));
-        assert!(s.get("other").is_none());
-        s.end(&id);
-        assert!(s.get(&id).is_none());
-        for _ in 0..(MAX_SESSIONS + 5) {
-            s.start("ci", Role::Read).unwrap();
+        let t = tokens();
+        let now = 1_800_000_000;
+        let c = s.issue(&t[1].2, Role::Operate, now).unwrap();
+        assert!(!c.contains("operate-token"), "{c}");
+        let got = s.verify(&t, &c, now + 60).expect("verifies");
+        assert_eq!((got.name.as_str(), got.role), ("oncall", Role::Operate));
+        // The CSRF token is the session's, stable for it, and not the cookie.
+        assert_eq!(s.verify(&t, &c, now + 61).unwrap().csrf, got.csrf);
+        assert!(!c.contains(&got.csrf));
+        let other = s.issue(&t[1].2, Role::Operate, now).unwrap();
+        assert_ne!(s.verify(&t, &other, now).unwrap().csrf, got.csrf);
+        // Expired (12 h), or from the future beyond the lifetime.
+        assert!(s.verify(&t, &c, now + 12 * 3600).is_none());
+        assert!(s.verify(&t, &c, now - 10).is_none());
+        // Tampered: the role raised, the expiry moved, the signature changed, garbage.
+        let read = s.issue(&t[0].2, Role::Read, now).unwrap();
+        assert_eq!(s.verify(&t, &read, now).unwrap().role, Role::Read);
+        let raised = read.replacen(".read.", ".operate.", 1);
+        assert!(s.verify(&t, &raised, now).is_none());
+        let parts: Vec<&str> = c.split('.').collect();
+        let later = c.replacen(parts[3], &(now + 11 * 3600 + 1).to_string(), 1);
+        assert!(s.verify(&t, &later, now).is_none());
+        let mut bad = c.clone();
+        bad.pop();
+        bad.push(if c.ends_with('0') { '1' } else { '0' });
+        assert!(s.verify(&t, &bad, now).is_none());
+        for junk in [
+            "",
+            ".",
+            "v1",
+            "v1.a.b.c.d.e",
+            "v2.x.read.1.00.ff",
+            &"9".repeat(400),
+        ] {
+            assert!(s.verify(&t, junk, now).is_none(), "{junk}");
         }
-        assert_eq!(s.len(), MAX_SESSIONS);
-        // Expired sessions are gone.
-        let (id, _) = s.start("x", Role::Read).unwrap();
-        if let Some(x) = s.lock().get_mut(&digest(&id)) {
-            x.expires = Instant::now() - Duration::from_secs(1);
-        }
-        assert!(s.get(&id).is_none());
+        // The token removed from the config: its cookies are refused; another config with
+        // the same tokens (a replica, a restart) accepts them.
+        assert!(s.verify(&t[..1], &c, now).is_none());
+        assert!(Sessions::default().verify(&tokens(), &c, now).is_some());
+        // The role of the token changed in the config: refused.
+        let mut demoted = tokens();
+        demoted[1].1 = Role::Read;
+        assert!(s.verify(&demoted, &c, now).is_none());
+        // A shorter lifetime configured later refuses longer-lived cookies.
+        let short = Sessions {
+            ttl: Duration::from_secs(3600),
+        };
+        assert!(short.verify(&t, &c, now).is_none());
     }
 }

@@ -31,7 +31,7 @@ use axum::routing::{get, post};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-pub use auth::Sessions;
+pub use auth::{SESSION_TTL, Sessions};
 pub(crate) use pages::{compute_trends, parse_days};
 pub use templates::{TemplateError, WebTemplates};
 
@@ -43,7 +43,7 @@ use crate::store::StoreReader;
 pub type TokenDigest = (String, Role, [u8; 32]);
 
 /// The web page's state: the daemon and a read-only store handle, the tokens' digests (for
-/// the login), the templates and the login sessions.
+/// the login and the signed session cookies), the templates and the session settings.
 pub struct WebState {
     pub daemon: Arc<Daemon>,
     store: StoreReader,
@@ -103,14 +103,19 @@ impl WebState {
         self.tokens.is_empty()
     }
 
-    /// The name and role of the configured token `presented`, compared in constant time
-    /// against every token.
-    pub(crate) fn find_token(&self, presented: &str) -> Option<(String, Role)> {
+    /// The configured tokens (name, role, SHA-256 of the secret).
+    pub(crate) fn tokens(&self) -> &[TokenDigest] {
+        &self.tokens
+    }
+
+    /// The name, role and digest of the configured token `presented`, compared in constant
+    /// time against every token.
+    pub(crate) fn find_token(&self, presented: &str) -> Option<(String, Role, [u8; 32])> {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         let mut found = None;
         for (name, role, d) in &self.tokens {
             if bool::from(d.ct_eq(&digest)) {
-                found = Some((name.clone(), *role));
+                found = Some((name.clone(), *role, *d));
             }
         }
         found

@@ -962,7 +962,8 @@ pub async fn ack(
         format!("{}: {}", v.name, super::templates::shorten(note, 500))
     };
     let st2 = Arc::clone(&st);
-    blocking(move || Ok(st2.daemon.store.ack(id, &by)?)).await?;
+    let name = v.name.clone();
+    blocking(move || Ok(st2.daemon.acknowledge(id, &by, &name).map(|_| ())?)).await?;
     tracing::info!(drift = id, by = %v.name, "drift acknowledged (web page)");
     Ok((
         StatusCode::SEE_OTHER,
@@ -1008,11 +1009,12 @@ pub async fn silence(
     );
     let reason = super::templates::shorten(&reason, 500);
     let st2 = Arc::clone(&st);
+    let name = v.name.clone();
     blocking(move || {
         Ok(st2
             .daemon
-            .store
-            .silence(id, &crate::store::fmt_time(until), &reason)?)
+            .silence(id, &crate::store::fmt_time(until), &reason, &name)
+            .map(|_| ())?)
     })
     .await?;
     tracing::info!(drift = id, by = %v.name, until = %crate::store::fmt_time(until), "drift silenced (web page)");
@@ -1056,12 +1058,81 @@ struct ComparisonPage {
     rows: Vec<MatrixRow>,
     rules: Vec<RuleView>,
     builtin_rules: bool,
+    /// The latest scan's resources that are not equal (one page of them).
+    matrix: Vec<ResourceView>,
+    /// `3 differ, 2 expected, 1 only in staging`.
+    matrix_counts: String,
+    matrix_total: i64,
+    page: usize,
+    pages: usize,
+}
+
+/// Resources per page of the comparison matrix.
+pub const MATRIX_PAGE: usize = 200;
+
+/// One resource of the comparison matrix.
+#[derive(Serialize)]
+struct ResourceView {
+    resource: String,
+    /// The open drift of the resource, when there is one.
+    id: Option<i64>,
+    state: String,
+    /// `present` / `absent` per side.
+    from: &'static str,
+    to: &'static str,
+    label: String,
+    rules: String,
+    expected: bool,
+}
+
+fn resource_view(
+    m: crate::store::MatrixEntry,
+    ids: &HashMap<String, i64>,
+    from: &str,
+    to: &str,
+) -> ResourceView {
+    let s = |n: i64| if n == 1 { "" } else { "s" };
+    let (from_side, to_side, label) = match m.state.as_str() {
+        "only-in-from" => ("present", "absent", format!("only in {from}")),
+        "only-in-to" => ("absent", "present", format!("only in {to}")),
+        "expected" => (
+            "present",
+            "present",
+            format!("expected: {} field{}", m.differing, s(m.differing)),
+        ),
+        _ if m.expected > 0 => (
+            "present",
+            "present",
+            format!(
+                "differs: {} field{} ({} expected)",
+                m.differing,
+                s(m.differing),
+                m.expected
+            ),
+        ),
+        _ => (
+            "present",
+            "present",
+            format!("differs: {} field{}", m.differing, s(m.differing)),
+        ),
+    };
+    ResourceView {
+        id: ids.get(&m.resource).copied(),
+        expected: m.state == "expected",
+        resource: m.resource,
+        state: m.state,
+        from: from_side,
+        to: to_side,
+        label,
+        rules: m.rules,
+    }
 }
 
 /// `GET /comparisons/{name}`.
 pub async fn comparison(
     State(st): State<Shared>,
     UrlPath(name): UrlPath<String>,
+    Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, WebError> {
     let v = match auth::visitor(&st, &headers, &format!("/comparisons/{name}")) {
@@ -1082,14 +1153,49 @@ pub async fn comparison(
         .map_or((String::new(), String::new()), |c| {
             (c.from.clone(), c.to.clone())
         });
+    let page_no =
+        match q.get("page") {
+            None => 1,
+            Some(p) => p.parse::<usize>().ok().filter(|p| *p >= 1).ok_or_else(|| {
+                WebError::bad(format!("page: `{p}` is not a page number (1, 2, …)"))
+            })?,
+        };
     let st2 = Arc::clone(&st);
     let t2 = target.clone();
-    let (recs, state) = blocking(move || {
+    let offset = (page_no - 1).saturating_mul(MATRIX_PAGE);
+    let (recs, state, matrix, counts) = blocking(move || {
         let recs = st2.reader().open_drifts(t2.name())?;
         let n = recs.len();
-        Ok((recs, state_of(&st2.daemon, &t2, st2.reader(), n)?))
+        let matrix = st2.reader().matrix(t2.name(), offset, MATRIX_PAGE)?;
+        let counts = st2.reader().matrix_counts(t2.name())?;
+        Ok((
+            recs,
+            state_of(&st2.daemon, &t2, st2.reader(), n)?,
+            matrix,
+            counts,
+        ))
     })
     .await?;
+    let ids: HashMap<String, i64> = recs.iter().map(|r| (r.resource.clone(), r.id)).collect();
+    let matrix_total: i64 = counts.iter().map(|(_, n)| *n).sum();
+    let pages = usize::try_from(matrix_total)
+        .unwrap_or(usize::MAX)
+        .div_ceil(MATRIX_PAGE)
+        .max(1);
+    let matrix_counts = counts
+        .iter()
+        .map(|(state, n)| match state.as_str() {
+            "only-in-from" => format!("{n} only in {from}"),
+            "only-in-to" => format!("{n} only in {to}"),
+            "expected" => format!("{n} fully expected"),
+            _ => format!("{n} differ"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let matrix: Vec<ResourceView> = matrix
+        .into_iter()
+        .map(|m| resource_view(m, &ids, &from, &to))
+        .collect();
     let mut rows: Vec<MatrixRow> = recs
         .iter()
         .map(|r| MatrixRow {
@@ -1152,6 +1258,11 @@ pub async fn comparison(
             rows,
             rules,
             builtin_rules: exp.defaults,
+            matrix,
+            matrix_counts,
+            matrix_total,
+            page: page_no,
+            pages,
         },
     )
 }

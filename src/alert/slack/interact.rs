@@ -5,22 +5,20 @@
 //!   `v0:{X-Slack-Request-Timestamp}:{raw body}`), compared in constant time; a timestamp
 //!   more than [`MAX_AGE_SECS`] from now is refused (replay).
 //! - [`parse`] (pure): the form-encoded `payload` of a `block_actions` click.
-//! - the API (`src/api/slack.rs`) acknowledges or silences (24 h) the drift in the store,
-//!   `acked_by` the Slack user, and answers at once; [`SlackSink::show_action`] then rewrites
-//!   the drift's message ("Acknowledged by @user" instead of the buttons) and says it in the
-//!   thread.
+//! - the API (`src/api/slack.rs`) acknowledges or silences (24 h) the drift through the
+//!   daemon's one action path (`Daemon::acknowledge` / `Daemon::silence`, as the API and the
+//!   web page do), `acked_by` the Slack user, and answers at once. That path queues an
+//!   `acknowledged` / `silenced` alert in the same transaction; the outbox delivers it
+//!   (retried, in order with the drift's other alerts): the drift's message rewritten
+//!   ("Acknowledged by @user" instead of the buttons) and a reply in its thread
+//!   (`super::lifecycle::deliver_action`).
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use slack_morphism::prelude::{SlackApiChatPostMessageRequest, SlackApiChatUpdateRequest};
-use slack_morphism::{SlackChannelId, SlackMessageContent, SlackTs};
 use subtle::ConstantTimeEq;
 
-use super::lifecycle::{call, card_content};
-use super::message::{self, ACK_ACTION, SILENCE_ACTION, Status};
-use super::sink::{SlackSink, Target};
-use crate::alert::DeliveryError;
-use crate::alert::notice::{DriftEvent, NoticeDrift};
+use super::message::{self, ACK_ACTION, SILENCE_ACTION};
+use super::sink::SlackSink;
 
 /// Requests signed more than this long ago (or ahead) are refused.
 pub const MAX_AGE_SECS: i64 = 300;
@@ -226,47 +224,6 @@ impl SlackSink {
         }
         seen.push_back((now, sig.to_string()));
         true
-    }
-
-    /// Shows a click's result (the store already has it): the drift's message rewritten
-    /// with `status` instead of the buttons, and a reply in its thread. Uses the message
-    /// recorded for the drift, else the clicked one. `drift` is the drift as stored now.
-    ///
-    /// # Errors
-    /// The Slack call failed (logged by the caller).
-    pub async fn show_action(
-        &self,
-        click: &Click,
-        status: Status,
-        env: &str,
-        drift: &NoticeDrift,
-        at: &str,
-    ) -> Result<(), DeliveryError> {
-        let (Target::Bot { token, .. }, Some(store)) = (&self.target, self.store.get()) else {
-            return Ok(());
-        };
-        let recorded = store
-            .slack_message(&self.name, click.drift_id)
-            .map_err(|e| crate::alert::sink::delivery_error(&self.name, e, true))?;
-        let (channel, ts, thread_ts) = match (&recorded, &click.channel, &click.message_ts) {
-            (Some(r), _, _) => (r.channel.clone(), r.ts.clone(), r.thread_ts.clone()),
-            (None, Some(c), Some(t)) => (c.clone(), t.clone(), t.clone()),
-            _ => return Ok(()),
-        };
-        let content = card_content(self, env, drift, DriftEvent::Changed, status.clone(), at)?;
-        let session = self.client.open_session(token);
-        let req =
-            SlackApiChatUpdateRequest::new(SlackChannelId(channel.clone()), content, SlackTs(ts));
-        call(self, session.chat_update(&req)).await?;
-        let mut reply = SlackApiChatPostMessageRequest::new(
-            SlackChannelId(channel),
-            SlackMessageContent::new().with_text(message::action_reply(&status)),
-        );
-        reply.thread_ts = Some(SlackTs(thread_ts));
-        reply.username = self.username.clone();
-        reply.icon_emoji = self.icon_emoji.clone();
-        call(self, session.chat_post_message(&reply)).await?;
-        Ok(())
     }
 }
 

@@ -266,6 +266,105 @@ pub(super) async fn deliver(
     Ok(())
 }
 
+/// The card status an `acknowledged` / `silenced` notice shows (`extra.by`, `extra.until`).
+pub(super) fn action_status(notice: &Notice) -> Option<Status> {
+    let by = notice.extra["by"].as_str().unwrap_or("someone").to_string();
+    match notice.kind {
+        NoticeKind::Acknowledged => Some(Status::Acknowledged { by }),
+        NoticeKind::Silenced => Some(Status::Silenced {
+            by,
+            until: notice.extra["until"].as_str().unwrap_or("").to_string(),
+        }),
+        _ => None,
+    }
+}
+
+/// Delivers an `acknowledged` / `silenced` notice (queued with the action, in its
+/// transaction; the daemon skipped it when the drift changed since): the drift's message
+/// rewritten with the action instead of the buttons (`chat.update`) and a reply in its
+/// thread. A drift without a message in this sink, or whose message is gone: nothing to do.
+/// Retried as a whole by the outbox; the reply is posted once (claimed like every post).
+pub(super) async fn deliver_action(
+    sink: &SlackSink,
+    store: &dyn MessageStore,
+    token: &SlackApiToken,
+    channel: &SlackChannelId,
+    notice: &Notice,
+) -> Result<(), DeliveryError> {
+    let (Some(d), Some(status)) = (notice.drifts.first(), action_status(notice)) else {
+        return Ok(());
+    };
+    let Some(id) = d.drift_id else {
+        return Ok(());
+    };
+    let Some(r) = store
+        .slack_message(&sink.name, id)
+        .map_err(|e| store_error(&sink.name, &e))?
+    else {
+        tracing::debug!(sink = %sink.name, drift = id, "no Slack message for the drift; nothing to update");
+        return Ok(());
+    };
+    let content = card_content(
+        sink,
+        &notice.env,
+        d,
+        DriftEvent::Changed,
+        status.clone(),
+        &notice.created_at,
+    )?;
+    let req = SlackApiChatUpdateRequest::new(
+        SlackChannelId(r.channel.clone()),
+        content,
+        SlackTs(r.ts.clone()),
+    );
+    let updated = tokio::time::timeout(
+        sink.timeout,
+        sink.client.open_session(token).chat_update(&req),
+    )
+    .await;
+    match updated {
+        Ok(Ok(_)) => {}
+        Ok(Err(SlackClientError::ApiError(e)))
+            if matches!(
+                e.code.as_str(),
+                "message_not_found" | "cant_update_message" | "edit_window_closed"
+            ) =>
+        {
+            // Deleted in Slack: the drift's next event posts a new message; an action
+            // alone does not (it is no news to the channel).
+            tracing::info!(sink = %sink.name, drift = id, code = %e.code, "the drift's Slack message is gone; not showing the action");
+            store
+                .forget_slack_message(&sink.name, id)
+                .map_err(|e| store_error(&sink.name, &e))?;
+            return Ok(());
+        }
+        Ok(Err(e)) => return Err(classify(&sink.name, &e)),
+        Err(_) => {
+            return Err(delivery_error(
+                &sink.name,
+                format!("no answer from Slack within {}s", sink.timeout.as_secs()),
+                true,
+            ));
+        }
+    }
+    let poster = Poster {
+        sink,
+        store,
+        token,
+        channel,
+        notice,
+    };
+    let reply = SlackMessageContent::new().with_text(message::action_reply(&status));
+    poster
+        .post(
+            &part("reply", d),
+            reply,
+            Some((&r.channel, SlackTs(r.thread_ts.clone()))),
+        )
+        .await?;
+    Ok(())
+}
+
 struct Poster<'a> {
     sink: &'a SlackSink,
     store: &'a dyn MessageStore,

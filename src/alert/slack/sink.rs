@@ -15,7 +15,7 @@ use slack_morphism::{SlackApiToken, SlackApiTokenValue, SlackChannelId, SlackCli
 use super::config::SlackConfig;
 use super::payload;
 use super::refs::MessageStore;
-use crate::alert::notice::Notice;
+use crate::alert::notice::{Notice, NoticeKind};
 use crate::alert::route::Route;
 use crate::alert::sink::{Secret, SinkError, delivery_error, resolve_secret};
 use crate::alert::templates::{Templates, sample_notice, shorten};
@@ -207,6 +207,11 @@ impl SlackSink {
         let _ = self.store.set(store.clone());
     }
 
+    /// A bot token (not an incoming webhook): messages can be updated in place.
+    pub fn has_bot_token(&self) -> bool {
+        matches!(self.target, Target::Bot { .. })
+    }
+
     /// The interactivity endpoint is on for this sink (a signing secret is configured).
     pub fn interactive(&self) -> bool {
         self.signing_secret.is_some()
@@ -216,10 +221,27 @@ impl SlackSink {
     /// message per drift ([`super::lifecycle`]); everything else (reports, failed scans,
     /// incoming webhooks) is one new message, as [`Self::deliver_plain`].
     pub async fn deliver(&self, notice: &Notice) -> Result<(), DeliveryError> {
-        if let (Target::Bot { token, channel }, Some(store)) = (&self.target, self.store.get())
-            && super::lifecycle::threaded(notice.kind)
-        {
-            return super::lifecycle::deliver(self, store.as_ref(), token, channel, notice).await;
+        let action = matches!(notice.kind, NoticeKind::Acknowledged | NoticeKind::Silenced);
+        if let (Target::Bot { token, channel }, Some(store)) = (&self.target, self.store.get()) {
+            if action {
+                return super::lifecycle::deliver_action(
+                    self,
+                    store.as_ref(),
+                    token,
+                    channel,
+                    notice,
+                )
+                .await;
+            }
+            if super::lifecycle::threaded(notice.kind) {
+                return super::lifecycle::deliver(self, store.as_ref(), token, channel, notice)
+                    .await;
+            }
+        }
+        if action {
+            // An action shows on the drift's message; without one (incoming webhook, no
+            // store) there is nothing to update and it is no news to the channel.
+            return Ok(());
         }
         self.deliver_plain(notice).await
     }
