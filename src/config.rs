@@ -142,6 +142,9 @@ pub struct ApiConfig {
     /// (`web/`) by file name; relative to the config file. Default: none (embedded only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub web_templates_dir: Option<PathBuf>,
+    /// Webhooks: `git: {secret_env | secret_file}` turns on `POST /api/v1/hooks/git`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<crate::api::hooks::HooksConfig>,
 }
 
 /// An API token: its secret comes from an environment variable or a file, never inline.
@@ -224,6 +227,10 @@ pub enum SourceConfig {
     Dir {
         /// Path, relative to the config file's directory.
         path: PathBuf,
+        /// Watch mode: a change under the path (inotify) makes the desired side be read
+        /// again at once. Default: true (only used by watched environments).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        watch: Option<bool>,
     },
     /// A directory (or file) of live objects: `kubectl get -o yaml` or `envdrift snapshot`
     /// output.
@@ -312,7 +319,7 @@ impl SourceConfig {
             message,
         };
         Ok(match cfg {
-            SourceConfig::Dir { path } => SourceSpec::Files {
+            SourceConfig::Dir { path, .. } => SourceSpec::Files {
                 paths: vec![abs(path)],
                 kind: FilesKind::Manifests,
                 limits: dump::FileLimits::default(),
@@ -382,7 +389,7 @@ impl SourceConfig {
     /// A one-line description for logs and reports.
     pub(crate) fn describe(&self) -> String {
         match self {
-            SourceConfig::Dir { path } => format!("dir:{}", path.display()),
+            SourceConfig::Dir { path, .. } => format!("dir:{}", path.display()),
             SourceConfig::Dump { path } => format!("dump:{}", path.display()),
             SourceConfig::Git(g) => format!(
                 "git:{}@{}:{}",

@@ -10,6 +10,8 @@
 //! threads (the engine is CPU-bound and synchronous). Alerts are written to the outbox in the
 //! scan's transaction and delivered by a separate task with retries and backoff.
 
+pub mod dirwatch;
+pub mod hooks;
 pub mod lifecycle;
 pub mod metrics;
 pub mod report;
@@ -225,6 +227,8 @@ pub struct Daemon {
     store_write_error: std::sync::Mutex<Option<String>>,
     /// Watch-mode metrics, registered by the first watched environment.
     pub(crate) watch_metrics: std::sync::OnceLock<Arc<watch::WatchMetrics>>,
+    /// Git push webhooks: wake-ups of watched environments' desired sides, metrics.
+    pub(crate) hooks: hooks::HookState,
 }
 
 /// A scan's output made outside the daemon's source reading (watch mode), and which drift
@@ -321,6 +325,7 @@ impl Daemon {
             .map(|s| (s, Arc::new(Notify::new())))
             .collect();
         Ok(Daemon {
+            hooks: hooks::HookState::new(&cfg),
             compiled,
             cfg: Arc::new(cfg),
             base,
