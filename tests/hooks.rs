@@ -28,6 +28,34 @@ mod common_api;
 
 const SECRET: &str = "whsec-0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 
+/// Everything logged (debug and above) by every thread of this test binary.
+fn logs() -> String {
+    static BUF: std::sync::OnceLock<Arc<Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    #[derive(Clone)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = BUF.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let writer = Buf(buf.clone());
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        buf
+    });
+    String::from_utf8_lossy(&buf.lock().unwrap()).into_owned()
+}
+
 struct Recorder(Mutex<mpsc::Sender<Notice>>);
 
 impl Deliver for Recorder {
@@ -419,6 +447,7 @@ impl Repo {
 
 #[test]
 fn pushes_announced_by_each_provider_are_alerted_without_waiting_for_the_interval() {
+    logs();
     let dir = tempfile::tempdir().unwrap();
     let repo = Repo::new(dir.path());
     std::fs::write(dir.path().join("hook.secret"), format!("{SECRET}\n")).unwrap();
@@ -459,6 +488,7 @@ fn pushes_announced_by_each_provider_are_alerted_without_waiting_for_the_interva
     let payload = github_push(&repo.url(), &first, &second);
     let staging_scans = f.scan_count("staging");
     let forged = envdrift::api::hooks::hmac_hex(b"not the secret", &payload);
+    let valid_sig = hmac_hex(&payload);
     for sig in [
         format!("sha256={forged}"),
         hmac_hex(&payload),
@@ -628,6 +658,14 @@ fn pushes_announced_by_each_provider_are_alerted_without_waiting_for_the_interva
         assert!(m.contains(line), "{line} in\n{m}");
     }
     assert!(!m.contains(SECRET));
+    let log = logs();
+    assert!(
+        log.contains("Git webhook refused") && log.contains("Git push webhook"),
+        "{log}"
+    );
+    for s in [SECRET, &forged, &valid_sig, "whsec-wrong"] {
+        assert!(!log.contains(s), "{s} logged");
+    }
     f.stop();
 }
 
