@@ -31,10 +31,11 @@ use axum::routing::post;
 use axum::{Json, Router};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::dto::GitHookResult;
 use super::{HttpError, Shared};
 
 /// The route's body limit when `api.max_body_bytes` is smaller: push payloads list the
@@ -378,7 +379,14 @@ async fn git_hook(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -> 
             tracing::info!(provider = p.as_str(), "Git webhook ping");
             (
                 StatusCode::OK,
-                Json(json!({"event": "ping", "provider": p.as_str()})),
+                Json(GitHookResult {
+                    after: None,
+                    environments: Vec::new(),
+                    event: "ping".into(),
+                    ignored: false,
+                    provider: p.as_str(),
+                    reference: None,
+                }),
             )
                 .into_response()
         }
@@ -387,7 +395,14 @@ async fn git_hook(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -> 
             tracing::debug!(provider = p.as_str(), event = %e, "Git webhook event ignored");
             (
                 StatusCode::OK,
-                Json(json!({"event": e, "provider": p.as_str(), "ignored": true, "environments": []})),
+                Json(GitHookResult {
+                    after: None,
+                    environments: Vec::new(),
+                    event: e,
+                    ignored: true,
+                    provider: p.as_str(),
+                    reference: None,
+                }),
             )
                 .into_response()
         }
@@ -422,13 +437,14 @@ async fn git_hook(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -> 
             );
             (
                 status,
-                Json(json!({
-                    "event": "push",
-                    "provider": p.as_str(),
-                    "ref": push.reference,
-                    "after": push.after,
-                    "environments": triggered,
-                })),
+                Json(GitHookResult {
+                    after: push.after,
+                    environments: triggered,
+                    event: "push".into(),
+                    ignored: false,
+                    provider: p.as_str(),
+                    reference: Some(push.reference),
+                }),
             )
                 .into_response()
         }

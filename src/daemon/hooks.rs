@@ -69,8 +69,7 @@ pub struct PushTriggered {
     pub environment: String,
     /// `watch`: its watch task reads the desired side again; `scan`: a scan was queued.
     pub how: &'static str,
-    /// The queued scan (`how: scan`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The queued scan (`how: scan`; null for `watch`).
     pub scan_id: Option<i64>,
 }
 
