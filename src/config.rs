@@ -30,6 +30,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub mod hooks;
 mod yaml;
 
 use crate::classify::{Classifier, ManagerClasses, RuleError, SeverityRule};
@@ -144,7 +145,7 @@ pub struct ApiConfig {
     pub web_templates_dir: Option<PathBuf>,
     /// Webhooks: `git: {secret_env | secret_file}` turns on `POST /api/v1/hooks/git`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hooks: Option<crate::api::hooks::HooksConfig>,
+    pub hooks: Option<hooks::HooksConfig>,
 }
 
 /// An API token: its secret comes from an environment variable or a file, never inline.
