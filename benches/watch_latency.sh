@@ -5,6 +5,8 @@
 # latency from each kubectl return to the stand-in's receipt, RSS, CPU while idle.
 # Usage: benches/watch_latency.sh [OBJECTS] [PATH/TO/envdrift]
 #   (defaults: 5000 objects, the release build; needs the release envdrift-testkit too)
+#   RESYNC=SECS also measures a full resync of the unchanged cluster (interval = SECS; it
+#   must be longer than the first evaluation plus the edits, e.g. 150 at 5k, 240 at 20k)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 objects=${1:-5000}
@@ -13,4 +15,4 @@ kit=$(dirname "$bin")/envdrift-testkit
 kubectl=${KUBECTL:-$root/.tools/venv/bin/kubectl}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-"$kit" watch-bench --envdrift "$bin" --kubectl "$kubectl" --objects "$objects" --edits 20 --work "$work"
+"$kit" watch-bench --envdrift "$bin" --kubectl "$kubectl" --objects "$objects" --edits 20 ${RESYNC:+--resync "$RESYNC"} --work "$work"

@@ -14,6 +14,9 @@ printf '%s' "$token" > "$work/op.token"
 # without one); its route matches no environment, so nothing is ever sent.
 python3 -c 'import secrets; print("xoxb-" + secrets.token_hex(8))' > "$work/slack.token"
 python3 -c 'import secrets; print(secrets.token_hex(16))' > "$work/slack.secret"
+# A webhook secret turns POST /api/v1/hooks/git on (404 without one); no source is Git, so a
+# push matches nothing.
+python3 -c 'import secrets; print(secrets.token_hex(16))' > "$work/hook.secret"
 cat > "$work/envdrift.yaml" <<YAML
 data_dir: state
 listen: 127.0.0.1:$port
@@ -38,6 +41,8 @@ alerts:
 api:
   tokens:
     - {name: schemathesis, role: operate, token_file: op.token}
+  hooks:
+    git: {secret_file: hook.secret}
 YAML
 "$bin" daemon --config "$work/envdrift.yaml" > "$work/daemon.log" 2>&1 &
 pid=$!

@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod coordination;
 mod store_config;
+pub mod hooks;
 mod yaml;
 
 pub use store_config::{PostgresStoreConfig, StoreConfig};
@@ -160,6 +161,9 @@ pub struct ApiConfig {
     /// Default 12 h.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub web_session_ttl: Option<String>,
+    /// Webhooks: `git: {secret_env | secret_file}` turns on `POST /api/v1/hooks/git`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<hooks::HooksConfig>,
 }
 
 /// An API token: its secret comes from an environment variable or a file, never inline.
@@ -242,6 +246,10 @@ pub enum SourceConfig {
     Dir {
         /// Path, relative to the config file's directory.
         path: PathBuf,
+        /// Watch mode: a change under the path (inotify) makes the desired side be read
+        /// again at once. Default: true (only used by watched environments).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        watch: Option<bool>,
     },
     /// A directory (or file) of live objects: `kubectl get -o yaml` or `envdrift snapshot`
     /// output.
@@ -330,7 +338,7 @@ impl SourceConfig {
             message,
         };
         Ok(match cfg {
-            SourceConfig::Dir { path } => SourceSpec::Files {
+            SourceConfig::Dir { path, .. } => SourceSpec::Files {
                 paths: vec![abs(path)],
                 kind: FilesKind::Manifests,
                 limits: dump::FileLimits::default(),
@@ -400,7 +408,7 @@ impl SourceConfig {
     /// A one-line description for logs and reports.
     pub(crate) fn describe(&self) -> String {
         match self {
-            SourceConfig::Dir { path } => format!("dir:{}", path.display()),
+            SourceConfig::Dir { path, .. } => format!("dir:{}", path.display()),
             SourceConfig::Dump { path } => format!("dump:{}", path.display()),
             SourceConfig::Git(g) => format!(
                 "git:{}@{}:{}",

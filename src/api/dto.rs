@@ -244,6 +244,24 @@ pub struct Readiness {
     pub stalled: std::collections::BTreeMap<String, String>,
 }
 
+/// `POST /api/v1/hooks/git` (`#/components/schemas/GitHookResult`).
+#[derive(Debug, Clone, Serialize)]
+pub struct GitHookResult {
+    /// The push's new commit, when given.
+    pub after: Option<String>,
+    /// The environments whose desired side is read again.
+    pub environments: Vec<crate::daemon::hooks::PushTriggered>,
+    /// `push`, `ping`, or the ignored event's name.
+    pub event: String,
+    /// True for an event other than a push or a ping.
+    pub ignored: bool,
+    /// `github`, `gitlab`, `gitea` or `gogs`.
+    pub provider: &'static str,
+    /// The pushed ref (`refs/heads/main`).
+    #[serde(rename = "ref")]
+    pub reference: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,6 +373,21 @@ mod tests {
             severity: opt(full, Severity::Low),
         };
         vec![
+            (
+                "GitHookResult",
+                value(&GitHookResult {
+                    after: t(),
+                    environments: vec![crate::daemon::hooks::PushTriggered {
+                        environment: "production".into(),
+                        how: "scan",
+                        scan_id: opt(full, 1),
+                    }],
+                    event: "push".into(),
+                    ignored: false,
+                    provider: "github",
+                    reference: t(),
+                }),
+            ),
             ("Drift", value(&drift(full))),
             ("Event", value(&event)),
             ("Scan", value(&scan(full))),

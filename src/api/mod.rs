@@ -11,10 +11,13 @@
 //! `api.metrics_public: false`. Without tokens the API is open, which [`serve`] allows only on
 //! a loopback address. Tokens never appear in logs or responses. `POST
 //! /api/v1/slack/interactions` takes no bearer token: Slack's request signature is its
-//! authentication (`slack`), and it is off unless a Slack sink has a signing secret.
+//! authentication (`slack`), and it is off unless a Slack sink has a signing secret;
+//! likewise `POST /api/v1/hooks/git` (Git push webhooks, `hooks`): its provider's signature
+//! or token, off unless `api.hooks.git` names a secret.
 
 mod compare;
 pub mod dto;
+pub mod hooks;
 mod slack;
 mod trends;
 
@@ -58,6 +61,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/scans/{id}"),
     ("GET", "/api/v1/reports/latest"),
     ("POST", "/api/v1/slack/interactions"),
+    ("POST", "/api/v1/hooks/git"),
     ("GET", "/api/v1/trends"),
 ];
 
@@ -100,6 +104,8 @@ pub struct ApiState {
     compare: compare::CompareCache,
     /// The web page's state (src/web): its own routes, merged in [`router`].
     web: Arc<crate::web::WebState>,
+    /// `api.hooks.git`'s secret (`None`: `POST /api/v1/hooks/git` is off).
+    git_hook_secret: Option<Arc<[u8]>>,
 }
 
 impl ApiState {
@@ -130,6 +136,7 @@ impl ApiState {
         )?;
         web.sessions.ttl = dur(&cfg.web_session_ttl, crate::web::SESSION_TTL)?;
         Ok(ApiState {
+            git_hook_secret: hooks::secret_of(cfg, base).map_err(ApiError::Config)?,
             web: Arc::new(web),
             store: daemon.store.reader()?,
             daemon,
@@ -245,6 +252,7 @@ pub fn router(state: Shared, cfg: &ApiConfig) -> Result<Router, ApiError> {
         .route("/api/v1/trends", get(trends::handler))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit))
         .merge(slack::routes(body_limit))
+        .merge(hooks::routes(body_limit))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state.clone())
@@ -275,6 +283,8 @@ async fn auth(State(st): State<Shared>, mut req: Request, next: Next) -> Respons
         (_, "/healthz" | "/readyz") => None,
         // Authenticated by its Slack signature (src/api/slack.rs), not a bearer token.
         (&Method::POST, "/api/v1/slack/interactions") => None,
+        // Authenticated by the provider's signature or token (src/api/hooks.rs).
+        (&Method::POST, "/api/v1/hooks/git") => None,
         (_, "/metrics") if st.metrics_public => None,
         (&Method::GET | &Method::HEAD, _) => Some(Role::Read),
         _ => Some(Role::Operate),

@@ -11,6 +11,8 @@
 //! scan's transaction and delivered by a separate task with retries and backoff.
 
 pub mod actions;
+pub mod dirwatch;
+pub mod hooks;
 pub mod lifecycle;
 mod matrix;
 pub mod metrics;
@@ -248,6 +250,8 @@ pub struct Daemon {
     pub(crate) watch_metrics: std::sync::OnceLock<Arc<watch::WatchMetrics>>,
     /// Which targets this replica owns (unset: all of them, one replica).
     ownership: std::sync::OnceLock<Arc<dyn shard::Ownership>>,
+    /// Git push webhooks: wake-ups of watched environments' desired sides, metrics.
+    pub(crate) hooks: hooks::HookState,
 }
 
 /// A scan's output made outside the daemon's source reading (watch mode), and which drift
@@ -344,6 +348,7 @@ impl Daemon {
             .map(|s| (s, Arc::new(Notify::new())))
             .collect();
         Ok(Daemon {
+            hooks: hooks::HookState::new(&cfg),
             compiled,
             cfg: Arc::new(cfg),
             base,

@@ -53,6 +53,14 @@ pub fn watched(env: &EnvironmentConfig) -> bool {
     matches!(&env.live, SourceConfig::Cluster(c) if c.watch != Some(false))
 }
 
+/// Labels of the desired side's re-reads.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReadLabels {
+    pub env: String,
+    /// `interval` (`desired_interval`), `hook` (a Git push webhook), `dir` (inotify).
+    pub trigger: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WatchLabels {
     pub env: String,
@@ -67,6 +75,7 @@ pub struct WatchMetrics {
     relists: Family<WatchLabels, Counter>,
     errors: Family<WatchLabels, Counter>,
     latency: Histogram,
+    desired_reads: Family<ReadLabels, Counter>,
 }
 
 impl WatchMetrics {
@@ -78,6 +87,7 @@ impl WatchMetrics {
                 relists: Family::default(),
                 errors: Family::default(),
                 latency: Histogram::new([0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0]),
+                desired_reads: Family::default(),
             };
             d.metrics.register(
                 "watch_connected",
@@ -100,6 +110,11 @@ impl WatchMetrics {
                 "watch_event_to_outbox_seconds",
                 "Time from a change's first watch event to its alert queued in the outbox",
                 m.latency.clone(),
+            );
+            d.metrics.register(
+                "watch_desired_reads",
+                "Reads of a watched environment's desired side after the first, by trigger (interval, hook, dir)",
+                m.desired_reads.clone(),
             );
             Arc::new(m)
         }))
@@ -320,6 +335,98 @@ async fn start(
     }
 }
 
+/// The desired side as last read and its digest.
+type Desired = Option<(Arc<Loaded>, u64)>;
+
+/// Reads the desired side again (`trigger`: why); when it changed, a full evaluation is
+/// due at once.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the watch loop's state, borrowed"
+)]
+async fn reread(
+    d: &Arc<Daemon>,
+    name: &str,
+    env: &Arc<EnvironmentConfig>,
+    metrics: &WatchMetrics,
+    trigger: &str,
+    desired: &mut Desired,
+    full: &mut bool,
+    due: &mut Option<Instant>,
+) {
+    metrics
+        .desired_reads
+        .get_or_create(&ReadLabels {
+            env: name.to_string(),
+            trigger: trigger.to_string(),
+        })
+        .inc();
+    let (dm, e, n) = (Arc::clone(d), Arc::clone(env), name.to_string());
+    match tokio::task::spawn_blocking(move || load_desired(&dm, &n, &e)).await {
+        Ok(Ok(l)) => {
+            let h = digest(&l);
+            if desired.as_ref().is_none_or(|(_, old)| *old != h) {
+                tracing::info!(env = %name, trigger, objects = l.snapshot.objects.len(), "watch: the desired side changed; evaluating the environment");
+                *desired = Some((Arc::new(l), h));
+                *full = true;
+                due.get_or_insert_with(Instant::now);
+            } else {
+                tracing::debug!(env = %name, trigger, "watch: the desired side is unchanged");
+            }
+        }
+        Ok(Err(msg)) => {
+            record(d, name, move |_| Produced {
+                out: super::fail(msg),
+                mode: Mode::DesiredVsLive,
+                only: None,
+            })
+            .await;
+        }
+        Err(e) => tracing::error!(env = %name, error = %e, "reading the desired side panicked"),
+    }
+}
+
+/// The inotify watcher of a `type: dir` desired side without `watch: false`.
+fn dir_watch(d: &Daemon, name: &str, env: &EnvironmentConfig) -> Option<super::dirwatch::DirWatch> {
+    let SourceConfig::Dir { path, watch } = &env.desired else {
+        return None;
+    };
+    if *watch == Some(false) {
+        return None;
+    }
+    let p = if path.is_absolute() {
+        path.clone()
+    } else {
+        d.base.join(path)
+    };
+    match super::dirwatch::start(&p) {
+        Ok(w) => {
+            tracing::info!(env = %name, path = %p.display(), "watch: watching the desired directory for changes");
+            Some(w)
+        }
+        Err(e) => {
+            tracing::warn!(env = %name, error = %e, "watch: cannot watch the desired directory; it is read every desired_interval");
+            None
+        }
+    }
+}
+
+/// Waits for a wake-up, or forever without one.
+async fn woken(w: Option<&tokio::sync::Notify>) {
+    match w {
+        Some(w) => w.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next event of a dir watcher, or never without one.
+async fn dir_event(w: Option<&mut super::dirwatch::DirWatch>) -> Option<super::dirwatch::DirEvent> {
+    match w {
+        Some(w) => w.events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Runs one watched environment until `stop` turns true.
 pub(crate) async fn run_environment(
     d: Arc<Daemon>,
@@ -361,8 +468,11 @@ pub(crate) async fn run_environment(
         return;
     };
     let store = Arc::clone(&handle.store);
+    let hook = d.hooks.desired_wake(&name);
+    let mut dir = dir_watch(&d, &name, &env);
+    let mut dir_due: Option<Instant> = None;
     let env = Arc::new(env);
-    let mut desired: Option<(Arc<Loaded>, u64)> = None;
+    let mut desired: Desired = None;
     let mut pending: HashMap<ResourceKey, Instant> = HashMap::new();
     let mut full = false;
     let mut due: Option<Instant> = None;
@@ -453,24 +563,40 @@ pub(crate) async fn run_environment(
             }
             _ = tokio::time::sleep_until(desired_at.into()) => {
                 desired_at = Instant::now() + desired_every;
-                if !synced {
-                    continue;
+                // Before the first evaluation, that evaluation reads the desired side.
+                if synced && desired.is_some() {
+                    reread(&d, &name, &env, &metrics, "interval", &mut desired, &mut full, &mut due).await;
                 }
-                let (dm, e, n) = (Arc::clone(&d), Arc::clone(&env), name.clone());
-                match tokio::task::spawn_blocking(move || load_desired(&dm, &n, &e)).await {
-                    Ok(Ok(l)) => {
-                        let h = digest(&l);
-                        if desired.as_ref().is_none_or(|(_, old)| *old != h) {
-                            tracing::info!(env = %name, objects = l.snapshot.objects.len(), "watch: the desired side changed; evaluating the environment");
-                            desired = Some((Arc::new(l), h));
-                            full = true;
-                            due.get_or_insert_with(Instant::now);
-                        }
-                    }
-                    Ok(Err(msg)) => {
-                        record(&d, &name, move |_| Produced { out: super::fail(msg), mode: Mode::DesiredVsLive, only: None }).await;
-                    }
-                    Err(e) => tracing::error!(env = %name, error = %e, "reading the desired side panicked"),
+            }
+            () = woken(hook.as_deref()) => {
+                // A Git push webhook (src/daemon/hooks.rs): fetch and render now.
+                if synced && desired.is_none() {
+                    // The first read failed: the first evaluation's read is retried now.
+                    due = Some(Instant::now());
+                } else if synced {
+                    reread(&d, &name, &env, &metrics, "hook", &mut desired, &mut full, &mut due).await;
+                    desired_at = Instant::now() + desired_every;
+                }
+            }
+            ev = dir_event(dir.as_mut()) => match ev {
+                Some(super::dirwatch::DirEvent::Changed) => {
+                    // Coalesced like cluster events: one re-read per window.
+                    dir_due.get_or_insert_with(|| Instant::now() + coalesce);
+                }
+                Some(super::dirwatch::DirEvent::Failed(e)) => {
+                    tracing::warn!(env = %name, error = %e, "watch: the desired directory's watcher failed; it is read every desired_interval");
+                    dir = None;
+                    dir_due.get_or_insert_with(Instant::now);
+                }
+                None => dir = None,
+            },
+            _ = tokio::time::sleep_until(dir_due.unwrap_or_else(|| Instant::now() + far).into()), if dir_due.is_some() => {
+                dir_due = None;
+                if synced && desired.is_none() {
+                    // The first read failed: the first evaluation's read is retried now.
+                    due = Some(Instant::now());
+                } else if synced {
+                    reread(&d, &name, &env, &metrics, "dir", &mut desired, &mut full, &mut due).await;
                 }
             }
             _ = tick.tick() => metrics.update(&store, &mut seen),

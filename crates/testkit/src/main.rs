@@ -55,6 +55,11 @@ enum Command {
         edits: usize,
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Also measure a full resync of the unchanged cluster: the environment's
+        /// `interval` (the resync period in watch mode) in seconds; it must be longer than
+        /// the first evaluation and the edits together. 0: not measured (interval 1h).
+        #[arg(long, default_value_t = 0)]
+        resync: u64,
         /// Work directory (synthetic files, config, daemon log).
         #[arg(long)]
         work: PathBuf,
@@ -69,6 +74,7 @@ fn main() -> Result<()> {
             objects,
             edits,
             seed,
+            resync,
             work,
         } => envdrift_testkit::apiserver::bench::run(
             &envdrift_testkit::apiserver::bench::BenchOptions {
@@ -77,6 +83,7 @@ fn main() -> Result<()> {
                 objects,
                 edits,
                 seed,
+                resync,
             },
             &work,
         ),

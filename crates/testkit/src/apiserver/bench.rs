@@ -3,7 +3,9 @@
 //! Kubernetes API test server, the real `envdrift daemon` watching it with a Slack sink
 //! pointed at the Slack stand-in, and edits made with the real `kubectl` at random
 //! moments. Measured: the time from each kubectl command's return to the stand-in's
-//! receipt of the message, the daemon's RSS, its CPU while nothing changes.
+//! receipt of the message, the daemon's RSS, its CPU while nothing changes, and (with
+//! `resync`) the wall and CPU time of a full resync of the unchanged cluster, from the
+//! daemon's "full resync" log line until its CPU goes quiet.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -24,6 +26,9 @@ pub struct BenchOptions {
     pub objects: usize,
     pub edits: usize,
     pub seed: u64,
+    /// The resync period in seconds (the environment's `interval`); 0: the default (1 h),
+    /// and no resync measured.
+    pub resync: u64,
 }
 
 fn rss_kib(pid: u32, field: &str) -> Option<u64> {
@@ -63,6 +68,48 @@ fn wait_messages(slack: &SlackServer, n: usize, timeout: Duration) -> Option<Ins
             return None;
         }
         std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits for the daemon's resync log line, then until its CPU is quiet (at most one clock
+/// tick over 3 s); returns the wall time from the line to the last busy sample and the CPU
+/// seconds spent in between.
+fn measure_resync(log: &Path, pid: u32, ticks_per_s: f64, within: Duration) -> Option<(f64, f64)> {
+    let deadline = Instant::now() + within;
+    let start = loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains("full resync") {
+            break Instant::now();
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut samples: Vec<(Instant, u64)> = vec![(start, cpu_ticks(pid)?)];
+    let quiet = Duration::from_secs(3);
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = Instant::now();
+        let t = cpu_ticks(pid)?;
+        samples.push((now, t));
+        if now.duration_since(start) < quiet {
+            continue;
+        }
+        let back = samples
+            .iter()
+            .rev()
+            .find(|(at, _)| now.duration_since(*at) >= quiet)
+            .map_or(samples[0].1, |s| s.1);
+        if t.saturating_sub(back) <= 1 || now > deadline + Duration::from_secs(600) {
+            let (end, ticks) = samples
+                .iter()
+                .find(|(_, x)| *x + 1 >= t)
+                .copied()
+                .unwrap_or((now, t));
+            let cpu = ticks.saturating_sub(samples[0].1) as f64 / ticks_per_s;
+            return Some((end.duration_since(start).as_secs_f64(), cpu));
+        }
     }
 }
 
@@ -144,9 +191,14 @@ pub fn run(o: &BenchOptions, work: &Path) -> Result<()> {
     std::fs::write(
         work.join("envdrift.yaml"),
         format!(
-            "data_dir: state\nenvironments:\n  bench:\n    desired: {{type: dir, path: {}}}\n    live: {{type: cluster, kubeconfig: {}, context: bench}}\nalerts:\n  sinks:\n    - {{type: slack, name: slack, channel: C0BENCH, token_file: {}, api_url: '{}'}}\n",
+            "data_dir: state\nenvironments:\n  bench:\n    desired: {{type: dir, path: {}}}\n    live: {{type: cluster, kubeconfig: {}, context: bench}}\n{}alerts:\n  sinks:\n    - {{type: slack, name: slack, channel: C0BENCH, token_file: {}, api_url: '{}'}}\n",
             work.join("desired").display(),
             kubeconfig.display(),
+            if o.resync > 0 {
+                format!("    interval: {}s\n", o.resync)
+            } else {
+                String::new()
+            },
             work.join("slack-token").display(),
             slack.api_url()
         ),
@@ -172,9 +224,11 @@ pub fn run(o: &BenchOptions, work: &Path) -> Result<()> {
         );
     };
     let first_eval = first.duration_since(started);
+    let first_cpu = cpu_ticks(pid).unwrap_or(0) as f64 / 100.0;
     println!(
-        "first evaluation (watches listed everything, compared, alerted): {:.1} s",
-        first_eval.as_secs_f64()
+        "first evaluation (watches listed everything, compared, alerted): {:.1} s, {:.1} s CPU",
+        first_eval.as_secs_f64(),
+        first_cpu
     );
     // Settle (outbox deliveries of the first evaluation), then idle CPU over 10 s.
     std::thread::sleep(Duration::from_secs(5));
@@ -240,6 +294,25 @@ pub fn run(o: &BenchOptions, work: &Path) -> Result<()> {
         rss_end / 1024,
         hwm / 1024
     );
+    if o.resync > 0 {
+        let left = Duration::from_secs(o.resync).saturating_sub(started.elapsed());
+        if left.is_zero() {
+            println!("resync: already started during the edits; use a longer --resync");
+        }
+        match measure_resync(
+            &work.join("daemon.log"),
+            pid,
+            ticks_per_s,
+            left + Duration::from_secs(60),
+        ) {
+            Some((wall, cpu)) => println!(
+                "full resync of the unchanged cluster: {wall:.1} s wall ({:.0} % of the first evaluation), {cpu:.1} s CPU ({:.0} % of the first evaluation's)",
+                wall / first_eval.as_secs_f64() * 100.0,
+                cpu / first_cpu.max(0.01) * 100.0
+            ),
+            None => println!("resync: no full resync logged"),
+        }
+    }
     drop(daemon);
     drop(slack);
     Ok(())
