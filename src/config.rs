@@ -31,8 +31,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub mod coordination;
-mod store_config;
 pub mod hooks;
+mod store_config;
 mod yaml;
 
 pub use store_config::{PostgresStoreConfig, StoreConfig};

@@ -35,8 +35,8 @@
 //!   message lifecycle), and the drift ids of an alert's drifts at delivery;
 //! - `history`: drift intervals and scan outcomes over time (trends).
 
-mod coord;
 mod actions;
+mod coord;
 mod drifts;
 mod history;
 pub mod maintenance;
@@ -56,7 +56,6 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
 
-use sql::{Conn, Dialect, Exec, SqlError};
 pub use actions::DriftAction;
 pub use coord::ScanRequest;
 pub use drifts::{DriftFilter, DriftRecord, DriftWrite, EventRecord, NewDrift, OpenCount};
@@ -64,6 +63,7 @@ pub use history::{DriftInterval, ScanPoint};
 pub use matrix::MatrixEntry;
 pub use outbox::{CLAIM_FOR, OutboxRecord, OutboxWrite};
 pub use pg::PostgresTarget;
+use sql::{Conn, Dialect, Exec, SqlError};
 
 pub use scans::{ScanEnd, ScanRecord};
 pub use schema::MIGRATIONS;
