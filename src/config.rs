@@ -31,7 +31,10 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub mod coordination;
+mod store_config;
 mod yaml;
+
+pub use store_config::{PostgresStoreConfig, StoreConfig};
 
 use crate::classify::{Classifier, ManagerClasses, RuleError, SeverityRule};
 use crate::diff::envmap::{Mapping, MappingConfig};
@@ -80,6 +83,10 @@ pub struct Config {
     /// to the config file's directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
+    /// Daemon: where the state is kept: `{type: sqlite}` (the default, in `data_dir`) or
+    /// `{type: postgres, url_env: …}` (shared by replicas; docs/store.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreConfig>,
     /// Daemon: HTTP listen address. Default: `127.0.0.1:8080`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
@@ -1092,6 +1099,11 @@ impl Config {
             {
                 invalid(format!("environments.{name}.live.coalesce"), e);
             }
+        }
+        if let Some(StoreConfig::Postgres(p)) = &self.store
+            && let Some((key, e)) = p.problem()
+        {
+            invalid(key.into(), e);
         }
         let mut names = std::collections::BTreeSet::new();
         for (i, c) in self.comparisons.iter().enumerate() {

@@ -28,6 +28,13 @@ fn store_path(store: &super::StoreFile) -> Result<std::path::PathBuf> {
         (Some(c), None) => {
             let cfg =
                 load_config(c).ok_or_else(|| anyhow::anyhow!("{}: invalid config", c.display()))?;
+            if let Some(envdrift::config::StoreConfig::Postgres(_)) = &cfg.store {
+                anyhow::bail!(
+                    "{}: the store is PostgreSQL; `envdrift store` works on SQLite files: \
+                     use pg_dump and pg_restore (docs/store.md)",
+                    c.display()
+                );
+            }
             Ok(cfg.data_dir_in(&config_base(c)).join("envdrift.db"))
         }
         (None, None) => Err(anyhow::anyhow!("give --config FILE or --file STORE")),
@@ -463,7 +470,16 @@ fn open_daemon(
 ) -> Result<Arc<envdrift::daemon::Daemon>> {
     let base = config_base(path);
     let data_dir = cfg.data_dir_in(&base);
-    let store = envdrift::store::Store::open(&data_dir.join("envdrift.db"))?;
+    let store = match &cfg.store {
+        Some(envdrift::config::StoreConfig::Postgres(p)) => {
+            let (url, ca_file) = p.target(&base).map_err(anyhow::Error::msg)?;
+            envdrift::store::Store::open_postgres(&envdrift::store::PostgresTarget {
+                url,
+                ca_file,
+            })?
+        }
+        _ => envdrift::store::Store::open(&data_dir.join("envdrift.db"))?,
+    };
     let alerts = if with_sinks {
         cfg.alerts.clone()
     } else {

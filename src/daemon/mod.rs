@@ -812,7 +812,7 @@ impl Daemon {
     async fn deliver_due_of(&self, sink: &str) -> Result<usize, StoreError> {
         let mut sent = 0;
         loop {
-            let due = self.store.due_outbox_of(sink, &now_rfc3339(), 50)?;
+            let due = self.store.claim_due_of(sink, &now_rfc3339(), 10)?;
             if due.is_empty() {
                 return Ok(sent);
             }

@@ -1,8 +1,9 @@
 //! Drifts: the lifecycle writes of a scan ([`Store::record_scan`]), drift queries, ack and
 //! silence, and each drift's history events.
 
-use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
+
+use super::sql::{Exec, Row, SqlError, Value as Value2, args};
 
 use super::{
     DriftStatus, EventKind, OutboxWrite, ScanEnd, Store, StoreError, StoreReader, now_rfc3339,
@@ -100,11 +101,11 @@ pub struct OpenCount {
 
 const SEVERITIES: &[&str] = &["critical", "high", "medium", "low", "info"];
 
-pub(super) fn severity_of(r: &rusqlite::Row<'_>, idx: &str) -> rusqlite::Result<Severity> {
+pub(super) fn severity_of(r: &Row, idx: &str) -> Result<Severity, SqlError> {
     parse_text(r, idx, "drifts.severity", SEVERITIES)
 }
 
-fn row_to_drift(r: &rusqlite::Row<'_>) -> rusqlite::Result<DriftRecord> {
+fn row_to_drift(r: &Row) -> Result<DriftRecord, SqlError> {
     let categories: String = r.get("categories")?;
     let body: String = r.get("body")?;
     Ok(DriftRecord {
@@ -133,17 +134,17 @@ fn row_to_drift(r: &rusqlite::Row<'_>) -> rusqlite::Result<DriftRecord> {
 const DRIFT_COLUMNS: &str = "id, target, identity, fingerprint, resource, drift_type, severity, categories, status, first_seen, last_seen, changed_at, resolved_at, acked_at, acked_by, silenced_until, silence_reason, last_reminded_at, body";
 
 fn event(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &mut impl Exec,
     drift_id: i64,
     event: EventKind,
     fingerprint: Option<&str>,
     severity: Option<&str>,
     scan_id: i64,
     at: &str,
-) -> rusqlite::Result<usize> {
+) -> Result<u64, SqlError> {
     tx.execute(
         "INSERT INTO drift_events(drift_id, at, event, fingerprint, severity, scan_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![drift_id, at, event, fingerprint, severity, scan_id],
+        args![drift_id, at, event, fingerprint, severity, scan_id],
     )
 }
 
@@ -159,291 +160,302 @@ impl Store {
         outbox: &[OutboxWrite],
     ) -> Result<(), StoreError> {
         let db = self.db();
-        let mut conn = db.conn();
         let now = now_rfc3339();
-        let tx = conn
-            .transaction()
-            .map_err(db.err("beginning a scan transaction"))?;
-        if let Some((hash, objects)) = &end.snapshot {
-            tx.execute(
-                "INSERT OR IGNORE INTO snapshots(hash, created_at, objects) VALUES (?1, ?2, ?3)",
-                params![hash, now, objects],
-            )
-            .map_err(db.err("storing the snapshot hashes"))?;
-        }
-        tx.execute(
-            "UPDATE scans SET finished_at = ?2, outcome = ?3, error = ?4, revision = ?5, objects = ?6,
-                drifts = ?7, duration_ms = ?8, snapshot_hash = ?9 WHERE id = ?1",
-            params![
-                scan_id,
-                now,
-                end.outcome,
-                end.error,
-                end.revision,
-                end.objects,
-                end.drifts,
-                end.duration_ms,
-                end.snapshot.as_ref().map(|s| s.0.clone()),
-            ],
-        )
-        .map_err(db.err("finishing a scan"))?;
-        for w in drifts {
-            match w {
-                DriftWrite::Open(n) => {
-                    let cats = serde_json::to_string(&n.categories).unwrap_or_default();
-                    let body = n.body.to_string();
-                    tx.execute(
-                        "INSERT INTO drifts(target, identity, fingerprint, resource, drift_type, severity,
-                            severity_rank, categories, status, first_seen, last_seen, changed_at, last_scan_id, body)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?12, ?9, ?9, ?9, ?10, ?11)
-                         ON CONFLICT(target, identity) DO UPDATE SET
-                            fingerprint = excluded.fingerprint, resource = excluded.resource,
-                            drift_type = excluded.drift_type, severity = excluded.severity,
-                            severity_rank = excluded.severity_rank, categories = excluded.categories,
-                            status = excluded.status, first_seen = excluded.first_seen, last_seen = excluded.last_seen,
-                            changed_at = excluded.changed_at, resolved_at = NULL, acked_at = NULL, acked_by = NULL,
-                            last_reminded_at = NULL, last_scan_id = excluded.last_scan_id, body = excluded.body",
-                        params![
-                            target,
-                            n.identity,
-                            n.fingerprint,
-                            n.resource,
-                            n.drift_type,
-                            n.severity.as_str(),
-                            severity_rank(n.severity),
-                            cats,
-                            now,
-                            scan_id,
-                            body,
-                            DriftStatus::Open
-                        ],
-                    )
-                    .map_err(db.err("opening a drift"))?;
-                    let id: i64 = tx
-                        .query_row(
-                            "SELECT id FROM drifts WHERE target = ?1 AND identity = ?2",
-                            params![target, n.identity],
-                            |r| r.get(0),
-                        )
-                        .map_err(db.err("reading a drift id"))?;
-                    event(
-                        &tx,
-                        id,
-                        EventKind::Opened,
-                        Some(&n.fingerprint),
-                        Some(n.severity.as_str()),
-                        scan_id,
-                        &now,
-                    )
-                    .map_err(db.err("recording a drift event"))?;
-                }
-                DriftWrite::Change { id, new, escalated } => {
-                    let cats = serde_json::to_string(&new.categories).unwrap_or_default();
-                    tx.execute(
-                        "UPDATE drifts SET fingerprint = ?2, resource = ?3, severity = ?4, severity_rank = ?5,
-                            categories = ?6, last_seen = ?7, changed_at = ?7, last_scan_id = ?8, body = ?9,
-                            acked_at = NULL, acked_by = NULL WHERE id = ?1",
-                        params![
-                            id,
-                            new.fingerprint,
-                            new.resource,
-                            new.severity.as_str(),
-                            severity_rank(new.severity),
-                            cats,
-                            now,
-                            scan_id,
-                            new.body.to_string()
-                        ],
-                    )
-                    .map_err(db.err("updating a drift"))?;
-                    let ev = if *escalated {
-                        EventKind::Escalated
-                    } else {
-                        EventKind::Changed
-                    };
-                    event(
-                        &tx,
-                        *id,
-                        ev,
-                        Some(&new.fingerprint),
-                        Some(new.severity.as_str()),
-                        scan_id,
-                        &now,
-                    )
-                    .map_err(db.err("recording a drift event"))?;
-                }
-                DriftWrite::Seen { id } => {
-                    tx.execute(
-                        "UPDATE drifts SET last_seen = ?2, last_scan_id = ?3 WHERE id = ?1",
-                        params![id, now, scan_id],
-                    )
-                    .map_err(db.err("updating a drift"))?;
-                }
-                DriftWrite::Resolve { id } => {
-                    tx.execute(
-                        "UPDATE drifts SET status = ?4, resolved_at = ?2, last_scan_id = ?3 WHERE id = ?1",
-                        params![id, now, scan_id, DriftStatus::Resolved],
-                    )
-                    .map_err(db.err("resolving a drift"))?;
-                    event(&tx, *id, EventKind::Resolved, None, None, scan_id, &now)
-                        .map_err(db.err("recording a drift event"))?;
-                }
-                DriftWrite::Reminded { id } => {
-                    tx.execute(
-                        "UPDATE drifts SET last_reminded_at = ?2 WHERE id = ?1",
-                        params![id, now],
-                    )
-                    .map_err(db.err("recording a reminder"))?;
-                }
+        db.tx("committing a scan", |tx| {
+            if let Some((hash, objects)) = &end.snapshot {
+                tx.execute(
+                    "INSERT INTO snapshots(hash, created_at, objects) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(hash) DO NOTHING",
+                    args![hash, &now, objects],
+                )
+                .map_err(db.err("storing the snapshot hashes"))?;
             }
-        }
-        for o in outbox {
-            super::outbox::insert(&tx, o, &now).map_err(db.err("queueing an alert"))?;
-        }
-        tx.commit().map_err(db.err("committing a scan"))?;
-        Ok(())
+            tx.execute(
+                "UPDATE scans SET finished_at = ?2, outcome = ?3, error = ?4, revision = ?5, objects = ?6,
+                    drifts = ?7, duration_ms = ?8, snapshot_hash = ?9 WHERE id = ?1",
+                args![
+                    scan_id,
+                    &now,
+                    end.outcome,
+                    &end.error,
+                    &end.revision,
+                    end.objects,
+                    end.drifts,
+                    end.duration_ms,
+                    end.snapshot.as_ref().map(|s| s.0.clone()),
+                ],
+            )
+            .map_err(db.err("finishing a scan"))?;
+            for w in drifts {
+                write_drift(tx, db, w, target, scan_id, &now)?;
+            }
+            for o in outbox {
+                super::outbox::insert(tx, o, &now).map_err(db.err("queueing an alert"))?;
+            }
+            Ok(())
+        })
     }
 
     /// Acknowledges a drift: no reminders or escalations until its live value changes.
     pub fn ack(&self, id: i64, by: &str) -> Result<(), StoreError> {
         let now = now_rfc3339();
         let db = self.db();
-        let mut conn = db.conn();
-        let tx = conn
-            .transaction()
-            .map_err(db.err("acknowledging a drift"))?;
-        let n = tx
-            .execute(
-                "UPDATE drifts SET acked_at = ?2, acked_by = ?3 WHERE id = ?1",
-                params![id, now, by],
+        db.tx("acknowledging a drift", |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE drifts SET acked_at = ?2, acked_by = ?3 WHERE id = ?1",
+                    args![id, &now, by],
+                )
+                .map_err(db.err("acknowledging a drift"))?;
+            if n == 0 {
+                return Err(db.not_found("drift", id));
+            }
+            tx.execute(
+                "INSERT INTO drift_events(drift_id, at, event, detail) VALUES (?1, ?2, ?4, ?3)",
+                args![id, &now, by, EventKind::Acknowledged],
             )
             .map_err(db.err("acknowledging a drift"))?;
-        if n == 0 {
-            return Err(db.not_found("drift", id));
-        }
-        tx.execute(
-            "INSERT INTO drift_events(drift_id, at, event, detail) VALUES (?1, ?2, ?4, ?3)",
-            params![id, now, by, EventKind::Acknowledged],
-        )
-        .map_err(db.err("acknowledging a drift"))?;
-        tx.commit().map_err(db.err("acknowledging a drift"))
+            Ok(())
+        })
     }
 
     /// Silences a drift's alerts until `until` (RFC 3339).
     pub fn silence(&self, id: i64, until: &str, reason: &str) -> Result<(), StoreError> {
         let now = now_rfc3339();
         let db = self.db();
-        let mut conn = db.conn();
-        let tx = conn.transaction().map_err(db.err("silencing a drift"))?;
-        let n = tx
-            .execute(
-                "UPDATE drifts SET silenced_until = ?2, silence_reason = ?3 WHERE id = ?1",
-                params![id, until, reason],
+        db.tx("silencing a drift", |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE drifts SET silenced_until = ?2, silence_reason = ?3 WHERE id = ?1",
+                    args![id, until, reason],
+                )
+                .map_err(db.err("silencing a drift"))?;
+            if n == 0 {
+                return Err(db.not_found("drift", id));
+            }
+            tx.execute(
+                "INSERT INTO drift_events(drift_id, at, event, detail) VALUES (?1, ?2, ?4, ?3)",
+                args![
+                    id,
+                    &now,
+                    format!("until {until}: {reason}"),
+                    EventKind::Silenced
+                ],
             )
             .map_err(db.err("silencing a drift"))?;
-        if n == 0 {
-            return Err(db.not_found("drift", id));
-        }
-        tx.execute(
-            "INSERT INTO drift_events(drift_id, at, event, detail) VALUES (?1, ?2, ?4, ?3)",
-            params![
-                id,
-                now,
-                format!("until {until}: {reason}"),
-                EventKind::Silenced
-            ],
-        )
-        .map_err(db.err("silencing a drift"))?;
-        tx.commit().map_err(db.err("silencing a drift"))
+            Ok(())
+        })
     }
+}
+
+/// One drift lifecycle write of [`Store::record_scan`].
+fn write_drift(
+    tx: &mut impl Exec,
+    db: &super::Db,
+    w: &DriftWrite,
+    target: &str,
+    scan_id: i64,
+    now: &str,
+) -> Result<(), StoreError> {
+    match w {
+        DriftWrite::Open(n) => {
+            let cats = serde_json::to_string(&n.categories).unwrap_or_default();
+            let body = n.body.to_string();
+            let id: i64 = tx
+                .query_value(
+                    "INSERT INTO drifts(target, identity, fingerprint, resource, drift_type, severity,
+                        severity_rank, categories, status, first_seen, last_seen, changed_at, last_scan_id, body)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?12, ?9, ?9, ?9, ?10, ?11)
+                     ON CONFLICT(target, identity) DO UPDATE SET
+                        fingerprint = excluded.fingerprint, resource = excluded.resource,
+                        drift_type = excluded.drift_type, severity = excluded.severity,
+                        severity_rank = excluded.severity_rank, categories = excluded.categories,
+                        status = excluded.status, first_seen = excluded.first_seen, last_seen = excluded.last_seen,
+                        changed_at = excluded.changed_at, resolved_at = NULL, acked_at = NULL, acked_by = NULL,
+                        last_reminded_at = NULL, last_scan_id = excluded.last_scan_id, body = excluded.body
+                     RETURNING id",
+                    args![
+                        target,
+                        &n.identity,
+                        &n.fingerprint,
+                        &n.resource,
+                        &n.drift_type,
+                        n.severity.as_str(),
+                        severity_rank(n.severity),
+                        cats,
+                        now,
+                        scan_id,
+                        body,
+                        DriftStatus::Open
+                    ],
+                )
+                .map_err(db.err("opening a drift"))?;
+            event(
+                tx,
+                id,
+                EventKind::Opened,
+                Some(&n.fingerprint),
+                Some(n.severity.as_str()),
+                scan_id,
+                now,
+            )
+            .map_err(db.err("recording a drift event"))?;
+        }
+        DriftWrite::Change { id, new, escalated } => {
+            let cats = serde_json::to_string(&new.categories).unwrap_or_default();
+            tx.execute(
+                "UPDATE drifts SET fingerprint = ?2, resource = ?3, severity = ?4, severity_rank = ?5,
+                    categories = ?6, last_seen = ?7, changed_at = ?7, last_scan_id = ?8, body = ?9,
+                    acked_at = NULL, acked_by = NULL WHERE id = ?1",
+                args![
+                    id,
+                    &new.fingerprint,
+                    &new.resource,
+                    new.severity.as_str(),
+                    severity_rank(new.severity),
+                    cats,
+                    now,
+                    scan_id,
+                    new.body.to_string()
+                ],
+            )
+            .map_err(db.err("updating a drift"))?;
+            let ev = if *escalated {
+                EventKind::Escalated
+            } else {
+                EventKind::Changed
+            };
+            event(
+                tx,
+                *id,
+                ev,
+                Some(&new.fingerprint),
+                Some(new.severity.as_str()),
+                scan_id,
+                now,
+            )
+            .map_err(db.err("recording a drift event"))?;
+        }
+        DriftWrite::Seen { id } => {
+            tx.execute(
+                "UPDATE drifts SET last_seen = ?2, last_scan_id = ?3 WHERE id = ?1",
+                args![id, now, scan_id],
+            )
+            .map_err(db.err("updating a drift"))?;
+        }
+        DriftWrite::Resolve { id } => {
+            tx.execute(
+                "UPDATE drifts SET status = ?4, resolved_at = ?2, last_scan_id = ?3 WHERE id = ?1",
+                args![id, now, scan_id, DriftStatus::Resolved],
+            )
+            .map_err(db.err("resolving a drift"))?;
+            event(tx, *id, EventKind::Resolved, None, None, scan_id, now)
+                .map_err(db.err("recording a drift event"))?;
+        }
+        DriftWrite::Reminded { id } => {
+            tx.execute(
+                "UPDATE drifts SET last_reminded_at = ?2 WHERE id = ?1",
+                args![id, now],
+            )
+            .map_err(db.err("recording a reminder"))?;
+        }
+    }
+    Ok(())
 }
 
 impl StoreReader {
     /// Open drifts of a target.
     pub fn open_drifts(&self, target: &str) -> Result<Vec<DriftRecord>, StoreError> {
-        let conn = self.db.conn();
-        let mut stmt = conn
-            .prepare(&format!(
-                "SELECT {DRIFT_COLUMNS} FROM drifts WHERE target = ?1 AND status = ?2 ORDER BY id"
-            ))
-            .map_err(self.db.err("listing open drifts"))?;
-        let rows = stmt
-            .query_map(params![target, DriftStatus::Open], row_to_drift)
-            .map_err(self.db.err("listing open drifts"))?;
-        rows.collect::<Result<Vec<_>, _>>()
+        self.db
+            .with(|c| {
+                c.query(
+                    &format!(
+                        "SELECT {DRIFT_COLUMNS} FROM drifts WHERE target = ?1 AND status = ?2 ORDER BY id"
+                    ),
+                    args![target, DriftStatus::Open],
+                )?
+                .iter()
+                .map(row_to_drift)
+                .collect::<Result<Vec<_>, SqlError>>()
+            })
             .map_err(self.db.err("listing open drifts"))
     }
 
     /// Drifts by filter, ordered by id (cursor pagination with `after_id`).
     pub fn list_drifts(&self, f: &DriftFilter) -> Result<Vec<DriftRecord>, StoreError> {
-        let conn = self.db.conn();
         let mut sql = format!("SELECT {DRIFT_COLUMNS} FROM drifts WHERE id > ?1");
-        let mut args: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(f.after_id.unwrap_or(0))];
+        let mut args: Vec<Value2> = vec![Value2::from(f.after_id.unwrap_or(0))];
         if let Some(t) = &f.target {
-            args.push(Box::new(t.clone()));
+            args.push(t.into());
             sql.push_str(&format!(" AND target = ?{}", args.len()));
         }
         if let Some(s) = &f.status {
-            args.push(Box::new(*s));
+            args.push(s.into());
             sql.push_str(&format!(" AND status = ?{}", args.len()));
         }
         if let Some(s) = f.min_severity {
-            args.push(Box::new(severity_rank(s)));
+            args.push(severity_rank(s).into());
             sql.push_str(&format!(" AND severity_rank >= ?{}", args.len()));
         }
         if let Some(c) = &f.category {
-            args.push(Box::new(format!("%\"{c}\"%")));
+            args.push(format!("%\"{c}\"%").into());
             sql.push_str(&format!(" AND categories LIKE ?{}", args.len()));
         }
         let limit = if f.limit == 0 { 100 } else { f.limit.min(1000) };
         sql.push_str(&format!(" ORDER BY id LIMIT {limit}"));
-        let mut stmt = conn.prepare(&sql).map_err(self.db.err("listing drifts"))?;
-        let refs: Vec<&dyn rusqlite::ToSql> =
-            args.iter().map(std::convert::AsRef::as_ref).collect();
-        let rows = stmt
-            .query_map(refs.as_slice(), row_to_drift)
-            .map_err(self.db.err("listing drifts"))?;
-        rows.collect::<Result<Vec<_>, _>>()
+        self.db
+            .with(|c| {
+                c.query(&sql, &args)?
+                    .iter()
+                    .map(row_to_drift)
+                    .collect::<Result<Vec<_>, SqlError>>()
+            })
             .map_err(self.db.err("listing drifts"))
     }
 
     /// One drift with its history.
     pub fn drift(&self, id: i64) -> Result<(DriftRecord, Vec<EventRecord>), StoreError> {
-        let conn = self.db.conn();
-        let d = conn
-            .query_row(
-                &format!("SELECT {DRIFT_COLUMNS} FROM drifts WHERE id = ?1"),
-                params![id],
-                row_to_drift,
-            )
-            .optional()
+        let d = self
+            .db
+            .with(|c| {
+                c.query_opt(
+                    &format!("SELECT {DRIFT_COLUMNS} FROM drifts WHERE id = ?1"),
+                    args![id],
+                )?
+                .map(|r| row_to_drift(&r))
+                .transpose()
+            })
             .map_err(self.db.err("reading a drift"))?
             .ok_or_else(|| self.db.not_found("drift", id))?;
-        let mut stmt = conn
-            .prepare("SELECT at, event, fingerprint, severity, scan_id, detail FROM drift_events WHERE drift_id = ?1 ORDER BY id")
-            .map_err(self.db.err("reading drift history"))?;
-        let events = stmt
-            .query_map(params![id], |r| {
-                let severity = match r.get::<_, Option<String>>(3)? {
-                    None => None,
-                    Some(_) => Some(parse_text(
-                        r,
-                        "severity",
-                        "drift_events.severity",
-                        SEVERITIES,
-                    )?),
-                };
-                Ok(EventRecord {
-                    at: r.get(0)?,
-                    event: r.get(1)?,
-                    fingerprint: r.get(2)?,
-                    severity,
-                    scan_id: r.get(4)?,
-                    detail: r.get(5)?,
+        let events = self
+            .db
+            .with(|c| {
+                c.query(
+                    "SELECT at, event, fingerprint, severity, scan_id, detail FROM drift_events WHERE drift_id = ?1 ORDER BY id",
+                    args![id],
+                )?
+                .iter()
+                .map(|r| {
+                    let severity = match r.get::<Option<String>>(3)? {
+                        None => None,
+                        Some(_) => Some(parse_text(
+                            r,
+                            "severity",
+                            "drift_events.severity",
+                            SEVERITIES,
+                        )?),
+                    };
+                    Ok(EventRecord {
+                        at: r.get(0)?,
+                        event: r.get(1)?,
+                        fingerprint: r.get(2)?,
+                        severity,
+                        scan_id: r.get(4)?,
+                        detail: r.get(5)?,
+                    })
                 })
+                .collect::<Result<Vec<_>, SqlError>>()
             })
-            .map_err(self.db.err("reading drift history"))?
-            .collect::<Result<Vec<_>, _>>()
             .map_err(self.db.err("reading drift history"))?;
         Ok((d, events))
     }
@@ -457,110 +469,112 @@ mod tests {
 
     #[test]
     fn lifecycle_and_history() {
-        let s = Store::open_in_memory().unwrap();
-        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len());
-        let scan = s.start_scan("prod", ScanKind::Environment).unwrap();
-        s.record_scan(
-            scan,
-            "prod",
-            &ok_end(),
-            &[DriftWrite::Open(nd("a", "f1", Severity::Medium))],
-            &[],
-        )
-        .unwrap();
-        let open = s.open_drifts("prod").unwrap();
-        assert_eq!(open.len(), 1);
-        let id = open[0].id;
-        let scan2 = s.start_scan("prod", ScanKind::Environment).unwrap();
-        s.record_scan(
-            scan2,
-            "prod",
-            &ok_end(),
-            &[DriftWrite::Change {
-                id,
-                new: nd("a", "f2", Severity::High),
-                escalated: true,
-            }],
-            &[],
-        )
-        .unwrap();
-        s.ack(id, "alice").unwrap();
-        let scan3 = s.start_scan("prod", ScanKind::Environment).unwrap();
-        s.record_scan(scan3, "prod", &ok_end(), &[DriftWrite::Resolve { id }], &[])
+        for s in crate::store::tests::stores("lifecycle_and_history") {
+            assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len());
+            let scan = s.start_scan("prod", ScanKind::Environment).unwrap();
+            s.record_scan(
+                scan,
+                "prod",
+                &ok_end(),
+                &[DriftWrite::Open(nd("a", "f1", Severity::Medium))],
+                &[],
+            )
             .unwrap();
-        let (d, events) = s.drift(id).unwrap();
-        assert_eq!(d.status, DriftStatus::Resolved);
-        assert_eq!(d.fingerprint, "f2");
-        let kinds: Vec<EventKind> = events.iter().map(|e| e.event).collect();
-        assert_eq!(
-            kinds,
-            [
-                EventKind::Opened,
-                EventKind::Escalated,
-                EventKind::Acknowledged,
-                EventKind::Resolved
-            ]
-        );
-        assert_eq!(events[1].severity, Some(Severity::High));
-        assert!(s.open_drifts("prod").unwrap().is_empty());
-        // Reopening the same identity reuses the row.
-        let scan4 = s.start_scan("prod", ScanKind::Environment).unwrap();
-        s.record_scan(
-            scan4,
-            "prod",
-            &ok_end(),
-            &[DriftWrite::Open(nd("a", "f3", Severity::Low))],
-            &[],
-        )
-        .unwrap();
-        let open = s.open_drifts("prod").unwrap();
-        assert_eq!((open[0].id, open[0].acked_at.clone()), (id, None));
-        assert!(matches!(s.drift(999), Err(StoreError::NotFound { .. })));
+            let open = s.open_drifts("prod").unwrap();
+            assert_eq!(open.len(), 1);
+            let id = open[0].id;
+            let scan2 = s.start_scan("prod", ScanKind::Environment).unwrap();
+            s.record_scan(
+                scan2,
+                "prod",
+                &ok_end(),
+                &[DriftWrite::Change {
+                    id,
+                    new: nd("a", "f2", Severity::High),
+                    escalated: true,
+                }],
+                &[],
+            )
+            .unwrap();
+            s.ack(id, "alice").unwrap();
+            let scan3 = s.start_scan("prod", ScanKind::Environment).unwrap();
+            s.record_scan(scan3, "prod", &ok_end(), &[DriftWrite::Resolve { id }], &[])
+                .unwrap();
+            let (d, events) = s.drift(id).unwrap();
+            assert_eq!(d.status, DriftStatus::Resolved);
+            assert_eq!(d.fingerprint, "f2");
+            let kinds: Vec<EventKind> = events.iter().map(|e| e.event).collect();
+            assert_eq!(
+                kinds,
+                [
+                    EventKind::Opened,
+                    EventKind::Escalated,
+                    EventKind::Acknowledged,
+                    EventKind::Resolved
+                ]
+            );
+            assert_eq!(events[1].severity, Some(Severity::High));
+            assert!(s.open_drifts("prod").unwrap().is_empty());
+            // Reopening the same identity reuses the row.
+            let scan4 = s.start_scan("prod", ScanKind::Environment).unwrap();
+            s.record_scan(
+                scan4,
+                "prod",
+                &ok_end(),
+                &[DriftWrite::Open(nd("a", "f3", Severity::Low))],
+                &[],
+            )
+            .unwrap();
+            let open = s.open_drifts("prod").unwrap();
+            assert_eq!((open[0].id, open[0].acked_at.clone()), (id, None));
+            assert!(matches!(s.drift(999), Err(StoreError::NotFound { .. })));
+        }
     }
 
     #[test]
     fn filters_and_cursor() {
-        let s = Store::open_in_memory().unwrap();
-        let scan = s.start_scan("prod", ScanKind::Environment).unwrap();
-        let writes: Vec<DriftWrite> = (0..5)
-            .map(|i| {
-                let sev = if i % 2 == 0 {
-                    Severity::High
-                } else {
-                    Severity::Low
-                };
-                DriftWrite::Open(nd(&format!("id{i}"), &format!("f{i}"), sev))
-            })
-            .collect();
-        s.record_scan(scan, "prod", &ok_end(), &writes, &[])
-            .unwrap();
-        let high = s
-            .list_drifts(&DriftFilter {
-                min_severity: Some(Severity::High),
-                ..Default::default()
-            })
-            .unwrap();
-        assert_eq!(high.len(), 3);
-        let page1 = s
-            .list_drifts(&DriftFilter {
-                limit: 2,
-                ..Default::default()
-            })
-            .unwrap();
-        let page2 = s
-            .list_drifts(&DriftFilter {
-                limit: 2,
-                after_id: Some(page1[1].id),
-                ..Default::default()
-            })
-            .unwrap();
-        assert_eq!(page2[0].id, page1[1].id + 1);
-        let by_cat = s
-            .list_drifts(&DriftFilter {
-                category: Some("image".into()),
-                ..Default::default()
-            })
-            .unwrap();
-        assert_eq!(by_cat.len(), 5);
+        for s in crate::store::tests::stores("filters_and_cursor") {
+            let scan = s.start_scan("prod", ScanKind::Environment).unwrap();
+            let writes: Vec<DriftWrite> = (0..5)
+                .map(|i| {
+                    let sev = if i % 2 == 0 {
+                        Severity::High
+                    } else {
+                        Severity::Low
+                    };
+                    DriftWrite::Open(nd(&format!("id{i}"), &format!("f{i}"), sev))
+                })
+                .collect();
+            s.record_scan(scan, "prod", &ok_end(), &writes, &[])
+                .unwrap();
+            let high = s
+                .list_drifts(&DriftFilter {
+                    min_severity: Some(Severity::High),
+                    ..Default::default()
+                })
+                .unwrap();
+            assert_eq!(high.len(), 3);
+            let page1 = s
+                .list_drifts(&DriftFilter {
+                    limit: 2,
+                    ..Default::default()
+                })
+                .unwrap();
+            let page2 = s
+                .list_drifts(&DriftFilter {
+                    limit: 2,
+                    after_id: Some(page1[1].id),
+                    ..Default::default()
+                })
+                .unwrap();
+            assert_eq!(page2[0].id, page1[1].id + 1);
+            let by_cat = s
+                .list_drifts(&DriftFilter {
+                    category: Some("image".into()),
+                    ..Default::default()
+                })
+                .unwrap();
+            assert_eq!(by_cat.len(), 5);
+        }
     }
 }

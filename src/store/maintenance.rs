@@ -38,7 +38,7 @@ fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
     Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|source| {
         StoreError::Open {
             path: path.to_path_buf(),
-            source,
+            source: source.into(),
         }
     })
 }

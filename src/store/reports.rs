@@ -1,6 +1,6 @@
 //! Report runs, retention (pruning) and the counts reports and metrics are made of.
 
-use rusqlite::{OptionalExtension, params};
+use super::sql::{Exec, SqlError, args};
 
 use super::drifts::severity_of;
 use super::{
@@ -16,94 +16,98 @@ impl Store {
         outbox: &[OutboxWrite],
     ) -> Result<(), StoreError> {
         let db = self.db();
-        let mut conn = db.conn();
-        let tx = conn.transaction().map_err(db.err("recording a report"))?;
-        tx.execute(
-            "INSERT INTO report_runs(name, last_run_at) VALUES (?1, ?2)
-             ON CONFLICT(name) DO UPDATE SET last_run_at = excluded.last_run_at",
-            params![name, at],
-        )
-        .map_err(db.err("recording a report"))?;
-        for o in outbox {
-            super::outbox::insert(&tx, o, at).map_err(db.err("queueing a report"))?;
-        }
-        tx.commit().map_err(db.err("recording a report"))
+        db.tx("recording a report", |tx| {
+            tx.execute(
+                "INSERT INTO report_runs(name, last_run_at) VALUES (?1, ?2)
+                 ON CONFLICT(name) DO UPDATE SET last_run_at = excluded.last_run_at",
+                args![name, at],
+            )
+            .map_err(db.err("recording a report"))?;
+            for o in outbox {
+                super::outbox::insert(tx, o, at).map_err(db.err("queueing a report"))?;
+            }
+            Ok(())
+        })
     }
 
     /// Deletes scans (and snapshot hashes no scan refers to) older than `before`, and sent
     /// alerts older than it (with their Slack posts). Open drifts and their history are kept.
     pub fn prune(&self, before: &str) -> Result<usize, StoreError> {
         let db = self.db();
-        let mut conn = db.conn();
-        let tx = conn.transaction().map_err(db.err("pruning"))?;
-        let scans = tx
-            .execute(
-                "DELETE FROM scans WHERE started_at < ?1 AND id NOT IN
-                    (SELECT MAX(id) FROM scans GROUP BY target)",
-                params![before],
+        db.tx("pruning", |tx| {
+            let scans = tx
+                .execute(
+                    "DELETE FROM scans WHERE started_at < ?1 AND id NOT IN
+                        (SELECT MAX(id) FROM scans GROUP BY target)",
+                    args![before],
+                )
+                .map_err(db.err("pruning scans"))?;
+            tx.execute(
+                "DELETE FROM snapshots WHERE hash NOT IN (SELECT snapshot_hash FROM scans WHERE snapshot_hash IS NOT NULL)",
+                &[],
             )
-            .map_err(db.err("pruning scans"))?;
-        tx.execute(
-            "DELETE FROM snapshots WHERE hash NOT IN (SELECT snapshot_hash FROM scans WHERE snapshot_hash IS NOT NULL)",
-            [],
-        )
-        .map_err(db.err("pruning snapshots"))?;
-        tx.execute(
-            "DELETE FROM outbox WHERE state = ?2 AND sent_at < ?1",
-            params![before, OutboxState::Sent],
-        )
-        .map_err(db.err("pruning the outbox"))?;
-        super::slack_refs::prune_posts(&tx).map_err(db.err("pruning Slack posts"))?;
-        tx.commit().map_err(db.err("pruning"))?;
-        Ok(scans)
+            .map_err(db.err("pruning snapshots"))?;
+            tx.execute(
+                "DELETE FROM outbox WHERE state = ?2 AND sent_at < ?1",
+                args![before, OutboxState::Sent],
+            )
+            .map_err(db.err("pruning the outbox"))?;
+            super::slack_refs::prune_posts(tx).map_err(db.err("pruning Slack posts"))?;
+            Ok(usize::try_from(scans).unwrap_or(usize::MAX))
+        })
     }
 }
 
 impl StoreReader {
     /// Number of drifts of a target opened / resolved since a time (reports).
     pub fn counts_since(&self, target: &str, since: &str) -> Result<(i64, i64), StoreError> {
-        let conn = self.db.conn();
-        let count = |event: EventKind| -> Result<i64, StoreError> {
-            conn.query_row(
-                "SELECT COUNT(*) FROM drift_events e JOIN drifts d ON d.id = e.drift_id
-                 WHERE d.target = ?1 AND e.event = ?2 AND e.at >= ?3",
-                params![target, event, since],
-                |r| r.get(0),
-            )
+        self.db
+            .with(|c| {
+                let mut count = |event: EventKind| -> Result<i64, SqlError> {
+                    c.query_value(
+                        "SELECT COUNT(*) FROM drift_events e JOIN drifts d ON d.id = e.drift_id
+                         WHERE d.target = ?1 AND e.event = ?2 AND e.at >= ?3",
+                        args![target, event, since],
+                    )
+                };
+                Ok((count(EventKind::Opened)?, count(EventKind::Resolved)?))
+            })
             .map_err(self.db.err("counting drift events"))
-        };
-        Ok((count(EventKind::Opened)?, count(EventKind::Resolved)?))
     }
 
     /// When a report last ran.
     pub fn report_last_run(&self, name: &str) -> Result<Option<String>, StoreError> {
-        let conn = self.db.conn();
-        conn.query_row(
-            "SELECT last_run_at FROM report_runs WHERE name = ?1",
-            params![name],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(self.db.err("reading report runs"))
+        self.db
+            .with(|c| {
+                c.query_opt(
+                    "SELECT last_run_at FROM report_runs WHERE name = ?1",
+                    args![name],
+                )?
+                .map(|r| r.get(0))
+                .transpose()
+            })
+            .map_err(self.db.err("reading report runs"))
     }
 
     /// Open drift counts by target, severity and categories (metrics, environments API).
     pub fn open_counts(&self) -> Result<Vec<OpenCount>, StoreError> {
-        let conn = self.db.conn();
-        let mut stmt = conn
-            .prepare("SELECT target, severity, categories FROM drifts WHERE status = ?1")
-            .map_err(self.db.err("counting open drifts"))?;
-        let rows = stmt
-            .query_map([DriftStatus::Open], |r| {
-                let cats: String = r.get("categories")?;
-                Ok(OpenCount {
-                    target: r.get("target")?,
-                    severity: severity_of(r, "severity")?,
-                    categories: serde_json::from_str(&cats).unwrap_or_default(),
+        self.db
+            .with(|c| {
+                c.query(
+                    "SELECT target, severity, categories FROM drifts WHERE status = ?1",
+                    args![DriftStatus::Open],
+                )?
+                .iter()
+                .map(|r| {
+                    let cats: String = r.get("categories")?;
+                    Ok(OpenCount {
+                        target: r.get("target")?,
+                        severity: severity_of(r, "severity")?,
+                        categories: serde_json::from_str(&cats).unwrap_or_default(),
+                    })
                 })
+                .collect::<Result<Vec<_>, SqlError>>()
             })
-            .map_err(self.db.err("counting open drifts"))?;
-        rows.collect::<Result<Vec<_>, _>>()
             .map_err(self.db.err("counting open drifts"))
     }
 }

@@ -1,7 +1,7 @@
 //! Scans: start ([`Store::start_scan`]) and queries. A scan's end is written with its drift
 //! lifecycle in one transaction ([`Store::record_scan`], in `drifts`).
 
-use rusqlite::{OptionalExtension, params};
+use super::sql::{Exec, Row, SqlError, args};
 
 use super::{ScanKind, ScanOutcome, Store, StoreError, StoreReader, now_rfc3339};
 
@@ -37,7 +37,7 @@ pub struct ScanEnd {
     pub snapshot: Option<(String, String)>,
 }
 
-fn row_to_scan(r: &rusqlite::Row<'_>) -> rusqlite::Result<ScanRecord> {
+fn row_to_scan(r: &Row) -> Result<ScanRecord, SqlError> {
     Ok(ScanRecord {
         id: r.get("id")?,
         target: r.get("target")?,
@@ -54,17 +54,19 @@ fn row_to_scan(r: &rusqlite::Row<'_>) -> rusqlite::Result<ScanRecord> {
     })
 }
 
+const SCAN_COLUMNS: &str = "id, target, kind, started_at, finished_at, outcome, error, revision, objects, drifts, duration_ms, snapshot_hash";
+
 impl Store {
     /// Records the start of a scan (outcome `running`); returns its id.
     pub fn start_scan(&self, target: &str, kind: ScanKind) -> Result<i64, StoreError> {
         let db = self.db();
-        let conn = db.conn();
-        conn.execute(
-            "INSERT INTO scans(target, kind, started_at) VALUES (?1, ?2, ?3)",
-            params![target, kind, now_rfc3339()],
-        )
-        .map_err(db.err("starting a scan"))?;
-        Ok(conn.last_insert_rowid())
+        db.with(|c| {
+            c.query_value(
+                "INSERT INTO scans(target, kind, started_at) VALUES (?1, ?2, ?3) RETURNING id",
+                args![target, kind, now_rfc3339()],
+            )
+        })
+        .map_err(db.err("starting a scan"))
     }
 }
 
@@ -74,42 +76,54 @@ impl StoreReader {
     /// # Errors
     /// [`StoreError::NotFound`] when there is no such scan.
     pub fn scan(&self, id: i64) -> Result<ScanRecord, StoreError> {
-        let conn = self.db.conn();
-        conn.query_row(
-            "SELECT * FROM scans WHERE id = ?1",
-            params![id],
-            row_to_scan,
-        )
-        .optional()
-        .map_err(self.db.err("reading a scan"))?
-        .ok_or_else(|| self.db.not_found("scan", id))
+        self.db
+            .with(|c| {
+                c.query_opt(
+                    &format!("SELECT {SCAN_COLUMNS} FROM scans WHERE id = ?1"),
+                    args![id],
+                )?
+                .map(|r| row_to_scan(&r))
+                .transpose()
+            })
+            .map_err(self.db.err("reading a scan"))?
+            .ok_or_else(|| self.db.not_found("scan", id))
     }
 
     /// Scans of a target (or all), newest first.
     pub fn scans(&self, target: Option<&str>, limit: usize) -> Result<Vec<ScanRecord>, StoreError> {
-        let conn = self.db.conn();
-        let mut stmt = conn
-            .prepare(
-                "SELECT * FROM scans WHERE (?1 IS NULL OR target = ?1) ORDER BY id DESC LIMIT ?2",
-            )
-            .map_err(self.db.err("listing scans"))?;
-        let rows = stmt
-            .query_map(params![target, limit as i64], row_to_scan)
-            .map_err(self.db.err("listing scans"))?;
-        rows.collect::<Result<Vec<_>, _>>()
+        self.db
+            .with(|c| {
+                let rows = match target {
+                    Some(t) => c.query(
+                        &format!(
+                            "SELECT {SCAN_COLUMNS} FROM scans WHERE target = ?1 ORDER BY id DESC LIMIT ?2"
+                        ),
+                        args![t, limit],
+                    )?,
+                    None => c.query(
+                        &format!("SELECT {SCAN_COLUMNS} FROM scans ORDER BY id DESC LIMIT ?1"),
+                        args![limit],
+                    )?,
+                };
+                rows.iter().map(row_to_scan).collect::<Result<Vec<_>, SqlError>>()
+            })
             .map_err(self.db.err("listing scans"))
     }
 
     /// Scans of a target since a time (reports).
     pub fn scans_since(&self, target: &str, since: &str) -> Result<Vec<ScanRecord>, StoreError> {
-        let conn = self.db.conn();
-        let mut stmt = conn
-            .prepare("SELECT * FROM scans WHERE target = ?1 AND started_at >= ?2 ORDER BY id")
-            .map_err(self.db.err("listing scans"))?;
-        let rows = stmt
-            .query_map(params![target, since], row_to_scan)
-            .map_err(self.db.err("listing scans"))?;
-        rows.collect::<Result<Vec<_>, _>>()
+        self.db
+            .with(|c| {
+                c.query(
+                    &format!(
+                        "SELECT {SCAN_COLUMNS} FROM scans WHERE target = ?1 AND started_at >= ?2 ORDER BY id"
+                    ),
+                    args![target, since],
+                )?
+                .iter()
+                .map(row_to_scan)
+                .collect::<Result<Vec<_>, SqlError>>()
+            })
             .map_err(self.db.err("listing scans"))
     }
 }

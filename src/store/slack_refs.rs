@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{OptionalExtension, params};
+use super::sql::{Exec, SqlError, args};
 
 use super::{EventKind, Store, StoreError, now_rfc3339};
 use crate::alert::notice::{DriftEvent, Notice};
@@ -29,11 +29,12 @@ impl Store {
         drift_id: i64,
     ) -> Result<Option<SlackMessageRef>, StoreError> {
         let db = self.db();
-        let conn = db.conn();
-        conn.query_row(
-            "SELECT channel, ts, thread_ts, notice_id FROM slack_messages WHERE sink = ?1 AND drift_id = ?2",
-            params![sink, drift_id],
-            |r| {
+        db.with(|c| {
+            c.query_opt(
+                "SELECT channel, ts, thread_ts, notice_id FROM slack_messages WHERE sink = ?1 AND drift_id = ?2",
+                args![sink, drift_id],
+            )?
+            .map(|r| {
                 Ok(SlackMessageRef {
                     sink: sink.to_string(),
                     drift_id,
@@ -42,9 +43,9 @@ impl Store {
                     thread_ts: r.get(2)?,
                     notice_id: r.get(3)?,
                 })
-            },
-        )
-        .optional()
+            })
+            .transpose()
+        })
         .map_err(db.err("reading a drift's Slack message"))
     }
 
@@ -56,13 +57,14 @@ impl Store {
         ts: &str,
     ) -> Result<Option<i64>, StoreError> {
         let db = self.db();
-        let conn = db.conn();
-        conn.query_row(
-            "SELECT drift_id FROM slack_messages WHERE sink = ?1 AND channel = ?2 AND ts = ?3",
-            params![sink, channel, ts],
-            |r| r.get(0),
-        )
-        .optional()
+        db.with(|c| {
+            c.query_opt(
+                "SELECT drift_id FROM slack_messages WHERE sink = ?1 AND channel = ?2 AND ts = ?3",
+                args![sink, channel, ts],
+            )?
+            .map(|r| r.get(0))
+            .transpose()
+        })
         .map_err(db.err("reading a drift's Slack message"))
     }
 
@@ -70,20 +72,21 @@ impl Store {
     /// told in the same thread).
     pub fn record_slack_message(&self, m: &SlackMessageRef) -> Result<(), StoreError> {
         let db = self.db();
-        let conn = db.conn();
-        conn.execute(
-            "INSERT INTO slack_messages(sink, drift_id, channel, ts, thread_ts, notice_id, posted_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(sink, drift_id) DO NOTHING",
-            params![
-                m.sink,
-                m.drift_id,
-                m.channel,
-                m.ts,
-                m.thread_ts,
-                m.notice_id,
-                now_rfc3339()
-            ],
-        )
+        db.with(|c| {
+            c.execute(
+                "INSERT INTO slack_messages(sink, drift_id, channel, ts, thread_ts, notice_id, posted_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(sink, drift_id) DO NOTHING",
+                args![
+                    &m.sink,
+                    m.drift_id,
+                    &m.channel,
+                    &m.ts,
+                    &m.thread_ts,
+                    &m.notice_id,
+                    now_rfc3339()
+                ],
+            )
+        })
         .map_err(db.err("recording a drift's Slack message"))?;
         Ok(())
     }
@@ -91,11 +94,12 @@ impl Store {
     /// Forgets a drift's message in sink `sink`.
     pub fn forget_slack_message(&self, sink: &str, drift_id: i64) -> Result<(), StoreError> {
         let db = self.db();
-        let conn = db.conn();
-        conn.execute(
-            "DELETE FROM slack_messages WHERE sink = ?1 AND drift_id = ?2",
-            params![sink, drift_id],
-        )
+        db.with(|c| {
+            c.execute(
+                "DELETE FROM slack_messages WHERE sink = ?1 AND drift_id = ?2",
+                args![sink, drift_id],
+            )
+        })
         .map_err(db.err("forgetting a drift's Slack message"))?;
         Ok(())
     }
@@ -108,19 +112,20 @@ impl Store {
         part: &str,
     ) -> Result<Option<SlackPost>, StoreError> {
         let db = self.db();
-        let conn = db.conn();
-        conn.query_row(
-            "SELECT channel, ts, claimed_at FROM slack_posts WHERE sink = ?1 AND notice_id = ?2 AND part = ?3",
-            params![sink, notice_id, part],
-            |r| {
+        db.with(|c| {
+            c.query_opt(
+                "SELECT channel, ts, claimed_at FROM slack_posts WHERE sink = ?1 AND notice_id = ?2 AND part = ?3",
+                args![sink, notice_id, part],
+            )?
+            .map(|r| {
                 Ok(SlackPost {
                     channel: r.get(0)?,
                     ts: r.get(1)?,
                     claimed_at: r.get(2)?,
                 })
-            },
-        )
-        .optional()
+            })
+            .transpose()
+        })
         .map_err(db.err("reading a Slack post"))
     }
 
@@ -132,11 +137,13 @@ impl Store {
         part: &str,
     ) -> Result<(), StoreError> {
         let db = self.db();
-        let conn = db.conn();
-        conn.execute(
-            "INSERT OR IGNORE INTO slack_posts(sink, notice_id, part, claimed_at) VALUES (?1, ?2, ?3, ?4)",
-            params![sink, notice_id, part, now_rfc3339()],
-        )
+        db.with(|c| {
+            c.execute(
+                "INSERT INTO slack_posts(sink, notice_id, part, claimed_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(sink, notice_id, part) DO NOTHING",
+                args![sink, notice_id, part, now_rfc3339()],
+            )
+        })
         .map_err(db.err("claiming a Slack post"))?;
         Ok(())
     }
@@ -151,12 +158,13 @@ impl Store {
         ts: &str,
     ) -> Result<(), StoreError> {
         let db = self.db();
-        let conn = db.conn();
-        conn.execute(
-            "INSERT INTO slack_posts(sink, notice_id, part, channel, ts, claimed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT(sink, notice_id, part) DO UPDATE SET channel = excluded.channel, ts = excluded.ts",
-            params![sink, notice_id, part, channel, ts, now_rfc3339()],
-        )
+        db.with(|c| {
+            c.execute(
+                "INSERT INTO slack_posts(sink, notice_id, part, channel, ts, claimed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(sink, notice_id, part) DO UPDATE SET channel = excluded.channel, ts = excluded.ts",
+                args![sink, notice_id, part, channel, ts, now_rfc3339()],
+            )
+        })
         .map_err(db.err("recording a Slack post"))?;
         Ok(())
     }
@@ -170,48 +178,42 @@ impl Store {
             return Ok(());
         }
         let db = self.db();
-        let conn = db.conn();
         let mut ids: HashMap<String, i64> = HashMap::new();
-        {
-            let mut stmt = conn
-                .prepare_cached("SELECT id FROM drifts WHERE target = ?1 AND identity = ?2")
-                .map_err(db.err("reading drift ids"))?;
+        db.with(|c| -> Result<(), SqlError> {
             for d in &notice.drifts {
                 if d.drift_id.is_some() || d.identity.is_empty() {
                     continue;
                 }
-                if let Some(id) = stmt
-                    .query_row(params![notice.env, d.identity], |r| r.get::<_, i64>(0))
-                    .optional()
-                    .map_err(db.err("reading drift ids"))?
-                {
-                    ids.insert(d.identity.clone(), id);
+                if let Some(r) = c.query_opt(
+                    "SELECT id FROM drifts WHERE target = ?1 AND identity = ?2",
+                    args![&notice.env, &d.identity],
+                )? {
+                    ids.insert(d.identity.clone(), r.get(0)?);
                 }
             }
-        }
-        let mut opened = conn
-            .prepare_cached(
-                "SELECT COUNT(*) FROM drift_events WHERE drift_id = ?1 AND event = ?2 AND at < ?3",
-            )
-            .map_err(db.err("reading drift history"))?;
-        for d in &mut notice.drifts {
-            if d.drift_id.is_none() {
-                d.drift_id = ids.get(&d.identity).copied();
-            }
-            // A reopened drift: opened before this alert's scan recorded it again.
-            if let (Some(id), Some(DriftEvent::Opened)) = (d.drift_id, d.event) {
-                let earlier: i64 = opened
-                    .query_row(params![id, EventKind::Opened, notice.created_at], |r| {
-                        r.get(0)
-                    })
-                    .map_err(db.err("reading drift history"))?;
-                if earlier > 0 {
-                    d.event = Some(DriftEvent::Reopened);
-                    d.previous_state = Some("resolved".into());
+            Ok(())
+        })
+        .map_err(db.err("reading drift ids"))?;
+        let created_at = notice.created_at.clone();
+        db.with(|c| -> Result<(), SqlError> {
+            for d in &mut notice.drifts {
+                if d.drift_id.is_none() {
+                    d.drift_id = ids.get(&d.identity).copied();
+                }
+                if let (Some(id), Some(DriftEvent::Opened)) = (d.drift_id, d.event) {
+                    let earlier: i64 = c.query_value(
+                        "SELECT COUNT(*) FROM drift_events WHERE drift_id = ?1 AND event = ?2 AND at < ?3",
+                        args![id, EventKind::Opened, &created_at],
+                    )?;
+                    if earlier > 0 {
+                        d.event = Some(DriftEvent::Reopened);
+                        d.previous_state = Some("resolved".into());
+                    }
                 }
             }
-        }
-        Ok(())
+            Ok(())
+        })
+        .map_err(db.err("reading drift history"))
     }
 }
 
@@ -251,10 +253,10 @@ impl MessageStore for Store {
 
 /// Retention (in [`Store::prune`]'s transaction): the posts of alerts no longer in the
 /// outbox (sent and pruned) go too; a pending alert keeps its posts for its retries.
-pub(super) fn prune_posts(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<usize> {
+pub(super) fn prune_posts(tx: &mut impl Exec) -> Result<u64, SqlError> {
     tx.execute(
         "DELETE FROM slack_posts WHERE notice_id NOT IN (SELECT notice_id FROM outbox)",
-        [],
+        &[],
     )
 }
 
@@ -266,83 +268,87 @@ mod tests {
 
     #[test]
     fn messages_keep_the_first_and_posts_are_claimed_then_completed() {
-        let s = Store::open_in_memory().unwrap();
-        let m = SlackMessageRef {
-            sink: "ops".into(),
-            drift_id: 7,
-            channel: "C1".into(),
-            ts: "1.1".into(),
-            thread_ts: "1.1".into(),
-            notice_id: "n1".into(),
-        };
-        s.record_slack_message(&m).unwrap();
-        s.record_slack_message(&SlackMessageRef {
-            ts: "2.2".into(),
-            ..m.clone()
-        })
-        .unwrap();
-        assert_eq!(s.slack_message("ops", 7).unwrap(), Some(m));
-        assert_eq!(s.slack_message("other", 7).unwrap(), None);
-        assert_eq!(s.slack_message_at("ops", "C1", "1.1").unwrap(), Some(7));
-        assert_eq!(s.slack_message_at("ops", "C1", "2.2").unwrap(), None);
-
-        assert_eq!(s.slack_post("ops", "n1", "digest").unwrap(), None);
-        s.claim_slack_post("ops", "n1", "digest").unwrap();
-        let claimed = s.slack_post("ops", "n1", "digest").unwrap().unwrap();
-        assert_eq!((claimed.channel, claimed.ts), (None, None));
-        s.complete_slack_post("ops", "n1", "digest", "C1", "3.3")
+        for s in crate::store::tests::stores(
+            "messages_keep_the_first_and_posts_are_claimed_then_completed",
+        ) {
+            let m = SlackMessageRef {
+                sink: "ops".into(),
+                drift_id: 7,
+                channel: "C1".into(),
+                ts: "1.1".into(),
+                thread_ts: "1.1".into(),
+                notice_id: "n1".into(),
+            };
+            s.record_slack_message(&m).unwrap();
+            s.record_slack_message(&SlackMessageRef {
+                ts: "2.2".into(),
+                ..m.clone()
+            })
             .unwrap();
-        s.claim_slack_post("ops", "n1", "digest").unwrap();
-        let done = s.slack_post("ops", "n1", "digest").unwrap().unwrap();
-        assert_eq!(done.ts.as_deref(), Some("3.3"));
+            assert_eq!(s.slack_message("ops", 7).unwrap(), Some(m));
+            assert_eq!(s.slack_message("other", 7).unwrap(), None);
+            assert_eq!(s.slack_message_at("ops", "C1", "1.1").unwrap(), Some(7));
+            assert_eq!(s.slack_message_at("ops", "C1", "2.2").unwrap(), None);
+
+            assert_eq!(s.slack_post("ops", "n1", "digest").unwrap(), None);
+            s.claim_slack_post("ops", "n1", "digest").unwrap();
+            let claimed = s.slack_post("ops", "n1", "digest").unwrap().unwrap();
+            assert_eq!((claimed.channel, claimed.ts), (None, None));
+            s.complete_slack_post("ops", "n1", "digest", "C1", "3.3")
+                .unwrap();
+            s.claim_slack_post("ops", "n1", "digest").unwrap();
+            let done = s.slack_post("ops", "n1", "digest").unwrap().unwrap();
+            assert_eq!(done.ts.as_deref(), Some("3.3"));
+        }
     }
 
     #[test]
     fn drift_ids_are_filled_from_the_store() {
-        let s = Store::open_in_memory().unwrap();
-        let mut n = sample_notice(NoticeKind::Drift);
-        n.env = "nowhere".into();
-        for d in &mut n.drifts {
-            d.drift_id = None;
+        for s in crate::store::tests::stores("drift_ids_are_filled_from_the_store") {
+            let mut n = sample_notice(NoticeKind::Drift);
+            n.env = "nowhere".into();
+            for d in &mut n.drifts {
+                d.drift_id = None;
+            }
+            s.fill_drift_ids(&mut n).unwrap();
+            assert!(n.drifts.iter().all(|d| d.drift_id.is_none()));
         }
-        s.fill_drift_ids(&mut n).unwrap();
-        assert!(n.drifts.iter().all(|d| d.drift_id.is_none()));
     }
 
     #[test]
     fn retention_prunes_the_posts_of_pruned_alerts_only() {
-        let s = Store::open_in_memory().unwrap();
-        {
-            let db = s.db();
-            let conn = db.conn();
+        for s in crate::store::tests::stores("retention_prunes_the_posts_of_pruned_alerts_only") {
             for (id, state, sent) in [
                 ("old", "sent", Some("2000-01-01T00:00:00Z")),
                 ("pending", "pending", None),
                 ("recent", "sent", Some("2999-01-01T00:00:00Z")),
             ] {
-                conn.execute(
-                    "INSERT INTO outbox(notice_id, sink, kind, target, body, created_at, next_attempt_at, state, sent_at)
-                     VALUES (?1, 'ops', 'drift', 'production', '{}', '2000-01-01T00:00:00Z', '2000-01-01T00:00:00Z', ?2, ?3)",
-                    params![id, state, sent],
-                )
+                s.db()
+                .with(|c| {
+                    c.execute(
+                        "INSERT INTO outbox(notice_id, sink, kind, target, body, created_at, next_attempt_at, state, sent_at)
+                         VALUES (?1, 'ops', 'drift', 'production', '{}', '2000-01-01T00:00:00Z', '2000-01-01T00:00:00Z', ?2, ?3)",
+                        super::super::sql::args![id, state, sent],
+                    )
+                })
                 .unwrap();
             }
-        }
-        for id in ["old", "pending", "recent", "orphan"] {
-            s.claim_slack_post("ops", id, "digest").unwrap();
-        }
-        s.prune("2500-01-01T00:00:00Z").unwrap();
-        for (id, kept) in [
-            ("old", false),
-            ("orphan", false),
-            ("pending", true),
-            ("recent", true),
-        ] {
-            assert_eq!(
-                s.slack_post("ops", id, "digest").unwrap().is_some(),
-                kept,
-                "{id}"
-            );
+            for id in ["old", "pending", "recent", "orphan"] {
+                s.claim_slack_post("ops", id, "digest").unwrap();
+            }
+            s.prune("2500-01-01T00:00:00Z").unwrap();
+            for (id, kept) in [
+                ("old", false),
+                ("orphan", false),
+                ("pending", true),
+                ("recent", true),
+            ] {
+                assert_eq!(
+                    s.slack_post("ops", id, "digest").unwrap().is_some(),
+                    kept,
+                    "{id}"
+                );
+            }
         }
     }
 }

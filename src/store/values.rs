@@ -83,6 +83,25 @@ macro_rules! text_enum {
             }
         }
 
+        impl From<$name> for super::sql::Value {
+            fn from(v: $name) -> super::sql::Value {
+                super::sql::Value::Text(v.as_str().to_string())
+            }
+        }
+
+        impl From<&$name> for super::sql::Value {
+            fn from(v: &$name) -> super::sql::Value {
+                super::sql::Value::Text(v.as_str().to_string())
+            }
+        }
+
+        impl super::sql::FromValue for $name {
+            fn from_value(v: &super::sql::Value) -> Result<Self, super::sql::SqlError> {
+                let s = <String as super::sql::FromValue>::from_value(v)?;
+                Ok(s.parse::<$name>()?)
+            }
+        }
+
         impl FromSql for $name {
             fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
                 value
@@ -160,6 +179,15 @@ text_enum! {
         Sent = "sent",
         /// Given up (not retryable, or too many attempts).
         Failed = "failed",
+    }
+}
+
+text_enum! {
+    /// A requested scan's state (src/store/coord.rs).
+    ScanRequestState in "scan_requests.state" {
+        Queued = "queued",
+        Taken = "taken",
+        Done = "done",
     }
 }
 

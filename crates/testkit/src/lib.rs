@@ -8,7 +8,8 @@
 //! - test servers on 127.0.0.1 (port 0, stopped on drop) standing in for the real services
 //!   the alert sinks talk to: a Slack Web API stand-in ([`slack`]), an SMTP server (Python's
 //!   aiosmtpd, [`smtp`]), a webhook receiver that verifies the HMAC ([`webhook`]), and a
-//!   freedesktop notification server on a private D-Bus session bus ([`dbus`]).
+//!   freedesktop notification server on a private D-Bus session bus ([`dbus`]);
+//! - [`postgres`]: a private PostgreSQL server (initdb in a temp dir) for the store tests.
 //!
 //! The kit does not depend on the `envdrift` crate: a server standing in for Kubernetes or
 //! Slack that shared envdrift's own logic would mirror its bugs and hide them.
@@ -17,6 +18,7 @@ pub mod apiserver;
 pub mod dbus;
 pub mod gitops;
 pub mod kubectl;
+pub mod postgres;
 pub mod slack;
 pub mod smtp;
 pub mod synth;
