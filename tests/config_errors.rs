@@ -220,3 +220,37 @@ fn coordination_problems_name_their_keys_and_lines() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_postgres_store_needs_exactly_one_url_source_and_the_url_is_never_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("envdrift.yaml"),
+        "store:\n  type: postgres\n  url: postgres://drift:hunter2-secret@db/envdrift\n  url_env: DSN\nretention: 30d\n",
+    )
+    .unwrap();
+    let out = envdrift(&["config", "check", "envdrift.yaml"], dir.path());
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.lines().any(|l| l.starts_with("envdrift.yaml:")
+            && l.contains("store.url")
+            && l.contains("exactly one of url, url_env or url_file")),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2-secret"), "{err}");
+    std::fs::write(
+        dir.path().join("envdrift.yaml"),
+        "store:\n  type: postgres\n  uri: postgres://drift:hunter2-secret@db/envdrift\n",
+    )
+    .unwrap();
+    let out = envdrift(&["config", "check", "envdrift.yaml"], dir.path());
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    // (serde reports unknown fields of an internally tagged block at the block's start.)
+    assert!(
+        err.contains("unknown field `uri`") && err.contains("did you mean `url`?"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2-secret"), "{err}");
+}

@@ -347,7 +347,10 @@ impl Store {
     /// empty file at `path` always means a damaged store, never a concurrent start.
     fn create(path: &Path) -> Result<(), StoreError> {
         let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-        tmp_name.push(format!(".new-{}", std::process::id()));
+        // Unique per process and per call: two opens in one process never share it either.
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tmp_name.push(format!(".new-{}-{n}", std::process::id()));
         let tmp = path.with_file_name(tmp_name);
         let cleanup = |p: &Path| {
             for suffix in ["", "-wal", "-shm"] {
@@ -642,6 +645,27 @@ mod tests {
             Store::open(&p),
             Err(StoreError::TooNew { found: 99, .. })
         ));
+    }
+
+    #[test]
+    fn daemons_opening_a_fresh_sqlite_store_at_once_all_succeed_on_one_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state/envdrift.db");
+        let barrier = std::sync::Barrier::new(6);
+        let ids: Vec<String> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..6)
+                .map(|_| {
+                    sc.spawn(|| {
+                        barrier.wait();
+                        let s = Store::open(&p).unwrap();
+                        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len());
+                        s.id().to_string()
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(ids.iter().all(|i| i == &ids[0]), "{ids:?}");
     }
 
     #[test]

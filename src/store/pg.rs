@@ -340,4 +340,73 @@ mod tests {
         let e = t("mysql://u:hunter2@h/db").parse().unwrap_err();
         assert!(!e.contains("hunter2"), "{e}");
     }
+
+    /// A CA and a server certificate for `localhost` only (no IP address in it).
+    fn certs() -> (String, String, String) {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        (ca.pem(), leaf.pem(), key.serialize_pem())
+    }
+
+    #[test]
+    fn each_sslmode_against_a_real_tls_server() {
+        if std::env::var("ENVDRIFT_TEST_NO_POSTGRES").is_ok_and(|v| v == "1") {
+            println!("skipped (ENVDRIFT_TEST_NO_POSTGRES=1)");
+            return;
+        }
+        let (ca, cert, key) = certs();
+        let pg = envdrift_testkit::postgres::Postgres::start_tls(&cert, &key).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, &ca).unwrap();
+        let other_ca = dir.path().join("other.pem");
+        std::fs::write(&other_ca, certs().0).unwrap();
+        let url = |host: &str, mode: &str| {
+            format!(
+                "postgres://envdrift:{}@{host}:{}/postgres?sslmode={mode}",
+                pg.password(),
+                pg.port()
+            )
+        };
+        // Whether the connection works, and whether it is encrypted (the server says).
+        let try_mode = |host: &str, mode: &str, ca: Option<&Path>| -> Result<bool, String> {
+            let target = PostgresTarget {
+                url: url(host, mode),
+                ca_file: ca.map(Path::to_path_buf),
+            };
+            let mut c = connect(&target, false).map_err(|e| e.to_string())?;
+            let row = c
+                .query_one(
+                    "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                    &[],
+                )
+                .unwrap();
+            Ok(row.get(0))
+        };
+        use std::path::Path;
+        assert_eq!(try_mode("127.0.0.1", "disable", None), Ok(false));
+        assert_eq!(try_mode("127.0.0.1", "prefer", None), Ok(true));
+        assert_eq!(try_mode("127.0.0.1", "require", None), Ok(true));
+        assert_eq!(try_mode("127.0.0.1", "verify-ca", Some(&ca_file)), Ok(true));
+        assert_eq!(
+            try_mode("localhost", "verify-full", Some(&ca_file)),
+            Ok(true)
+        );
+        // The certificate names localhost, not 127.0.0.1: verify-full refuses it.
+        let e = try_mode("127.0.0.1", "verify-full", Some(&ca_file)).unwrap_err();
+        assert!(e.contains("postgres://envdrift@127.0.0.1:"), "{e}");
+        assert!(!e.contains(pg.password()), "{e}");
+        // Another CA: verify-ca refuses, and require with that ca_file verifies too.
+        assert!(try_mode("localhost", "verify-ca", Some(&other_ca)).is_err());
+        assert!(try_mode("localhost", "require", Some(&other_ca)).is_err());
+        // Without a ca_file verify-full checks against the public roots: a private CA fails.
+        assert!(try_mode("localhost", "verify-full", None).is_err());
+    }
 }

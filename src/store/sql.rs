@@ -110,20 +110,6 @@ fn pg_text(e: &postgres::Error) -> String {
     }
 }
 
-impl SqlError {
-    /// Whether this is a unique or primary key violation.
-    #[allow(dead_code)]
-    pub(crate) fn is_conflict(&self) -> bool {
-        match self {
-            SqlError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
-                e.code == rusqlite::ErrorCode::ConstraintViolation
-            }
-            SqlError::Postgres(e) => e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION),
-            _ => false,
-        }
-    }
-}
-
 /// A result row: its values by position, with the column names.
 #[derive(Debug, Clone)]
 pub(crate) struct Row {
@@ -221,34 +207,69 @@ pub(crate) fn on_plain_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     })
 }
 
-/// A PostgreSQL client that is closed on a plain thread (closing blocks on its runtime).
-pub(crate) struct PgClient(Option<postgres::Client>);
+/// Prepared statements of a PostgreSQL connection by SQL text: each statement is parsed by
+/// the server once per connection, not once per call (a round trip saved per statement).
+type Cache = std::collections::HashMap<String, postgres::Statement>;
+
+/// A PostgreSQL client (closed on a plain thread: closing blocks on its runtime) and its
+/// prepared statements.
+pub(crate) struct PgClient {
+    client: Option<postgres::Client>,
+    cache: Cache,
+}
 
 impl PgClient {
-    pub(crate) fn new(c: postgres::Client) -> PgClient {
-        PgClient(Some(c))
+    pub(crate) fn new(c: postgres::Client) -> Box<PgClient> {
+        Box::new(PgClient {
+            client: Some(c),
+            cache: Cache::new(),
+        })
     }
 
-    fn get(&mut self) -> &mut postgres::Client {
+    fn parts(&mut self) -> (&mut postgres::Client, &mut Cache) {
         // Only `Drop` takes the client out.
-        self.0
+        let client = self
+            .client
             .as_mut()
-            .unwrap_or_else(|| unreachable!("client used after close"))
+            .unwrap_or_else(|| unreachable!("client used after close"));
+        (client, &mut self.cache)
     }
 }
 
 impl Drop for PgClient {
     fn drop(&mut self) {
-        if let Some(c) = self.0.take() {
-            on_plain_thread(move || drop(c));
+        let cache = std::mem::take(&mut self.cache);
+        if let Some(c) = self.client.take() {
+            on_plain_thread(move || {
+                drop(cache);
+                drop(c);
+            });
         }
     }
+}
+
+/// The prepared statement of `sql` (placeholders rewritten), from the cache or prepared now.
+fn statement<C: postgres::GenericClient>(
+    c: &mut C,
+    cache: &mut Cache,
+    sql: &str,
+) -> Result<postgres::Statement, SqlError> {
+    if let Some(st) = cache.get(sql) {
+        return Ok(st.clone());
+    }
+    let st = c.prepare(&pg_placeholders(sql))?;
+    // Queries are constants (and a few filter combinations): a bound keeps it small.
+    if cache.len() >= 256 {
+        cache.clear();
+    }
+    cache.insert(sql.to_string(), st.clone());
+    Ok(st)
 }
 
 /// One connection to the store's database.
 pub(crate) enum Conn {
     Sqlite(rusqlite::Connection),
-    Postgres(PgClient),
+    Postgres(Box<PgClient>),
 }
 
 /// What statements run on: a connection or a transaction.
@@ -379,12 +400,12 @@ fn pg_refs(args: &[Value]) -> Vec<&(dyn postgres::types::ToSql + Sync)> {
 
 fn pg_rows<C: postgres::GenericClient>(
     c: &mut C,
+    cache: &mut Cache,
     sql: &str,
     args: &[Value],
 ) -> Result<Vec<Row>, SqlError> {
     use postgres::types::Type;
-    let sql = pg_placeholders(sql);
-    let st = c.prepare(&sql)?;
+    let st = statement(c, cache, sql)?;
     let rows = c.query(&st, &pg_refs(args))?;
     let cols: Arc<[String]> = st.columns().iter().map(|c| c.name().to_string()).collect();
     let mut out = Vec::with_capacity(rows.len());
@@ -416,10 +437,12 @@ fn pg_rows<C: postgres::GenericClient>(
 
 fn pg_execute<C: postgres::GenericClient>(
     c: &mut C,
+    cache: &mut Cache,
     sql: &str,
     args: &[Value],
 ) -> Result<u64, SqlError> {
-    Ok(c.execute(pg_placeholders(sql).as_str(), &pg_refs(args))?)
+    let st = statement(c, cache, sql)?;
+    Ok(c.execute(&st, &pg_refs(args))?)
 }
 
 impl Exec for rusqlite::Connection {
@@ -452,36 +475,6 @@ impl Exec for rusqlite::Transaction<'_> {
     }
 }
 
-impl Exec for postgres::Client {
-    fn dialect(&self) -> Dialect {
-        Dialect::Postgres
-    }
-    fn execute(&mut self, sql: &str, args: &[Value]) -> Result<u64, SqlError> {
-        pg_execute(self, sql, args)
-    }
-    fn query(&mut self, sql: &str, args: &[Value]) -> Result<Vec<Row>, SqlError> {
-        pg_rows(self, sql, args)
-    }
-    fn batch(&mut self, sql: &str) -> Result<(), SqlError> {
-        Ok(self.batch_execute(sql)?)
-    }
-}
-
-impl Exec for postgres::Transaction<'_> {
-    fn dialect(&self) -> Dialect {
-        Dialect::Postgres
-    }
-    fn execute(&mut self, sql: &str, args: &[Value]) -> Result<u64, SqlError> {
-        pg_execute(self, sql, args)
-    }
-    fn query(&mut self, sql: &str, args: &[Value]) -> Result<Vec<Row>, SqlError> {
-        pg_rows(self, sql, args)
-    }
-    fn batch(&mut self, sql: &str) -> Result<(), SqlError> {
-        Ok(self.batch_execute(sql)?)
-    }
-}
-
 impl Exec for Conn {
     fn dialect(&self) -> Dialect {
         match self {
@@ -492,19 +485,25 @@ impl Exec for Conn {
     fn execute(&mut self, sql: &str, args: &[Value]) -> Result<u64, SqlError> {
         match self {
             Conn::Sqlite(c) => lite_execute(c, sql, args),
-            Conn::Postgres(c) => pg_execute(c.get(), sql, args),
+            Conn::Postgres(c) => {
+                let (client, cache) = c.parts();
+                pg_execute(client, cache, sql, args)
+            }
         }
     }
     fn query(&mut self, sql: &str, args: &[Value]) -> Result<Vec<Row>, SqlError> {
         match self {
             Conn::Sqlite(c) => lite_rows(c, sql, args),
-            Conn::Postgres(c) => pg_rows(c.get(), sql, args),
+            Conn::Postgres(c) => {
+                let (client, cache) = c.parts();
+                pg_rows(client, cache, sql, args)
+            }
         }
     }
     fn batch(&mut self, sql: &str) -> Result<(), SqlError> {
         match self {
             Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
-            Conn::Postgres(c) => Ok(c.get().batch_execute(sql)?),
+            Conn::Postgres(c) => Ok(c.parts().0.batch_execute(sql)?),
         }
     }
 }
@@ -512,32 +511,32 @@ impl Exec for Conn {
 /// A transaction of either backend (what [`Conn::transaction`] hands its closure).
 pub(crate) enum Tx<'a> {
     Sqlite(rusqlite::Transaction<'a>),
-    Postgres(postgres::Transaction<'a>),
+    Postgres(postgres::Transaction<'a>, &'a mut Cache),
 }
 
 impl Exec for Tx<'_> {
     fn dialect(&self) -> Dialect {
         match self {
             Tx::Sqlite(_) => Dialect::Sqlite,
-            Tx::Postgres(_) => Dialect::Postgres,
+            Tx::Postgres(..) => Dialect::Postgres,
         }
     }
     fn execute(&mut self, sql: &str, args: &[Value]) -> Result<u64, SqlError> {
         match self {
             Tx::Sqlite(t) => lite_execute(t, sql, args),
-            Tx::Postgres(t) => pg_execute(t, sql, args),
+            Tx::Postgres(t, cache) => pg_execute(t, cache, sql, args),
         }
     }
     fn query(&mut self, sql: &str, args: &[Value]) -> Result<Vec<Row>, SqlError> {
         match self {
             Tx::Sqlite(t) => lite_rows(t, sql, args),
-            Tx::Postgres(t) => pg_rows(t, sql, args),
+            Tx::Postgres(t, cache) => pg_rows(t, cache, sql, args),
         }
     }
     fn batch(&mut self, sql: &str) -> Result<(), SqlError> {
         match self {
             Tx::Sqlite(t) => Ok(t.execute_batch(sql)?),
-            Tx::Postgres(t) => Ok(t.batch_execute(sql)?),
+            Tx::Postgres(t, _) => Ok(t.batch_execute(sql)?),
         }
     }
 }
@@ -559,16 +558,17 @@ impl Conn {
                 let v = f(&mut tx)?;
                 match tx {
                     Tx::Sqlite(t) => t.commit().map_err(SqlError::from)?,
-                    Tx::Postgres(_) => unreachable!(),
+                    Tx::Postgres(..) => unreachable!(),
                 }
                 Ok(v)
             }
             Conn::Postgres(c) => {
-                let tx = c.get().transaction().map_err(SqlError::from)?;
-                let mut tx = Tx::Postgres(tx);
+                let (client, cache) = c.parts();
+                let tx = client.transaction().map_err(SqlError::from)?;
+                let mut tx = Tx::Postgres(tx, cache);
                 let v = f(&mut tx)?;
                 match tx {
-                    Tx::Postgres(t) => t.commit().map_err(SqlError::from)?,
+                    Tx::Postgres(t, _) => t.commit().map_err(SqlError::from)?,
                     Tx::Sqlite(_) => unreachable!(),
                 }
                 Ok(v)

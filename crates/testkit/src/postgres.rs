@@ -124,6 +124,19 @@ impl Postgres {
     /// # Errors
     /// When the binaries are missing or initdb or the start fail (with their output).
     pub fn start() -> Result<Postgres> {
+        Postgres::start_with(None)
+    }
+
+    /// Starts a server that also accepts TLS (`ssl=on`) with this PEM certificate and key;
+    /// clients may still connect without TLS.
+    ///
+    /// # Errors
+    /// As [`Postgres::start`].
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> Result<Postgres> {
+        Postgres::start_with(Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Result<Postgres> {
         let bin = bin_dir()?;
         let as_postgres = is_root();
         let dir = tempfile::Builder::new()
@@ -134,9 +147,24 @@ impl Postgres {
         let password = random_hex();
         let pwfile = dir.join("pw");
         std::fs::write(&pwfile, format!("{password}\n")).context("writing the password file")?;
+        let mut owned = vec![dir.clone(), pwfile.clone()];
+        let mut ssl = String::new();
+        if let Some((cert, key)) = tls {
+            use std::os::unix::fs::PermissionsExt;
+            let (c, k) = (dir.join("server.crt"), dir.join("server.key"));
+            std::fs::write(&c, cert).context("writing the server certificate")?;
+            std::fs::write(&k, key).context("writing the server key")?;
+            std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600))?;
+            ssl = format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                c.display(),
+                k.display()
+            );
+            owned.extend([c, k]);
+        }
         if as_postgres {
             let (uid, gid) = (id_of("-u", "postgres")?, id_of("-g", "postgres")?);
-            for p in [dir.as_path(), pwfile.as_path()] {
+            for p in &owned {
                 std::os::unix::fs::chown(p, Some(uid), Some(gid))
                     .with_context(|| format!("giving {} to the postgres user", p.display()))?;
             }
@@ -174,7 +202,7 @@ impl Postgres {
             let port = free_port()?;
             let opts = format!(
                 "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off \
-                 -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+                 -c synchronous_commit=off -c full_page_writes=off -c max_connections=300{ssl}",
                 pg.dir.display()
             );
             let log = pg.dir.join("server.log");
