@@ -1066,8 +1066,22 @@ impl Config {
     }
 
     fn validate_coordination(&self, out: &mut Vec<ConfigError>, path: &Path) {
-        if let Some(coordination::CoordinationConfig::Kubernetes(k)) = &self.daemon.coordination {
-            for (key, message) in k.problems() {
+        let problems = match &self.daemon.coordination {
+            None => Vec::new(),
+            Some(coordination::CoordinationConfig::Kubernetes(k)) => k.problems(),
+            Some(coordination::CoordinationConfig::Store(k)) => {
+                let mut p = k.problems();
+                if !matches!(self.store, Some(StoreConfig::Postgres(_))) {
+                    p.push((
+                        "type".into(),
+                        "`type: store` needs the shared store every replica reaches: set `store.type: postgres`".into(),
+                    ));
+                }
+                p
+            }
+        };
+        {
+            for (key, message) in problems {
                 out.push(ConfigError::Invalid {
                     path: path.to_path_buf(),
                     key: format!("daemon.coordination.{key}"),

@@ -191,6 +191,12 @@ fn coordination_problems_name_their_keys_and_lines() {
                 "daemon.coordination.in_cluster: `in_cluster: true` uses the pod's service account",
             ],
         ),
+        (
+            "daemon:\n  coordination:\n    type: store\n    identity: r1\n",
+            vec![
+                "envdrift.yaml:3:5: daemon.coordination.type: `type: store` needs the shared store every replica reaches: set `store.type: postgres`",
+            ],
+        ),
     ] {
         std::fs::write(dir.path().join("envdrift.yaml"), text).unwrap();
         let out = envdrift(&["config", "check", "envdrift.yaml"], dir.path());

@@ -374,14 +374,12 @@ fn replicas_rendering() {
     let text = find(&objs, "ConfigMap")[0]["data"]["config.yaml"]
         .as_str()
         .unwrap();
-    let mut v: Value = serde_saphyr::from_str(text).unwrap();
+    let v: Value = serde_saphyr::from_str(text).unwrap();
     assert_eq!(
         v["store"],
         serde_json::json!({"type": "postgres", "url_env": "ENVDRIFT_DATABASE_URL"})
     );
-    // The `store` section is the PostgreSQL store's (issue 17, merged separately); the rest
-    // must be a config envdrift accepts, coordination included.
-    v.as_object_mut().unwrap().remove("store");
+    // The whole rendered config, store block and coordination included, must validate.
     let cfg = envdrift::config::Config::parse(
         &serde_json::to_string(&v).unwrap(),
         Path::new("configmap:config.yaml"),

@@ -39,6 +39,49 @@ impl DaemonSection {
 pub enum CoordinationConfig {
     /// `coordination.k8s.io/v1` Leases in one namespace.
     Kubernetes(KubeCoordination),
+    /// Rows with expiry in the shared PostgreSQL store (`store.type: postgres`), for
+    /// setups without a cluster (dir, dump, git sources).
+    Store(StoreCoordination),
+}
+
+/// `daemon.coordination` with `type: store`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreCoordination {
+    /// This replica's name in the targets table. Default: `$POD_NAME`, else the host name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// How long a claim holds without renewal (renewed every third of it). Default: `15s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_duration: Option<String>,
+}
+
+impl StoreCoordination {
+    fn as_kube(&self) -> KubeCoordination {
+        KubeCoordination {
+            identity: self.identity.clone(),
+            lease_duration: self.lease_duration.clone(),
+            ..KubeCoordination::default()
+        }
+    }
+
+    /// The lease duration (as [`KubeCoordination::lease_duration`]).
+    ///
+    /// # Errors
+    /// An unparsable, sub-second or huge value.
+    pub fn lease_duration(&self) -> Result<Duration, String> {
+        self.as_kube().lease_duration()
+    }
+
+    /// The identity (as [`KubeCoordination::identity`]).
+    pub fn identity(&self) -> Option<String> {
+        self.as_kube().identity()
+    }
+
+    /// Problems as `(key under daemon.coordination, message)`.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        self.as_kube().problems()
+    }
 }
 
 /// `daemon.coordination` with `type: kubernetes`.

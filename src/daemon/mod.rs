@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod report;
 pub mod scan;
 pub mod shard;
+pub mod shard_store;
 pub mod watch;
 
 use std::collections::BTreeMap;

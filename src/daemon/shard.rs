@@ -559,11 +559,39 @@ pub async fn start(
     shutdown: watch::Receiver<bool>,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, super::DaemonError> {
     use crate::config::coordination::CoordinationConfig;
-    let Some(CoordinationConfig::Kubernetes(k)) = &d.cfg.daemon.coordination else {
-        return Ok(None);
-    };
     let err = |key: &str, m: String| {
         super::DaemonError::Config(format!("daemon.coordination.{key}: {m}"))
+    };
+    let k = match &d.cfg.daemon.coordination {
+        None => return Ok(None),
+        Some(CoordinationConfig::Store(s)) => {
+            let duration = s.lease_duration().map_err(|e| err("lease_duration", e))?;
+            let identity = s.identity().ok_or_else(|| {
+                err(
+                    "identity",
+                    "not set, and neither POD_NAME nor HOSTNAME is".into(),
+                )
+            })?;
+            let leases = Arc::new(super::shard_store::StoreLeases::new(
+                d.store.clone(),
+                identity,
+                duration,
+                d.ownership_keys(),
+            ));
+            leases.metrics.register(&d.metrics);
+            if !d.set_ownership(leases.clone()) {
+                return Err(super::DaemonError::Config(
+                    "daemon.coordination: ownership was set already".into(),
+                ));
+            }
+            tracing::info!(
+                identity = %leases.identity(),
+                lease_duration = %humantime::format_duration(duration),
+                "coordinating with other replicas through the shared store"
+            );
+            return Ok(Some(tokio::spawn(leases.run(shutdown))));
+        }
+        Some(CoordinationConfig::Kubernetes(k)) => k,
     };
     let duration = k.lease_duration().map_err(|e| err("lease_duration", e))?;
     let identity = k.identity().ok_or_else(|| {
