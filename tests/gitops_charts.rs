@@ -653,24 +653,9 @@ fn credentials_never_reach_output_or_logs() {
 #[path = "common/git_https.rs"]
 mod git_https;
 
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", dir)
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+#[path = "common/git.rs"]
+mod git_cmd;
+use git_cmd::git;
 
 /// Git over HTTPS with Basic auth: the password of an Argo CD repository Secret and of a
 /// Flux GitRepository's secretRef fetch the repository; a wrong one is the environment's
