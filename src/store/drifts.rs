@@ -198,53 +198,20 @@ impl Store {
 
     /// Acknowledges a drift: no reminders or escalations until its live value changes.
     pub fn ack(&self, id: i64, by: &str) -> Result<(), StoreError> {
-        let now = now_rfc3339();
-        let db = self.db();
-        db.tx("acknowledging a drift", |tx| {
-            let n = tx
-                .execute(
-                    "UPDATE drifts SET acked_at = ?2, acked_by = ?3 WHERE id = ?1",
-                    args![id, &now, by],
-                )
-                .map_err(db.err("acknowledging a drift"))?;
-            if n == 0 {
-                return Err(db.not_found("drift", id));
-            }
-            tx.execute(
-                "INSERT INTO drift_events(drift_id, at, event, detail) VALUES (?1, ?2, ?4, ?3)",
-                args![id, &now, by, EventKind::Acknowledged],
-            )
-            .map_err(db.err("acknowledging a drift"))?;
-            Ok(())
+        self.act_on_drift(id, super::DriftAction::Acknowledge { by }, |_, _, _| {
+            Vec::new()
         })
+        .map(drop)
     }
 
     /// Silences a drift's alerts until `until` (RFC 3339).
     pub fn silence(&self, id: i64, until: &str, reason: &str) -> Result<(), StoreError> {
-        let now = now_rfc3339();
-        let db = self.db();
-        db.tx("silencing a drift", |tx| {
-            let n = tx
-                .execute(
-                    "UPDATE drifts SET silenced_until = ?2, silence_reason = ?3 WHERE id = ?1",
-                    args![id, until, reason],
-                )
-                .map_err(db.err("silencing a drift"))?;
-            if n == 0 {
-                return Err(db.not_found("drift", id));
-            }
-            tx.execute(
-                "INSERT INTO drift_events(drift_id, at, event, detail) VALUES (?1, ?2, ?4, ?3)",
-                args![
-                    id,
-                    &now,
-                    format!("until {until}: {reason}"),
-                    EventKind::Silenced
-                ],
-            )
-            .map_err(db.err("silencing a drift"))?;
-            Ok(())
-        })
+        self.act_on_drift(
+            id,
+            super::DriftAction::Silence { until, reason },
+            |_, _, _| Vec::new(),
+        )
+        .map(drop)
     }
 }
 
